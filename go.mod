@@ -1,0 +1,3 @@
+module github.com/streamrec/streamrec
+
+go 1.26.0
