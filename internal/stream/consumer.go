@@ -1,0 +1,354 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// Record is one decoded event with where it came from.
+type Record struct {
+	Event     Event
+	Partition int
+	Offset    int64
+	Time      time.Time // the message timestamp (wall-clock produce time)
+}
+
+// Handler processes one batch of valid events in partition-offset order per
+// partition. It returns nil only once its side effects are durable: the consumer
+// then commits every offset in the batch. On error the consumer retries the same
+// batch (with backoff) until it succeeds or the context ends, so a Handler must be
+// idempotent (streamrec's are, through per-user event-id high-water marks).
+// The batch slice is reused after the Handler returns: do not keep it.
+type Handler func(ctx context.Context, batch []Record) error
+
+// ConsumerConfig configures a Consumer.
+type ConsumerConfig struct {
+	Brokers []string // required
+	GroupID string   // required: the consumer group
+	Topic   string   // Default: DefaultTopic
+	// DLQTopic receives messages that do not decode. Default: Topic + ".dlq".
+	DLQTopic string
+	// MaxBatch is the most records handed to the Handler at once. Default: 4096.
+	MaxBatch int
+	// FlushInterval is the longest a fetched record waits before the Handler sees
+	// it (the batch deadline). Default: 20ms.
+	FlushInterval time.Duration
+	// SessionTimeout of the group membership. Default: 10s (tests use ~2s).
+	SessionTimeout time.Duration
+	// HeartbeatInterval. Default: SessionTimeout/5.
+	HeartbeatInterval time.Duration
+	// RebalanceTimeout. Default: 5s.
+	RebalanceTimeout time.Duration
+	// MaxWait is how long a fetch waits on the broker for MinBytes. Default: 50ms.
+	MaxWait time.Duration
+	// RetryBackoff is the first wait after a Handler error; it doubles up to 5s.
+	// Default: 100ms.
+	RetryBackoff time.Duration
+	// StartOffset for a group with no committed offset: kafka.FirstOffset (the
+	// default) or kafka.LastOffset.
+	StartOffset int64
+	Logger      *slog.Logger
+}
+
+func (c *ConsumerConfig) setDefaults() {
+	if c.Topic == "" {
+		c.Topic = DefaultTopic
+	}
+	if c.DLQTopic == "" {
+		c.DLQTopic = c.Topic + ".dlq"
+	}
+	if c.MaxBatch == 0 {
+		c.MaxBatch = 4096
+	}
+	if c.FlushInterval == 0 {
+		c.FlushInterval = 20 * time.Millisecond
+	}
+	if c.SessionTimeout == 0 {
+		c.SessionTimeout = 10 * time.Second
+	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = c.SessionTimeout / 5
+	}
+	if c.RebalanceTimeout == 0 {
+		c.RebalanceTimeout = 5 * time.Second
+	}
+	if c.MaxWait == 0 {
+		c.MaxWait = 50 * time.Millisecond
+	}
+	if c.RetryBackoff == 0 {
+		c.RetryBackoff = 100 * time.Millisecond
+	}
+	if c.StartOffset == 0 {
+		c.StartOffset = kafka.FirstOffset
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Validate reports a configuration error.
+func (c *ConsumerConfig) Validate() error {
+	if len(c.Brokers) == 0 {
+		return errors.New("consumer: no brokers")
+	}
+	for _, b := range c.Brokers {
+		if err := checkBroker(b); err != nil {
+			return fmt.Errorf("consumer: %w", err)
+		}
+	}
+	if c.GroupID == "" {
+		return errors.New("consumer: no group id")
+	}
+	if c.MaxBatch < 0 || c.FlushInterval < 0 {
+		return errors.New("consumer: negative batch size or flush interval")
+	}
+	if c.DLQTopic == c.Topic {
+		return errors.New("consumer: the dead-letter topic must differ from the input topic")
+	}
+	return nil
+}
+
+// ConsumerStats are cumulative counters; read them with Consumer.Stats.
+type ConsumerStats struct {
+	Fetched        uint64 // messages fetched
+	Handled        uint64 // valid events whose batch the Handler accepted
+	DeadLettered   uint64 // messages written to the dead-letter topic
+	Committed      uint64 // messages whose offsets were committed
+	HandlerRetries uint64 // Handler calls that failed and were retried
+	CommitErrors   uint64 // commits that failed (the next commit covers them)
+	Lag            int64  // kafka-go's lag estimate for this member
+}
+
+// Consumer reads the interactions topic as one member of a consumer group:
+// fetch -> decode -> (dead-letter the malformed) -> Handler -> commit.
+type Consumer struct {
+	cfg ConsumerConfig
+	r   *kafka.Reader
+	dlq *DeadLetters
+
+	fetched, handled, committed, retries, commitErrs atomic.Uint64
+}
+
+// NewConsumer builds a Consumer; Run starts it.
+func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers:           cfg.Brokers,
+		GroupID:           cfg.GroupID,
+		Topic:             cfg.Topic,
+		MinBytes:          1,
+		MaxBytes:          8 << 20,
+		MaxWait:           cfg.MaxWait,
+		ReadBatchTimeout:  10 * time.Second,
+		QueueCapacity:     cfg.MaxBatch,
+		CommitInterval:    0, // synchronous commits, issued by us
+		SessionTimeout:    cfg.SessionTimeout,
+		HeartbeatInterval: cfg.HeartbeatInterval,
+		RebalanceTimeout:  cfg.RebalanceTimeout,
+		JoinGroupBackoff:  200 * time.Millisecond,
+		StartOffset:       cfg.StartOffset,
+		ReadBackoffMin:    10 * time.Millisecond,
+		ReadBackoffMax:    200 * time.Millisecond,
+		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
+			cfg.Logger.Warn(fmt.Sprintf(msg, args...), "component", "consumer")
+		}),
+	})
+	dlq, err := NewDeadLetters(cfg.Brokers, cfg.DLQTopic, cfg.Topic)
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	return &Consumer{cfg: cfg, r: r, dlq: dlq}, nil
+}
+
+// Stats returns the counters so far.
+func (c *Consumer) Stats() ConsumerStats {
+	return ConsumerStats{
+		Fetched:        c.fetched.Load(),
+		Handled:        c.handled.Load(),
+		DeadLettered:   c.dlq.Count(),
+		Committed:      c.committed.Load(),
+		HandlerRetries: c.retries.Load(),
+		CommitErrors:   c.commitErrs.Load(),
+		Lag:            c.r.Stats().Lag,
+	}
+}
+
+// DeadLetterReasons returns the dead-letter count per reason.
+func (c *Consumer) DeadLetterReasons() map[string]uint64 { return c.dlq.Reasons() }
+
+// Run consumes until ctx ends or a fatal error. On return every batch the Handler
+// accepted has been committed (or its commit failed and was logged), and nothing
+// the Handler did not accept was committed. Run closes nothing; call Close after.
+func (c *Consumer) Run(ctx context.Context, h Handler) error {
+	fetchCtx, stopFetch := context.WithCancel(ctx)
+	defer stopFetch()
+	msgs := make(chan kafka.Message, c.cfg.MaxBatch)
+	fetchErr := make(chan error, 1)
+	go func() {
+		defer close(msgs)
+		for {
+			m, err := c.r.FetchMessage(fetchCtx)
+			if err != nil {
+				if fetchCtx.Err() == nil {
+					fetchErr <- fmt.Errorf("fetching from %s: %w", c.cfg.Topic, err)
+				}
+				return
+			}
+			select {
+			case msgs <- m:
+			case <-fetchCtx.Done():
+				return
+			}
+		}
+	}()
+
+	raw := make([]kafka.Message, 0, c.cfg.MaxBatch)
+	recs := make([]Record, 0, c.cfg.MaxBatch)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		raw = raw[:0]
+		// Block for the first message, then fill until full or the deadline.
+		select {
+		case m, ok := <-msgs:
+			if !ok {
+				return c.endErr(ctx, fetchErr)
+			}
+			raw = append(raw, m)
+		case <-ctx.Done():
+			return nil
+		}
+		timer.Reset(c.cfg.FlushInterval)
+	fill:
+		for len(raw) < c.cfg.MaxBatch {
+			select {
+			case m, ok := <-msgs:
+				if !ok {
+					break fill
+				}
+				raw = append(raw, m)
+			case <-timer.C:
+				break fill
+			}
+		}
+		timer.Stop()
+		c.fetched.Add(uint64(len(raw)))
+
+		// Drain even when ctx is cancelled: what was fetched is handled and
+		// committed under a short grace context, or left uncommitted.
+		var err error
+		recs, err = c.process(ctx, raw, recs[:0], h)
+		if err != nil {
+			if ctx.Err() != nil {
+				// Shut down mid-retry: the batch stays uncommitted and is
+				// delivered again to whoever owns its partitions next.
+				c.cfg.Logger.Warn("stopped with a batch not yet handled; it stays uncommitted",
+					"component", "consumer", "records", len(raw), "err", err)
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+func (c *Consumer) endErr(ctx context.Context, fetchErr chan error) error {
+	select {
+	case err := <-fetchErr:
+		return err
+	default:
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	return errors.New("consumer: fetch loop ended")
+}
+
+// process decodes a batch, dead-letters what does not decode, runs the Handler
+// until it succeeds, then commits. It returns an error only when ctx ends before
+// the Handler succeeded (nothing is committed then) or the DLQ cannot be written.
+func (c *Consumer) process(ctx context.Context, raw []kafka.Message, recs []Record, h Handler) ([]Record, error) {
+	var bad []badMessage
+	for i := range raw {
+		m := &raw[i]
+		recs = append(recs, Record{Partition: m.Partition, Offset: m.Offset, Time: m.Time})
+		if err := DecodeEvent(m.Value, &recs[len(recs)-1].Event); err != nil {
+			recs = recs[:len(recs)-1]
+			bad = append(bad, badMessage{msg: m, err: err})
+		}
+	}
+	if len(bad) > 0 {
+		if err := c.retry(ctx, "dead-lettering", func(ctx context.Context) error { return c.dlq.Send(ctx, bad) }); err != nil {
+			return recs, err
+		}
+	}
+	if len(recs) > 0 {
+		if err := c.retry(ctx, "handling", func(ctx context.Context) error { return h(ctx, recs) }); err != nil {
+			return recs, err
+		}
+		c.handled.Add(uint64(len(recs)))
+	}
+	// Commit the highest offset of each partition in the batch: every message up
+	// to it was handled or dead-lettered above.
+	var last map[int]kafka.Message
+	if len(raw) > 0 {
+		last = make(map[int]kafka.Message, 8)
+		for _, m := range raw {
+			if prev, ok := last[m.Partition]; !ok || m.Offset > prev.Offset {
+				last[m.Partition] = m
+			}
+		}
+	}
+	commits := make([]kafka.Message, 0, len(last))
+	for _, m := range last {
+		commits = append(commits, kafka.Message{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset})
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := c.r.CommitMessages(cctx, commits...); err != nil {
+		c.commitErrs.Add(1)
+		c.cfg.Logger.Warn("commit failed; a later commit covers it, and a redelivery is deduplicated",
+			"component", "consumer", "err", err)
+	} else {
+		c.committed.Add(uint64(len(raw)))
+	}
+	return recs, nil
+}
+
+// retry runs f until it succeeds or ctx ends, backing off exponentially.
+func (c *Consumer) retry(ctx context.Context, what string, f func(context.Context) error) error {
+	backoff := c.cfg.RetryBackoff
+	// The attempt itself runs uncancelled, so that a shutdown lets the batch in
+	// flight finish (drain); only the retries stop when ctx ends.
+	for {
+		err := f(context.WithoutCancel(ctx))
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s: stopped before success: %w", what, ctx.Err())
+		}
+		c.retries.Add(1)
+		c.cfg.Logger.Warn(what+" failed; retrying the batch", "component", "consumer", "err", err, "backoff", backoff)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: stopped before success: %w", what, ctx.Err())
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// Close leaves the group and closes the reader and the dead-letter writer.
+func (c *Consumer) Close() error {
+	return errors.Join(c.r.Close(), c.dlq.Close())
+}
