@@ -1,0 +1,283 @@
+package cache
+
+import (
+	"context"
+	"fmt"
+	"sync"
+)
+
+// Scored is an item and its score.
+type Scored struct {
+	ID    uint32
+	Score float32
+}
+
+// better reports whether (s, id) ranks before b: higher score first, then
+// lower id (a deterministic tie-break).
+func better(s float32, id uint32, b Scored) bool {
+	return s > b.Score || (s == b.Score && id < b.ID)
+}
+
+// ItemIndex is one model version's items in memory: one contiguous
+// row-major []float32 (n x dim), the ids and the biases. It is immutable
+// after construction, so any number of goroutines may call its methods
+// concurrently without locking.
+type ItemIndex struct {
+	meta   ModelMeta
+	dim    int
+	ids    []uint32
+	biases []float32
+	vecs   []float32
+	// id -> row: dense (rowPlus1[id]-1, 0 = absent) when ids are small, else sparse.
+	rowPlus1 []int32
+	sparse   map[uint32]int32
+}
+
+// ItemSource provides a model version's items; *Store implements it.
+type ItemSource interface {
+	// ItemEmbeddings returns the version's meta and items; the returned
+	// slices are owned by the caller.
+	ItemEmbeddings(ctx context.Context, version string) (ModelMeta, Items, error)
+}
+
+// LoadItemIndex loads version from src into a new ItemIndex.
+func LoadItemIndex(ctx context.Context, src ItemSource, version string) (*ItemIndex, error) {
+	meta, items, err := src.ItemEmbeddings(ctx, version)
+	if err != nil {
+		return nil, fmt.Errorf("loading item index of model version %s: %w", version, err)
+	}
+	return NewItemIndex(meta, items)
+}
+
+// NewItemIndex builds an index over items and takes ownership of its slices:
+// the caller must not modify them afterwards. meta.Dim gives the dimension;
+// meta.ItemCount, if non-zero, must equal len(items.IDs). Biases may be nil
+// (all zero). Ids must be unique.
+func NewItemIndex(meta ModelMeta, items Items) (*ItemIndex, error) {
+	n, dim := len(items.IDs), meta.Dim
+	switch {
+	case dim <= 0:
+		return nil, fmt.Errorf("%w: item index: dim %d", ErrInvalid, dim)
+	case meta.ItemCount != 0 && meta.ItemCount != n:
+		return nil, fmt.Errorf("%w: item index: meta says %d items, got %d", ErrInvalid, meta.ItemCount, n)
+	case len(items.Vectors) != n*dim:
+		return nil, fmt.Errorf("%w: item index: %d vector values for %d items x dim %d", ErrInvalid, len(items.Vectors), n, dim)
+	case items.Biases != nil && len(items.Biases) != n:
+		return nil, fmt.Errorf("%w: item index: %d biases for %d items", ErrInvalid, len(items.Biases), n)
+	case int64(n) > 1<<31-1:
+		return nil, fmt.Errorf("%w: item index: %d items", ErrInvalid, n)
+	}
+	if items.Biases == nil {
+		items.Biases = make([]float32, n)
+	}
+	meta.ItemCount = n
+	x := &ItemIndex{meta: meta, dim: dim, ids: items.IDs, biases: items.Biases, vecs: items.Vectors}
+	var maxID uint32
+	for _, id := range items.IDs {
+		maxID = max(maxID, id)
+	}
+	if n > 0 && uint64(maxID) < 4*uint64(n)+1024 {
+		x.rowPlus1 = make([]int32, maxID+1)
+		for i, id := range items.IDs {
+			if x.rowPlus1[id] != 0 {
+				return nil, fmt.Errorf("%w: item index: duplicate item id %d", ErrInvalid, id)
+			}
+			x.rowPlus1[id] = int32(i + 1)
+		}
+	} else {
+		x.sparse = make(map[uint32]int32, n)
+		for i, id := range items.IDs {
+			if _, dup := x.sparse[id]; dup {
+				return nil, fmt.Errorf("%w: item index: duplicate item id %d", ErrInvalid, id)
+			}
+			x.sparse[id] = int32(i)
+		}
+	}
+	return x, nil
+}
+
+// Version returns the model version of the index.
+func (x *ItemIndex) Version() string { return x.meta.Version }
+
+// Meta returns the model meta of the index (its Calibration.Extra map is
+// shared: do not modify it).
+func (x *ItemIndex) Meta() ModelMeta { return x.meta }
+
+// Dim returns the embedding dimension.
+func (x *ItemIndex) Dim() int { return x.dim }
+
+// Len returns the number of items.
+func (x *ItemIndex) Len() int { return len(x.ids) }
+
+// IDs returns the item ids in row order. Read-only: shared by all readers.
+func (x *ItemIndex) IDs() []uint32 { return x.ids }
+
+func (x *ItemIndex) row(id uint32) (int, bool) {
+	if x.rowPlus1 != nil {
+		if int64(id) >= int64(len(x.rowPlus1)) || x.rowPlus1[id] == 0 {
+			return 0, false
+		}
+		return int(x.rowPlus1[id] - 1), true
+	}
+	r, ok := x.sparse[id]
+	return int(r), ok
+}
+
+// Item returns the embedding and bias of video id. The vector is a view
+// into the index: read-only, shared by all readers, valid as long as the
+// caller holds the index.
+func (x *ItemIndex) Item(id uint32) (vec []float32, bias float32, ok bool) {
+	r, ok := x.row(id)
+	if !ok {
+		return nil, 0, false
+	}
+	return x.vecs[r*x.dim : (r+1)*x.dim : (r+1)*x.dim], x.biases[r], true
+}
+
+// Score returns the score of video id for query, as TopK computes it.
+func (x *ItemIndex) Score(query []float32, id uint32, useBias bool) (float32, bool) {
+	x.checkQuery(query)
+	r, ok := x.row(id)
+	if !ok {
+		return 0, false
+	}
+	s := dot(query, x.vecs[r*x.dim:(r+1)*x.dim])
+	if useBias {
+		s += x.biases[r]
+	}
+	return s, true
+}
+
+// TopKOptions tune TopK.
+type TopKOptions struct {
+	// UseBias adds each item's bias to its inner product.
+	UseBias bool
+	// Exclude lists video ids never to return (already watched). Ids not in
+	// the index are ignored. Only read during the call.
+	Exclude []uint32
+}
+
+// excludePool recycles the row bitsets of TopK's exclusions.
+var excludePool = sync.Pool{New: func() any { return new([]uint64) }}
+
+func (x *ItemIndex) checkQuery(q []float32) {
+	if len(q) != x.dim {
+		panic(fmt.Sprintf("cache: query of dim %d for an item index of dim %d", len(q), x.dim))
+	}
+}
+
+// TopK returns the min(k, eligible items) items with the highest score
+// dot(query, item) (+ item bias with opts.UseBias), exact over all items,
+// best first; ties go to the lower id. Items in opts.Exclude and items whose
+// score is NaN are never returned.
+//
+// The result is written into dst's backing array from index 0 (dst's length
+// is ignored) and returned; with cap(dst) >= k, TopK does not allocate. The
+// caller owns the result and may reuse it as dst of the next call. TopK
+// panics if len(query) != Dim(). Safe for concurrent use.
+func (x *ItemIndex) TopK(dst []Scored, query []float32, k int, opts TopKOptions) []Scored {
+	x.checkQuery(query)
+	h := dst[:0]
+	if k <= 0 {
+		return h
+	}
+	if cap(h) < k {
+		h = make([]Scored, 0, min(k, len(x.ids)))
+	}
+	var excl []uint64
+	if len(opts.Exclude) > 0 {
+		bp := excludePool.Get().(*[]uint64)
+		words := (len(x.ids) + 63) / 64
+		if cap(*bp) < words {
+			*bp = make([]uint64, words)
+		}
+		excl = (*bp)[:words]
+		for _, id := range opts.Exclude {
+			if r, ok := x.row(id); ok {
+				excl[r>>6] |= 1 << (r & 63)
+			}
+		}
+		defer func() {
+			for _, id := range opts.Exclude { // clear only what was set
+				if r, ok := x.row(id); ok {
+					excl[r>>6] = 0
+				}
+			}
+			excludePool.Put(bp)
+		}()
+	}
+
+	dim, n := x.dim, len(x.ids)
+	vecs, ids, biases := x.vecs[:n*dim], x.ids, x.biases[:n]
+	consider := func(r int, s float32) {
+		if excl != nil && excl[r>>6]&(1<<(r&63)) != 0 {
+			return
+		}
+		if opts.UseBias {
+			s += biases[r]
+		}
+		if s != s { // NaN
+			return
+		}
+		id := ids[r]
+		if len(h) < k {
+			h = append(h, Scored{ID: id, Score: s})
+			siftUp(h, len(h)-1)
+			return
+		}
+		if better(s, id, h[0]) {
+			h[0] = Scored{ID: id, Score: s}
+			siftDown(h, 0, len(h))
+		}
+	}
+	r := 0
+	for ; r+4 <= n; r += 4 {
+		o := r * dim
+		d0, d1, d2, d3 := dot4(query, vecs[o:o+dim], vecs[o+dim:o+2*dim], vecs[o+2*dim:o+3*dim], vecs[o+3*dim:o+4*dim])
+		consider(r, d0)
+		consider(r+1, d1)
+		consider(r+2, d2)
+		consider(r+3, d3)
+	}
+	for ; r < n; r++ {
+		consider(r, dot(query, vecs[r*dim:(r+1)*dim]))
+	}
+	// Heap sort: repeatedly move the worst to the end, leaving h best first.
+	for end := len(h) - 1; end > 0; end-- {
+		h[0], h[end] = h[end], h[0]
+		siftDown(h, 0, end)
+	}
+	return h
+}
+
+// h is a min-heap by rank: h[0] is the worst kept item.
+func worse(a, b Scored) bool { return better(b.Score, b.ID, a) }
+
+func siftUp(h []Scored, i int) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if !worse(h[i], h[p]) {
+			return
+		}
+		h[i], h[p] = h[p], h[i]
+		i = p
+	}
+}
+
+func siftDown(h []Scored, i, n int) {
+	for {
+		l := 2*i + 1
+		if l >= n {
+			return
+		}
+		m := l
+		if r := l + 1; r < n && worse(h[r], h[l]) {
+			m = r
+		}
+		if !worse(h[m], h[i]) {
+			return
+		}
+		h[i], h[m] = h[m], h[i]
+		i = m
+	}
+}

@@ -1,0 +1,78 @@
+package cache
+
+import (
+	"regexp"
+	"strconv"
+)
+
+// Every Redis key and channel name this package uses is built here, from the
+// namespace and the separator ":". Layout (ns = namespace, v = model version):
+//
+//	ns:model:pointers           hash {current, previous}: the version pointers
+//	ns:model:seq                counter: registration order of versions
+//	ns:model:versions           sorted set: version -> registration seq (for GC)
+//	ns:model:v:meta             string: ModelMeta JSON; written last, marks v complete
+//	ns:model:v:items:i          string: item chunk i (ids, biases, vectors)
+//	ns:model:v:tower            string: the user-tower weights blob
+//	ns:user:v:uid               string: one UserRecord (binary)
+//	ns:served:uid               string: one ServedList (binary), with a TTL
+//	ns:model-updates            pub/sub channel: ModelUpdate JSON notices
+const (
+	keySep = ":"
+
+	segModel    = "model"
+	segPointers = "pointers"
+	segSeq      = "seq"
+	segVersions = "versions"
+	segMeta     = "meta"
+	segItems    = "items"
+	segTower    = "tower"
+	segUser     = "user"
+	segServed   = "served"
+
+	channelModelUpdates = "model-updates"
+
+	fieldCurrent  = "current"
+	fieldPrevious = "previous"
+)
+
+// DefaultNamespace is the key prefix used in production.
+const DefaultNamespace = "streamrec"
+
+// namePattern restricts namespaces and model versions: no separator and no
+// glob metacharacters, so that SCAN MATCH patterns built from them are exact.
+var namePattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+// keys builds key names for one namespace.
+type keys struct{ ns string }
+
+func (k keys) pointers() string { return k.ns + keySep + segModel + keySep + segPointers }
+func (k keys) seq() string      { return k.ns + keySep + segModel + keySep + segSeq }
+func (k keys) versions() string { return k.ns + keySep + segModel + keySep + segVersions }
+
+func (k keys) modelPrefix(v string) string { return k.ns + keySep + segModel + keySep + v + keySep }
+func (k keys) meta(v string) string        { return k.modelPrefix(v) + segMeta }
+func (k keys) tower(v string) string       { return k.modelPrefix(v) + segTower }
+func (k keys) itemChunk(v string, i int) string {
+	return k.modelPrefix(v) + segItems + keySep + strconv.Itoa(i)
+}
+
+// modelPattern matches every key of version v's model data.
+func (k keys) modelPattern(v string) string { return k.modelPrefix(v) + "*" }
+
+func (k keys) userPrefix(v string) string { return k.ns + keySep + segUser + keySep + v + keySep }
+func (k keys) user(v string, uid uint32) string {
+	return k.userPrefix(v) + strconv.FormatUint(uint64(uid), 10)
+}
+
+// userPattern matches every user record of version v.
+func (k keys) userPattern(v string) string { return k.userPrefix(v) + "*" }
+
+func (k keys) served(uid uint32) string {
+	return k.ns + keySep + segServed + keySep + strconv.FormatUint(uint64(uid), 10)
+}
+
+func (k keys) modelUpdates() string { return k.ns + keySep + channelModelUpdates }
+
+// namespacePattern matches every key of the namespace (tests use it to clean up).
+func (k keys) namespacePattern() string { return k.ns + keySep + "*" }
