@@ -7,6 +7,27 @@ import (
 	"testing"
 )
 
+// dot is the pure-Go baseline kernel (unrolled by 8, four accumulators),
+// kept as a reference and for BenchmarkDotKernels.
+func dot(a, b []float32) float32 {
+	n := len(a)
+	b = b[:n]
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i <= n-8; i += 8 {
+		x := a[i : i+8 : i+8]
+		y := b[i : i+8 : i+8]
+		s0 += x[0]*y[0] + x[4]*y[4]
+		s1 += x[1]*y[1] + x[5]*y[5]
+		s2 += x[2]*y[2] + x[6]*y[6]
+		s3 += x[3]*y[3] + x[7]*y[7]
+	}
+	for ; i < n; i++ {
+		s0 += a[i] * b[i]
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
 func randVec(r *rand.Rand, n int) []float32 {
 	v := make([]float32, n)
 	for i := range v {
@@ -31,15 +52,21 @@ func TestDotMatchesFloat64Reference(t *testing.T) {
 	}
 }
 
-func TestDot4AgreesWithDotBitForBit(t *testing.T) {
+func TestScoreBlockMatchesFloat64Reference(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
-	for _, n := range []int{1, 5, 8, 13, 64, 100} {
-		q := randVec(r, n)
-		rows := [4][]float32{randVec(r, n), randVec(r, n), randVec(r, n), randVec(r, n)}
-		d0, d1, d2, d3 := dot4(q, rows[0], rows[1], rows[2], rows[3])
-		for i, d := range []float32{d0, d1, d2, d3} {
-			if want := dot(q, rows[i]); math.Float32bits(d) != math.Float32bits(want) {
-				t.Errorf("n=%d row %d: dot4=%v dot=%v", n, i, d, want)
+	for _, dim := range []int{1, 5, 8, 13, 64, 100} {
+		q, rows := randVec(r, dim), randVec(r, 37*dim)
+		out := make([]float32, 37)
+		scoreBlock(out, q, rows, dim)
+		for i, got := range out {
+			var ref, mag float64
+			for j := range dim {
+				p := float64(q[j]) * float64(rows[i*dim+j])
+				ref += p
+				mag += math.Abs(p)
+			}
+			if math.Abs(float64(got)-ref) > 1e-5*(mag+1) {
+				t.Errorf("dim=%d row %d: %v, float64 reference %v", dim, i, got, ref)
 			}
 		}
 	}

@@ -141,7 +141,9 @@ func (x *ItemIndex) Score(query []float32, id uint32, useBias bool) (float32, bo
 	if !ok {
 		return 0, false
 	}
-	s := dot(query, x.vecs[r*x.dim:(r+1)*x.dim])
+	var out [1]float32
+	scoreBlock(out[:], query, x.vecs[r*x.dim:(r+1)*x.dim], x.dim)
+	s := out[0]
 	if useBias {
 		s += x.biases[r]
 	}
@@ -157,8 +159,19 @@ type TopKOptions struct {
 	Exclude []uint32
 }
 
-// excludePool recycles the row bitsets of TopK's exclusions.
-var excludePool = sync.Pool{New: func() any { return new([]uint64) }}
+// scoreBlockRows is how many rows TopK scores per kernel call.
+const scoreBlockRows = 256
+
+// topKScratch is TopK's per-call working memory, recycled through a pool so
+// that TopK does not allocate.
+type topKScratch struct {
+	excl   []uint64  // bitset over rows: excluded
+	scores []float32 // scores of one block of rows
+}
+
+var scratchPool = sync.Pool{New: func() any {
+	return &topKScratch{scores: make([]float32, scoreBlockRows)}
+}}
 
 func (x *ItemIndex) checkQuery(q []float32) {
 	if len(q) != x.dim {
@@ -181,17 +194,18 @@ func (x *ItemIndex) TopK(dst []Scored, query []float32, k int, opts TopKOptions)
 	if k <= 0 {
 		return h
 	}
-	if cap(h) < k {
+	if cap(h) < min(k, len(x.ids)) {
 		h = make([]Scored, 0, min(k, len(x.ids)))
 	}
+	sc := scratchPool.Get().(*topKScratch)
+	defer scratchPool.Put(sc)
 	var excl []uint64
 	if len(opts.Exclude) > 0 {
-		bp := excludePool.Get().(*[]uint64)
 		words := (len(x.ids) + 63) / 64
-		if cap(*bp) < words {
-			*bp = make([]uint64, words)
+		if cap(sc.excl) < words {
+			sc.excl = make([]uint64, words)
 		}
-		excl = (*bp)[:words]
+		excl = sc.excl[:words]
 		for _, id := range opts.Exclude {
 			if r, ok := x.row(id); ok {
 				excl[r>>6] |= 1 << (r & 63)
@@ -203,44 +217,35 @@ func (x *ItemIndex) TopK(dst []Scored, query []float32, k int, opts TopKOptions)
 					excl[r>>6] = 0
 				}
 			}
-			excludePool.Put(bp)
 		}()
 	}
 
 	dim, n := x.dim, len(x.ids)
-	vecs, ids, biases := x.vecs[:n*dim], x.ids, x.biases[:n]
-	consider := func(r int, s float32) {
-		if excl != nil && excl[r>>6]&(1<<(r&63)) != 0 {
-			return
+	ids, biases := x.ids, x.biases[:n]
+	for lo := 0; lo < n; lo += scoreBlockRows {
+		hi := min(n, lo+scoreBlockRows)
+		scores := sc.scores[:hi-lo]
+		scoreBlock(scores, query, x.vecs[lo*dim:hi*dim], dim)
+		for i, s := range scores {
+			r := lo + i
+			if excl != nil && excl[r>>6]&(1<<(r&63)) != 0 {
+				continue
+			}
+			if opts.UseBias {
+				s += biases[r]
+			}
+			if s != s { // NaN
+				continue
+			}
+			id := ids[r]
+			if len(h) < k {
+				h = append(h, Scored{ID: id, Score: s})
+				siftUp(h, len(h)-1)
+			} else if better(s, id, h[0]) {
+				h[0] = Scored{ID: id, Score: s}
+				siftDown(h, 0, len(h))
+			}
 		}
-		if opts.UseBias {
-			s += biases[r]
-		}
-		if s != s { // NaN
-			return
-		}
-		id := ids[r]
-		if len(h) < k {
-			h = append(h, Scored{ID: id, Score: s})
-			siftUp(h, len(h)-1)
-			return
-		}
-		if better(s, id, h[0]) {
-			h[0] = Scored{ID: id, Score: s}
-			siftDown(h, 0, len(h))
-		}
-	}
-	r := 0
-	for ; r+4 <= n; r += 4 {
-		o := r * dim
-		d0, d1, d2, d3 := dot4(query, vecs[o:o+dim], vecs[o+dim:o+2*dim], vecs[o+2*dim:o+3*dim], vecs[o+3*dim:o+4*dim])
-		consider(r, d0)
-		consider(r+1, d1)
-		consider(r+2, d2)
-		consider(r+3, d3)
-	}
-	for ; r < n; r++ {
-		consider(r, dot(query, vecs[r*dim:(r+1)*dim]))
 	}
 	// Heap sort: repeatedly move the worst to the end, leaving h best first.
 	for end := len(h) - 1; end > 0; end-- {
