@@ -30,7 +30,10 @@ running() { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
 
 fetch() {
   if [ -f "$libs/.complete" ]; then return; fi
-  command -v java >/dev/null || die "java not found: install a JDK 17 (apt-get install -y openjdk-17-jre-headless)"
+  if ! command -v java >/dev/null; then
+    echo "kafka.sh: installing Debian's openjdk-17-jre-headless" >&2
+    apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless >/dev/null || die "no java, and the JDK could not be installed"
+  fi
   if ! command -v mvn >/dev/null; then
     echo "kafka.sh: installing maven" >&2
     apt-get update -qq && apt-get install -y -qq maven >/dev/null || die "could not install maven"

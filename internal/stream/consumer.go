@@ -50,6 +50,12 @@ type ConsumerConfig struct {
 	// RetryBackoff is the first wait after a Handler error; it doubles up to 5s.
 	// Default: 100ms.
 	RetryBackoff time.Duration
+	// Partitions, when set, reads exactly these partitions without joining the
+	// group (manual assignment, like the Java client's assign()), committing to
+	// GroupID as a standalone consumer; []int{AllPartitions} means every
+	// partition of Topic. Nil (the default) uses the group protocol, which
+	// balances partitions across members.
+	Partitions []int
 	// StartOffset for a group with no committed offset: kafka.FirstOffset (the
 	// default) or kafka.LastOffset.
 	StartOffset int64
@@ -114,6 +120,9 @@ func (c *ConsumerConfig) Validate() error {
 	return nil
 }
 
+// AllPartitions in ConsumerConfig.Partitions means every partition of the topic.
+const AllPartitions = -1
+
 // ConsumerStats are cumulative counters; read them with Consumer.Stats.
 type ConsumerStats struct {
 	Fetched        uint64 // messages fetched
@@ -129,7 +138,7 @@ type ConsumerStats struct {
 // fetch -> decode -> (dead-letter the malformed) -> Handler -> commit.
 type Consumer struct {
 	cfg ConsumerConfig
-	r   *kafka.Reader
+	src source
 	dlq *DeadLetters
 
 	fetched, handled, committed, retries, commitErrs atomic.Uint64
@@ -141,33 +150,24 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:           cfg.Brokers,
-		GroupID:           cfg.GroupID,
-		Topic:             cfg.Topic,
-		MinBytes:          1,
-		MaxBytes:          8 << 20,
-		MaxWait:           cfg.MaxWait,
-		ReadBatchTimeout:  10 * time.Second,
-		QueueCapacity:     cfg.MaxBatch,
-		CommitInterval:    0, // synchronous commits, issued by us
-		SessionTimeout:    cfg.SessionTimeout,
-		HeartbeatInterval: cfg.HeartbeatInterval,
-		RebalanceTimeout:  cfg.RebalanceTimeout,
-		JoinGroupBackoff:  200 * time.Millisecond,
-		StartOffset:       cfg.StartOffset,
-		ReadBackoffMin:    10 * time.Millisecond,
-		ReadBackoffMax:    200 * time.Millisecond,
-		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
-			cfg.Logger.Warn(fmt.Sprintf(msg, args...), "component", "consumer")
-		}),
-	})
+	var src source
+	if cfg.Partitions != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		as, err := newAssignedSource(ctx, &cfg)
+		if err != nil {
+			return nil, err
+		}
+		src = as
+	} else {
+		src = newGroupSource(&cfg)
+	}
 	dlq, err := NewDeadLetters(cfg.Brokers, cfg.DLQTopic, cfg.Topic)
 	if err != nil {
-		r.Close()
+		src.close()
 		return nil, err
 	}
-	return &Consumer{cfg: cfg, r: r, dlq: dlq}, nil
+	return &Consumer{cfg: cfg, src: src, dlq: dlq}, nil
 }
 
 // Stats returns the counters so far.
@@ -179,7 +179,7 @@ func (c *Consumer) Stats() ConsumerStats {
 		Committed:      c.committed.Load(),
 		HandlerRetries: c.retries.Load(),
 		CommitErrors:   c.commitErrs.Load(),
-		Lag:            c.r.Stats().Lag,
+		Lag:            c.src.lag(),
 	}
 }
 
@@ -197,7 +197,7 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 	go func() {
 		defer close(msgs)
 		for {
-			m, err := c.r.FetchMessage(fetchCtx)
+			m, err := c.src.fetch(fetchCtx)
 			if err != nil {
 				if fetchCtx.Err() == nil {
 					fetchErr <- fmt.Errorf("fetching from %s: %w", c.cfg.Topic, err)
@@ -299,22 +299,15 @@ func (c *Consumer) process(ctx context.Context, raw []kafka.Message, recs []Reco
 	}
 	// Commit the highest offset of each partition in the batch: every message up
 	// to it was handled or dead-lettered above.
-	var last map[int]kafka.Message
-	if len(raw) > 0 {
-		last = make(map[int]kafka.Message, 8)
-		for _, m := range raw {
-			if prev, ok := last[m.Partition]; !ok || m.Offset > prev.Offset {
-				last[m.Partition] = m
-			}
+	last := make(map[int]int64, 8)
+	for i := range raw {
+		if prev, ok := last[raw[i].Partition]; !ok || raw[i].Offset > prev {
+			last[raw[i].Partition] = raw[i].Offset
 		}
-	}
-	commits := make([]kafka.Message, 0, len(last))
-	for _, m := range last {
-		commits = append(commits, kafka.Message{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset})
 	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if err := c.r.CommitMessages(cctx, commits...); err != nil {
+	if err := c.src.commit(cctx, last); err != nil {
 		c.commitErrs.Add(1)
 		c.cfg.Logger.Warn("commit failed; a later commit covers it, and a redelivery is deduplicated",
 			"component", "consumer", "err", err)
@@ -350,5 +343,5 @@ func (c *Consumer) retry(ctx context.Context, what string, f func(context.Contex
 
 // Close leaves the group and closes the reader and the dead-letter writer.
 func (c *Consumer) Close() error {
-	return errors.Join(c.r.Close(), c.dlq.Close())
+	return errors.Join(c.src.close(), c.dlq.Close())
 }

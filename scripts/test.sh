@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The project's test command (README: `make test`; .ci/run calls it).
+#  1. gofmt and go vet;
+#  2. unit tests with no services at all (-short, no service addresses);
+#  3. every fuzz target for a short, capped time;
+#  4. installs what is missing and starts the real services: Redis (Debian's
+#     redis-server) and Apache Kafka (KRaft, jars from Maven Central, JDK 17);
+#  5. the whole suite, unit + integration, with -race against those services.
+# It ends with go test's own summary lines. Services are left running for the next
+# run (start is idempotent); `make services-stop` stops them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export KAFKA_PORT=${KAFKA_PORT:-19092}
+export REDIS_PORT=${REDIS_PORT:-16379}
+FUZZTIME=${FUZZTIME:-4s}
+
+echo "== gofmt, go vet"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.cache/*'))
+if [ -n "$unformatted" ]; then echo "gofmt would change:"; echo "$unformatted"; exit 1; fi
+go vet ./...
+
+echo "== unit tests (no services)"
+env -u STREAMREC_TEST_KAFKA -u STREAMREC_TEST_REDIS go test -short -count=1 ./...
+
+echo "== fuzz targets, $FUZZTIME each"
+grep -rlE '^func Fuzz[A-Za-z0-9_]+\(' --include='*_test.go' . | grep -v '^./.cache/' | sort | while read -r f; do
+  pkg=./$(dirname "${f#./}")
+  for target in $(grep -oE '^func Fuzz[A-Za-z0-9_]+' "$f" | sed 's/^func //'); do
+    echo "fuzz $pkg $target"
+    go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "$pkg" >/tmp/streamrec-fuzz.log 2>&1 || { cat /tmp/streamrec-fuzz.log; exit 1; }
+  done
+done
+
+echo "== services"
+scripts/redis.sh start
+scripts/kafka.sh start
+export STREAMREC_TEST_KAFKA=127.0.0.1:$KAFKA_PORT
+export STREAMREC_TEST_REDIS=127.0.0.1:$REDIS_PORT
+
+echo "== unit + integration tests, -race, against Kafka $STREAMREC_TEST_KAFKA and Redis $STREAMREC_TEST_REDIS"
+go test -race -count=1 -timeout 15m ./...
