@@ -39,6 +39,11 @@ func FitTwoTower(ctx context.Context, ds *Dataset, cfg TwoTowerConfig, tc TrainC
 	}
 	rows := trainRows(ds.Train.Len(), tc.SampleSize, rng)
 	f := &ttFitter{m: m, ds: ds, tc: tc, pool: pool}
+	// Validation runs the training-side code on the validation rows; built
+	// here, before workers run concurrently.
+	valDS := *ds
+	valDS.Train = ds.Valid
+	f.valDS = &valDS
 	capRows := (tc.Batch + tc.Workers - 1) / tc.Workers
 	for w := 0; w < tc.Workers; w++ {
 		f.workers = append(f.workers, m.newWorker(capRows))
@@ -121,11 +126,6 @@ func (f *ttFitter) step(w int, part []int32, mseNorm, rankNorm float64, grad []f
 }
 
 func (f *ttFitter) val(w int, part []int32) lossParts {
-	if f.valDS == nil {
-		v := *f.ds
-		v.Train = f.ds.Valid
-		f.valDS = &v
-	}
 	b := ttBatch{idx: part, mseNorm: 1}
 	return f.workers[w].lossGrad(f.valDS, &b, f.tc.TargetCap, nil)
 }

@@ -127,6 +127,23 @@ func TestTwoTowerBeatsPopularityOnSynthetic(t *testing.T) {
 	model := RankingMetrics(p.truth, 25, rels, sc.Scores)
 	pop := PopularityScores(p.ds.Train.Item, p.ds.Train.WatchRatio, ni, &RelevantAt08)
 	popm := RankingMetrics(p.truth, 25, rels, func(_ int, dst []float64) { copy(dst, pop) })
+	// The seed baseline (features only) on the same data.
+	stc := SeedTrainConfig()
+	stc.Epochs, stc.Batch, stc.LR, stc.SampleSize, stc.Patience = epochs, 128, 0.003, 0, 3
+	scfg := DefaultSeedConfig()
+	scfg.Tower, scfg.Comb = []int{32, 16, 16}, []int{16, 8, 1}
+	seed, _, err := FitSeed(context.Background(), p.ds, scfg, stc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss := seed.NewScorer(p.ds.UserFeatures, allIdx(nu), p.ds.ItemFeatures, allIdx(ni))
+	seedm := RankingMetrics(p.truth, 25, rels, ss.Predict)
+	for li, rel := range rels {
+		t.Logf("relevance %+v: seed NDCG@25 %.4f P %.4f R %.4f", rel, seedm[li].NDCG, seedm[li].Precision, seedm[li].Recall)
+		if !(model[li].NDCG > seedm[li].NDCG) {
+			t.Errorf("relevance %+v: model NDCG@25 %.4f does not beat the seed %.4f", rel, model[li].NDCG, seedm[li].NDCG)
+		}
+	}
 	for li, rel := range rels {
 		t.Logf("relevance %+v: base rate %.3f; model NDCG@25 %.4f P %.4f R %.4f; popularity NDCG@25 %.4f P %.4f R %.4f",
 			rel, BaseRate(p.truth, rel), model[li].NDCG, model[li].Precision, model[li].Recall,
