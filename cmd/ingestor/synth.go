@@ -131,4 +131,3 @@ func findSideDir() string {
 	}
 	return ""
 }
-

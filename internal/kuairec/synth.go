@@ -150,8 +150,8 @@ type genModel struct {
 	// popW[v] = Popularity^expoPopPow * exp(expoAffinity*Quality) (x newVideoBoost
 	// for new videos), popWAfter the same after a popularity drift.
 	popW, popWAfter []float64
-	regimes []int64
-	dayW    [spanDays]float64
+	regimes         []int64
+	dayW            [spanDays]float64
 }
 
 func newGenModel(cfg GenConfig, side *sideInfo, wp WatchParams) *genModel {
