@@ -172,3 +172,25 @@ func FuzzDecodeServedList(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeItemChunk: the chunk decoder never panics whatever the bytes and
+// the expected shape, and what it accepts re-encodes to the same bytes.
+func FuzzDecodeItemChunk(f *testing.F) {
+	f.Add(appendItemChunk(nil, 2, []uint32{1, 2}, []float32{0.5, 1}, []float32{1, 2, 3, 4}), 2, 2)
+	f.Add([]byte{1, 0, 0, 0, 0, 0, 0, 0, 0}, 0, 0)
+	f.Fuzz(func(t *testing.T, b []byte, dim, n int) {
+		if dim < 0 || n < 0 || dim > 64 || n > 64 {
+			return
+		}
+		ids, biases, vecs := make([]uint32, n), make([]float32, n), make([]float32, n*dim)
+		if err := decodeItemChunk(string(b), dim, ids, biases, vecs); err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("error %v does not wrap ErrCorrupt", err)
+			}
+			return
+		}
+		if again := appendItemChunk(nil, dim, ids, biases, vecs); !bytes.Equal(again, b) {
+			t.Fatalf("accepted %x but re-encodes to %x", b, again)
+		}
+	})
+}

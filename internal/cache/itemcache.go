@@ -10,6 +10,8 @@ import (
 	"time"
 )
 
+var _ ModelSource = (*Store)(nil)
+
 // ModelSource is what ItemCache needs from a store; *Store implements it.
 type ModelSource interface {
 	ItemSource

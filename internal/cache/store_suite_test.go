@@ -337,6 +337,9 @@ func testNotices(t *testing.T, newStore newStoreFunc) {
 	}
 	for range sub.Updates() { // closed after Close
 	}
+	if err := sub.Close(); err != nil { // idempotent
+		t.Fatal(err)
+	}
 }
 
 func testUsers(t *testing.T, newStore newStoreFunc) {

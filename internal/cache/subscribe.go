@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -11,10 +12,15 @@ import (
 // notices sent while the connection is down are lost (go-redis reconnects
 // and resubscribes), so a reader must also poll Versions; ItemCache.Follow
 // does both.
+//
+// Updates may be received from any goroutine; Close is safe to call more
+// than once and from any goroutine.
 type ModelSubscription struct {
-	ps   *redis.PubSub
-	c    chan ModelUpdate
-	done chan struct{}
+	ps        *redis.PubSub
+	c         chan ModelUpdate
+	done      chan struct{}
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // SubscribeModelUpdates subscribes to "<ns>:model-updates". It returns once
@@ -58,11 +64,13 @@ func (m *ModelSubscription) run() {
 // Updates returns the channel of notices; it is closed after Close.
 func (m *ModelSubscription) Updates() <-chan ModelUpdate { return m.c }
 
-// Close unsubscribes and releases the connection. Call it once.
+// Close unsubscribes and releases the connection; Updates is then closed.
 func (m *ModelSubscription) Close() error {
-	close(m.done)
-	if err := m.ps.Close(); err != nil {
-		return fmt.Errorf("closing model update subscription: %w", err)
-	}
-	return nil
+	m.closeOnce.Do(func() {
+		close(m.done)
+		if err := m.ps.Close(); err != nil {
+			m.closeErr = fmt.Errorf("closing model update subscription: %w", err)
+		}
+	})
+	return m.closeErr
 }
