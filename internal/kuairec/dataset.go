@@ -41,6 +41,8 @@ type Dataset struct {
 
 	UserIndex  map[uint32]int
 	VideoIndex map[uint32]int
+
+	feat *Features // built on first use by UserFeatures / ItemFeatures
 }
 
 // Load reads and cleans the KuaiRec folder dir (resolved with ResolveDataDir).
