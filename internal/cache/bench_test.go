@@ -184,6 +184,23 @@ func BenchmarkPutUsers(b *testing.B) {
 	})
 }
 
+func BenchmarkPutUsersIfNewer(b *testing.B) {
+	recs := benchUsers(rand.New(rand.NewPCG(51, 52)), 1000)
+	benchBackends(b, func(b *testing.B, s *Store) {
+		b.Run("batch=1000/dim=64", func(b *testing.B) {
+			for b.Loop() {
+				for i := range recs {
+					recs[i].LastEventID++
+				}
+				if _, err := s.PutUsersIfNewer(b.Context(), "v1", recs); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(len(recs))*float64(b.N)/b.Elapsed().Seconds(), "users/s")
+		})
+	})
+}
+
 func BenchmarkGetUser(b *testing.B) {
 	recs := benchUsers(rand.New(rand.NewPCG(53, 54)), 1000)
 	benchBackends(b, func(b *testing.B, s *Store) {

@@ -27,6 +27,8 @@ func runStoreSuite(t *testing.T, newStore newStoreFunc) {
 	t.Run("CrashedPublishIsCollected", func(t *testing.T) { testCrashedPublishCollected(t, newStore) })
 	t.Run("ModelUpdateNotices", func(t *testing.T) { testNotices(t, newStore) })
 	t.Run("Users", func(t *testing.T) { testUsers(t, newStore) })
+	t.Run("UsersIfNewer", func(t *testing.T) { testUsersIfNewer(t, newStore) })
+	t.Run("UserTTL", func(t *testing.T) { testUserTTL(t, newStore) })
 	t.Run("UsersConcurrent", func(t *testing.T) { testUsersConcurrent(t, newStore) })
 	t.Run("UserCorrupt", func(t *testing.T) { testUserCorrupt(t, newStore) })
 	t.Run("Served", func(t *testing.T) { testServed(t, newStore) })
@@ -542,5 +544,97 @@ func testItemCacheFollow(t *testing.T, newStore newStoreFunc) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Follow did not return after cancel")
+	}
+}
+
+func testUsersIfNewer(t *testing.T, newStore newStoreFunc) {
+	s := newStore(t, DefaultConfig())
+	ctx := t.Context()
+	put := func(recs ...UserRecord) int {
+		t.Helper()
+		skipped, err := s.PutUsersIfNewer(ctx, "v1", recs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return skipped
+	}
+	stored := func(uid uint32) uint64 {
+		t.Helper()
+		r, ok, err := s.GetUser(ctx, "v1", uid)
+		if err != nil || !ok {
+			t.Fatalf("GetUser(%d): %v %v", uid, ok, err)
+		}
+		return r.LastEventID
+	}
+	rec := func(uid uint32, hwm uint64) UserRecord {
+		return UserRecord{UserID: uid, LastEventID: hwm, Embedding: []float32{float32(hwm)}}
+	}
+	tests := []struct {
+		name        string
+		stored, put uint64
+		wantWritten bool
+	}{
+		{"newer", 10, 11, true},
+		{"equal rewrites", 10, 10, true},
+		{"older skipped", 10, 9, false},
+		{"older by a high byte", 1 << 40, 1<<40 - 1, false},
+		{"newer by a high byte", 1<<8 - 1, 1 << 8, true},
+		{"max", 1<<64 - 1, 1<<64 - 2, false},
+	}
+	for i, tc := range tests {
+		uid := uint32(100 + i)
+		if put(rec(uid, tc.stored)) != 0 {
+			t.Fatalf("%s: first write skipped", tc.name)
+		}
+		skipped := put(rec(uid, tc.put))
+		want := tc.stored
+		if tc.wantWritten {
+			want = tc.put
+		}
+		if (skipped == 0) != tc.wantWritten || stored(uid) != want {
+			t.Errorf("%s: skipped=%d stored=%d, want written=%v stored=%d", tc.name, skipped, stored(uid), tc.wantWritten, want)
+		}
+	}
+	// A batch mixes written and skipped records; an unconditional PutUsers
+	// (the rebuild path) still overwrites.
+	if n := put(rec(100, 1), rec(1, 1), rec(101, 50)); n != 1 {
+		t.Fatalf("batch skipped %d, want 1", n)
+	}
+	if err := s.PutUsers(ctx, "v1", []UserRecord{rec(100, 1)}); err != nil || stored(100) != 1 {
+		t.Fatalf("PutUsers did not overwrite: %v, stored %d", err, stored(100))
+	}
+	// A corrupt stored value is overwritten.
+	s.rdb.Set(ctx, s.k.user("v1", 7), "\x09junk", 0)
+	if put(rec(7, 3)) != 0 || stored(7) != 3 {
+		t.Fatal("corrupt value not overwritten")
+	}
+	if _, err := s.PutUsersIfNewer(ctx, "v1", []UserRecord{{UserID: 1, ModelVersion: "v2"}}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("mismatched version: %v, want ErrInvalid", err)
+	}
+}
+
+func testUserTTL(t *testing.T, newStore newStoreFunc) {
+	cfg := DefaultConfig()
+	cfg.UserTTL = time.Hour
+	s := newStore(t, cfg)
+	ctx := t.Context()
+	if err := s.PutUsers(ctx, "v1", []UserRecord{{UserID: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PutUsersIfNewer(ctx, "v1", []UserRecord{{UserID: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, uid := range []uint32{1, 2} {
+		if ttl := s.rdb.PTTL(ctx, s.k.user("v1", uid)).Val(); ttl <= 0 || ttl > time.Hour {
+			t.Errorf("user %d TTL %v, want (0, 1h]", uid, ttl)
+		}
+	}
+	// Without UserTTL, records do not expire.
+	s2 := newStore(t, DefaultConfig())
+	if err := s2.PutUsers(ctx, "v1", []UserRecord{{UserID: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if ttl := s2.rdb.PTTL(ctx, s2.k.user("v1", 1)).Val(); ttl != -1 {
+		t.Errorf("TTL %v without UserTTL, want none (-1)", ttl)
 	}
 }

@@ -46,20 +46,11 @@ func (r *UserRecord) Age(now time.Time) time.Duration {
 // On error some records may have been written and others not; writes are
 // idempotent, so the caller retries the whole batch.
 func (s *Store) PutUsers(ctx context.Context, version string, recs []UserRecord) error {
-	if err := checkVersion(version); err != nil {
+	if err := s.checkUsers(version, recs); err != nil {
 		return err
 	}
 	if len(recs) == 0 {
 		return nil
-	}
-	for i := range recs {
-		r := &recs[i]
-		if r.ModelVersion != "" && r.ModelVersion != version {
-			return fmt.Errorf("%w: user %d: record version %q under version %q", ErrInvalid, r.UserID, r.ModelVersion, version)
-		}
-		if len(r.Embedding) > maxDim {
-			return fmt.Errorf("%w: user %d: dim %d > %d", ErrInvalid, r.UserID, len(r.Embedding), maxDim)
-		}
 	}
 	pipe := s.rdb.Pipeline()
 	size := userRecordFixed + len(version) + 4*len(recs[0].Embedding)
@@ -73,6 +64,22 @@ func (s *Store) PutUsers(ctx context.Context, version string, recs []UserRecord)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("writing %d user records under version %s: %w", len(recs), version, err)
+	}
+	return nil
+}
+
+func (s *Store) checkUsers(version string, recs []UserRecord) error {
+	if err := checkVersion(version); err != nil {
+		return err
+	}
+	for i := range recs {
+		r := &recs[i]
+		if r.ModelVersion != "" && r.ModelVersion != version {
+			return fmt.Errorf("%w: user %d: record version %q under version %q", ErrInvalid, r.UserID, r.ModelVersion, version)
+		}
+		if len(r.Embedding) > maxDim {
+			return fmt.Errorf("%w: user %d: dim %d > %d", ErrInvalid, r.UserID, len(r.Embedding), maxDim)
+		}
 	}
 	return nil
 }

@@ -1,0 +1,87 @@
+package cache
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// putIfNewerScript writes ARGV[1] (an encoded user record) at KEYS[1] unless
+// the stored record's LastEventID is greater than the new one's (equal
+// rewrites: idempotent). It compares the little-endian uint64 at the fixed
+// offsets of format 1 byte by byte, from the most significant, because Lua
+// numbers cannot hold a uint64. A stored value that is not format 1 is
+// overwritten. ARGV[2] is the TTL in ms (0: none). Returns 1 if written.
+var putIfNewerScript = redis.NewScript(`
+local old = redis.call('GET', KEYS[1])
+local new = ARGV[1]
+if old and string.len(old) >= 2 and string.byte(old, 1) == 1 then
+  local o = 3 + string.byte(old, 2)
+  local n = 3 + string.byte(new, 2)
+  if string.len(old) >= o + 7 then
+    for i = 7, 0, -1 do
+      local a, b = string.byte(old, o + i), string.byte(new, n + i)
+      if a > b then return 0 end
+      if a < b then break end
+    end
+  end
+end
+local ttl = tonumber(ARGV[2])
+if ttl > 0 then
+  redis.call('SET', KEYS[1], new, 'PX', ttl)
+else
+  redis.call('SET', KEYS[1], new)
+end
+return 1
+`)
+
+// PutUsersIfNewer is PutUsers with a per-user guard, applied atomically in
+// Redis: a record is written only if the stored record of the same user and
+// version has a LastEventID no greater than the new one (or there is none).
+// It protects Redis from a stale writer (for example an updater instance
+// that lost its partitions but still flushes) overwriting a fresher vector.
+// One pipeline of EVALSHA (one extra round trip when the script is not yet
+// cached by the server). It returns how many records were skipped as older.
+// Same argument rules, ownership and retry advice as PutUsers.
+func (s *Store) PutUsersIfNewer(ctx context.Context, version string, recs []UserRecord) (skipped int, err error) {
+	if err := s.checkUsers(version, recs); err != nil {
+		return 0, err
+	}
+	if len(recs) == 0 {
+		return 0, nil
+	}
+	keys := make([]string, len(recs))
+	vals := make([][]byte, len(recs))
+	buf := make([]byte, 0, (userRecordFixed+len(version)+4*len(recs[0].Embedding))*len(recs))
+	for i := range recs {
+		start := len(buf)
+		buf = appendUserRecord(buf, version, &recs[i])
+		keys[i], vals[i] = s.k.user(version, recs[i].UserID), buf[start:len(buf):len(buf)]
+	}
+	ttl := strconv.FormatInt(s.cfg.UserTTL.Milliseconds(), 10)
+	for attempt := 0; ; attempt++ {
+		pipe := s.rdb.Pipeline()
+		cmds := make([]*redis.Cmd, len(recs))
+		for i := range recs {
+			cmds[i] = putIfNewerScript.EvalSha(ctx, pipe, keys[i:i+1], vals[i], ttl)
+		}
+		_, err := pipe.Exec(ctx)
+		if err != nil && attempt == 0 && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			if err := putIfNewerScript.Load(ctx, s.rdb).Err(); err != nil {
+				return 0, fmt.Errorf("loading the user write script: %w", err)
+			}
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("writing %d user records if newer under version %s: %w", len(recs), version, err)
+		}
+		for _, c := range cmds {
+			if n, _ := c.Int(); n == 0 {
+				skipped++
+			}
+		}
+		return skipped, nil
+	}
+}
