@@ -21,7 +21,8 @@ type ProducerConfig struct {
 	// BatchSize is the most messages sent to one partition in one request.
 	// Default: 5000.
 	BatchSize int
-	// BatchBytes bounds one request's size. Default: 8 MiB.
+	// BatchBytes bounds one batch's size; keep it within the broker's
+	// message.max.bytes (1 MiB by default). Default: 1 MiB.
 	BatchBytes int64
 	// BatchTimeout is how long a partial batch waits for more messages.
 	// Default: 2ms.
@@ -41,7 +42,7 @@ func (c *ProducerConfig) setDefaults() {
 		c.BatchSize = 5000
 	}
 	if c.BatchBytes == 0 {
-		c.BatchBytes = 8 << 20
+		c.BatchBytes = 1 << 20
 	}
 	if c.BatchTimeout == 0 {
 		c.BatchTimeout = 2 * time.Millisecond

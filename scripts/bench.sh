@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Bench harness: starts the real services (as the test command does), installs kcat
+# (Debian's package) for the reference, and prints the figures with medians.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export KAFKA_PORT=${KAFKA_PORT:-19092}
+scripts/redis.sh start
+scripts/kafka.sh start
+if ! command -v kcat >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq kcat >/dev/null
+fi
+echo "== codec: encode+decode on one core, beside encoding/json"
+go test -run '^$' -bench Codec -benchmem -count 5 -cpu 1 ./internal/stream/ | grep -E '^Benchmark'
+echo "== producer: stream.Producer vs kcat into Apache Kafka on 127.0.0.1:$KAFKA_PORT"
+go run ./bench/producer --brokers "127.0.0.1:$KAFKA_PORT" --events 1000000 --runs 5
