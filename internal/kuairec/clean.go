@@ -219,13 +219,14 @@ func cmpInt64(a, b int64) int {
 	return 0
 }
 
-// radixSortPairs sorts keys ascending, carrying vals along, stably (LSD, 11-bit
-// digits, passes over keyBits bits; passes with a single digit value skipped).
+// radixSortPairs sorts keys ascending in place, carrying vals along, stably
+// (LSD, 11-bit digits over the low keyBits bits; passes where every key has the
+// same digit are skipped).
 func radixSortPairs(keys []uint64, vals []uint32, keyBits int) {
 	const db = 11
 	const nb = 1 << db
 	n := len(keys)
-	origVals := vals
+	origKeys, origVals := keys, vals
 	k2 := make([]uint64, n)
 	v2 := make([]uint32, n)
 	var cnt [nb]int
@@ -255,6 +256,7 @@ func radixSortPairs(keys []uint64, vals []uint32, keyBits int) {
 		swapped = !swapped
 	}
 	if swapped {
+		copy(origKeys, keys)
 		copy(origVals, vals)
 	}
 }

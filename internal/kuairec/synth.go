@@ -42,6 +42,12 @@ var (
 
 const spanDays = 63
 
+// SpanStartTime and SpanEndTime are SpanStartMS and SpanEndMS as times in UTC+8.
+func SpanStartTime() time.Time { return time.UnixMilli(SpanStartMS).In(cst) }
+
+// SpanEndTime: see SpanStartTime.
+func SpanEndTime() time.Time { return time.UnixMilli(SpanEndMS).In(cst) }
+
 // GenConfig configures Generate.
 type GenConfig struct {
 	Scale Scale

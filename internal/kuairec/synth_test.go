@@ -1,0 +1,369 @@
+package kuairec
+
+import (
+	"bytes"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+)
+
+func TestGenerateDeterministic(t *testing.T) {
+	side := sideOrEmpty()
+	a, b := t.TempDir(), t.TempDir()
+	ca, cb := tinyConfig(side), tinyConfig(side)
+	ca.Workers, cb.Workers = 1, 4 // the output must not depend on the worker count
+	if _, err := Generate(a, ca); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Generate(b, cb); err != nil {
+		t.Fatal(err)
+	}
+	files := []string{BigMatrixFile, SmallMatrixFile, UserFeaturesFile, ItemCategoryFile, ItemDailyFile, SocialNetworkFile, CaptionFile}
+	for _, f := range files {
+		fa, err := os.ReadFile(filepath.Join(dataPath(a), f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fb, _ := os.ReadFile(filepath.Join(dataPath(b), f))
+		if !bytes.Equal(fa, fb) {
+			t.Errorf("%s differs between two runs with the same seed", f)
+		}
+	}
+	for _, f := range []string{"manifest.json", "user_factors.csv", "video_factors.csv", "small_top25.csv"} {
+		fa, _ := os.ReadFile(filepath.Join(a, TruthDir, f))
+		fb, _ := os.ReadFile(filepath.Join(b, TruthDir, f))
+		if len(fa) == 0 || !bytes.Equal(fa, fb) {
+			t.Errorf("truth %s differs or is empty", f)
+		}
+	}
+	// Another seed gives another big matrix.
+	cc := tinyConfig(side)
+	cc.Seed = 8
+	c := t.TempDir()
+	if _, err := Generate(c, cc); err != nil {
+		t.Fatal(err)
+	}
+	fa, _ := os.ReadFile(filepath.Join(dataPath(a), BigMatrixFile))
+	fc, _ := os.ReadFile(filepath.Join(dataPath(c), BigMatrixFile))
+	if bytes.Equal(fa, fc) {
+		t.Error("seeds 7 and 8 gave the same big matrix")
+	}
+}
+
+func TestGenerateSynthesisedSideFiles(t *testing.T) {
+	root := t.TempDir()
+	if _, err := Generate(root, GenConfig{Scale: Scales["tiny"], Seed: 3}); err != nil {
+		t.Fatal(err)
+	}
+	ds, rep, err := Load(root, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range rep.Files {
+		if f.Missing || f.Bad() != 0 {
+			t.Errorf("%s: missing %v, bad %v", f.File, f.Missing, f.Errors)
+		}
+	}
+	if len(ds.Users) != 300 || len(ds.Videos) != 400 || ds.Daily == nil || len(ds.Social) == 0 {
+		t.Errorf("users %d videos %d daily %d social %d", len(ds.Users), len(ds.Videos), len(ds.Daily), len(ds.Social))
+	}
+	if _, err := BuildFeatures(ds, FeatureOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The tiny folder passes the real loaders and lands in the STATS.md bands where
+// the sample is big enough to mean something.
+func TestTinyLoadsAndMatchesStats(t *testing.T) {
+	root := tinyFolder(t)
+	ds, rep, err := Load(root, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range rep.Files {
+		if f.Missing || f.Bad() != 0 {
+			t.Errorf("%s: missing %v, bad %v", f.File, f.Missing, f.Errors)
+		}
+	}
+	big := rep.File(BigMatrixFile)
+	if share := float64(big.DroppedDuplicates) / float64(big.Rows); share < 0.05 || share > 0.11 {
+		t.Errorf("exact duplicates %.3f of big rows, want ~0.077", share)
+	}
+	if len(ds.Users) != 300 || len(ds.Videos) != 400 {
+		t.Errorf("users %d videos %d", len(ds.Users), len(ds.Videos))
+	}
+	bs := ComputeStats(ds.Big)
+	t.Logf("big: rows %d median %.3f >=0.8 %.3f >=1 %.3f >=2 %.3f dur p50 %.0f", bs.Rows, bs.WatchQ[2], bs.Share08, bs.Share1, bs.Share2, bs.DurQ[2])
+	in := func(name string, x, lo, hi float64) {
+		if x < lo || x > hi {
+			t.Errorf("%s = %.4f, want in [%v, %v]", name, x, lo, hi)
+		}
+	}
+	in("big median watch_ratio", bs.WatchQ[2], 0.64, 0.82)
+	in("big share >= 0.8", bs.Share08, 0.40, 0.51)
+	in("big share >= 1", bs.Share1, 0.27, 0.39)
+	in("big share >= 2", bs.Share2, 0.03, 0.08)
+	in("big duration median", bs.DurQ[2], 8000, 11500)
+	in("big pair density", bs.PairDensity, 0.09, 0.2)
+	if bs.First.Before(SpanStartTime()) || bs.Last.After(SpanEndTime()) {
+		t.Errorf("time span %v .. %v", bs.First, bs.Last)
+	}
+	ev, evRep, err := LoadEval(root, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss := ComputeStats(ev)
+	in("small density", ss.Density, 0.99, 1)
+	in("small untimed share", float64(ss.Untimed)/float64(ss.Rows), 0.025, 0.055)
+	in("small median watch_ratio", ss.WatchQ[2], 0.68, 0.86)
+	in("small share >= 2", ss.Share2, 0.025, 0.085)
+	if ss.Users != 100 || ss.Videos != 200 || evRep.DroppedDuplicates != 0 {
+		t.Errorf("small %d x %d, dups %d", ss.Users, ss.Videos, evRep.DroppedDuplicates)
+	}
+	// Big and small pairs are disjoint.
+	pairs := map[uint64]bool{}
+	for i := range ev.Len() {
+		pairs[uint64(ev.User[i])<<32|uint64(ev.Video[i])] = true
+	}
+	for i := range ds.Big.Len() {
+		if pairs[uint64(ds.Big.User[i])<<32|uint64(ds.Big.Video[i])] {
+			t.Fatalf("pair (%d, %d) in both matrices", ds.Big.User[i], ds.Big.Video[i])
+		}
+	}
+	// Replay order is sorted.
+	o := ds.Big.Order
+	if len(o) != ds.Big.Len() {
+		t.Fatalf("order has %d of %d rows", len(o), ds.Big.Len())
+	}
+	for k := 1; k < len(o); k++ {
+		a, b := o[k-1], o[k]
+		ta, tb := ds.Big.TimeMS[a], ds.Big.TimeMS[b]
+		if ta > tb || (ta == tb && (ds.Big.User[a] > ds.Big.User[b] || (ds.Big.User[a] == ds.Big.User[b] && a > b))) {
+			t.Fatalf("order broken at %d", k)
+		}
+	}
+}
+
+func TestTruth(t *testing.T) {
+	root := tinyFolder(t)
+	tr, err := LoadTruth(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tr.Users) != 300 || len(tr.Videos) != 400 || len(tr.Manifest.SmallUsers) != 100 || len(tr.Manifest.SmallVideos) != 200 {
+		t.Fatalf("truth sizes %d %d %d %d", len(tr.Users), len(tr.Videos), len(tr.Manifest.SmallUsers), len(tr.Manifest.SmallVideos))
+	}
+	// ExpectedWatchRatio is the mean of the generator's sampler (Monte Carlo).
+	g := &genModel{wp: tr.Manifest.Watch}
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, c := range []struct{ u, v uint32 }{{0, 0}, {5, 17}, {42, 300}} {
+		s := tr.Score(c.u, c.v, SpanStartMS)
+		dur := tr.Videos[c.v].DurationMS
+		const n = 400000
+		sum := 0.0
+		for range n {
+			sum += float64(g.samplePlay(r, s, dur)) / float64(dur)
+		}
+		want := tr.ExpectedWatchRatio(c.u, c.v, SpanStartMS)
+		if got := sum / n; math.Abs(got-want) > 0.03*want+0.01 {
+			t.Errorf("user %d video %d: Monte Carlo mean %.4f, ExpectedWatchRatio %.4f", c.u, c.v, got, want)
+		}
+	}
+	top := tr.SmallTopK(25, tr.Manifest.EndMS)
+	if len(top) != 100 {
+		t.Fatalf("top-k users %d", len(top))
+	}
+	for u, vs := range top {
+		if len(vs) != 25 {
+			t.Fatalf("user %d top-k %d", u, len(vs))
+		}
+		for k := 1; k < len(vs); k++ {
+			if tr.ExpectedWatchRatio(u, vs[k-1], tr.Manifest.EndMS) < tr.ExpectedWatchRatio(u, vs[k], tr.Manifest.EndMS) {
+				t.Fatalf("user %d top-k not sorted", u)
+			}
+		}
+	}
+	// The realised small matrix agrees with the truth: true top-25 videos are
+	// watched more than the average small video.
+	ev, _, err := LoadEval(root, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	topSet := map[uint64]bool{}
+	for u, vs := range top {
+		for _, v := range vs {
+			topSet[uint64(u)<<32|uint64(v)] = true
+		}
+	}
+	var inTop, all float64
+	var nTop float64
+	for i := range ev.Len() {
+		w := min(ev.WatchRatio[i], WatchRatioCap)
+		all += w
+		if topSet[uint64(ev.User[i])<<32|uint64(ev.Video[i])] {
+			inTop += w
+			nTop++
+		}
+	}
+	if inTop/nTop < 1.3*all/float64(ev.Len()) {
+		t.Errorf("mean watch ratio in true top-25 %.3f vs all %.3f", inTop/nTop, all/float64(ev.Len()))
+	}
+}
+
+func TestDrift(t *testing.T) {
+	root := tinyFolder(t)
+	tr, err := LoadTruth(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tr.Manifest.Drifts) != 2 || tr.Manifest.PrefsDriftMS != driftPrefsMS {
+		t.Fatalf("drifts %+v", tr.Manifest.Drifts)
+	}
+	drifted, changed := 0, 0
+	for u := range tr.Users {
+		if !tr.Users[u].Drifted {
+			if tr.Score(uint32(u), 3, driftPrefsMS-1) != tr.Score(uint32(u), 3, driftPrefsMS) {
+				t.Fatalf("undrifted user %d changed", u)
+			}
+			continue
+		}
+		drifted++
+		if tr.Score(uint32(u), 3, driftPrefsMS-1) != tr.Score(uint32(u), 3, driftPrefsMS) {
+			changed++
+		}
+	}
+	if drifted < 60 || drifted > 120 || changed != drifted {
+		t.Errorf("drifted users %d (want ~90 of 300), changed %d", drifted, changed)
+	}
+	released := map[uint32]int64{}
+	for _, v := range tr.Videos {
+		if v.ReleaseMS != 0 {
+			released[v.ID] = v.ReleaseMS
+		}
+	}
+	if len(released) != 20 {
+		t.Fatalf("new videos %d, want 20", len(released))
+	}
+	ds, _, err := Load(root, Options{SkipSmall: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := 0
+	for i := range ds.Big.Len() {
+		if at, ok := released[ds.Big.Video[i]]; ok {
+			if ds.Big.TimeMS[i] < at {
+				t.Fatalf("new video %d watched at %d before its release %d", ds.Big.Video[i], ds.Big.TimeMS[i], at)
+			}
+			after++
+		}
+	}
+	if after == 0 {
+		t.Error("new videos never watched after release")
+	}
+}
+
+func TestFeaturesTinyDeterministic(t *testing.T) {
+	root := tinyFolder(t)
+	load := func() *Features {
+		ds, _, err := Load(root, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := BuildFeatures(ds, FeatureOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	a, b := load(), load()
+	for _, p := range [][2]*FeatureMatrix{{a.Users, b.Users}, {a.Items, b.Items}} {
+		x, y := p[0], p[1]
+		if !slices.Equal(x.Reduced.RawMatrix().Data, y.Reduced.RawMatrix().Data) {
+			t.Error("features differ between two builds")
+		}
+		if x.Explained < 0.95 {
+			t.Errorf("explained %v", x.Explained)
+		}
+		// Project of an encoded row equals its Reduced row.
+		enc, ok := x.EncodedRow(x.IDs[3])
+		if !ok {
+			t.Fatal("no encoded row")
+		}
+		got, want := x.Project(enc), x.Row(x.IDs[3])
+		for k := range got {
+			if math.Abs(got[k]-want[k]) > 1e-9 {
+				t.Fatalf("Project %v != Row %v", got[:3], want[:3])
+			}
+		}
+	}
+	if r, _ := a.Items.Reduced.Dims(); r != 400 {
+		t.Errorf("item rows %d", r)
+	}
+	hasDaily := false
+	for _, n := range a.Items.Names {
+		hasDaily = hasDaily || n == "mean_play_progress"
+	}
+	if !hasDaily {
+		t.Errorf("item features lack the daily aggregates: %v", a.Items.Names)
+	}
+}
+
+func TestEngagement(t *testing.T) {
+	tests := []struct {
+		play, dur                     int32
+		wr                            float64
+		wantCap, wantComp, wantReplay float64
+		wantConfidence                float64
+	}{
+		{0, 1000, 0, 0, 0, 0, 2},
+		{500, 1000, 0.5, 0.5, 0.5, 0, 2 + 60*math.Log1p(0.5)*1.4},
+		{3000, 1000, 3, 3, 1, 2, 2 + 60*math.Log1p(3)*1.8*(1+0.5*math.Log1p(2))},
+		{573457, 1000, 573.457, 5, 1, 4, 2 + 60*math.Log1p(5)*1.8*(1+0.5*math.Log1p(4))},
+		{100, 0, 0, 0, 0, 0, 2},
+	}
+	for _, tc := range tests {
+		e := ComputeEngagement(tc.play, tc.dur, tc.wr)
+		if e.WatchRatioCapped != tc.wantCap || e.Completion != tc.wantComp || e.Replay != tc.wantReplay || math.Abs(e.Confidence-tc.wantConfidence) > 1e-9 {
+			t.Errorf("%+v: got %+v", tc, e)
+		}
+	}
+	m := &Interactions{User: []uint32{2, 1, 1}, Video: []uint32{5, 7, 7}, PlayMS: []int32{10, 10, 30}, DurMS: []int32{10, 10, 10},
+		TimeMS: []int64{1, 2, 3}, Date: []int32{1, 1, 1}, WatchRatio: []float64{1, 1, 3}}
+	ps := m.Pairs()
+	if len(ps) != 2 || ps[0].User != 1 || ps[0].Views != 2 || ps[0].WatchRatio != 2 || ps[0].Replay != 1 || ps[0].LastMS != 3 {
+		t.Errorf("pairs %+v", ps)
+	}
+}
+
+func TestGlobalOrderMatchesStableSort(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, span := range []int64{10, 1e6, 1 << 62} {
+		m := &Interactions{}
+		n := 5000
+		for range n {
+			m.User = append(m.User, uint32(r.IntN(50)))
+			t := SpanStartMS + r.Int64N(span)
+			if span == 1<<62 {
+				t = r.Int64N(span) - span/2 // too wide for the packed key: fallback path
+			}
+			m.TimeMS = append(m.TimeMS, t)
+		}
+		got := globalOrder(m)
+		want := make([]uint32, n)
+		for i := range want {
+			want[i] = uint32(i)
+		}
+		slices.SortStableFunc(want, func(a, b uint32) int {
+			if c := cmpInt64(m.TimeMS[a], m.TimeMS[b]); c != 0 {
+				return c
+			}
+			return int(m.User[a]) - int(m.User[b])
+		})
+		if !slices.Equal(got, want) {
+			t.Errorf("span %d: radix order differs from stable sort", span)
+		}
+	}
+}
