@@ -12,6 +12,24 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
+)
+
+// metaPrefix prefixes the keys of TwoTower.Meta in the model file's meta.
+const metaPrefix = "x."
+
+// Keys of TwoTower.Meta written by the ingestor (cmd/ingestor train).
+const (
+	// MetaCutMS is the training cut in Unix milliseconds: the model was
+	// trained only on events strictly before it, and a replay streams the
+	// events at or after it. Absent when the whole log was used.
+	MetaCutMS = "cut_ms"
+	// MetaLastTrainMS is the time of the last training event (Unix ms).
+	MetaLastTrainMS = "last_train_ms"
+	// MetaTrainRows is the number of training rows (validation excluded).
+	MetaTrainRows = "train_rows"
+	// MetaTargetCap is the watch-ratio cap of the training targets.
+	MetaTargetCap = "target_cap"
 )
 
 // The model file is versioned binary, little-endian throughout:
@@ -258,6 +276,9 @@ func (m *TwoTower) WriteTo(w io.Writer) (int64, error) {
 		"user_features": float64(m.User.In()), "item_features": float64(m.Item.In()),
 	}
 	putSizes(meta, "hidden", c.Hidden)
+	for k, v := range m.Meta {
+		meta[metaPrefix+k] = v
+	}
 	ts := paramTensors(&m.p)
 	ts = append(ts, namedTensor{"user_vec", m.nUsers, c.Dim, m.UserVec})
 	if m.ItemVec != nil {
@@ -322,6 +343,14 @@ func (f *modelFile) twoTower() (*TwoTower, error) {
 	}
 	m := NewTwoTower(nu, du, ni, di, cfg, rand.New(rand.NewPCG(0, 0)))
 	m.Version, m.GlobalMean = f.version, f.meta["global_mean"]
+	for k, v := range f.meta {
+		if rest, ok := strings.CutPrefix(k, metaPrefix); ok {
+			if m.Meta == nil {
+				m.Meta = map[string]float64{}
+			}
+			m.Meta[rest] = v
+		}
+	}
 	if err := f.loadParams(&m.p); err != nil {
 		return nil, err
 	}

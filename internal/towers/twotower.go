@@ -57,6 +57,10 @@ type TwoTower struct {
 	UserVec, ItemVec []float64
 	// ItemTrained marks the items that appeared in training interactions.
 	ItemTrained []bool
+	// Meta is free-form numeric metadata saved with the model file and read
+	// back by ReadModel (for example MetaCutMS, the training cut). Keys are
+	// stored as "x.<key>"; nil and empty are the same.
+	Meta map[string]float64
 
 	nUsers, nItems int
 	p              params
