@@ -146,7 +146,9 @@ func validateModel(m *Model) error {
 // Publishing a version that is already complete fails with ErrVersionExists.
 // If step 4 or 5 fails, the error wraps ErrAfterFlip (m is current). m is
 // only read. Publish is safe for concurrent use, but two concurrent
-// publishers race for "current" (the later flip wins; both stay stored).
+// publishers race for "current" (the later flip wins; both stay stored), and
+// two concurrent Publish calls of the same version name with different
+// content are not supported (the chunks of both may interleave).
 func (s *Store) Publish(ctx context.Context, m Model) (ModelMeta, error) {
 	if err := validateModel(&m); err != nil {
 		return ModelMeta{}, err
