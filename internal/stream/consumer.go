@@ -56,6 +56,12 @@ type ConsumerConfig struct {
 	// partition of Topic. Nil (the default) uses the group protocol, which
 	// balances partitions across members.
 	Partitions []int
+	// OnAssign, if set, is called with the partitions this consumer owns from
+	// now on, before any of their records reaches the Handler: at start, and
+	// after every rebalance (the batch of the previous assignment is handled
+	// and committed first). Owners of per-partition state restore it here, as
+	// Kafka Streams restores a state store. Errors are retried like the Handler's.
+	OnAssign func(ctx context.Context, partitions []int) error
 	// StartOffset for a group with no committed offset: kafka.FirstOffset (the
 	// default) or kafka.LastOffset.
 	StartOffset int64
@@ -160,7 +166,11 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 		}
 		src = as
 	} else {
-		src = newGroupSource(&cfg)
+		gs, err := newGroupSource(&cfg)
+		if err != nil {
+			return nil, err
+		}
+		src = gs
 	}
 	dlq, err := NewDeadLetters(cfg.Brokers, cfg.DLQTopic, cfg.Topic)
 	if err != nil {
@@ -192,12 +202,12 @@ func (c *Consumer) DeadLetterReasons() map[string]uint64 { return c.dlq.Reasons(
 func (c *Consumer) Run(ctx context.Context, h Handler) error {
 	fetchCtx, stopFetch := context.WithCancel(ctx)
 	defer stopFetch()
-	msgs := make(chan kafka.Message, c.cfg.MaxBatch)
+	items := make(chan item, c.cfg.MaxBatch)
 	fetchErr := make(chan error, 1)
 	go func() {
-		defer close(msgs)
+		defer close(items)
 		for {
-			m, err := c.src.fetch(fetchCtx)
+			it, err := c.src.next(fetchCtx)
 			if err != nil {
 				if fetchCtx.Err() == nil {
 					fetchErr <- fmt.Errorf("fetching from %s: %w", c.cfg.Topic, err)
@@ -205,7 +215,7 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 				return
 			}
 			select {
-			case msgs <- m:
+			case items <- it:
 			case <-fetchCtx.Done():
 				return
 			}
@@ -216,27 +226,56 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 	recs := make([]Record, 0, c.cfg.MaxBatch)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
+	var cur *assignment // the assignment the Handler was told about
+	var held *item      // an item that starts the next batch
 	for {
 		raw = raw[:0]
-		// Block for the first message, then fill until full or the deadline.
-		select {
-		case m, ok := <-msgs:
-			if !ok {
-				return c.endErr(ctx, fetchErr)
+		var it item
+		if held != nil {
+			it, held = *held, nil
+		} else {
+			// Block for the first item.
+			select {
+			case x, ok := <-items:
+				if !ok {
+					return c.endErr(ctx, fetchErr)
+				}
+				it = x
+			case <-ctx.Done():
+				return nil
 			}
-			raw = append(raw, m)
-		case <-ctx.Done():
-			return nil
 		}
+		if it.asg != cur {
+			// A new assignment: announce it before any of its records.
+			cur = it.asg
+			if c.cfg.OnAssign != nil {
+				parts := cur.partitions
+				if err := c.retry(ctx, "assigning", func(ctx context.Context) error { return c.cfg.OnAssign(ctx, parts) }); err != nil {
+					if ctx.Err() != nil {
+						return nil
+					}
+					return err
+				}
+			}
+		}
+		if it.m == nil {
+			continue
+		}
+		raw = append(raw, *it.m)
+		// Fill until full, the deadline, or an item of another assignment.
 		timer.Reset(c.cfg.FlushInterval)
 	fill:
 		for len(raw) < c.cfg.MaxBatch {
 			select {
-			case m, ok := <-msgs:
+			case x, ok := <-items:
 				if !ok {
 					break fill
 				}
-				raw = append(raw, m)
+				if x.asg != cur || x.m == nil {
+					held = &x
+					break fill
+				}
+				raw = append(raw, *x.m)
 			case <-timer.C:
 				break fill
 			}
@@ -244,10 +283,8 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 		timer.Stop()
 		c.fetched.Add(uint64(len(raw)))
 
-		// Drain even when ctx is cancelled: what was fetched is handled and
-		// committed under a short grace context, or left uncommitted.
 		var err error
-		recs, err = c.process(ctx, raw, recs[:0], h)
+		recs, err = c.process(ctx, cur, raw, recs[:0], h)
 		if err != nil {
 			if ctx.Err() != nil {
 				// Shut down mid-retry: the batch stays uncommitted and is
@@ -276,7 +313,7 @@ func (c *Consumer) endErr(ctx context.Context, fetchErr chan error) error {
 // process decodes a batch, dead-letters what does not decode, runs the Handler
 // until it succeeds, then commits. It returns an error only when ctx ends before
 // the Handler succeeded (nothing is committed then) or the DLQ cannot be written.
-func (c *Consumer) process(ctx context.Context, raw []kafka.Message, recs []Record, h Handler) ([]Record, error) {
+func (c *Consumer) process(ctx context.Context, asg *assignment, raw []kafka.Message, recs []Record, h Handler) ([]Record, error) {
 	var bad []badMessage
 	for i := range raw {
 		m := &raw[i]
@@ -307,7 +344,7 @@ func (c *Consumer) process(ctx context.Context, raw []kafka.Message, recs []Reco
 	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if err := c.src.commit(cctx, last); err != nil {
+	if err := c.src.commit(cctx, asg, last); err != nil {
 		c.commitErrs.Add(1)
 		c.cfg.Logger.Warn("commit failed; a later commit covers it, and a redelivery is deduplicated",
 			"component", "consumer", "err", err)

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -221,12 +222,44 @@ func TestIntegrationGroupSplit(t *testing.T) {
 	group := topic + "-g"
 
 	a, b := &collector{}, &collector{}
-	stopA := runConsumer(t, testConsumer(t, brokers, topic, group), a.handle)
+	// Each member checks that it only gets records of the partitions it was
+	// told it owns (OnAssign), and that it was told before the records.
+	var violations atomic.Int64
+	owned := func(c *Consumer) (Handler, *sync.Map) {
+		var m sync.Map
+		c.cfg.OnAssign = func(_ context.Context, parts []int) error {
+			m.Clear()
+			for _, p := range parts {
+				m.Store(p, true)
+			}
+			return nil
+		}
+		return nil, &m
+	}
+	ca := testConsumer(t, brokers, topic, group)
+	_, ownedA := owned(ca)
+	stopA := runConsumer(t, ca, func(ctx context.Context, batch []Record) error {
+		for _, r := range batch {
+			if _, ok := ownedA.Load(r.Partition); !ok {
+				violations.Add(1)
+			}
+		}
+		return a.handle(ctx, batch)
+	})
 	defer stopA()
 	publish(t, brokers, topic, makeEvents(40, 2, 1593878903438))
 	waitFor(t, 30*time.Second, "member A consuming", func() bool { return a.len() >= 80 })
 
-	stopB := runConsumer(t, testConsumer(t, brokers, topic, group), b.handle)
+	cb := testConsumer(t, brokers, topic, group)
+	_, ownedB := owned(cb)
+	stopB := runConsumer(t, cb, func(ctx context.Context, batch []Record) error {
+		for _, r := range batch {
+			if _, ok := ownedB.Load(r.Partition); !ok {
+				violations.Add(1)
+			}
+		}
+		return b.handle(ctx, batch)
+	})
 	defer stopB()
 	// Publish waves until both members receive data; the rebalance settles meanwhile.
 	base := int64(1593978903438)
@@ -249,6 +282,9 @@ func TestIntegrationGroupSplit(t *testing.T) {
 		if partsB[p] {
 			t.Fatalf("partition %d consumed by both members", p)
 		}
+	}
+	if n := violations.Load(); n > 0 {
+		t.Fatalf("%d records handed over for partitions not announced by OnAssign", n)
 	}
 }
 

@@ -7,82 +7,218 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 )
 
-// source is where a Consumer's messages come from and where its offsets go: the
-// group protocol (the default) or a manual partition assignment.
+// assignment is one set of partitions owned by this consumer: one generation of
+// the group, or the whole of a manual assignment. Records of one assignment are
+// committed through it.
+type assignment struct {
+	partitions []int
+	gen        *kafka.Generation // nil for a manual assignment
+
+	mu      sync.Mutex
+	readers []*kafka.Reader
+}
+
+func (a *assignment) lag() int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var n int64
+	for _, r := range a.readers {
+		if l := r.Stats().Lag; l > 0 {
+			n += l
+		}
+	}
+	return n
+}
+
+// item is what a source yields: a message of an assignment, or (m == nil) the
+// notice that the assignment begins.
+type item struct {
+	m   *kafka.Message
+	asg *assignment
+}
+
+// source is where a Consumer's messages come from and where its offsets go.
 type source interface {
-	// fetch returns the next message; safe to call from one goroutine only.
-	fetch(ctx context.Context) (kafka.Message, error)
+	// next returns the next item, in order; safe from one goroutine only.
+	next(ctx context.Context) (item, error)
 	// commit records, for each partition, that every offset up to and including
 	// last[partition] is done.
-	commit(ctx context.Context, last map[int]int64) error
+	commit(ctx context.Context, asg *assignment, last map[int]int64) error
 	lag() int64
 	close() error
 }
 
-// groupSource is a kafka-go consumer-group reader: partitions are assigned by the
-// group coordinator and rebalanced as members come and go.
-type groupSource struct {
-	r     *kafka.Reader
-	topic string
+// partitionReader reads one partition from offset (an absolute offset, or
+// kafka.FirstOffset / kafka.LastOffset).
+func partitionReader(cfg *ConsumerConfig, p int, offset int64) (*kafka.Reader, error) {
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers: cfg.Brokers, Topic: cfg.Topic, Partition: p,
+		MinBytes: 1, MaxBytes: 8 << 20, MaxWait: cfg.MaxWait, QueueCapacity: cfg.MaxBatch,
+		ReadBatchTimeout: 10 * time.Second, ReadBackoffMin: 10 * time.Millisecond, ReadBackoffMax: 200 * time.Millisecond,
+		ErrorLogger: kafkaLogger(cfg),
+	})
+	if err := r.SetOffset(offset); err != nil {
+		r.Close()
+		return nil, fmt.Errorf("seeking partition %d to %d: %w", p, offset, err)
+	}
+	return r, nil
 }
 
-func newGroupSource(cfg *ConsumerConfig) *groupSource {
-	return &groupSource{topic: cfg.Topic, r: kafka.NewReader(kafka.ReaderConfig{
+// pump fetches from r into items until ctx ends.
+func pump(ctx context.Context, r *kafka.Reader, asg *assignment, items chan<- item, log *slog.Logger) {
+	backoff := 50 * time.Millisecond
+	for {
+		m, err := r.FetchMessage(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			log.Warn("fetch failed; retrying", "component", "consumer", "partition", r.Config().Partition, "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 2*time.Second)
+			continue
+		}
+		backoff = 50 * time.Millisecond
+		select {
+		case items <- item{m: &m, asg: asg}:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// groupSource is a member of a consumer group: the coordinator assigns partitions
+// per generation, and each generation is announced before its first message so
+// that the owner can restore per-partition state (as Kafka Streams does).
+type groupSource struct {
+	cfg    *ConsumerConfig
+	cg     *kafka.ConsumerGroup
+	items  chan item
+	cancel context.CancelFunc
+	done   chan struct{}
+	cur    atomic.Pointer[assignment]
+}
+
+func newGroupSource(cfg *ConsumerConfig) (*groupSource, error) {
+	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
+		ID:                cfg.GroupID,
 		Brokers:           cfg.Brokers,
-		GroupID:           cfg.GroupID,
-		Topic:             cfg.Topic,
-		MinBytes:          1,
-		MaxBytes:          8 << 20,
-		MaxWait:           cfg.MaxWait,
-		ReadBatchTimeout:  10 * time.Second,
-		QueueCapacity:     cfg.MaxBatch,
-		CommitInterval:    0, // synchronous commits, issued by the Consumer
-		SessionTimeout:    cfg.SessionTimeout,
+		Topics:            []string{cfg.Topic},
 		HeartbeatInterval: cfg.HeartbeatInterval,
+		SessionTimeout:    cfg.SessionTimeout,
 		RebalanceTimeout:  cfg.RebalanceTimeout,
 		JoinGroupBackoff:  200 * time.Millisecond,
 		StartOffset:       cfg.StartOffset,
-		ReadBackoffMin:    10 * time.Millisecond,
-		ReadBackoffMax:    200 * time.Millisecond,
 		ErrorLogger:       kafkaLogger(cfg),
-	})}
-}
-
-func (g *groupSource) fetch(ctx context.Context) (kafka.Message, error) { return g.r.FetchMessage(ctx) }
-
-func (g *groupSource) commit(ctx context.Context, last map[int]int64) error {
-	msgs := make([]kafka.Message, 0, len(last))
-	for p, off := range last {
-		msgs = append(msgs, kafka.Message{Topic: g.topic, Partition: p, Offset: off})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("consumer: joining group %q: %w", cfg.GroupID, err)
 	}
-	return g.r.CommitMessages(ctx, msgs...)
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &groupSource{cfg: cfg, cg: cg, items: make(chan item, cfg.MaxBatch), cancel: cancel, done: make(chan struct{})}
+	go s.loop(ctx)
+	return s, nil
 }
 
-func (g *groupSource) lag() int64   { return g.r.Stats().Lag }
-func (g *groupSource) close() error { return g.r.Close() }
+func (s *groupSource) loop(ctx context.Context) {
+	defer close(s.done)
+	for {
+		gen, err := s.cg.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, kafka.ErrGroupClosed) {
+				return
+			}
+			s.cfg.Logger.Warn("joining the group failed; retrying", "component", "consumer", "group", s.cfg.GroupID, "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(500 * time.Millisecond):
+			}
+			continue
+		}
+		asg := &assignment{gen: gen}
+		for _, pa := range gen.Assignments[s.cfg.Topic] {
+			asg.partitions = append(asg.partitions, pa.ID)
+		}
+		s.cur.Store(asg)
+		s.cfg.Logger.Info("partitions assigned", "component", "consumer", "generation", gen.ID, "partitions", asg.partitions)
+		select {
+		case s.items <- item{asg: asg}:
+		case <-ctx.Done():
+			return
+		}
+		for _, pa := range gen.Assignments[s.cfg.Topic] {
+			gen.Start(func(gctx context.Context) {
+				r, err := partitionReader(s.cfg, pa.ID, pa.Offset)
+				if err != nil {
+					s.cfg.Logger.Error("opening partition reader", "component", "consumer", "err", err)
+					return
+				}
+				defer r.Close()
+				asg.mu.Lock()
+				asg.readers = append(asg.readers, r)
+				asg.mu.Unlock()
+				pump(gctx, r, asg, s.items, s.cfg.Logger)
+			})
+		}
+	}
+}
+
+func (s *groupSource) next(ctx context.Context) (item, error) {
+	select {
+	case it := <-s.items:
+		return it, nil
+	case <-s.done:
+		return item{}, errors.New("consumer group closed")
+	case <-ctx.Done():
+		return item{}, ctx.Err()
+	}
+}
+
+func (s *groupSource) commit(_ context.Context, asg *assignment, last map[int]int64) error {
+	offs := make(map[int]int64, len(last))
+	for p, off := range last {
+		offs[p] = off + 1 // the next offset to read
+	}
+	return asg.gen.CommitOffsets(map[string]map[int]int64{s.cfg.Topic: offs})
+}
+
+func (s *groupSource) lag() int64 {
+	if a := s.cur.Load(); a != nil {
+		return a.lag()
+	}
+	return 0
+}
+
+func (s *groupSource) close() error {
+	err := s.cg.Close() // leaves the group; ends the generation and its readers
+	s.cancel()
+	<-s.done
+	return err
+}
 
 // assignedSource reads a fixed set of partitions without joining the group (the
 // Java client's assign()), and commits to the group's offsets as a standalone
 // consumer (generation -1). Use it for a single instance that owns every
 // partition, or for static splits; never run two instances over one partition.
 type assignedSource struct {
-	client  *kafka.Client
-	group   string
-	topic   string
-	readers []*kafka.Reader
-	msgs    chan fetched
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-}
-
-type fetched struct {
-	m   kafka.Message
-	err error
+	client *kafka.Client
+	group  string
+	topic  string
+	asg    *assignment
+	items  chan item
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 }
 
 func newAssignedSource(ctx context.Context, cfg *ConsumerConfig) (*assignedSource, error) {
@@ -119,57 +255,38 @@ func newAssignedSource(ctx context.Context, cfg *ConsumerConfig) (*assignedSourc
 	}
 	rctx, cancel := context.WithCancel(context.Background())
 	s := &assignedSource{client: client, group: cfg.GroupID, topic: cfg.Topic,
-		msgs: make(chan fetched, cfg.MaxBatch), cancel: cancel}
+		asg: &assignment{partitions: parts}, items: make(chan item, cfg.MaxBatch+1), cancel: cancel}
+	s.items <- item{asg: s.asg}
 	for _, p := range parts {
-		r := kafka.NewReader(kafka.ReaderConfig{
-			Brokers: cfg.Brokers, Topic: cfg.Topic, Partition: p,
-			MinBytes: 1, MaxBytes: 8 << 20, MaxWait: cfg.MaxWait, QueueCapacity: cfg.MaxBatch,
-			ReadBatchTimeout: 10 * time.Second, ReadBackoffMin: 10 * time.Millisecond, ReadBackoffMax: 200 * time.Millisecond,
-			ErrorLogger: kafkaLogger(cfg),
-		})
 		start := cfg.StartOffset
 		if off, ok := committed[p]; ok && off >= 0 {
 			start = off
 		}
-		if err := r.SetOffset(start); err != nil {
-			cancel()
-			r.Close()
+		r, err := partitionReader(cfg, p, start)
+		if err != nil {
 			s.close()
-			return nil, fmt.Errorf("consumer: seeking partition %d to %d: %w", p, start, err)
+			return nil, fmt.Errorf("consumer: %w", err)
 		}
-		s.readers = append(s.readers, r)
+		s.asg.readers = append(s.asg.readers, r)
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			for {
-				m, err := r.FetchMessage(rctx)
-				if rctx.Err() != nil {
-					return
-				}
-				select {
-				case s.msgs <- fetched{m, err}:
-				case <-rctx.Done():
-					return
-				}
-				if err != nil {
-					return
-				}
-			}
+			pump(rctx, r, s.asg, s.items, cfg.Logger)
 		}()
 	}
 	return s, nil
 }
 
-func (s *assignedSource) fetch(ctx context.Context) (kafka.Message, error) {
+func (s *assignedSource) next(ctx context.Context) (item, error) {
 	select {
-	case f := <-s.msgs:
-		return f.m, f.err
+	case it := <-s.items:
+		return it, nil
 	case <-ctx.Done():
-		return kafka.Message{}, ctx.Err()
+		return item{}, ctx.Err()
 	}
 }
 
-func (s *assignedSource) commit(ctx context.Context, last map[int]int64) error {
+func (s *assignedSource) commit(ctx context.Context, _ *assignment, last map[int]int64) error {
 	req := &kafka.OffsetCommitRequest{GroupID: s.group, GenerationID: -1}
 	oc := make([]kafka.OffsetCommit, 0, len(last))
 	for p, off := range last {
@@ -189,21 +306,13 @@ func (s *assignedSource) commit(ctx context.Context, last map[int]int64) error {
 	return errors.Join(errs...)
 }
 
-func (s *assignedSource) lag() int64 {
-	var n int64
-	for _, r := range s.readers {
-		if l := r.Stats().Lag; l > 0 {
-			n += l
-		}
-	}
-	return n
-}
+func (s *assignedSource) lag() int64 { return s.asg.lag() }
 
 func (s *assignedSource) close() error {
 	s.cancel()
 	s.wg.Wait()
 	var errs []error
-	for _, r := range s.readers {
+	for _, r := range s.asg.readers {
 		errs = append(errs, r.Close())
 	}
 	return errors.Join(errs...)
