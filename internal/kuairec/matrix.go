@@ -118,7 +118,8 @@ func clip(b []byte) string {
 // ErrHeader is wrapped by load errors for a file whose header is not the expected one.
 var ErrHeader = errors.New("unexpected header")
 
-const chunkSize = 4 << 20
+// chunkSize is the read size of ReadMatrix (a var so that tests can shrink it).
+var chunkSize = 4 << 20
 
 type matrixChunk struct {
 	seq  int
@@ -280,6 +281,7 @@ func parseMatrixChunk(data []byte, res *matrixResult) {
 	if res.nBad == nil {
 		res.nBad = map[string]int{}
 	}
+	res.lines = 0
 	est := len(data)/78 + 16
 	if cap(res.rows.User) < est {
 		res.rows.grow(est)

@@ -107,7 +107,11 @@ func appendPyFloat(b []byte, f float64) []byte {
 // appendTimestamp appends ms as Unix seconds the way pandas writes the float
 // timestamp column: "1593878903.438", "1593882025.5", "1593882025.0".
 func appendTimestamp(b []byte, ms int64) []byte {
-	sec, frac := floorDiv(ms, 1000), ms-floorDiv(ms, 1000)*1000
+	if ms < 0 {
+		b = append(b, '-')
+		ms = -ms
+	}
+	sec, frac := ms/1000, ms%1000
 	b = strconv.AppendInt(b, sec, 10)
 	b = append(b, '.')
 	if frac == 0 {
