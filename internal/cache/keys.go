@@ -17,6 +17,7 @@ import (
 //	ns:user:v:uid               string: one UserRecord (binary)
 //	ns:served:uid               string: one ServedList (binary), with a TTL
 //	ns:model-updates            pub/sub channel: ModelUpdate JSON notices
+//	ns:marker:name              string: a liveness marker (see Store.SetMarker)
 const (
 	keySep = ":"
 
@@ -29,6 +30,7 @@ const (
 	segTower    = "tower"
 	segUser     = "user"
 	segServed   = "served"
+	segMarker   = "marker"
 
 	channelModelUpdates = "model-updates"
 
@@ -71,6 +73,8 @@ func (k keys) userPattern(v string) string { return k.userPrefix(v) + "*" }
 func (k keys) served(uid uint32) string {
 	return k.ns + keySep + segServed + keySep + strconv.FormatUint(uint64(uid), 10)
 }
+
+func (k keys) marker(name string) string { return k.ns + keySep + segMarker + keySep + name }
 
 func (k keys) modelUpdates() string { return k.ns + keySep + channelModelUpdates }
 

@@ -33,6 +33,7 @@ func runStoreSuite(t *testing.T, newStore newStoreFunc) {
 	t.Run("UserCorrupt", func(t *testing.T) { testUserCorrupt(t, newStore) })
 	t.Run("Served", func(t *testing.T) { testServed(t, newStore) })
 	t.Run("ItemCacheFollow", func(t *testing.T) { testItemCacheFollow(t, newStore) })
+	t.Run("Marker", func(t *testing.T) { testMarker(t, newStore) })
 }
 
 // smallChunks forces many chunks and several pipelines on small models.
@@ -636,5 +637,22 @@ func testUserTTL(t *testing.T, newStore newStoreFunc) {
 	}
 	if ttl := s2.rdb.PTTL(ctx, s2.k.user("v1", 1)).Val(); ttl != -1 {
 		t.Errorf("TTL %v without UserTTL, want none (-1)", ttl)
+	}
+}
+
+func testMarker(t *testing.T, newStore newStoreFunc) {
+	s := newStore(t, DefaultConfig())
+	ctx := t.Context()
+	if _, ok, err := s.Marker(ctx, "updater.g"); err != nil || ok {
+		t.Fatalf("fresh marker: ok=%v err=%v, want absent", ok, err)
+	}
+	if err := s.SetMarker(ctx, "updater.g", 42); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok, err := s.Marker(ctx, "updater.g"); err != nil || !ok || v != 42 {
+		t.Fatalf("marker = %d %v %v, want 42 true nil", v, ok, err)
+	}
+	if err := s.SetMarker(ctx, "bad:name", 1); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("bad marker name: %v, want ErrInvalid", err)
 	}
 }
