@@ -1,6 +1,7 @@
 package kuairec
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"sync"
@@ -72,3 +73,5 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(code)
 }
+
+func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
