@@ -1,0 +1,374 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"time"
+
+	"github.com/streamrec/streamrec/internal/cache"
+	"github.com/streamrec/streamrec/internal/config"
+	"github.com/streamrec/streamrec/internal/kuairec"
+	"github.com/streamrec/streamrec/internal/progress"
+	"github.com/streamrec/streamrec/internal/towers"
+)
+
+func init() {
+	commands["train"] = command{
+		summary: "load, clean, build features, train the two-tower and seed models, evaluate, publish",
+		run:     func(ctx context.Context, args []string) error { return trainMain(ctx, args, os.Stdout, os.Stderr) },
+	}
+}
+
+const trainUsage = `usage: ingestor train --data DIR [--cut TIME] [--no-publish] --report FILE [flags]
+
+Loads DIR (DIR, DIR/KuaiRec 2.0 or the data folder; real or synthetic), cleans it
+like the seed, builds the PCA features, trains the serving two-tower model and the
+seed baseline on the big matrix, evaluates both on the small matrix over all its
+videos, writes the model file, a training-curve PNG and a JSON report, and unless
+--no-publish publishes the model version and every user's initial embedding to Redis.
+
+--cut TIME trains only on big-matrix events strictly before TIME (RFC 3339 with its
+offset, e.g. 2020-08-20T00:00:00+08:00, or Unix seconds), so that a replay can stream
+the rest. The cut is recorded in three places, all in Unix milliseconds:
+  - the model file: towers.LoadModel(path) -> (*towers.TwoTower).Meta["cut_ms"]
+    (towers.MetaCutMS; absent when no cut was given);
+  - Redis: the version's ModelMeta.Calibration.Extra["cut_ms"] (absent likewise);
+  - the report: data.cut_ms (0 when no cut) and data.cut (RFC 3339, "" when none).
+A replay should stream the events with timestamp >= cut_ms.
+
+On synthetic data (a truth/ folder next to the KuaiRec folder) the report also has
+the "oracle" (the true expected watch ratio) and the "truth" metrics (rankings scored
+against each user's true top-25 among the small matrix's videos).`
+
+// trainOpts are the train subcommand's settings.
+type trainOpts struct {
+	data, report, modelOut, curve string
+	cut                           string
+	noPublish, quiet              bool
+	redisAddr, namespace, version string
+	logLevel                      string
+	workers                       int
+	validShare                    float64
+
+	twoTower  towers.TwoTowerConfig
+	train     towers.TrainConfig
+	seedModel towers.SeedConfig
+	seedTrain towers.TrainConfig
+}
+
+func parseTrainFlags(args []string, stderr io.Writer) (*trainOpts, error) {
+	o := &trainOpts{
+		twoTower: towers.DefaultTwoTowerConfig(), train: towers.DefaultTrainConfig(),
+		seedModel: towers.DefaultSeedConfig(), seedTrain: towers.SeedTrainConfig(),
+	}
+	fs := flag.NewFlagSet("train", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	config.Usage(fs, trainUsage)
+	fs.StringVar(&o.data, "data", "", "KuaiRec folder (required): DIR, DIR/KuaiRec 2.0 or the data folder")
+	fs.StringVar(&o.cut, "cut", "", "train only on events strictly before this time: RFC 3339 with offset, or Unix seconds")
+	fs.BoolVar(&o.noPublish, "no-publish", false, "do not publish to Redis")
+	fs.StringVar(&o.report, "report", "", "JSON report file (required)")
+	fs.StringVar(&o.modelOut, "model-out", filepath.Join("out", "model.srm"), "serving model file (towers model file format)")
+	fs.StringVar(&o.curve, "curve", "", "training-curve PNG (default: the model file with .png)")
+	fs.StringVar(&o.redisAddr, "redis-addr", "127.0.0.1:6379", "Redis address host:port")
+	fs.StringVar(&o.namespace, "namespace", cache.DefaultNamespace, "Redis key namespace")
+	fs.StringVar(&o.version, "model-version", "", "model version name (default: UTC training time + a hash of the data, cut and seed)")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.BoolVar(&o.quiet, "quiet", false, "no progress bars")
+	fs.IntVar(&o.workers, "workers", 0, "parser goroutines (0: all cores)")
+	fs.Float64Var(&o.validShare, "valid-share", 0.02, "share of training-period rows held out for validation and early stopping")
+	seed := fs.Uint64("seed", o.train.Seed, "random seed of both trainers (initialisation, shuffles, negatives, samples, validation split)")
+	fs.Int64Var(&o.train.MaxSamples, "budget", o.train.MaxSamples, "serving model: training budget in rows (<= 0: epochs only)")
+	fs.IntVar(&o.train.Epochs, "epochs", o.train.Epochs, "serving model: maximum epochs")
+	fs.Float64Var(&o.train.LR, "lr", o.train.LR, "serving model: Adam learning rate of the towers")
+	fs.Float64Var(&o.train.VecLR, "vec-lr", o.train.VecLR, "serving model: LazyAdam learning rate of the per-user and per-item vectors")
+	fs.Float64Var(&o.train.VecL2, "vec-l2", o.train.VecL2, "serving model: L2 penalty of the per-user and per-item vectors")
+	fs.Float64Var(&o.train.TargetCap, "target-cap", o.train.TargetCap, "cap of the watch-ratio targets (both models)")
+	fs.Float64Var(&o.twoTower.RankWeight, "rank-weight", o.twoTower.RankWeight, "serving model: weight of the sampled-softmax ranking loss")
+	fs.IntVar(&o.twoTower.Negatives, "negatives", o.twoTower.Negatives, "serving model: sampled negatives per worker part of a batch")
+	fs.IntVar(&o.seedTrain.Epochs, "seed-epochs", o.seedTrain.Epochs, "seed baseline: maximum epochs over its sample")
+	fs.IntVar(&o.seedTrain.SampleSize, "seed-sample", o.seedTrain.SampleSize, "seed baseline: training sample size in rows (<= 0: all)")
+	if err := config.Parse(fs, args, nil); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, config.Usagef("%v", err)
+	}
+	if o.data == "" || o.report == "" {
+		return nil, config.Usagef("train: --data and --report are required")
+	}
+	if !(o.validShare > 0 && o.validShare < 0.5) {
+		return nil, config.Usagef("train: --valid-share %v: want (0, 0.5)", o.validShare)
+	}
+	o.train.Seed, o.seedTrain.Seed = *seed, *seed
+	o.seedTrain.TargetCap = o.train.TargetCap
+	if o.curve == "" {
+		o.curve = trimExt(o.modelOut) + ".png"
+	}
+	return o, nil
+}
+
+func trimExt(p string) string { return p[:len(p)-len(filepath.Ext(p))] }
+
+// parseCut parses --cut: RFC 3339 with its offset, or Unix seconds.
+func parseCut(s string) (time.Time, error) {
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return time.Unix(n, 0), nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("--cut %q: want RFC 3339 with an offset (2020-08-20T00:00:00+08:00) or Unix seconds", s)
+	}
+	return t, nil
+}
+
+// stageTimer records the wall time of each stage, in seconds.
+type stageTimer struct {
+	t0, last time.Time
+	secs     map[string]float64
+}
+
+func newStageTimer() *stageTimer {
+	now := time.Now()
+	return &stageTimer{t0: now, last: now, secs: map[string]float64{}}
+}
+
+func (s *stageTimer) done(stage string) float64 {
+	now := time.Now()
+	d := now.Sub(s.last).Seconds()
+	s.secs[stage] += d
+	s.last = now
+	return d
+}
+
+func trainMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o, err := parseTrainFlags(args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	logger, err := config.NewLogger(stderr, o.logLevel)
+	if err != nil {
+		return config.Usagef("train: %v", err)
+	}
+	logger = logger.With("component", "train")
+	var cutMS int64
+	hasCut := o.cut != ""
+	if hasCut {
+		t, err := parseCut(o.cut)
+		if err != nil {
+			return config.Usagef("train: %v", err)
+		}
+		cutMS = t.UnixMilli()
+	}
+	var progressW io.Writer
+	if !o.quiet {
+		progressW = stderr
+	}
+	tm := newStageTimer()
+	rep := &trainReport{Timings: tm.secs}
+
+	// 1. Load and clean.
+	ds, lrep, err := kuairec.Load(o.data, kuairec.Options{Workers: o.workers, Progress: progressW})
+	if err != nil {
+		if lrep != nil {
+			lrep.WriteText(stderr)
+		}
+		return fmt.Errorf("loading %s: %w", o.data, err)
+	}
+	if !o.quiet {
+		lrep.WriteText(stderr)
+	}
+	fillLoadReport(&rep.Data, ds, lrep)
+	logger.Info("loaded", "dir", ds.Dir, "big_rows", rep.Data.BigKept, "users", len(ds.Users), "videos", len(ds.Videos), "seconds", tm.done("load"))
+
+	// 2. Features.
+	feats, err := kuairec.BuildFeatures(ds, kuairec.FeatureOptions{})
+	if err != nil {
+		return fmt.Errorf("building features: %w", err)
+	}
+	rep.Data.UserFeatures = pcaReport{Encoded: len(feats.Users.Names), Kept: feats.Users.Kept, Explained: feats.Users.Explained}
+	rep.Data.ItemFeatures = pcaReport{Encoded: len(feats.Items.Names), Kept: feats.Items.Kept, Explained: feats.Items.Explained}
+	logger.Info("features", "user_dims", feats.Users.Kept, "user_variance", feats.Users.Explained,
+		"item_dims", feats.Items.Kept, "item_variance", feats.Items.Explained, "seconds", tm.done("features"))
+
+	// 3. Training data (strictly before the cut).
+	td := buildTrainData(ds, feats, hasCut, cutMS, o.validShare, o.train.Seed)
+	td.fillReport(&rep.Data)
+	rep.Data.CutMS = cutMS
+	if hasCut {
+		rep.Data.Cut = time.UnixMilli(cutMS).In(cst).Format(time.RFC3339)
+	}
+	if td.ds.Train.Len() == 0 {
+		return fmt.Errorf("no training interactions before the cut %s", o.cut)
+	}
+	ds.Big = nil // the training slices hold what is needed; free ~36 bytes/row
+	runtime.GC()
+	logger.Info("training data", "train", td.ds.Train.Len(), "valid", td.ds.Valid.Len(), "after_cut", td.afterCut,
+		"unknown_ids", td.unknown, "seconds", tm.done("split"))
+
+	version := o.version
+	if version == "" {
+		version = defaultVersion(time.Now(), ds.Dir, cutMS, o.train.Seed, td.ds.Train.Len())
+	}
+
+	// 4. Train the serving model and the seed baseline.
+	bar := &trainBar{w: progressW, model: "twotower"}
+	m, hist, err := towers.FitTwoTower(ctx, td.ds, o.twoTower, o.train, bar.callback())
+	bar.finish()
+	if err != nil {
+		return fmt.Errorf("training the two-tower model: %w", err)
+	}
+	m.Version = version
+	m.Meta = map[string]float64{
+		towers.MetaTrainRows: float64(td.ds.Train.Len()), towers.MetaLastTrainMS: float64(td.lastMS),
+		towers.MetaTargetCap: o.train.TargetCap,
+	}
+	if hasCut {
+		m.Meta[towers.MetaCutMS] = float64(cutMS)
+	}
+	logger.Info("two-tower trained", "epochs", len(hist.Epochs), "best", hist.Best, "stopped", hist.Stopped, "seconds", tm.done("train_twotower"))
+	bar = &trainBar{w: progressW, model: "seed"}
+	seed, seedHist, err := towers.FitSeed(ctx, td.ds, o.seedModel, o.seedTrain, bar.callback())
+	bar.finish()
+	if err != nil {
+		return fmt.Errorf("training the seed baseline: %w", err)
+	}
+	seed.Version = version + "-seed"
+	logger.Info("seed trained", "epochs", len(seedHist.Epochs), "best", seedHist.Best, "stopped", seedHist.Stopped, "seconds", tm.done("train_seed"))
+	rep.Model = modelReport{Version: version, File: o.modelOut, Curve: o.curve, CutMS: cutMS,
+		TwoTower: summarizeHistory(hist), Seed: summarizeHistory(seedHist)}
+
+	// 5. Evaluate on the small matrix over all its videos.
+	ev, evRep, err := kuairec.LoadEval(ds.Dir, kuairec.Options{Workers: o.workers})
+	if err != nil {
+		return fmt.Errorf("loading the evaluation matrix: %w", err)
+	}
+	tr, trErr := loadTruthNear(o.data, ds.Dir)
+	if trErr != nil {
+		logger.Info("no ground truth: oracle and truth metrics omitted", "reason", trErr.Error())
+	}
+	if err := evaluate(rep, &evalInput{ev: ev, evRep: evRep, feats: feats, td: td, model: m, seed: seed, truth: tr}); err != nil {
+		return err
+	}
+	logger.Info("evaluated", "seconds", tm.done("evaluate"))
+
+	// 6. Model file, curve.
+	if err := os.MkdirAll(filepath.Dir(o.modelOut), 0o755); err != nil {
+		return fmt.Errorf("creating the model folder: %w", err)
+	}
+	if err := towers.SaveModel(o.modelOut, m); err != nil {
+		return err
+	}
+	if err := writeCurve(o.curve, version, hist, seedHist); err != nil {
+		return err
+	}
+	tm.done("save")
+
+	// 7. Publish.
+	if !o.noPublish {
+		pr, err := publish(ctx, logger, o.redisAddr, o.namespace, m, feats)
+		if err != nil {
+			return err
+		}
+		rep.Publish = pr
+		logger.Info("published", "version", version, "items", pr.Items, "users", pr.Users, "seconds", tm.done("publish"))
+	}
+	rep.Timings["total"] = time.Since(tm.t0).Seconds()
+	if err := writeJSONFile(o.report, rep); err != nil {
+		return err
+	}
+	printSummary(stdout, rep)
+	return ctx.Err()
+}
+
+// defaultVersion names a model version: the UTC training time and a hash of
+// what it was trained on (data folder, cut, seed, training rows).
+func defaultVersion(now time.Time, dir string, cutMS int64, seed uint64, rows int) string {
+	h := fnv.New32a()
+	fmt.Fprintf(h, "%s|%d|%d|%d", dir, cutMS, seed, rows)
+	return fmt.Sprintf("%s-%08x", now.UTC().Format("20060102T150405Z"), h.Sum32())
+}
+
+// loadTruthNear finds the truth/ folder of a synthetic root: next to the
+// --data value, or one or two levels above the resolved data folder.
+func loadTruthNear(data, dataDir string) (*kuairec.Truth, error) {
+	for _, root := range []string{data, filepath.Dir(dataDir), filepath.Dir(filepath.Dir(dataDir))} {
+		if _, err := os.Stat(filepath.Join(root, kuairec.TruthDir, "manifest.json")); err == nil {
+			return kuairec.LoadTruth(root)
+		}
+	}
+	return nil, errors.New("no truth/manifest.json next to the data folder (real data)")
+}
+
+// trainBar draws a training progress bar with rates, created at the first
+// progress callback (when the planned total is known).
+type trainBar struct {
+	w     io.Writer
+	model string
+	bar   *progress.Bar
+}
+
+func (b *trainBar) callback() func(towers.Progress) {
+	if b.w == nil {
+		return nil
+	}
+	return func(p towers.Progress) {
+		if b.bar == nil {
+			fmt.Fprintf(b.w, "training %s (%d rows planned)\n", b.model, p.Total)
+			b.bar = progress.New(b.w, b.model+" rows", p.Total)
+		}
+		b.bar.Set(p.Samples)
+	}
+}
+
+func (b *trainBar) finish() {
+	if b.bar != nil {
+		b.bar.Finish()
+	}
+}
+
+func writeJSONFile(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding the report: %w", err)
+	}
+	if d := filepath.Dir(path); d != "" {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("creating the report folder: %w", err)
+		}
+	}
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("writing the report: %w", err)
+	}
+	return nil
+}
+
+func writeCurve(path, version string, h, sh towers.History) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("creating the curve folder: %w", err)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("writing the training curve: %w", err)
+	}
+	err = towers.PlotTraining(f, "training "+version, []towers.Curve{{Label: "twotower", History: h}, {Label: "seed", History: sh}}, 900, 520)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("writing the training curve: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/streamrec/streamrec/internal/cache"
+	"github.com/streamrec/streamrec/internal/kuairec"
+	"github.com/streamrec/streamrec/internal/towers"
+)
+
+// userBatch is the number of user records written per PutUsers pipeline.
+const userBatch = 2000
+
+type publishReport struct {
+	Addr      string `json:"redis_addr"`
+	Namespace string `json:"namespace"`
+	Version   string `json:"version"`
+	Previous  string `json:"previous"`
+	Items     int    `json:"items"`
+	Users     int    `json:"users"`
+	Chunks    int    `json:"chunks"`
+	// AfterFlip is the error of a step after the flip (notice or GC), if
+	// any: the version is current all the same.
+	AfterFlip string `json:"after_flip_error,omitempty"`
+}
+
+// publish connects to Redis at addr and publishes m (see publishModel).
+func publish(ctx context.Context, logger *slog.Logger, addr, namespace string, m *towers.TwoTower, feats *kuairec.Features) (*publishReport, error) {
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	defer rdb.Close()
+	cfg := cache.DefaultConfig()
+	cfg.Namespace = namespace
+	st, err := cache.NewStore(rdb, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("publishing: %w", err)
+	}
+	if err := st.Ping(ctx); err != nil {
+		return nil, fmt.Errorf("publishing: redis at %s: %w", addr, err)
+	}
+	pr, err := publishModel(ctx, st, m, feats, time.Now())
+	if pr != nil {
+		pr.Addr = addr
+		if pr.AfterFlip != "" {
+			logger.Warn("model version is current, but a step after the flip failed", "version", pr.Version, "err", pr.AfterFlip)
+		}
+	}
+	return pr, err
+}
+
+// publishModel publishes m as a new model version to st and writes every
+// user's initial embedding under it:
+//
+//   - items: every video of item_categories.csv (the item feature rows), with
+//     e_i = T_i(x_i) + q_i as towers exports it; videos unseen in training get
+//     the item tower's output on their features alone (q_i = 0). The item
+//     bias is the vector's last coordinate (the user embedding's last
+//     coordinate is 1), so Items.Biases are left zero: TopK with or without
+//     UseBias ranks the same;
+//   - calibration: GlobalMean mu and Scale s; predicted watch ratio =
+//     mu + UserRecord.Bias + <e_u, e_i>. Extra holds "target_cap" and, when
+//     the model was trained with a cut, "cut_ms" (see towers.MetaCutMS);
+//   - tower weights: the towers tower-weights blob (towers.DecodeTowers),
+//     towers "user" and "item";
+//
+// and for every user of user_features.csv the record {Embedding e_u, Bias
+// a_u[D-1], UpdatedAtMs now, LastEventID 0}. The user records are written
+// first (PutUsers in batches, under the new version's keys, which nobody reads
+// yet), then Store.Publish writes the items and flips the current version (the
+// old current is kept as previous for rollback), so a reader that sees the new
+// version finds every user's embedding at once. If the process dies between
+// the two, the user records of the never-registered version are left behind
+// (they are not garbage collected; set Config.UserTTL to bound them).
+func publishModel(ctx context.Context, st *cache.Store, m *towers.TwoTower, feats *kuairec.Features, now time.Time) (*publishReport, error) {
+	D := m.Dim()
+	nItems := len(feats.Items.IDs)
+	emb := m.ItemEmbeddings(feats.Items.Reduced, allRows32(nItems))
+	items := cache.Items{IDs: append([]uint32(nil), feats.Items.IDs...), Vectors: make([]float32, nItems*D)}
+	for i, v := range emb.Data {
+		items.Vectors[i] = float32(v)
+	}
+	extra := map[string]float64{}
+	for _, k := range []string{towers.MetaCutMS, towers.MetaTargetCap, towers.MetaLastTrainMS} {
+		if v, ok := m.Meta[k]; ok {
+			extra[k] = v
+		}
+	}
+	model := cache.Model{
+		Version: m.Version, Dim: D, CreatedAtMs: now.UnixMilli(),
+		Calibration:  cache.Calibration{GlobalMean: m.GlobalMean, Scale: m.Scale(), Extra: extra},
+		Items:        items,
+		TowerWeights: m.TowerBlob(),
+	}
+	pr := &publishReport{Namespace: st.Namespace(), Version: m.Version, Items: nItems}
+	if _, err := st.Meta(ctx, m.Version); err == nil {
+		return nil, fmt.Errorf("publishing model version %s: %w", m.Version, cache.ErrVersionExists)
+	} else if !errors.Is(err, cache.ErrVersionNotFound) {
+		return nil, fmt.Errorf("checking model version %s: %w", m.Version, err)
+	}
+	nUsers := len(feats.Users.IDs)
+	ue, bias := m.UserEmbeddings(feats.Users.Reduced, allRows32(nUsers))
+	recs := make([]cache.UserRecord, 0, userBatch)
+	for lo := 0; lo < nUsers; lo += userBatch {
+		recs = recs[:0]
+		for u := lo; u < min(lo+userBatch, nUsers); u++ {
+			vec := make([]float32, D)
+			for j, v := range ue.Row(u) {
+				vec[j] = float32(v)
+			}
+			recs = append(recs, cache.UserRecord{UserID: feats.Users.IDs[u], ModelVersion: m.Version,
+				Embedding: vec, Bias: float32(bias[u]), UpdatedAtMs: now.UnixMilli()})
+		}
+		if err := st.PutUsers(ctx, m.Version, recs); err != nil {
+			return nil, fmt.Errorf("publishing user embeddings of version %s (%d of %d written): %w", m.Version, lo, nUsers, err)
+		}
+		pr.Users += len(recs)
+	}
+	meta, err := st.Publish(ctx, model)
+	if err != nil && !errors.Is(err, cache.ErrAfterFlip) {
+		return nil, fmt.Errorf("publishing model version %s: %w", m.Version, err)
+	}
+	if err != nil {
+		pr.AfterFlip = err.Error()
+	}
+	pr.Chunks = meta.Chunks
+	if _, prev, verr := st.Versions(ctx); verr == nil {
+		pr.Previous = prev
+	}
+
+	return pr, nil
+}
+
+func allRows32(n int) []int32 {
+	s := make([]int32, n)
+	for i := range s {
+		s[i] = int32(i)
+	}
+	return s
+}
