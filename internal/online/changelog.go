@@ -1,0 +1,147 @@
+package online
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/streamrec/streamrec/internal/stream"
+)
+
+// Changelog is the compacted Kafka topic of user states, keyed by user id and
+// co-partitioned with the interactions topic (same partition count, murmur2 on
+// the same key), so the owner of an input partition restores exactly the
+// changelog partition of the same number.
+type Changelog struct {
+	brokers []string
+	topic   string
+	w       *kafka.Writer
+	buf     []byte
+	msgs    []kafka.Message
+}
+
+// NewChangelog returns a writer and reader of topic.
+func NewChangelog(brokers []string, topic string) *Changelog {
+	return &Changelog{brokers: brokers, topic: topic, w: &kafka.Writer{
+		Addr:         kafka.TCP(brokers...),
+		Topic:        topic,
+		Balancer:     &kafka.Murmur2Balancer{},
+		RequiredAcks: kafka.RequireAll,
+		BatchSize:    10000,
+		BatchBytes:   1 << 20,
+		BatchTimeout: time.Millisecond,
+		WriteTimeout: 10 * time.Second,
+		MaxAttempts:  5,
+	}}
+}
+
+// Write writes the states and returns once every record is acknowledged by all
+// in-sync replicas. It is not safe for concurrent use (the Updater serialises).
+func (c *Changelog) Write(ctx context.Context, states []*UserState) error {
+	c.buf = c.buf[:0]
+	offs := make([]int, 0, 2*len(states)+1)
+	for _, s := range states {
+		offs = append(offs, len(c.buf))
+		c.buf = stream.AppendKey(c.buf, s.UserID)
+		offs = append(offs, len(c.buf))
+		c.buf = AppendState(c.buf, s)
+	}
+	offs = append(offs, len(c.buf))
+	c.msgs = c.msgs[:0]
+	now := time.Now()
+	for i := range states {
+		k0, v0, end := offs[2*i], offs[2*i+1], offs[2*i+2]
+		c.msgs = append(c.msgs, kafka.Message{Key: c.buf[k0:v0:v0], Value: c.buf[v0:end:end], Time: now})
+	}
+	if err := c.w.WriteMessages(ctx, c.msgs...); err != nil {
+		return fmt.Errorf("writing %d user states to %s: %w", len(states), c.topic, err)
+	}
+	return nil
+}
+
+// Close flushes and closes the writer.
+func (c *Changelog) Close() error { return c.w.Close() }
+
+// Read returns the latest state of every user on the given partitions, reading
+// each from its start to the end it had when Read began.
+func (c *Changelog) Read(ctx context.Context, partitions []int) (map[uint32]*UserState, error) {
+	client := &kafka.Client{Addr: kafka.TCP(c.brokers...), Timeout: 10 * time.Second}
+	req := map[string][]kafka.OffsetRequest{}
+	for _, p := range partitions {
+		req[c.topic] = append(req[c.topic], kafka.FirstOffsetOf(p), kafka.LastOffsetOf(p))
+	}
+	resp, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: req})
+	if err != nil {
+		return nil, fmt.Errorf("listing changelog offsets: %w", err)
+	}
+	type span struct{ first, last int64 }
+	spans := map[int]span{}
+	for _, po := range resp.Topics[c.topic] {
+		if po.Error != nil {
+			return nil, fmt.Errorf("listing changelog offsets of partition %d: %w", po.Partition, po.Error)
+		}
+		spans[po.Partition] = span{po.FirstOffset, po.LastOffset}
+	}
+	out := map[uint32]*UserState{}
+	var mu sync.Mutex
+	errs := make([]error, len(partitions))
+	var wg sync.WaitGroup
+	for i, p := range partitions {
+		sp, ok := spans[p]
+		if !ok || sp.last <= sp.first {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got, err := c.readPartition(ctx, p, sp.first, sp.last)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			mu.Lock()
+			for uid, s := range got {
+				out[uid] = s
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *Changelog) readPartition(ctx context.Context, p int, first, last int64) (map[uint32]*UserState, error) {
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: c.brokers, Topic: c.topic, Partition: p,
+		MinBytes: 1, MaxBytes: 8 << 20, MaxWait: 100 * time.Millisecond})
+	defer r.Close()
+	if err := r.SetOffset(first); err != nil {
+		return nil, fmt.Errorf("seeking changelog partition %d: %w", p, err)
+	}
+	out := map[uint32]*UserState{}
+	for {
+		m, err := r.ReadMessage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("reading changelog partition %d at offset %d of %d: %w", p, r.Offset(), last, err)
+		}
+		uid, err := strconv.ParseUint(string(m.Key), 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("changelog partition %d offset %d: bad key %q", p, m.Offset, m.Key)
+		}
+		s := &UserState{UserID: uint32(uid)}
+		if err := DecodeState(m.Value, s); err != nil {
+			return nil, fmt.Errorf("changelog partition %d offset %d: %w", p, m.Offset, err)
+		}
+		out[s.UserID] = s // later records supersede earlier ones
+		if m.Offset >= last-1 {
+			return out, nil
+		}
+	}
+}

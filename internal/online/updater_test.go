@@ -1,0 +1,254 @@
+package online
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/streamrec/streamrec/internal/cache"
+	"github.com/streamrec/streamrec/internal/stream"
+	"github.com/streamrec/streamrec/internal/towers"
+)
+
+const dim = 8
+
+type fakeItems struct {
+	version string
+	vecs    map[uint32][]float32
+}
+
+func (f *fakeItems) Version() string { return f.version }
+func (f *fakeItems) Dim() int        { return dim }
+func (f *fakeItems) Item(id uint32) ([]float32, float32, bool) {
+	v, ok := f.vecs[id]
+	return v, 0, ok
+}
+
+type fakeUsers struct {
+	recs  map[string]cache.UserRecord // version/uid
+	fail  error
+	puts  int
+	reads int
+}
+
+func ukey(v string, uid uint32) string { return v + "/" + string(stream.AppendKey(nil, uid)) }
+
+func (f *fakeUsers) GetUsers(_ context.Context, v string, ids []uint32) ([]cache.UserRecord, []bool, error) {
+	f.reads++
+	if f.fail != nil {
+		return nil, nil, f.fail
+	}
+	recs, found := make([]cache.UserRecord, len(ids)), make([]bool, len(ids))
+	for i, id := range ids {
+		recs[i], found[i] = f.recs[ukey(v, id)]
+	}
+	return recs, found, nil
+}
+
+func (f *fakeUsers) PutUsersIfNewer(_ context.Context, v string, recs []cache.UserRecord) (int, error) {
+	if f.fail != nil {
+		return 0, f.fail
+	}
+	f.puts++
+	skipped := 0
+	for _, r := range recs {
+		if old, ok := f.recs[ukey(v, r.UserID)]; ok && old.LastEventID > r.LastEventID {
+			skipped++
+			continue
+		}
+		r.Embedding = slices.Clone(r.Embedding)
+		f.recs[ukey(v, r.UserID)] = r
+	}
+	return skipped, nil
+}
+
+type fakeLog struct {
+	fail   error
+	writes []UserState
+}
+
+func (f *fakeLog) Write(_ context.Context, states []*UserState) error {
+	if f.fail != nil {
+		return f.fail
+	}
+	for _, s := range states {
+		c := *s
+		c.Base, c.Vec = slices.Clone(s.Base), slices.Clone(s.Vec)
+		f.writes = append(f.writes, c)
+	}
+	return nil
+}
+
+func fixture(t *testing.T) (*fakeItems, *fakeUsers, Model) {
+	t.Helper()
+	r := rand.New(rand.NewPCG(1, 2))
+	items := &fakeItems{version: "v1", vecs: map[uint32][]float32{}}
+	for id := uint32(0); id < 50; id++ {
+		v := make([]float32, dim)
+		for j := range v {
+			v[j] = float32(r.NormFloat64() * 0.3)
+		}
+		items.vecs[id] = v
+	}
+	users := &fakeUsers{recs: map[string]cache.UserRecord{}}
+	for uid := uint32(0); uid < 10; uid++ {
+		e := make([]float32, dim)
+		for j := range e {
+			e[j] = float32(r.NormFloat64() * 0.2)
+		}
+		e[dim-1] = 1
+		users.recs[ukey("v1", uid)] = cache.UserRecord{UserID: uid, Embedding: e, Bias: 0.1}
+	}
+	return items, users, Model{Items: items, GlobalMean: 0.9, Scale: 1.5}
+}
+
+func events(n int, seed uint64) []stream.Record {
+	r := rand.New(rand.NewPCG(seed, 9))
+	last := map[uint32]int64{}
+	var out []stream.Record
+	for i := 0; i < n; i++ {
+		uid := uint32(r.IntN(12)) // users 10 and 11 are new
+		ts := last[uid] + 1000 + int64(r.IntN(1000))
+		last[uid] = ts
+		out = append(out, stream.Record{Offset: int64(i), Event: stream.Event{EventID: stream.MakeEventID(ts, 0),
+			UserID: uid, VideoID: uint32(r.IntN(55)), // 50..54 are cold
+			PlayDurationMs: 1, VideoDurationMs: 2, EventTimeMs: ts, WatchRatio: r.Float64() * 2, Source: stream.SourceReplay,
+			ProducedAtUs: 1}})
+	}
+	return out
+}
+
+func TestUpdaterAppliesOnceAndCounts(t *testing.T) {
+	_, users, m := fixture(t)
+	log := &fakeLog{}
+	u := NewUpdater(Config{}, m, users, log)
+	evs := events(400, 1)
+	ctx := t.Context()
+	for i := 0; i < len(evs); i += 37 {
+		if err := u.Handle(ctx, evs[i:min(i+37, len(evs))]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := u.Counters()
+	if c.Duplicates != 0 || c.Applied+c.ColdItems != 400 || c.ColdItems == 0 || c.NewUsers != 2 {
+		t.Fatalf("counters after one pass: %+v", c)
+	}
+	// Everything again (a replay after a crash) and a duplicated slice.
+	if err := u.Handle(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	if err := u.Handle(ctx, evs[100:150]); err != nil {
+		t.Fatal(err)
+	}
+	c2 := u.Counters()
+	if c2.Applied != c.Applied || c2.ColdItems != c.ColdItems || c2.Duplicates != 450 {
+		t.Fatalf("redelivered events were applied again: %+v then %+v", c, c2)
+	}
+	// Redis holds each user's embedding with the HWM of its last event.
+	last := map[uint32]uint64{}
+	for _, r := range evs {
+		last[r.Event.UserID] = r.Event.EventID
+	}
+	for uid, hwm := range last {
+		rec, ok := users.recs[ukey("v1", uid)]
+		if !ok || rec.LastEventID != hwm {
+			t.Fatalf("user %d in Redis: %+v, want HWM %d", uid, rec, hwm)
+		}
+		s, _ := u.State(uid)
+		emb := make([]float32, dim)
+		bias := towers.UserEmbedding(emb, s.Base, s.Vec, m.Scale)
+		if !slices.Equal(emb, rec.Embedding) || bias != rec.Bias {
+			t.Fatalf("user %d: Redis embedding differs from the state's", uid)
+		}
+	}
+}
+
+// The same events in different batchings give bit-identical vectors: per-user
+// mode depends only on each user's event order.
+func TestUpdaterBatchingInvariant(t *testing.T) {
+	evs := events(600, 2)
+	final := func(batch int) map[uint32][]float32 {
+		_, users, m := fixture(t)
+		u := NewUpdater(Config{}, m, users, &fakeLog{})
+		for i := 0; i < len(evs); i += batch {
+			if err := u.Handle(t.Context(), evs[i:min(i+batch, len(evs))]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		out := map[uint32][]float32{}
+		for uid := uint32(0); uid < 12; uid++ {
+			s, _ := u.State(uid)
+			out[uid] = s.Vec
+		}
+		return out
+	}
+	a, b := final(1), final(600)
+	for uid, v := range a {
+		if !slices.Equal(v, b[uid]) {
+			t.Fatalf("user %d: batching changed the vector", uid)
+		}
+	}
+}
+
+// A failed flush returns the error; the retry of the same batch flushes without
+// applying the batch twice; a restore from the changelog continues exactly.
+func TestUpdaterRetryAndRestore(t *testing.T) {
+	_, users, m := fixture(t)
+	log := &fakeLog{}
+	u := NewUpdater(Config{}, m, users, log)
+	evs := events(300, 3)
+	ctx := t.Context()
+	if err := u.Handle(ctx, evs[:100]); err != nil {
+		t.Fatal(err)
+	}
+	log.fail = errors.New("broker down")
+	if err := u.Handle(ctx, evs[100:200]); err == nil {
+		t.Fatal("Handle succeeded with the changelog down")
+	}
+	log.fail = nil
+	if err := u.Handle(ctx, evs[100:200]); err != nil {
+		t.Fatal(err)
+	}
+	if c := u.Counters(); c.Duplicates != 0 || c.Applied+c.ColdItems != 200 {
+		t.Fatalf("retry applied the batch twice: %+v", c)
+	}
+
+	// A second updater restored from what the changelog holds, fed the rest,
+	// ends bit-identical to the first fed everything.
+	restored := map[uint32]*UserState{}
+	for i := range log.writes {
+		s := log.writes[i]
+		restored[s.UserID] = &s
+	}
+	u2 := NewUpdater(Config{}, m, users, &fakeLog{})
+	u2.Restore(restored, []int{0}, 1)
+	if err := u2.Handle(ctx, evs[150:]); err != nil { // 150..199 are redelivered duplicates
+		t.Fatal(err)
+	}
+	if err := u.Handle(ctx, evs[200:]); err != nil {
+		t.Fatal(err)
+	}
+	if d := u2.Counters().Duplicates; d != 50 {
+		t.Fatalf("restored updater skipped %d duplicates, want 50", d)
+	}
+	for uid := uint32(0); uid < 12; uid++ {
+		a, _ := u.State(uid)
+		b, _ := u2.State(uid)
+		if !slices.Equal(a.Vec, b.Vec) || a.HWM != b.HWM {
+			t.Fatalf("user %d differs after restore", uid)
+		}
+	}
+}
+
+func TestReservoirQuantiles(t *testing.T) {
+	r := NewReservoir(100)
+	for i := 1; i <= 250; i++ {
+		r.Add(float64(i))
+	}
+	q, n := r.Quantiles(0.5, 0.99, 1)
+	if n != 100 || q[0] != 200 || q[1] != 249 || q[2] != 250 {
+		t.Fatalf("quantiles %v of %d", q, n)
+	}
+}
