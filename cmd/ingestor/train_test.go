@@ -1,0 +1,320 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/streamrec/streamrec/internal/cache"
+	"github.com/streamrec/streamrec/internal/kuairec"
+	"github.com/streamrec/streamrec/internal/towers"
+)
+
+// envRedis opts in to the real-Redis integration test.
+const envRedis = "STREAMREC_TEST_REDIS"
+
+// genTiny writes a tiny synthetic KuaiRec folder (synthesised side files, so
+// the test needs nothing outside the repository) and returns its root.
+func genTiny(t *testing.T) string {
+	t.Helper()
+	root := t.TempDir()
+	if _, err := kuairec.Generate(root, kuairec.GenConfig{Scale: kuairec.Scales["tiny"], Seed: 1}); err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// runTrain runs the train subcommand in-process and returns its stdout.
+func runTrain(t *testing.T, args ...string) string {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	if err := trainMain(t.Context(), append(args, "--quiet", "--log-level", "warn"), &stdout, &stderr); err != nil {
+		t.Fatalf("train %v: %v\nstderr:\n%s", args, err, stderr.String())
+	}
+	return stdout.String()
+}
+
+// The whole command on tiny synthetic data with a cut: the report has every
+// name other tools read, the cut is recorded in the report and in the model
+// file, and the serving model beats popularity against the ground truth.
+func TestTrainTinySynthetic(t *testing.T) {
+	root := genTiny(t)
+	out := t.TempDir()
+	cut := time.Date(2020, 8, 30, 0, 0, 0, 0, cst) // about 88% of the log's span
+	report, model := filepath.Join(out, "report.json"), filepath.Join(out, "m", "model.srm")
+	stdout := runTrain(t, "--data", filepath.Join(root, "KuaiRec 2.0"), "--no-publish", "--report", report,
+		"--model-out", model, "--cut", cut.Format(time.RFC3339), "--model-version", "tiny-v1")
+	t.Log("\n" + stdout)
+
+	raw, err := os.ReadFile(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r map[string]any
+	if err := json.Unmarshal(raw, &r); err != nil {
+		t.Fatalf("report does not parse: %v", err)
+	}
+	num := func(path ...string) float64 {
+		t.Helper()
+		var cur any = r
+		for _, p := range path {
+			m, ok := cur.(map[string]any)
+			if !ok {
+				t.Fatalf("report: %v: %q is not under an object", path, p)
+			}
+			if cur, ok = m[p]; !ok {
+				t.Fatalf("report: missing %v", path)
+			}
+		}
+		x, ok := cur.(float64)
+		if !ok || math.IsNaN(x) {
+			t.Fatalf("report: %v = %v, not a number", path, cur)
+		}
+		return x
+	}
+	for _, k := range []string{"model", "seed", "mean_baseline", "median_baseline", "oracle"} {
+		if x := num("metrics", "mae", k); !(x > 0) {
+			t.Errorf("mae.%s = %v", k, x)
+		}
+	}
+	ranks := []string{"ndcg@25", "precision@25", "recall@25"}
+	for _, lv := range []string{"at_0.8", "at_2.0"} {
+		if x := num("metrics", lv, "base_rate"); !(x > 0 && x < 1) {
+			t.Errorf("%s.base_rate = %v", lv, x)
+		}
+		for _, who := range []string{"model", "seed", "popularity", "oracle"} {
+			for _, k := range ranks {
+				if x := num("metrics", lv, who, k); !(x >= 0 && x <= 1) {
+					t.Errorf("%s.%s.%s = %v", lv, who, k, x)
+				}
+			}
+		}
+	}
+	for _, who := range []string{"model", "seed", "popularity"} {
+		for _, k := range ranks {
+			num("metrics", "truth", who, k)
+		}
+	}
+	for _, k := range []string{"load", "features", "train_twotower", "train_seed", "evaluate", "total"} {
+		num("timings", k)
+	}
+	if n := num("data", "train_rows"); !(n > 1000) {
+		t.Errorf("data.train_rows = %v", n)
+	}
+	if n := num("data", "after_cut"); !(n > 100) {
+		t.Errorf("data.after_cut = %v: the cut left nothing for replay", n)
+	}
+	if c := num("data", "cut_ms"); c != float64(cut.UnixMilli()) {
+		t.Errorf("data.cut_ms = %v, want %d", c, cut.UnixMilli())
+	}
+	if last := num("data", "last_train_ms"); !(last < float64(cut.UnixMilli())) {
+		t.Errorf("last training event %v is not before the cut %d", last, cut.UnixMilli())
+	}
+	if n := num("data", "user_features", "kept"); !(n > 0) {
+		t.Errorf("user PCA dims %v", n)
+	}
+
+	model08, pop08 := num("metrics", "truth", "model", "ndcg@25"), num("metrics", "truth", "popularity", "ndcg@25")
+	if !(model08 > pop08) {
+		t.Errorf("ground truth: model NDCG@25 %.4f does not beat popularity %.4f", model08, pop08)
+	}
+	if mm, mb := num("metrics", "mae", "model"), num("metrics", "mae", "mean_baseline"); !(mm < mb) {
+		t.Errorf("MAE %.4f does not beat the mean baseline %.4f", mm, mb)
+	}
+
+	// The model file carries the cut for the replay tool.
+	got, err := towers.LoadModel(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tt, ok := got.(*towers.TwoTower)
+	if !ok {
+		t.Fatalf("model file holds %T", got)
+	}
+	if tt.Version != "tiny-v1" || tt.Meta[towers.MetaCutMS] != float64(cut.UnixMilli()) {
+		t.Errorf("model file: version %q, meta %v", tt.Version, tt.Meta)
+	}
+	if st, err := os.Stat(filepath.Join(out, "m", "model.png")); err != nil || st.Size() == 0 {
+		t.Errorf("training curve: %v", err)
+	}
+}
+
+func TestParseCut(t *testing.T) {
+	for _, tc := range []struct {
+		in     string
+		wantMS int64
+		ok     bool
+	}{
+		{"2020-08-20T00:00:00+08:00", 1597852800000, true},
+		{"2020-08-19T16:00:00Z", 1597852800000, true},
+		{"1597852800", 1597852800000, true},
+		{"2020-08-20", 0, false},
+		{"2020-08-20T00:00:00", 0, false},
+		{"soon", 0, false},
+	} {
+		got, err := parseCut(tc.in)
+		if (err == nil) != tc.ok || (tc.ok && got.UnixMilli() != tc.wantMS) {
+			t.Errorf("parseCut(%q) = %v (%d), %v; want %d ok=%v", tc.in, got, got.UnixMilli(), err, tc.wantMS, tc.ok)
+		}
+	}
+}
+
+func TestTrainRejectsBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"--report", "x.json"},
+		{"--data", "d"},
+		{"--data", "d", "--report", "r", "--cut", "tomorrow"},
+		{"--data", "d", "--report", "r", "--valid-share", "0.9"},
+	} {
+		if err := trainMain(context.Background(), args, io.Discard, io.Discard); err == nil {
+			t.Errorf("train %v: no error", args)
+		}
+	}
+}
+
+// publishAndCheck runs the command with a small budget, publishing to addr
+// under namespace ns, and reads the version back through internal/cache.
+func publishAndCheck(t *testing.T, rdb *redis.Client, addr, ns string) {
+	t.Helper()
+	root := genTiny(t)
+	out := t.TempDir()
+	cut := time.Date(2020, 8, 30, 0, 0, 0, 0, cst)
+	runTrain(t, "--data", root, "--report", filepath.Join(out, "r.json"), "--model-out", filepath.Join(out, "model.srm"),
+		"--redis-addr", addr, "--namespace", ns, "--model-version", "pub-v1", "--budget", "5000", "--seed-epochs", "1",
+		"--cut", strconv.FormatInt(cut.Unix(), 10))
+	cfg := cache.DefaultConfig()
+	cfg.Namespace = ns
+	st, err := cache.NewStore(rdb, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	cur, err := st.CurrentVersion(ctx)
+	if err != nil || cur != "pub-v1" {
+		t.Fatalf("current version %q, %v", cur, err)
+	}
+	meta, items, err := st.ItemEmbeddings(ctx, cur)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := towers.LoadModel(filepath.Join(out, "model.srm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tt := m.(*towers.TwoTower)
+	D := tt.Dim()
+	if meta.Dim != D || len(items.IDs) != kuairec.Scales["tiny"].Videos || len(items.Vectors) != len(items.IDs)*D {
+		t.Fatalf("items: dim %d, %d ids, %d floats; want dim %d, %d videos", meta.Dim, len(items.IDs), len(items.Vectors), D, kuairec.Scales["tiny"].Videos)
+	}
+	if meta.Calibration.Extra[towers.MetaCutMS] != float64(cut.UnixMilli()) || meta.Calibration.GlobalMean != tt.GlobalMean || meta.Calibration.Scale != tt.Scale() {
+		t.Errorf("calibration %+v; want cut %d, mean %v, scale %v", meta.Calibration, cut.UnixMilli(), tt.GlobalMean, tt.Scale())
+	}
+	blob, err := st.TowerWeights(ctx, cur)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tw, err := towers.DecodeTowers(blob)
+	if err != nil || towers.FindTower(tw, "user") == nil || towers.FindTower(tw, "item") == nil {
+		t.Fatalf("tower blob: %v, %d towers", err, len(tw))
+	}
+	// Rebuild the features (deterministic) to compare the published user and
+	// item embeddings with the model file's.
+	ds, _, err := kuairec.Load(root, kuairec.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	feats, err := kuairec.BuildFeatures(ds, kuairec.FeatureOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid := uint32(7)
+	rec, ok, err := st.GetUser(ctx, cur, uid)
+	if err != nil || !ok {
+		t.Fatalf("user %d: found %v, %v", uid, ok, err)
+	}
+	if len(rec.Embedding) != D || rec.LastEventID != 0 || rec.ModelVersion != cur {
+		t.Fatalf("user %d record: dim %d, last event %d, version %q", uid, len(rec.Embedding), rec.LastEventID, rec.ModelVersion)
+	}
+	ue, ub := tt.UserEmbeddings(feats.Users.Reduced, []int32{rowIndex(feats.Users.IDs)[uid]})
+	for j, v := range ue.Row(0) {
+		if math.Abs(float64(rec.Embedding[j])-v) > 1e-5 {
+			t.Fatalf("user %d embedding[%d] = %v, model %v", uid, j, rec.Embedding[j], v)
+		}
+	}
+	if math.Abs(float64(rec.Bias)-ub[0]) > 1e-5 {
+		t.Errorf("user %d bias %v, model %v", uid, rec.Bias, ub[0])
+	}
+	ie := tt.ItemEmbeddings(feats.Items.Reduced, allRows32(len(feats.Items.IDs)))
+	for r, id := range items.IDs {
+		if id != feats.Items.IDs[r] {
+			t.Fatalf("item row %d: id %d, want %d", r, id, feats.Items.IDs[r])
+		}
+		for j := 0; j < D; j++ {
+			if math.Abs(float64(items.Vectors[r*D+j])-ie.Row(r)[j]) > 1e-5 {
+				t.Fatalf("item %d embedding[%d] = %v, model %v", id, j, items.Vectors[r*D+j], ie.Row(r)[j])
+			}
+		}
+	}
+	_, found, err := st.GetUsers(ctx, cur, []uint32{0, 150, 299})
+	if err != nil || !found[0] || !found[1] || !found[2] {
+		t.Errorf("users 0, 150, 299: found %v, %v", found, err)
+	}
+}
+
+func TestTrainPublishMiniredis(t *testing.T) {
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { _ = rdb.Close() })
+	publishAndCheck(t, rdb, mr.Addr(), "test-train")
+}
+
+// Integration: publish to a real Redis (opt-in: STREAMREC_TEST_REDIS) under a
+// random namespace whose keys are deleted afterwards (never FLUSHALL).
+func TestTrainPublishRealRedis(t *testing.T) {
+	addr := os.Getenv(envRedis)
+	if addr == "" {
+		t.Skipf("real Redis not configured: set %s=host:port to run this integration test", envRedis)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	t.Cleanup(func() { _ = rdb.Close() })
+	if err := rdb.Ping(t.Context()).Err(); err != nil {
+		t.Fatalf("%s=%s: %v", envRedis, addr, err)
+	}
+	ns := fmt.Sprintf("test-train-%016x", rand.Uint64())
+	t.Cleanup(func() { deleteNamespace(t, rdb, ns) })
+	publishAndCheck(t, rdb, addr, ns)
+}
+
+func deleteNamespace(t *testing.T, rdb *redis.Client, ns string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var cursor uint64
+	for {
+		keys, next, err := rdb.Scan(ctx, cursor, ns+":*", 1000).Result()
+		if err != nil {
+			t.Errorf("cleaning namespace %s: %v", ns, err)
+			return
+		}
+		if len(keys) > 0 {
+			if err := rdb.Del(ctx, keys...).Err(); err != nil {
+				t.Errorf("cleaning namespace %s: %v", ns, err)
+				return
+			}
+		}
+		if cursor = next; cursor == 0 {
+			return
+		}
+	}
+}
