@@ -41,7 +41,24 @@ type options struct {
 	Progress   bool
 }
 
-func parseOptions(args []string, stderr io.Writer) (*options, error) {
+// brokersEnv is the environment variable of --brokers, shared by every binary
+// that talks to Kafka (cmd/dev prints it); STREAMREC_BROKERS, the name the
+// config convention derives from the flag, is read too, after it.
+const brokersEnv = "STREAMREC_KAFKA_BROKERS"
+
+// lookupEnv is config.Parse's lookup with --brokers read from brokersEnv.
+func lookupEnv(lookup func(string) (string, bool)) func(string) (string, bool) {
+	return func(name string) (string, bool) {
+		if name == config.EnvName("brokers") {
+			if v, ok := lookup(brokersEnv); ok {
+				return v, ok
+			}
+		}
+		return lookup(name)
+	}
+}
+
+func parseOptions(args []string, stderr io.Writer, lookup func(string) (string, bool)) (*options, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -52,7 +69,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.Var(&o.Until, "until", "stop before this event time (exclusive; RFC 3339 or Unix seconds)")
 	fs.Int64Var(&o.Limit, "limit", 0, "publish at most N events in this run (already published events do not count); 0: no limit")
 	fs.StringVar(&o.Topic, "topic", stream.DefaultTopic, "interactions topic")
-	fs.StringVar(&brokers, "brokers", brokers, "Kafka brokers, comma-separated host:port")
+	fs.StringVar(&brokers, "brokers", brokers, "Kafka brokers, comma-separated host:port (environment: "+brokersEnv+", then STREAMREC_BROKERS)")
 	fs.IntVar(&o.Partitions, "partitions", 8, "partitions when creating a missing topic (an existing topic keeps its own)")
 	fs.Float64Var(&o.Speedup, "speedup", 0, "event time runs X times faster than wall time (e.g. 1000); 0: as fast as possible")
 	fs.Float64Var(&o.MaxRate, "max-rate", 0, "at most this many events/s (token bucket); 0: unlimited")
@@ -64,7 +81,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&o.Progress, "progress", true, "draw a progress bar on stderr")
 	config.Usage(fs, "replay: publish KuaiRec interactions to Kafka in event-time order, resumably")
-	if err := config.Parse(fs, args, nil); err != nil {
+	if err := config.Parse(fs, args, lookupEnv(lookup)); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
 		}
@@ -141,7 +158,7 @@ func (s *summary) write(w io.Writer) {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	o, err := parseOptions(args, stderr)
+	o, err := parseOptions(args, stderr, os.LookupEnv)
 	if err != nil {
 		return err
 	}
