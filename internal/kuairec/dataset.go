@@ -127,7 +127,7 @@ func loadMatrix(dir, name string, opt Options, keepUntimed bool) (*Interactions,
 	var onBytes func(int64)
 	var bar *progress.Bar
 	if opt.Progress != nil {
-		bar = progress.New(opt.Progress, "B "+name, st.Size())
+		bar = progress.NewWithOptions(opt.Progress, "B", st.Size(), progress.Options{Prefix: name})
 		onBytes = bar.Set
 	}
 	m, fr, err := ReadMatrix(f, name, st.Size(), opt.Workers, onBytes)

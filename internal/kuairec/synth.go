@@ -388,18 +388,25 @@ func newGenModel(cfg GenConfig, side *sideInfo, wp WatchParams) *genModel {
 	raw := make([]float64, sc.Users)
 	for u := range sc.Users {
 		ur := g.userRand(u, 1)
+		// A low-activity mode, a body and a heavy tail: median above the mean
+		// (STATS.md: mean 1,746, median 1,846, min 100, max 16,015).
 		var n float64
-		if ur.Float64() < 0.985 {
-			n = min(4200, max(100, 1880+820*ur.NormFloat64()))
-		} else {
-			n = 4200 + min(11800, ur.ExpFloat64()*2500)
+		switch x := ur.Float64(); {
+		case x < 0.15:
+			n = 100 + 600*ur.Float64()
+		case x < 0.99:
+			n = min(4200, max(100, 2150+800*ur.NormFloat64()))
+		default:
+			n = 4200 + min(11800, ur.ExpFloat64()*3000)
 		}
 		raw[u] = n
 		tot += n
 	}
 	f := float64(sc.BigRows) / (1 + dupSingleP + dupBurstP*dupBurstMean) / tot
+	// At full scale no user has fewer than ~100 rows (duplicates included).
+	minRows := int(math.Ceil(100 * float64(sc.BigRows) / 12530806 / (1 + dupSingleP + dupBurstP*dupBurstMean)))
 	for u := range sc.Users {
-		g.nRows[u] = max(1, int(math.Round(raw[u]*f)))
+		g.nRows[u] = max(minRows, int(math.Round(raw[u]*f)))
 	}
 	return g
 }
@@ -602,12 +609,17 @@ func (g *genModel) genUser(u int, sc *genScratch) (bigRows, smallRows int) {
 	sc.seenList = sc.seenList[:0]
 	b := sc.big
 	var prevT int64
+	remaining := int64(n)
 	for i, d := range days {
 		dayStart := SpanStartMS + int64(d)*86400000
 		t := dayStart + int64(diurnalHour(r)*3600000) + r.Int64N(3600000)
 		t = min(t, SpanEndMS-int64(counts[i])*14000) // sessions end before the span does
 		t = max(t, prevT+1)
 		for range counts[i] {
+			// The last events of a long final session are squeezed in before
+			// the end of the span (Sep 5, 24:00 UTC+8).
+			t = max(prevT+1, min(t, SpanEndMS-1000-remaining))
+			remaining--
 			ri := g.regimeOf(t)
 			var v int
 			for try := 0; ; try++ {

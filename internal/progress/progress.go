@@ -34,6 +34,8 @@ type Options struct {
 	QuietInterval time.Duration
 	// Width of the bar in characters. Default: 30.
 	Width int
+	// Prefix is printed before the bar, e.g. the file being read.
+	Prefix string
 	// Now replaces time.Now in tests.
 	Now func() time.Time
 }
@@ -159,6 +161,10 @@ func (b *Bar) render(now time.Time) string {
 		rate = float64(n) / s
 	}
 	var sb strings.Builder
+	if b.opt.Prefix != "" {
+		sb.WriteString(b.opt.Prefix)
+		sb.WriteByte(' ')
+	}
 	if total > 0 {
 		frac := float64(n) / float64(total)
 		if frac > 1 {

@@ -66,3 +66,12 @@ func TestHuman(t *testing.T) {
 		}
 	}
 }
+
+func TestBarPrefix(t *testing.T) {
+	f := false
+	b := NewWithOptions(&syncBuf{}, "B", 10, Options{Terminal: &f, Prefix: "big_matrix.csv", QuietInterval: time.Hour})
+	defer b.Finish()
+	if got := b.Line(); !strings.HasPrefix(got, "big_matrix.csv [") {
+		t.Errorf("line %q", got)
+	}
+}
