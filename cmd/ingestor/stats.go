@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -27,6 +28,9 @@ func runStats(ctx context.Context, args []string) error {
 	workers := fs.Int("workers", 0, "parser goroutines (0: all cores)")
 	quiet := fs.Bool("quiet", false, "no progress bars")
 	if err := config.Parse(fs, args, nil); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
 		return config.Usagef("%v", err)
 	}
 	if *data == "" {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -36,6 +37,9 @@ func runSynth(ctx context.Context, args []string) error {
 	popShare := fs.Float64("drift-popularity-share", 0.3, "share of videos whose popularity shifts")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	if err := config.Parse(fs, args, nil); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
 		return config.Usagef("%v", err)
 	}
 	if *out == "" {
