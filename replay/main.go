@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -39,6 +40,7 @@ type options struct {
 	Linger     time.Duration
 	LogLevel   string
 	Progress   bool
+	CPUProfile string
 }
 
 // brokersEnv is the environment variable of --brokers, shared by every binary
@@ -77,9 +79,10 @@ func parseOptions(args []string, stderr io.Writer, lookup func(string) (string, 
 	fs.BoolVar(&o.Resume, "resume", true, "skip events the topic already holds (see the resume rule); false publishes the whole selection")
 	fs.IntVar(&o.ResumeScan, "resume-scan", 100000, "on resume, how many messages back from each partition's end to look for the last replay message (>= 1000)")
 	fs.IntVar(&o.Batch, "batch", 5000, "messages per partition batch and per write (kafka-go BatchSize)")
-	fs.DurationVar(&o.Linger, "linger", 2*time.Millisecond, "how long a partial batch waits (kafka-go BatchTimeout)")
+	fs.DurationVar(&o.Linger, "linger", 2*time.Millisecond, "paced mode: partial chunks are sent when the next event is due more than this ahead (the batch timeout)")
 	fs.StringVar(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&o.Progress, "progress", true, "draw a progress bar on stderr")
+	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the publishing phase to this file (for benchmarks)")
 	config.Usage(fs, "replay: publish KuaiRec interactions to Kafka in event-time order, resumably")
 	if err := config.Parse(fs, args, lookupEnv(lookup)); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -217,9 +220,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
-	w := newKafkaWriter(writerConfig{Brokers: o.Brokers, Topic: o.Topic, BatchSize: o.Batch, BatchBytes: 1 << 20,
-		BatchTimeout: o.Linger, WriteTimeout: 10 * time.Second, MaxAttempts: 10, Logger: logger})
-	r := &replayer{plan: pl, pt: newPartitioner(parts), heads: heads, limit: o.Limit,
+	w := newPartitionWriter(writerConfig{Brokers: o.Brokers, Topic: o.Topic, BatchBytes: 1 << 20,
+		WriteTimeout: 10 * time.Second, MaxAttempts: 10, Logger: logger})
+	r := &replayer{plan: pl, pt: newPartitioner(parts), heads: heads, limit: o.Limit, linger: o.Linger,
 		pacer: newPacer(o.Speedup, o.MaxRate, o.Burst)}
 	total := r.countToPublish(start, end)
 
@@ -227,6 +230,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var st *status
 	if o.Progress {
 		st = startStatus(stderr, total, pub)
+	}
+	if o.CPUProfile != "" {
+		f, err := os.Create(o.CPUProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
 	}
 	tp := time.Now()
 	rerr := r.run(ctx, pub, start, end, sum)
@@ -255,7 +269,9 @@ type replayer struct {
 	heads []head
 	limit int64
 	pacer *pacer
-	log   *slog.Logger
+	// linger: a paced run sends its partial chunks before sleeping longer than this.
+	linger time.Duration
+	log    *slog.Logger
 }
 
 // countToPublish is how many events of [start, end) this run will publish if
@@ -321,7 +337,7 @@ func (r *replayer) run(ctx context.Context, pub *publisher, start, end int, sum 
 		}
 		if paced {
 			now := time.Now()
-			if at := r.pacer.next(r.plan.timeAt(i), now); at.Sub(now) > 2*time.Millisecond {
+			if at := r.pacer.next(r.plan.timeAt(i), now); at.Sub(now) > r.linger {
 				if err = flush(); err != nil {
 					break
 				}
