@@ -1,0 +1,498 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	kafkago "github.com/segmentio/kafka-go"
+
+	"github.com/streamrec/streamrec/internal/cache"
+	"github.com/streamrec/streamrec/internal/online"
+	"github.com/streamrec/streamrec/internal/stream"
+)
+
+// The updater's integration tests run against real Apache Kafka and Redis,
+// opt-in by environment: STREAMREC_TEST_KAFKA and STREAMREC_TEST_REDIS.
+
+type env struct {
+	brokers   string
+	redisAddr string
+	ns        string
+	topic     string
+	group     string
+	changelog string
+	store     *cache.Store
+	rdb       *redis.Client
+}
+
+func newEnv(t *testing.T, redisAddr string) *env {
+	t.Helper()
+	kafka := os.Getenv("STREAMREC_TEST_KAFKA")
+	if redisAddr == "" {
+		redisAddr = os.Getenv("STREAMREC_TEST_REDIS")
+	}
+	if kafka == "" || redisAddr == "" || testing.Short() {
+		t.Skip("integration: set STREAMREC_TEST_KAFKA and STREAMREC_TEST_REDIS (and drop -short) to run")
+	}
+	id := fmt.Sprintf("%08x", rand.Uint32())
+	e := &env{brokers: kafka, redisAddr: redisAddr, ns: "test-upd-" + id, topic: "test-upd-" + id,
+		group: "test-upd-" + id, changelog: "test-upd-" + id + ".state"}
+	e.rdb = redis.NewClient(&redis.Options{Addr: redisAddr})
+	cfg := cache.DefaultConfig()
+	cfg.Namespace = e.ns
+	var err error
+	if e.store, err = cache.NewStore(e.rdb, cfg); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx := context.Background()
+		iter := e.rdb.Scan(ctx, 0, e.ns+":*", 1000).Iterator()
+		for iter.Next(ctx) {
+			e.rdb.Del(ctx, iter.Val())
+		}
+		e.rdb.Close()
+	})
+	if err := stream.EnsureTopics(t.Context(), []string{kafka}, stream.InteractionsTopic(e.topic, 4)); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func (e *env) args(extra ...string) []string {
+	return append([]string{"--brokers", e.brokers, "--topic", e.topic, "--group", e.group,
+		"--changelog-topic", e.changelog, "--redis-addr", e.redisAddr, "--namespace", e.ns,
+		"--metrics-addr", "", "--log-level", "warn", "--session-timeout", "3s",
+		"--flush-interval", "5ms", "--max-batch", "256", "--redis-check", "100ms"}, extra...)
+}
+
+const (
+	testDim   = 16
+	testItems = 300 // videos 300..319 in the events are cold
+	testUsers = 80  // users 80..99 in the events are new
+)
+
+// publishModel publishes a random model and initial user records.
+func publishModel(t *testing.T, e *env) {
+	t.Helper()
+	r := rand.New(rand.NewPCG(11, 12))
+	items := cache.Items{}
+	for id := uint32(0); id < testItems; id++ {
+		items.IDs = append(items.IDs, id)
+		items.Biases = append(items.Biases, 0)
+		for j := 0; j < testDim; j++ {
+			items.Vectors = append(items.Vectors, float32(r.NormFloat64()*0.3))
+		}
+	}
+	if _, err := e.store.Publish(t.Context(), cache.Model{Version: "v1", Dim: testDim, CreatedAtMs: 1,
+		Calibration: cache.Calibration{GlobalMean: 0.9, Scale: 1.3}, Items: items, TowerWeights: []byte("w")}); err != nil {
+		t.Fatal(err)
+	}
+	var recs []cache.UserRecord
+	for uid := uint32(0); uid < testUsers; uid++ {
+		emb := make([]float32, testDim)
+		for j := range emb {
+			emb[j] = float32(r.NormFloat64() * 0.2)
+		}
+		emb[testDim-1] = 1
+		recs = append(recs, cache.UserRecord{UserID: uid, Embedding: emb, Bias: 0.05, UpdatedAtMs: 1})
+	}
+	if err := e.store.PutUsers(t.Context(), "v1", recs); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func makeEvents(n int, seed uint64) []stream.Event {
+	r := rand.New(rand.NewPCG(seed, 3))
+	last := map[uint32]int64{}
+	evs := make([]stream.Event, n)
+	for i := range evs {
+		uid := uint32(r.IntN(testUsers + 20))
+		ts := max(last[uid]+1+int64(r.IntN(3)), 1593878903438+int64(i))
+		seq := uint32(0)
+		if ts == last[uid] {
+			seq = 1
+		}
+		last[uid] = ts
+		dur := int64(1000 + r.IntN(20000))
+		play := r.Int64N(2 * dur)
+		evs[i] = stream.Event{EventID: stream.MakeEventID(ts, seq), UserID: uid, VideoID: uint32(r.IntN(testItems + 20)),
+			PlayDurationMs: play, VideoDurationMs: dur, EventTimeMs: ts, WatchRatio: float64(play) / float64(dur),
+			Source: stream.SourceReplay}
+	}
+	return evs
+}
+
+func publishEvents(t *testing.T, e *env, evs []stream.Event) {
+	t.Helper()
+	if err := publish(t.Context(), e, evs, 1000); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func publish(ctx context.Context, e *env, evs []stream.Event, chunk int) error {
+	p, err := stream.NewProducer(stream.ProducerConfig{Brokers: []string{e.brokers}, Topic: e.topic})
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	for i := 0; i < len(evs); i += chunk {
+		if err := p.Publish(ctx, evs[i:min(i+chunk, len(evs))]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// expected applies the events in process, through the same Updater with
+// in-memory stores seeded from the published initial records.
+func expected(t *testing.T, e *env, evs []stream.Event) map[uint32]cache.UserRecord {
+	t.Helper()
+	m, err := loadModel(t.Context(), e.store, "v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := &memUsers{recs: map[uint32]cache.UserRecord{}}
+	ids := make([]uint32, testUsers)
+	for i := range ids {
+		ids[i] = uint32(i)
+	}
+	recs, found, err := e.store.GetUsers(t.Context(), "v1", ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range recs {
+		if found[i] {
+			mem.recs[r.UserID] = r
+		}
+	}
+	u := online.NewUpdater(online.Config{}, m, mem, nopLog{})
+	batch := make([]stream.Record, len(evs))
+	for i := range evs {
+		batch[i] = stream.Record{Event: evs[i]}
+	}
+	if err := u.Handle(t.Context(), batch); err != nil {
+		t.Fatal(err)
+	}
+	return mem.recs
+}
+
+type memUsers struct{ recs map[uint32]cache.UserRecord }
+
+func (m *memUsers) GetUsers(_ context.Context, _ string, ids []uint32) ([]cache.UserRecord, []bool, error) {
+	recs, found := make([]cache.UserRecord, len(ids)), make([]bool, len(ids))
+	for i, id := range ids {
+		recs[i], found[i] = m.recs[id]
+	}
+	return recs, found, nil
+}
+
+func (m *memUsers) PutUsersIfNewer(_ context.Context, _ string, recs []cache.UserRecord) (int, error) {
+	for _, r := range recs {
+		r.Embedding = slices.Clone(r.Embedding)
+		m.recs[r.UserID] = r
+	}
+	return 0, nil
+}
+
+type nopLog struct{}
+
+func (nopLog) Write(context.Context, []*online.UserState) error { return nil }
+
+// waitRedis polls Redis until every expected user carries its final HWM, then
+// checks the embeddings bit for bit.
+func waitRedis(t *testing.T, e *env, want map[uint32]cache.UserRecord, within time.Duration) {
+	t.Helper()
+	ids := make([]uint32, 0, len(want))
+	for id := range want {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	deadline := time.Now().Add(within)
+	for {
+		recs, found, err := e.store.GetUsers(t.Context(), "v1", ids)
+		if err == nil {
+			done := true
+			for i := range ids {
+				done = done && found[i] && recs[i].LastEventID == want[ids[i]].LastEventID
+			}
+			if done {
+				for i, id := range ids {
+					w := want[id]
+					if !slices.Equal(recs[i].Embedding, w.Embedding) || recs[i].Bias != w.Bias {
+						t.Fatalf("user %d: embedding in Redis differs from the in-process run", id)
+					}
+				}
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			n := 0
+			for i := range ids {
+				if err == nil && found[i] && recs[i].LastEventID == want[ids[i]].LastEventID {
+					n++
+				}
+			}
+			t.Fatalf("after %v, %d of %d users are up to date in Redis (err %v)", within, n, len(ids), err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func runInProcess(t *testing.T, e *env, extra ...string) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, e.args(extra...)) }()
+	return func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("updater: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("updater did not stop within 30s of cancel")
+		}
+	}
+}
+
+// End to end: events through real Kafka into the updater, embeddings in real
+// Redis equal to the in-process application, bit for bit; duplicates injected
+// into the topic change nothing.
+func TestIntegrationEndToEnd(t *testing.T) {
+	e := newEnv(t, "")
+	publishModel(t, e)
+	evs := makeEvents(4000, 1)
+	publishEvents(t, e, evs)
+	want := expected(t, e, evs)
+
+	metrics := freeAddr(t)
+	stop := runInProcess(t, e, "--metrics-addr", metrics)
+	waitRedis(t, e, want, 60*time.Second)
+	// Duplicates: a slice of the log published again (a producer retry) is
+	// skipped and counted, and changes nothing.
+	publishEvents(t, e, evs[1000:1500])
+	deadline := time.Now().Add(30 * time.Second)
+	for scrape(t, metrics, "streamrec_updater_duplicates_skipped_total") < 500 {
+		if time.Now().After(deadline) {
+			t.Fatalf("duplicates counted: %v, want 500", scrape(t, metrics, "streamrec_updater_duplicates_skipped_total"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	waitRedis(t, e, want, 10*time.Second)
+	if got := scrape(t, metrics, "streamrec_updater_events_applied_total") + scrape(t, metrics, "streamrec_updater_cold_items_total"); got != float64(len(evs)) {
+		t.Fatalf("applied + cold = %v, want %d", got, len(evs))
+	}
+	if scrape(t, metrics, "streamrec_updater_cold_items_total") == 0 {
+		t.Fatal("no cold item counted, though events name videos without embeddings")
+	}
+	stop()
+}
+
+// kill -9 at random points, restarts, and at the end the embeddings equal an
+// uninterrupted run bit for bit: no event lost, none applied twice.
+func TestIntegrationKill9(t *testing.T) {
+	e := newEnv(t, "")
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("STREAMREC_KILL_SEED"); s != "" {
+		fmt.Sscan(s, &seed)
+	}
+	t.Logf("kill points seed: %d (rerun with STREAMREC_KILL_SEED=%d)", seed, seed)
+	r := rand.New(rand.NewPCG(seed, 1))
+	publishModel(t, e)
+	evs := makeEvents(60000, 2)
+	want := expected(t, e, evs)
+
+	bin := filepath.Join(t.TempDir(), "updater")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("building the updater: %v\n%s", err, out)
+	}
+	start := func() *exec.Cmd {
+		cmd := exec.Command(bin, e.args("--max-batch", "64")...)
+		cmd.Stderr = &prefixWriter{t: t}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd
+	}
+	// Publish while the updater is killed and restarted.
+	pubErr := make(chan error, 1)
+	go func() { pubErr <- publish(context.Background(), e, evs, 500) }()
+	midStream := 0
+	prev := int64(0)
+	for k := 0; k < 4; k++ {
+		cmd := start()
+		// Kill at a random moment after this run made progress (a restarted
+		// member first waits for the dead one's session to expire).
+		for end := time.Now().Add(15 * time.Second); committed(t, e) <= prev && time.Now().Before(end); {
+			time.Sleep(20 * time.Millisecond)
+		}
+		time.Sleep(time.Duration(r.IntN(150)) * time.Millisecond)
+		cmd.Process.Kill() // SIGKILL: no drain, no flush, no commit
+		cmd.Wait()
+		c := committed(t, e)
+		t.Logf("kill %d: %d of %d events committed", k+1, c, len(evs))
+		if c > prev && c < int64(len(evs)) {
+			midStream++
+		}
+		prev = c
+	}
+	if midStream < 2 {
+		t.Fatalf("fewer than two kills landed mid-stream (seed %d): the test proved nothing", seed)
+	}
+	cmd := start()
+	defer func() {
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+	}()
+	if err := <-pubErr; err != nil {
+		t.Fatal(err)
+	}
+	waitRedis(t, e, want, 90*time.Second)
+}
+
+// A Redis flush mid-stream: the updater notices (its marker is gone), rebuilds
+// every user from its changelog-backed state, and goes on; none is lost. The
+// test runs its own Redis server, since it flushes it.
+func TestIntegrationRedisFlush(t *testing.T) {
+	addr := privateRedis(t)
+	e := newEnv(t, addr)
+	publishModel(t, e)
+	evs := makeEvents(6000, 3)
+	// After the flush only even users get events: odd users come back only
+	// through the updater's rebuild from its changelog-backed state.
+	second := slices.DeleteFunc(slices.Clone(evs[3000:]), func(ev stream.Event) bool { return ev.UserID%2 == 1 })
+	evs = append(slices.Clone(evs[:3000]), second...)
+	want := expected(t, e, evs)
+	half := expected(t, e, evs[:3000])
+	publishEvents(t, e, evs[:3000])
+	stop := runInProcess(t, e)
+	defer stop()
+	// Wait until the first half is in, then flush everything.
+	waitRedis(t, e, half, 60*time.Second)
+	if err := e.rdb.FlushAll(t.Context()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// The ingestor republishes the model (items are a cache too); users come
+	// back from the updater's rebuild, not from the ingestor.
+	publishModelOnly(t, e)
+	publishEvents(t, e, second)
+	waitRedis(t, e, want, 60*time.Second)
+}
+
+func publishModelOnly(t *testing.T, e *env) {
+	t.Helper()
+	r := rand.New(rand.NewPCG(11, 12))
+	items := cache.Items{}
+	for id := uint32(0); id < testItems; id++ {
+		items.IDs = append(items.IDs, id)
+		items.Biases = append(items.Biases, 0)
+		for j := 0; j < testDim; j++ {
+			items.Vectors = append(items.Vectors, float32(r.NormFloat64()*0.3))
+		}
+	}
+	if _, err := e.store.Publish(t.Context(), cache.Model{Version: "v1", Dim: testDim, CreatedAtMs: 1,
+		Calibration: cache.Calibration{GlobalMean: 0.9, Scale: 1.3}, Items: items, TowerWeights: []byte("w")}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// privateRedis starts a redis-server of its own on a free port.
+func privateRedis(t *testing.T) string {
+	t.Helper()
+	if os.Getenv("STREAMREC_TEST_REDIS") == "" || testing.Short() {
+		t.Skip("integration: set STREAMREC_TEST_REDIS (a redis-server on PATH is also needed) to run")
+	}
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Skip("redis-server not on PATH")
+	}
+	port := 20000 + rand.IntN(20000)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	cmd := exec.Command(bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	defer rdb.Close()
+	for i := 0; ; i++ {
+		if rdb.Ping(t.Context()).Err() == nil {
+			return addr
+		}
+		if i > 100 {
+			t.Fatalf("private redis-server on %s did not start", addr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+type prefixWriter struct{ t *testing.T }
+
+func (w *prefixWriter) Write(b []byte) (int, error) {
+	for _, line := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
+		if strings.Contains(line, `"level":"ERROR"`) {
+			w.t.Log("updater: " + line)
+		}
+	}
+	return len(b), nil
+}
+
+// committed sums the group's committed offsets over the topic's partitions.
+func committed(t *testing.T, e *env) int64 {
+	t.Helper()
+	client := &kafkago.Client{Addr: kafkago.TCP(e.brokers), Timeout: 5 * time.Second}
+	resp, err := client.OffsetFetch(t.Context(), &kafkago.OffsetFetchRequest{GroupID: e.group,
+		Topics: map[string][]int{e.topic: {0, 1, 2, 3}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, p := range resp.Topics[e.topic] {
+		if p.CommittedOffset > 0 {
+			n += p.CommittedOffset
+		}
+	}
+	return n
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// scrape reads one unlabelled metric from the updater's /metrics.
+func scrape(t *testing.T, addr, name string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			var f float64
+			fmt.Sscan(v, &f)
+			return f
+		}
+	}
+	return -1
+}

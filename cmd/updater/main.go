@@ -1,0 +1,296 @@
+// Command updater is the streaming learner: a consumer-group member over the
+// interactions topic that applies incremental SGD to each user's vector per
+// event, keeps per-user state in a compacted Kafka changelog, and writes fresh
+// user embeddings to Redis before committing its input offsets.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/streamrec/streamrec/internal/cache"
+	"github.com/streamrec/streamrec/internal/config"
+	"github.com/streamrec/streamrec/internal/online"
+	"github.com/streamrec/streamrec/internal/stream"
+)
+
+func main() { config.Main("updater", run) }
+
+type options struct {
+	brokers, topic, group, changelog, assign string
+	partitions                               int
+	redisAddr, namespace                     string
+	flush                                    time.Duration
+	maxBatch                                 int
+	lr, l2, targetCap                        float64
+	metricsAddr                              string
+	markerEvery, modelWait                   time.Duration
+	sessionTimeout                           time.Duration
+	logLevel                                 string
+}
+
+func parse(args []string) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("updater", flag.ContinueOnError)
+	fs.StringVar(&o.brokers, "brokers", "127.0.0.1:9092", "Kafka brokers, comma-separated")
+	fs.StringVar(&o.topic, "topic", stream.DefaultTopic, "interactions topic")
+	fs.StringVar(&o.group, "group", "updater", "consumer group")
+	fs.StringVar(&o.changelog, "changelog-topic", "updater.user-state", "compacted per-user state topic (created co-partitioned with the input)")
+	fs.StringVar(&o.assign, "assign", "group", "partition assignment: 'group' (the group protocol balances partitions across instances) or 'all' (this instance reads every partition; one instance only)")
+	fs.IntVar(&o.partitions, "partitions", 8, "partitions of the interactions topic when the updater has to create it")
+	fs.StringVar(&o.redisAddr, "redis-addr", "127.0.0.1:6379", "Redis address")
+	fs.StringVar(&o.namespace, "namespace", cache.DefaultNamespace, "Redis key namespace")
+	fs.DurationVar(&o.flush, "flush-interval", 20*time.Millisecond, "longest an event waits before its user is flushed (batch deadline)")
+	fs.IntVar(&o.maxBatch, "max-batch", 8192, "most events per batch")
+	fs.Float64Var(&o.lr, "lr", 0.05, "online SGD learning rate on the user vector")
+	fs.Float64Var(&o.l2, "l2", 0.001, "online L2 pull toward the offline user vector")
+	fs.Float64Var(&o.targetCap, "target-cap", 5, "cap of the target watch ratio (as in training)")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", "127.0.0.1:9101", "address of /metrics and /healthz ('' disables)")
+	fs.DurationVar(&o.markerEvery, "redis-check", time.Second, "how often to check that Redis still holds our data (rebuilt from the changelog if not)")
+	fs.DurationVar(&o.modelWait, "model-wait", 10*time.Minute, "how long to wait at start for a published model version")
+	fs.DurationVar(&o.sessionTimeout, "session-timeout", 10*time.Second, "consumer-group session timeout")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	config.Usage(fs, "updater: incremental SGD on the user tower from the interactions topic; user embeddings to Redis")
+	if err := config.Parse(fs, args, nil); err != nil {
+		return nil, &config.UsageError{Err: err}
+	}
+	switch {
+	case o.assign != "group" && o.assign != "all":
+		return nil, config.Usagef("--assign %q: want group or all", o.assign)
+	case o.flush <= 0 || o.maxBatch <= 0 || o.partitions <= 0:
+		return nil, config.Usagef("--flush-interval, --max-batch and --partitions must be positive")
+	case o.lr <= 0 || o.l2 < 0 || o.targetCap <= 0:
+		return nil, config.Usagef("--lr and --target-cap must be positive, --l2 not negative")
+	case o.topic == o.changelog:
+		return nil, config.Usagef("--changelog-topic must differ from --topic")
+	}
+	return o, nil
+}
+
+func run(ctx context.Context, args []string) error {
+	o, err := parse(args)
+	if err != nil {
+		return err
+	}
+	base, err := config.NewLogger(os.Stderr, o.logLevel)
+	if err != nil {
+		return &config.UsageError{Err: err}
+	}
+	log := base.With("component", "updater")
+	brokers := strings.Split(o.brokers, ",")
+
+	rdb := redis.NewClient(&redis.Options{Addr: o.redisAddr})
+	defer rdb.Close()
+	scfg := cache.DefaultConfig()
+	scfg.Namespace = o.namespace
+	store, err := cache.NewStore(rdb, scfg)
+	if err != nil {
+		return &config.UsageError{Err: err}
+	}
+	model, err := waitModel(ctx, store, o.modelWait, log)
+	if err != nil {
+		return err
+	}
+
+	// Topics: the input (created if missing), its dead-letter topic, and the
+	// changelog co-partitioned with the input.
+	counts, err := stream.PartitionCounts(ctx, brokers, o.topic)
+	if err != nil {
+		return err
+	}
+	nparts, ok := counts[o.topic]
+	if !ok {
+		nparts = o.partitions
+	}
+	if err := stream.EnsureTopics(ctx, brokers, stream.InteractionsTopic(o.topic, nparts),
+		stream.InteractionsTopic(o.topic+".dlq", 1), stream.CompactedTopic(o.changelog, nparts)); err != nil {
+		return err
+	}
+
+	changelog := online.NewChangelog(brokers, o.changelog)
+	defer changelog.Close()
+	upd := online.NewUpdater(online.Config{LR: float32(o.lr), L2: float32(o.l2), TargetCap: float32(o.targetCap), Logger: log},
+		model, store, changelog)
+	instance := markerName(o.group)
+	ensureRedis := func(ctx context.Context) error {
+		if _, ok, err := store.Marker(ctx, instance); err != nil || ok {
+			return err
+		}
+		n, err := upd.Rebuild(ctx)
+		if err != nil {
+			return fmt.Errorf("rebuilding Redis from the changelog: %w", err)
+		}
+		log.Info("Redis (re)built from the changelog", "users", n)
+		return store.SetMarker(ctx, instance, time.Now().UnixMilli())
+	}
+
+	ccfg := stream.ConsumerConfig{Brokers: brokers, GroupID: o.group, Topic: o.topic, MaxBatch: o.maxBatch,
+		FlushInterval: o.flush, SessionTimeout: o.sessionTimeout, Logger: base,
+		OnAssign: func(ctx context.Context, parts []int) error {
+			start := time.Now()
+			restored, err := changelog.Read(ctx, parts)
+			if err != nil {
+				return err
+			}
+			upd.Restore(restored, parts, nparts)
+			log.Info("state restored from the changelog", "partitions", parts, "users", len(restored), "took", time.Since(start))
+			// Whatever Redis holds, the restored states are written once more
+			// when the marker says Redis lost them.
+			return ensureRedis(ctx)
+		}}
+	if o.assign == "all" {
+		ccfg.Partitions = []int{stream.AllPartitions}
+	}
+	cons, err := stream.NewConsumer(ccfg)
+	if err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	newMetrics(reg, upd, cons)
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		err := cons.Run(gctx, upd.Handle)
+		if err == nil && ctx.Err() == nil {
+			err = errors.New("consumer stopped")
+		}
+		return err
+	})
+	g.Go(func() error { return watchRedis(gctx, o.markerEvery, ensureRedis, log) })
+	g.Go(func() error { return followModel(gctx, store, upd, log) })
+	if o.metricsAddr != "" {
+		srv, err := serveMetrics(o.metricsAddr, reg)
+		if err != nil {
+			return err
+		}
+		g.Go(func() error {
+			<-gctx.Done()
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			return srv.Shutdown(sctx)
+		})
+	}
+	log.Info("updater running", "brokers", o.brokers, "topic", o.topic, "group", o.group, "assign", o.assign,
+		"partitions", nparts, "model", model.Items.Version(), "redis", o.redisAddr)
+	err = g.Wait()
+	// Graceful: the consumer drained its batch (handled, flushed, committed).
+	cerr := cons.Close()
+	c := upd.Counters()
+	log.Info("updater stopped", "applied", c.Applied, "duplicates", c.Duplicates, "cold_items", c.ColdItems,
+		"flushes", c.Flushes, "dead_letters", cons.Stats().DeadLettered)
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return cerr
+}
+
+// waitModel waits until a model version is published and loads its items.
+func waitModel(ctx context.Context, store *cache.Store, wait time.Duration, log *slog.Logger) (online.Model, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		v, err := store.CurrentVersion(ctx)
+		if err == nil {
+			return loadModel(ctx, store, v)
+		}
+		if !errors.Is(err, cache.ErrNoModel) {
+			log.Warn("reading the current model version", "err", err)
+		}
+		if time.Now().After(deadline) {
+			return online.Model{}, fmt.Errorf("no model version published in Redis after %v (run the ingestor's train first): %w", wait, err)
+		}
+		log.Info("waiting for a published model version")
+		select {
+		case <-ctx.Done():
+			return online.Model{}, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func loadModel(ctx context.Context, store *cache.Store, version string) (online.Model, error) {
+	idx, err := cache.LoadItemIndex(ctx, store, version)
+	if err != nil {
+		return online.Model{}, fmt.Errorf("loading items of model %s: %w", version, err)
+	}
+	cal := idx.Meta().Calibration
+	return online.Model{Items: idx, GlobalMean: float32(cal.GlobalMean), Scale: float32(cal.Scale)}, nil
+}
+
+// followModel switches to each newly published model version; users are
+// re-materialised under it at their next event.
+func followModel(ctx context.Context, store *cache.Store, upd *online.Updater, log *slog.Logger) error {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		v, err := store.CurrentVersion(ctx)
+		if err != nil || v == upd.Version() {
+			continue
+		}
+		m, err := loadModel(ctx, store, v)
+		if err != nil {
+			log.Warn("loading a new model version", "version", v, "err", err)
+			continue
+		}
+		upd.SetModel(m)
+		log.Info("switched to a new model version", "version", v)
+	}
+}
+
+func watchRedis(ctx context.Context, every time.Duration, ensure func(context.Context) error, log *slog.Logger) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if err := ensure(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("checking Redis", "err", err)
+			}
+		}
+	}
+}
+
+func serveMetrics(addr string, reg *prometheus.Registry) (*http.Server, error) {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics listener: %w", err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	return srv, nil
+}
+
+// markerName is this process's Redis marker: one per instance, so that every
+// instance notices a flush and rebuilds its own users.
+func markerName(group string) string {
+	b := make([]byte, 6)
+	rand.Read(b)
+	return "updater." + group + "." + hex.EncodeToString(b)
+}

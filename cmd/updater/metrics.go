@@ -1,0 +1,43 @@
+package main
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/streamrec/streamrec/internal/online"
+	"github.com/streamrec/streamrec/internal/stream"
+)
+
+// newMetrics registers the updater's metrics on reg. Counters are read from the
+// updater and the consumer at scrape time, so the hot path pays nothing.
+func newMetrics(reg prometheus.Registerer, u *online.Updater, c *stream.Consumer) {
+	counter := func(name, help string, f func() uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "streamrec", Subsystem: "updater", Name: name, Help: help},
+			func() float64 { return float64(f()) })
+	}
+	gauge := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "streamrec", Subsystem: "updater", Name: name, Help: help}, f)
+	}
+	reg.MustRegister(
+		counter("events_applied_total", "Events whose SGD step was applied to the user vector.", func() uint64 { return u.Counters().Applied }),
+		counter("duplicates_skipped_total", "Events skipped because their id was not above the user's high-water mark.", func() uint64 { return u.Counters().Duplicates }),
+		counter("cold_items_total", "Events for a video without an embedding (HWM advanced, no step).", func() uint64 { return u.Counters().ColdItems }),
+		counter("new_users_total", "Users first seen without an offline vector.", func() uint64 { return u.Counters().NewUsers }),
+		counter("flushes_total", "Flushes of dirty users to the changelog and Redis.", func() uint64 { return u.Counters().Flushes }),
+		counter("user_writes_total", "User states written to the changelog and Redis (coalesced per flush).", func() uint64 { return u.Counters().Written }),
+		counter("stale_writes_skipped_total", "Redis writes skipped because Redis held a newer record.", func() uint64 { return u.Counters().Stale }),
+		counter("events_fetched_total", "Messages fetched from the interactions topic.", func() uint64 { return c.Stats().Fetched }),
+		counter("dead_letters_total", "Malformed messages sent to the dead-letter topic.", func() uint64 { return c.Stats().DeadLettered }),
+		counter("commit_errors_total", "Offset commits that failed (a later commit covers them).", func() uint64 { return c.Stats().CommitErrors }),
+		counter("handler_retries_total", "Batches retried after a failed flush.", func() uint64 { return c.Stats().HandlerRetries }),
+		gauge("consumer_lag_messages", "Messages behind the end of the owned partitions.", func() float64 { return float64(c.Stats().Lag) }),
+		gauge("users", "Users with state held by this instance.", func() float64 { return float64(u.Users()) }),
+		gauge("freshness_p50_seconds", "Median delay from event produced to embedding in Redis (last 65536 flushes).", func() float64 {
+			q, _ := u.Freshness().Quantiles(0.5)
+			return q[0]
+		}),
+		gauge("freshness_p99_seconds", "99th percentile delay from event produced to embedding in Redis (last 65536 flushes).", func() float64 {
+			q, _ := u.Freshness().Quantiles(0.99)
+			return q[0]
+		}),
+	)
+}
