@@ -31,11 +31,11 @@ func newMetrics(reg prometheus.Registerer, u *online.Updater, c *stream.Consumer
 		counter("handler_retries_total", "Batches retried after a failed flush.", func() uint64 { return c.Stats().HandlerRetries }),
 		gauge("consumer_lag_messages", "Messages behind the end of the owned partitions.", func() float64 { return float64(c.Stats().Lag) }),
 		gauge("users", "Users with state held by this instance.", func() float64 { return float64(u.Users()) }),
-		gauge("freshness_p50_seconds", "Median delay from event produced to embedding in Redis (last 65536 flushes).", func() float64 {
+		gauge("freshness_p50_seconds", "Median delay from event produced to embedding in Redis (last 65536 events).", func() float64 {
 			q, _ := u.Freshness().Quantiles(0.5)
 			return q[0]
 		}),
-		gauge("freshness_p99_seconds", "99th percentile delay from event produced to embedding in Redis (last 65536 flushes).", func() float64 {
+		gauge("freshness_p99_seconds", "99th percentile delay from event produced to embedding in Redis (last 65536 events).", func() float64 {
 			q, _ := u.Freshness().Quantiles(0.99)
 			return q[0]
 		}),

@@ -3,6 +3,8 @@ package online
 import (
 	"slices"
 	"sync"
+
+	"github.com/streamrec/streamrec/internal/stream"
 )
 
 // Reservoir keeps the last N observations of a value (a ring) for quantiles.
@@ -23,6 +25,22 @@ func (r *Reservoir) Add(v float64) {
 	r.next++
 	if r.next == len(r.buf) {
 		r.next, r.full = 0, true
+	}
+	r.mu.Unlock()
+}
+
+// AddSince records, for each record, the seconds from its event's produced-at
+// time to nowUs, under one lock.
+func (r *Reservoir) AddSince(nowUs int64, recs []stream.Record) {
+	r.mu.Lock()
+	for i := range recs {
+		if p := recs[i].Event.ProducedAtUs; p > 0 {
+			r.buf[r.next] = float64(nowUs-p) / 1e6
+			r.next++
+			if r.next == len(r.buf) {
+				r.next, r.full = 0, true
+			}
+		}
 	}
 	r.mu.Unlock()
 }

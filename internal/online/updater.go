@@ -186,6 +186,9 @@ func (u *Updater) Handle(ctx context.Context, batch []stream.Record) error {
 		return err
 	}
 	u.applied = false
+	// Freshness per event: produced -> its effect durable in Redis (duplicates
+	// included: they are answered by state already there).
+	u.fresh.AddSince(u.cfg.Now().UnixMicro(), batch)
 	return nil
 }
 
@@ -292,11 +295,7 @@ func (u *Updater) flush(ctx context.Context) error {
 	if err := u.writeRedis(ctx, states); err != nil {
 		return err
 	}
-	now := u.cfg.Now()
 	for _, s := range states {
-		if s.ProducedAtUs > 0 {
-			u.fresh.Add(float64(now.UnixMicro()-s.ProducedAtUs) / 1e6)
-		}
 		delete(u.isDirty, s.UserID)
 	}
 	u.dirty = u.dirty[:0]

@@ -1,0 +1,355 @@
+// Command updater is the updater's bench harness, on the real local Apache Kafka
+// and Redis. It publishes a synthetic full-size model (7,176 users x 10,728
+// videos, dim 64) under a fresh namespace, builds and runs the real updater
+// binary in per-user mode, and prints:
+//
+//  1. max throughput: events/s to drain a pre-published backlog;
+//  2. sustained rate: a producer at --rate for --duration while the updater
+//     runs; consumer lag sampled each second, in seconds of input;
+//  3. freshness at --fresh-rate: event produced -> embedding in Redis, p50/p99;
+//  4. the updater's peak RSS (VmHWM) in each phase.
+//
+//	go run ./bench/updater --brokers 127.0.0.1:19092 --redis-addr 127.0.0.1:16379
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/streamrec/streamrec/internal/cache"
+	"github.com/streamrec/streamrec/internal/config"
+	"github.com/streamrec/streamrec/internal/stream"
+)
+
+const (
+	users = 7176
+	items = 10728
+	dim   = 64
+)
+
+func main() { config.Main("bench-updater", run) }
+
+type opts struct {
+	brokers, redisAddr string
+	backlog            int
+	rate               int
+	duration           time.Duration
+	freshRate          int
+	freshDuration      time.Duration
+	partitions         int
+	maxBatch           int
+	phases             string
+}
+
+func run(ctx context.Context, args []string) error {
+	var o opts
+	fs := flag.NewFlagSet("bench-updater", flag.ContinueOnError)
+	fs.StringVar(&o.brokers, "brokers", "127.0.0.1:19092", "Kafka broker")
+	fs.StringVar(&o.redisAddr, "redis-addr", "127.0.0.1:16379", "Redis")
+	fs.IntVar(&o.backlog, "backlog", 3_000_000, "events in the max-throughput backlog")
+	fs.IntVar(&o.rate, "rate", 200_000, "sustained producer rate, events/s")
+	fs.DurationVar(&o.duration, "duration", 60*time.Second, "sustained phase length")
+	fs.IntVar(&o.freshRate, "fresh-rate", 10_000, "producer rate of the freshness phase, events/s")
+	fs.DurationVar(&o.freshDuration, "fresh-duration", 20*time.Second, "freshness phase length")
+	fs.IntVar(&o.partitions, "partitions", 8, "partitions of each bench topic")
+	fs.IntVar(&o.maxBatch, "max-batch", 16384, "updater --max-batch")
+	fs.StringVar(&o.phases, "phases", "max,sustained,fresh", "phases to run")
+	config.Usage(fs, "bench-updater: the updater's throughput, lag, freshness and RSS on real Kafka and Redis")
+	if err := config.Parse(fs, args, nil); err != nil {
+		return &config.UsageError{Err: err}
+	}
+	dir, err := os.MkdirTemp("", "bench-updater")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "updater")
+	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/updater").CombinedOutput(); err != nil {
+		return fmt.Errorf("building the updater: %v\n%s", err, out)
+	}
+	ns := fmt.Sprintf("bench-upd-%d", time.Now().Unix())
+	rdb := redis.NewClient(&redis.Options{Addr: o.redisAddr})
+	defer rdb.Close()
+	defer cleanup(rdb, ns)
+	scfg := cache.DefaultConfig()
+	scfg.Namespace = ns
+	store, err := cache.NewStore(rdb, scfg)
+	if err != nil {
+		return err
+	}
+	if err := publishModel(ctx, store); err != nil {
+		return err
+	}
+	fmt.Printf("model: %d users x %d videos, dim %d, namespace %s\n", users, items, dim, ns)
+	gen := newGen()
+	if strings.Contains(o.phases, "max") {
+		if err := phaseMax(ctx, o, bin, ns, gen); err != nil {
+			return err
+		}
+	}
+	if strings.Contains(o.phases, "sustained") {
+		if err := phaseRate(ctx, o, bin, ns, gen, o.rate, o.duration, "sustained"); err != nil {
+			return err
+		}
+	}
+	if strings.Contains(o.phases, "fresh") {
+		if err := phaseRate(ctx, o, bin, ns, gen, o.freshRate, o.freshDuration, "freshness"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func publishModel(ctx context.Context, store *cache.Store) error {
+	r := rand.New(rand.NewPCG(1, 1))
+	it := cache.Items{}
+	for id := uint32(0); id < items; id++ {
+		it.IDs = append(it.IDs, id)
+		it.Biases = append(it.Biases, 0)
+		for j := 0; j < dim; j++ {
+			it.Vectors = append(it.Vectors, float32(r.NormFloat64()*0.1))
+		}
+	}
+	if _, err := store.Publish(ctx, cache.Model{Version: "bench", Dim: dim, CreatedAtMs: time.Now().UnixMilli(),
+		Calibration: cache.Calibration{GlobalMean: 0.9, Scale: 1}, Items: it, TowerWeights: []byte("bench")}); err != nil {
+		return err
+	}
+	recs := make([]cache.UserRecord, 0, 1000)
+	for uid := uint32(0); uid < users; uid++ {
+		e := make([]float32, dim)
+		for j := range e {
+			e[j] = float32(r.NormFloat64() * 0.1)
+		}
+		e[dim-1] = 1
+		recs = append(recs, cache.UserRecord{UserID: uid, Embedding: e, UpdatedAtMs: 1})
+		if len(recs) == cap(recs) || uid == users-1 {
+			if err := store.PutUsers(ctx, "bench", recs); err != nil {
+				return err
+			}
+			recs = recs[:0]
+		}
+	}
+	return nil
+}
+
+// gen makes events with per-user increasing ids.
+type gen struct {
+	r    *rand.Rand
+	last []int64
+	t    int64
+}
+
+func newGen() *gen { return &gen{r: rand.New(rand.NewPCG(2, 2)), last: make([]int64, users), t: 1593878903438} }
+
+func (g *gen) fill(evs []stream.Event) {
+	for i := range evs {
+		g.t++
+		uid := uint32(g.r.IntN(users))
+		ts := max(g.t, g.last[uid]+1)
+		g.last[uid] = ts
+		dur := int64(3000 + g.r.IntN(20000))
+		play := g.r.Int64N(2 * dur)
+		evs[i] = stream.Event{EventID: stream.MakeEventID(ts, 0), UserID: uid, VideoID: uint32(g.r.IntN(items)),
+			PlayDurationMs: play, VideoDurationMs: dur, EventTimeMs: ts, WatchRatio: float64(play) / float64(dur),
+			Source: stream.SourceReplay}
+	}
+}
+
+type proc struct {
+	cmd     *exec.Cmd
+	metrics string
+}
+
+func startUpdater(bin, brokers, redisAddr, ns, topic string, extra ...string) (*proc, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := l.Addr().String()
+	l.Close()
+	args := append([]string{"--brokers", brokers, "--topic", topic, "--group", topic + "-g", "--changelog-topic", topic + ".state",
+		"--redis-addr", redisAddr, "--namespace", ns, "--metrics-addr", addr, "--log-level", "warn", "--assign", "all"}, extra...)
+	cmd := exec.Command(bin, args...)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	return &proc{cmd: cmd, metrics: addr}, nil
+}
+
+func (p *proc) stop() {
+	p.cmd.Process.Signal(os.Interrupt)
+	p.cmd.Wait()
+}
+
+func (p *proc) metric(name string) float64 {
+	resp, err := http.Get("http://" + p.metrics + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return f
+		}
+	}
+	return -1
+}
+
+func (p *proc) done() float64 {
+	return p.metric("streamrec_updater_events_applied_total") + p.metric("streamrec_updater_cold_items_total") +
+		p.metric("streamrec_updater_duplicates_skipped_total")
+}
+
+func (p *proc) vmHWM() string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return "?"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "?"
+}
+
+func topicFor(o opts, phase string) (string, error) {
+	t := fmt.Sprintf("bench-upd-%s-%d", phase, time.Now().UnixNano())
+	return t, stream.EnsureTopics(context.Background(), []string{o.brokers}, stream.InteractionsTopic(t, o.partitions))
+}
+
+func phaseMax(ctx context.Context, o opts, bin, ns string, g *gen) error {
+	topic, err := topicFor(o, "max")
+	if err != nil {
+		return err
+	}
+	p, err := stream.NewProducer(stream.ProducerConfig{Brokers: []string{o.brokers}, Topic: topic})
+	if err != nil {
+		return err
+	}
+	evs := make([]stream.Event, 100_000)
+	for n := 0; n < o.backlog; n += len(evs) {
+		g.fill(evs)
+		if err := p.Publish(ctx, evs[:min(len(evs), o.backlog-n)]); err != nil {
+			return err
+		}
+	}
+	p.Close()
+	fmt.Printf("\n== max throughput: %d events pre-published to %s\n", o.backlog, topic)
+	u, err := startUpdater(bin, o.brokers, o.redisAddr, ns, topic, "--max-batch", strconv.Itoa(o.maxBatch))
+	if err != nil {
+		return err
+	}
+	defer u.stop()
+	var first time.Time
+	var startN float64
+	deadline := time.Now().Add(10 * time.Minute)
+	for {
+		n := u.done()
+		if n > 0 && first.IsZero() {
+			first, startN = time.Now(), n
+		}
+		if n >= float64(o.backlog) {
+			el := time.Since(first)
+			fmt.Printf("drained %d events in %v: %.0f events/s (per-user mode; from the first applied event)\n",
+				o.backlog, el.Round(time.Millisecond), (n-startN)/el.Seconds())
+			fmt.Printf("user writes: %.0f (coalesced), flushes: %.0f, peak RSS (VmHWM): %s\n",
+				u.metric("streamrec_updater_user_writes_total"), u.metric("streamrec_updater_flushes_total"), u.vmHWM())
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("backlog not drained in 10 minutes (%v of %d)", n, o.backlog)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// phaseRate runs a producer at rate for d while the updater consumes, sampling
+// its lag once a second.
+func phaseRate(ctx context.Context, o opts, bin, ns string, g *gen, rate int, d time.Duration, name string) error {
+	topic, err := topicFor(o, name)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("\n== %s: producer at %d events/s for %v into %s\n", name, rate, d, topic)
+	extra := []string{"--max-batch", strconv.Itoa(o.maxBatch)}
+	u, err := startUpdater(bin, o.brokers, o.redisAddr, ns, topic, extra...)
+	if err != nil {
+		return err
+	}
+	defer u.stop()
+	for u.metric("streamrec_updater_consumer_lag_messages") < 0 { // wait for /metrics
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	p, err := stream.NewProducer(stream.ProducerConfig{Brokers: []string{o.brokers}, Topic: topic, BatchTimeout: time.Millisecond})
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	const tick = 10 * time.Millisecond
+	per := max(rate/int(time.Second/tick), 1)
+	evs := make([]stream.Event, per)
+	published := 0
+	start := time.Now()
+	next := start
+	var lags []float64
+	lastSample := start
+	for time.Since(start) < d {
+		g.fill(evs)
+		if err := p.Publish(ctx, evs); err != nil {
+			return err
+		}
+		published += len(evs)
+		next = next.Add(tick)
+		if w := time.Until(next); w > 0 {
+			time.Sleep(w)
+		}
+		if time.Since(lastSample) >= time.Second {
+			lastSample = time.Now()
+			backlog := float64(published) - u.done()
+			lags = append(lags, backlog/float64(rate))
+		}
+	}
+	achieved := float64(published) / time.Since(start).Seconds()
+	for end := time.Now().Add(60 * time.Second); u.done() < float64(published) && time.Now().Before(end); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	caught := time.Since(start)
+	s := slices.Clone(lags)
+	slices.Sort(s)
+	fmt.Printf("producer achieved %.0f events/s (%d events); updater done %.0f\n", achieved, published, u.done())
+	if len(s) > 0 {
+		fmt.Printf("lag in seconds of input, sampled each second: median %.3f, max %.3f (%d samples)\n", s[len(s)/2], s[len(s)-1], len(s))
+	}
+	fmt.Printf("all consumed %.1fs after the producer started (producer ran %v)\n", caught.Seconds(), d)
+	fmt.Printf("freshness (event produced -> embedding in Redis), last 65536 events: p50 %.1f ms, p99 %.1f ms\n",
+		1000*u.metric("streamrec_updater_freshness_p50_seconds"), 1000*u.metric("streamrec_updater_freshness_p99_seconds"))
+	fmt.Printf("peak RSS (VmHWM): %s\n", u.vmHWM())
+	return nil
+}
+
+func cleanup(rdb *redis.Client, ns string) {
+	ctx := context.Background()
+	iter := rdb.Scan(ctx, 0, ns+":*", 1000).Iterator()
+	for iter.Next(ctx) {
+		rdb.Del(ctx, iter.Val())
+	}
+}
