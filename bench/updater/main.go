@@ -4,12 +4,15 @@
 // binary in per-user mode, and prints:
 //
 //  1. max throughput: events/s to drain a pre-published backlog;
+//
 //  2. sustained rate: a producer at --rate for --duration while the updater
 //     runs; consumer lag sampled each second, in seconds of input;
+//
 //  3. freshness at --fresh-rate: event produced -> embedding in Redis, p50/p99;
+//
 //  4. the updater's peak RSS (VmHWM) in each phase.
 //
-//	go run ./bench/updater --brokers 127.0.0.1:19092 --redis-addr 127.0.0.1:16379
+//     go run ./bench/updater --brokers 127.0.0.1:19092 --redis-addr 127.0.0.1:16379
 package main
 
 import (
@@ -153,7 +156,9 @@ type gen struct {
 	t    int64
 }
 
-func newGen() *gen { return &gen{r: rand.New(rand.NewPCG(2, 2)), last: make([]int64, users), t: 1593878903438} }
+func newGen() *gen {
+	return &gen{r: rand.New(rand.NewPCG(2, 2)), last: make([]int64, users), t: 1593878903438}
+}
 
 func (g *gen) fill(evs []stream.Event) {
 	for i := range evs {
