@@ -27,6 +27,7 @@ func runStats(ctx context.Context, args []string) error {
 	data := fs.String("data", "", "KuaiRec folder (required)")
 	workers := fs.Int("workers", 0, "parser goroutines (0: all cores)")
 	quiet := fs.Bool("quiet", false, "no progress bars")
+	features := fs.Bool("features", true, "also build the user and item feature matrices and report their PCA")
 	if err := config.Parse(fs, args, nil); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -53,7 +54,24 @@ func runStats(ctx context.Context, args []string) error {
 	fmt.Printf("loaded in %s\n\n", loadTime.Round(time.Millisecond))
 	fmt.Printf("users %d, videos %d, daily-feature videos %d, social users %d\n",
 		len(ds.Users), len(ds.Videos), len(ds.Daily), len(ds.Social))
+	if *features {
+		t1 := time.Now()
+		f, err := kuairec.BuildFeatures(ds, kuairec.FeatureOptions{})
+		if err != nil {
+			return err
+		}
+		for _, x := range []struct {
+			name string
+			m    *kuairec.FeatureMatrix
+		}{{"user", f.Users}, {"item", f.Items}} {
+			fmt.Printf("%s features: %d rows, %d encoded columns -> PCA keeps %d components, %.2f%% of the variance\n",
+				x.name, len(x.m.IDs), len(x.m.Names), x.m.Kept, 100*x.m.Explained)
+		}
+		fmt.Printf("features built in %s\n", time.Since(t1).Round(time.Millisecond))
+	}
+	// Each matrix is released once printed, to keep the peak RSS down.
 	kuairec.ComputeStats(ds.Big).WriteText(os.Stdout, "big_matrix (cleaned)")
+	ds.Big = nil
 	kuairec.ComputeStats(ds.Small).WriteText(os.Stdout, "small_matrix (cleaned, timed rows)")
 	ds.Small = nil
 	ev, evRep, err := kuairec.LoadEval(*data, kuairec.Options{Workers: *workers})
