@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/streamrec/streamrec/internal/progress"
@@ -42,7 +43,8 @@ type Dataset struct {
 	UserIndex  map[uint32]int
 	VideoIndex map[uint32]int
 
-	feat *Features // built on first use by UserFeatures / ItemFeatures
+	featMu sync.Mutex
+	feat   *Features // built on first use by UserFeatures / ItemFeatures
 }
 
 // Load reads and cleans the KuaiRec folder dir (resolved with ResolveDataDir).

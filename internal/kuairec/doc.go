@@ -36,11 +36,28 @@
 // all 8 columns; the first in file order is kept). Re-watches (same user and video
 // at another time) are kept. Counts per rule and per file are in the Report.
 //
-// # Features
+// # Features (what the trainer calls)
 //
-// See Engagement and Confidence for the per-interaction engagement features and
-// the seed's confidence score, and BuildFeatures for the user and item feature
-// matrices (encoded, standardised, reduced by PCA to 95% of the variance).
+//	users, err := ds.UserFeatures() // *FeatureMatrix: Reduced is n x Kept (*mat.Dense), rows by ascending user id
+//	items, err := ds.ItemFeatures() // the same for videos; users.Row(id) gives one row
+//	pairs := ds.Big.Pairs()         // per (user, video): views, mean watch ratio, Engagement, Confidence
+//	e := kuairec.ComputeEngagement(playMS, durMS, watchRatio) // one interaction
+//
+// Engagement and Confidence document the seed's engagement features (watch
+// ratio capped at WatchRatioCap = 5, completion = min(play/duration, 1), replay =
+// max(capped - 1, 0)) and its confidence score; BuildFeatures documents the user
+// and item encodings (standardised, then PCA keeping 95% of the variance; Kept
+// and Explained report the result). FeatureMatrix.Project maps the encoded row
+// of a new user or video into the same PCA space. A Dataset is read-only after
+// Load and safe for concurrent readers; its feature matrices are built once, on
+// first use.
+//
+// # Memory
+//
+// Interactions are a struct of arrays, ~40 bytes per row with the replay order:
+// the cleaned 11.6M-row big matrix takes ~460 MB. Parsing, cleaning and sorting
+// a 12.5M-row (1.1 GB) big matrix peaks at ~0.9 GB RSS; GOMEMLIMIT trades GC
+// time for a lower peak.
 //
 // # Synthetic data and ground truth
 //
@@ -48,5 +65,8 @@
 // a latent model (GenConfig); the model is written to DIR/truth and LoadTruth reads
 // it back, so that tests and the closed-loop simulator can ask for the true
 // expected watch ratio of any (user, video) at any time (Truth.ExpectedWatchRatio)
-// and each small-matrix user's true top-25 (Truth.TopK).
+// and each small-matrix user's true top-25 (Truth.SmallTopK, Truth.TopK). Scales
+// names the sizes: "tiny" (unit tests, 300 users x 400 videos, well under a
+// second) and "full" (7,176 x 10,728, ~12.5M big-matrix rows). The same
+// GenConfig gives the same bytes, whatever the number of workers.
 package kuairec

@@ -186,6 +186,8 @@ func (ds *Dataset) ItemFeatures() (*FeatureMatrix, error) {
 }
 
 func (ds *Dataset) features() (*Features, error) {
+	ds.featMu.Lock()
+	defer ds.featMu.Unlock()
 	if ds.feat == nil {
 		f, err := BuildFeatures(ds, FeatureOptions{})
 		if err != nil {
