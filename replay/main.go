@@ -136,7 +136,8 @@ type summary struct {
 	Topic             string
 	Partitions        int
 	Load, Publish     time.Duration
-	Selected          int   // positions in the time window
+	WindowStart       int // the positions selected by --cut, --from and --until
+	WindowEnd         int
 	Published         int64 // acknowledged by the broker in this run
 	Skipped           int64 // already in the topic (resume rule)
 	FirstMs, LastMs   int64 // event times of the first and last acknowledged event
@@ -152,7 +153,7 @@ func (s *summary) write(w io.Writer) {
 	}
 	fmt.Fprintf(w, "replay summary\n")
 	fmt.Fprintf(w, "  run            %s  topic %s (%d partitions)\n", s.Run, s.Topic, s.Partitions)
-	fmt.Fprintf(w, "  stopped        %s (positions %d..%d of the selection's window)\n", s.Stop, s.StartPos, s.StopPos)
+	fmt.Fprintf(w, "  stopped        %s; walked positions [%d, %d) of the window [%d, %d)\n", s.Stop, s.StartPos, s.StopPos, s.WindowStart, s.WindowEnd)
 	fmt.Fprintf(w, "  published      %d events (acks=all)\n", s.Published)
 	fmt.Fprintf(w, "  skipped        %d events already published (%d partitions resumed)\n", s.Skipped, s.ResumedPartitions)
 	fmt.Fprintf(w, "  rate           %.0f events/s over %v publishing\n", rate, s.Publish.Round(time.Millisecond))
@@ -213,7 +214,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	sum := &summary{Run: runID, Topic: o.Topic, Partitions: parts, Load: loadTime, Selected: end - start}
+	sum := &summary{Run: runID, Topic: o.Topic, Partitions: parts, Load: loadTime, WindowStart: start, WindowEnd: end}
 	for _, h := range heads {
 		if h.Pos >= 0 {
 			sum.ResumedPartitions++

@@ -71,10 +71,13 @@ func run(ctx context.Context, args []string) error {
 		*n = len(m.Order)
 	}
 	file := filepath.Join(dir, "events.tsv")
-	if err := writeKcatFile(file, m, *n); err != nil {
-		return err
+	if *kcat != "" {
+		if err := writeKcatFile(file, m, *n); err != nil {
+			return err
+		}
 	}
-	fmt.Printf("loaded %s and wrote %d events for kcat in %v (not timed below)\n", ddir, *n, time.Since(t0).Round(time.Millisecond))
+	fmt.Printf("loaded %s (%d events per run) and wrote kcat's input in %v (not timed below)\n", ddir, *n, time.Since(t0).Round(time.Millisecond))
+	ds, m = nil, nil
 
 	bl := []string{*brokers}
 	rateRe := regexp.MustCompile(`rate\s+(\d+) events/s over (\S+) publishing`)
@@ -87,6 +90,7 @@ func run(ctx context.Context, args []string) error {
 			"--linger", linger.String(), "--progress=false", "--log-level", "warn")
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, os.Stderr
+		wall := time.Now()
 		if err := cmd.Run(); err != nil {
 			return fmt.Errorf("replay: %w\n%s", err, out.String())
 		}
@@ -96,7 +100,8 @@ func run(ctx context.Context, args []string) error {
 		}
 		rate, _ := strconv.ParseFloat(mr[1], 64)
 		ours = append(ours, rate)
-		fmt.Printf("run %d  replay            %8.0f events/s  (publishing %s; loading %s, apart)\n", r+1, rate, mr[2], ml[1])
+		fmt.Printf("run %d  replay            %8.0f events/s  (publishing %s; loading %s, apart; process wall %v)\n",
+			r+1, rate, mr[2], ml[1], time.Since(wall).Round(time.Millisecond))
 		deleteTopic(ctx, *brokers, topic)
 
 		if *kcat != "" {
