@@ -9,8 +9,10 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -209,10 +211,25 @@ func (tr *Truth) TopK(user uint32, candidates []uint32, k int, tMS int64) []uint
 
 // SmallTopK returns each small-matrix user's true top-k among the small
 // matrix's videos at time tMS (use Manifest.EndMS for the end of the log).
+// It runs over all cores.
 func (tr *Truth) SmallTopK(k int, tMS int64) map[uint32][]uint32 {
-	out := make(map[uint32][]uint32, len(tr.Manifest.SmallUsers))
-	for _, u := range tr.Manifest.SmallUsers {
-		out[u] = tr.TopK(u, tr.Manifest.SmallVideos, k, tMS)
+	users := tr.Manifest.SmallUsers
+	lists := make([][]uint32, len(users))
+	var wg sync.WaitGroup
+	workers := runtime.GOMAXPROCS(0)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(users); i += workers {
+				lists[i] = tr.TopK(users[i], tr.Manifest.SmallVideos, k, tMS)
+			}
+		}()
+	}
+	wg.Wait()
+	out := make(map[uint32][]uint32, len(users))
+	for i, u := range users {
+		out[u] = lists[i]
 	}
 	return out
 }
@@ -367,8 +384,9 @@ func writeTruth(root string, tr *Truth) error {
 	}
 	b = b[:0]
 	b = append(b, "user_id,rank,video_id,expected_watch_ratio\n"...)
+	top := tr.SmallTopK(25, tr.Manifest.EndMS)
 	for _, u := range tr.Manifest.SmallUsers {
-		for r, v := range tr.TopK(u, tr.Manifest.SmallVideos, 25, tr.Manifest.EndMS) {
+		for r, v := range top[u] {
 			b = fmt.Appendf(b, "%d,%d,%d,", u, r+1, v)
 			b = fmtF(b, tr.ExpectedWatchRatio(u, v, tr.Manifest.EndMS))
 			b = append(b, '\n')
