@@ -300,7 +300,7 @@ func phaseRate(ctx context.Context, o opts, bin, ns string, g *gen, rate int, d 
 		return err
 	}
 	defer u.stop()
-	for u.metric("streamrec_updater_consumer_lag_messages") < 0 { // wait for /metrics
+	for u.metric("streamrec_updater_users") < 0 { // wait for /metrics
 		time.Sleep(50 * time.Millisecond)
 	}
 	time.Sleep(time.Second)

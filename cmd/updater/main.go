@@ -125,8 +125,11 @@ func run(ctx context.Context, args []string) error {
 
 	changelog := online.NewChangelog(brokers, o.changelog)
 	defer changelog.Close()
-	upd := online.NewUpdater(online.Config{LR: float32(o.lr), L2: float32(o.l2), TargetCap: float32(o.targetCap), Logger: log},
-		model, store, changelog)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	flushHist := newFlushHistogram(reg)
+	upd := online.NewUpdater(online.Config{LR: float32(o.lr), L2: float32(o.l2), TargetCap: float32(o.targetCap), Logger: log,
+		ObserveFlush: flushHist.Observe}, model, store, changelog)
 	instance := markerName(o.group)
 	ensureRedis := func(ctx context.Context) error {
 		if _, ok, err := store.Marker(ctx, instance); err != nil || ok {
@@ -162,8 +165,6 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	newMetrics(reg, upd, cons)
 
 	g, gctx := errgroup.WithContext(ctx)

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"strconv"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/streamrec/streamrec/internal/online"
@@ -10,6 +12,7 @@ import (
 // newMetrics registers the updater's metrics on reg. Counters are read from the
 // updater and the consumer at scrape time, so the hot path pays nothing.
 func newMetrics(reg prometheus.Registerer, u *online.Updater, c *stream.Consumer) {
+	reg.MustRegister(lagCollector{c})
 	counter := func(name, help string, f func() uint64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "streamrec", Subsystem: "updater", Name: name, Help: help},
 			func() float64 { return float64(f()) })
@@ -29,7 +32,6 @@ func newMetrics(reg prometheus.Registerer, u *online.Updater, c *stream.Consumer
 		counter("dead_letters_total", "Malformed messages sent to the dead-letter topic.", func() uint64 { return c.Stats().DeadLettered }),
 		counter("commit_errors_total", "Offset commits that failed (a later commit covers them).", func() uint64 { return c.Stats().CommitErrors }),
 		counter("handler_retries_total", "Batches retried after a failed flush.", func() uint64 { return c.Stats().HandlerRetries }),
-		gauge("consumer_lag_messages", "Messages behind the end of the owned partitions.", func() float64 { return float64(c.Stats().Lag) }),
 		gauge("users", "Users with state held by this instance.", func() float64 { return float64(u.Users()) }),
 		gauge("freshness_p50_seconds", "Median delay from event produced to embedding in Redis (last 65536 events).", func() float64 {
 			q, _ := u.Freshness().Quantiles(0.5)
@@ -40,4 +42,28 @@ func newMetrics(reg prometheus.Registerer, u *online.Updater, c *stream.Consumer
 			return q[0]
 		}),
 	)
+}
+
+// FlushSeconds is the histogram of flush durations (changelog + Redis writes).
+var flushBuckets = []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2}
+
+func newFlushHistogram(reg prometheus.Registerer) prometheus.Histogram {
+	h := prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "streamrec", Subsystem: "updater", Name: "flush_seconds",
+		Help: "Time to write one flush of dirty users to the changelog (acks=all) and Redis.", Buckets: flushBuckets})
+	reg.MustRegister(h)
+	return h
+}
+
+var lagDesc = prometheus.NewDesc("streamrec_updater_consumer_lag_messages",
+	"Messages behind the end of each owned partition of the interactions topic.", []string{"partition"}, nil)
+
+// lagCollector reports the consumer's lag per owned partition at scrape time.
+type lagCollector struct{ c *stream.Consumer }
+
+func (l lagCollector) Describe(ch chan<- *prometheus.Desc) { ch <- lagDesc }
+
+func (l lagCollector) Collect(ch chan<- prometheus.Metric) {
+	for p, n := range l.c.Stats().PartitionLag {
+		ch <- prometheus.MustNewConstMetric(lagDesc, prometheus.GaugeValue, float64(n), strconv.Itoa(p))
+	}
 }

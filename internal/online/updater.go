@@ -49,6 +49,9 @@ type Config struct {
 	TargetCap float32 // cap of the target watch ratio, as in training. Default: 5.
 	Now       func() time.Time
 	Logger    *slog.Logger
+	// ObserveFlush, if set, receives the seconds each successful flush took
+	// (changelog and Redis writes).
+	ObserveFlush func(seconds float64)
 }
 
 func (c *Config) setDefaults() {
@@ -285,6 +288,7 @@ func (u *Updater) flush(ctx context.Context) error {
 	if len(u.dirty) == 0 {
 		return nil
 	}
+	start := time.Now()
 	states := make([]*UserState, len(u.dirty))
 	for i, uid := range u.dirty {
 		states[i] = u.states[uid]
@@ -299,6 +303,9 @@ func (u *Updater) flush(ctx context.Context) error {
 		delete(u.isDirty, s.UserID)
 	}
 	u.dirty = u.dirty[:0]
+	if u.cfg.ObserveFlush != nil {
+		u.cfg.ObserveFlush(time.Since(start).Seconds())
+	}
 	u.flushes.Add(1)
 	u.written.Add(uint64(len(states)))
 	return nil

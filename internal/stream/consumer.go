@@ -137,7 +137,8 @@ type ConsumerStats struct {
 	Committed      uint64 // messages whose offsets were committed
 	HandlerRetries uint64 // Handler calls that failed and were retried
 	CommitErrors   uint64 // commits that failed (the next commit covers them)
-	Lag            int64  // kafka-go's lag estimate for this member
+	Lag            int64  // messages behind the end of the owned partitions (kafka-go's estimate)
+	PartitionLag   map[int]int64
 }
 
 // Consumer reads the interactions topic as one member of a consumer group:
@@ -182,15 +183,19 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 
 // Stats returns the counters so far.
 func (c *Consumer) Stats() ConsumerStats {
-	return ConsumerStats{
+	st := ConsumerStats{
 		Fetched:        c.fetched.Load(),
 		Handled:        c.handled.Load(),
 		DeadLettered:   c.dlq.Count(),
 		Committed:      c.committed.Load(),
 		HandlerRetries: c.retries.Load(),
 		CommitErrors:   c.commitErrs.Load(),
-		Lag:            c.src.lag(),
 	}
+	st.PartitionLag = c.src.lag()
+	for _, l := range st.PartitionLag {
+		st.Lag += l
+	}
+	return st
 }
 
 // DeadLetterReasons returns the dead-letter count per reason.

@@ -24,16 +24,14 @@ type assignment struct {
 	readers []*kafka.Reader
 }
 
-func (a *assignment) lag() int64 {
+func (a *assignment) lag() map[int]int64 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	var n int64
+	out := make(map[int]int64, len(a.readers))
 	for _, r := range a.readers {
-		if l := r.Stats().Lag; l > 0 {
-			n += l
-		}
+		out[r.Config().Partition] = max(r.Stats().Lag, 0)
 	}
-	return n
+	return out
 }
 
 // item is what a source yields: a message of an assignment, or (m == nil) the
@@ -50,7 +48,7 @@ type source interface {
 	// commit records, for each partition, that every offset up to and including
 	// last[partition] is done.
 	commit(ctx context.Context, asg *assignment, last map[int]int64) error
-	lag() int64
+	lag() map[int]int64 // per owned partition
 	close() error
 }
 
@@ -193,11 +191,11 @@ func (s *groupSource) commit(_ context.Context, asg *assignment, last map[int]in
 	return asg.gen.CommitOffsets(map[string]map[int]int64{s.cfg.Topic: offs})
 }
 
-func (s *groupSource) lag() int64 {
+func (s *groupSource) lag() map[int]int64 {
 	if a := s.cur.Load(); a != nil {
 		return a.lag()
 	}
-	return 0
+	return nil
 }
 
 func (s *groupSource) close() error {
@@ -306,7 +304,7 @@ func (s *assignedSource) commit(ctx context.Context, _ *assignment, last map[int
 	return errors.Join(errs...)
 }
 
-func (s *assignedSource) lag() int64 { return s.asg.lag() }
+func (s *assignedSource) lag() map[int]int64 { return s.asg.lag() }
 
 func (s *assignedSource) close() error {
 	s.cancel()
