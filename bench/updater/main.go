@@ -56,6 +56,7 @@ type opts struct {
 	partitions         int
 	maxBatch           int
 	phases             string
+	cpuprofile         string
 }
 
 func run(ctx context.Context, args []string) error {
@@ -71,6 +72,7 @@ func run(ctx context.Context, args []string) error {
 	fs.IntVar(&o.partitions, "partitions", 8, "partitions of each bench topic")
 	fs.IntVar(&o.maxBatch, "max-batch", 16384, "updater --max-batch")
 	fs.StringVar(&o.phases, "phases", "max,sustained,fresh", "phases to run")
+	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a 5s CPU profile of the updater during the max phase to this file")
 	config.Usage(fs, "bench-updater: the updater's throughput, lag, freshness and RSS on real Kafka and Redis")
 	if err := config.Parse(fs, args, nil); err != nil {
 		return &config.UsageError{Err: err}
@@ -270,6 +272,9 @@ func phaseMax(ctx context.Context, o opts, bin, ns string, g *gen) error {
 		n := u.done()
 		if n > 0 && first.IsZero() {
 			first, startN = time.Now(), n
+			if o.cpuprofile != "" {
+				go profile(u.metrics, o.cpuprofile)
+			}
 		}
 		if n >= float64(o.backlog) {
 			el := time.Since(first)
@@ -357,4 +362,20 @@ func cleanup(rdb *redis.Client, ns string) {
 	for iter.Next(ctx) {
 		rdb.Del(ctx, iter.Val())
 	}
+}
+
+func profile(addr, file string) {
+	resp, err := http.Get("http://" + addr + "/debug/pprof/profile?seconds=5")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "profile:", err)
+		return
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(file)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "profile:", err)
+		return
+	}
+	defer f.Close()
+	io.Copy(f, resp.Body)
 }

@@ -135,7 +135,7 @@ func (c *Changelog) readPartition(ctx context.Context, p int, first, last int64)
 		if err != nil {
 			return nil, fmt.Errorf("changelog partition %d offset %d: bad key %q", p, m.Offset, m.Key)
 		}
-		s := &UserState{UserID: uint32(uid)}
+		s := &UserState{UserID: uint32(uid), durable: true}
 		if err := DecodeState(m.Value, s); err != nil {
 			return nil, fmt.Errorf("changelog partition %d offset %d: %w", p, m.Offset, err)
 		}

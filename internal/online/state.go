@@ -18,6 +18,8 @@ type UserState struct {
 	UpdatedAtMs  int64     // when this state was last changed
 	Base         []float32 // the offline vector a0 (Dim)
 	Vec          []float32 // the online residual (Dim)
+
+	durable bool // some version of this state is in the changelog
 }
 
 const stateFormat = 1

@@ -257,6 +257,7 @@ func (u *Updater) materialize(ctx context.Context, ids []uint32) error {
 		}
 		s.ModelVersion = version
 		s.Applied = 0
+		s.durable = false // no state under this version in the changelog yet
 		s.Base = growF32(s.Base, dim)
 		s.Vec = growF32(s.Vec, dim)
 		clear(s.Vec)
@@ -293,13 +294,38 @@ func (u *Updater) flush(ctx context.Context) error {
 	for i, uid := range u.dirty {
 		states[i] = u.states[uid]
 	}
-	if err := u.log.Write(ctx, states); err != nil {
-		return fmt.Errorf("writing the changelog: %w", err)
+	// The input offsets are committed only after both writes succeeded. When
+	// every user in the flush already has a state in the changelog, the two
+	// writes run concurrently: Redis may then briefly hold a state the
+	// changelog lacks (a crash between the two), and the restarted updater
+	// recomputes it deterministically from the changelog's older state while
+	// PutUsersIfNewer keeps Redis from regressing. A user's first state goes to
+	// the changelog before Redis, so that Redis never holds the only copy of
+	// an online vector whose offline base was overwritten.
+	allDurable := true
+	for _, s := range states {
+		allDurable = allDurable && s.durable
 	}
-	if err := u.writeRedis(ctx, states); err != nil {
-		return err
+	if allDurable {
+		logErr := make(chan error, 1)
+		go func() { logErr <- u.log.Write(ctx, states) }()
+		rerr := u.writeRedis(ctx, states)
+		if err := <-logErr; err != nil {
+			return fmt.Errorf("writing the changelog: %w", err)
+		}
+		if rerr != nil {
+			return rerr
+		}
+	} else {
+		if err := u.log.Write(ctx, states); err != nil {
+			return fmt.Errorf("writing the changelog: %w", err)
+		}
+		if err := u.writeRedis(ctx, states); err != nil {
+			return err
+		}
 	}
 	for _, s := range states {
+		s.durable = true
 		delete(u.isDirty, s.UserID)
 	}
 	u.dirty = u.dirty[:0]
