@@ -199,8 +199,13 @@ func (c *chunk) encode(run []byte, now time.Time) []kafka.Message {
 // WriteMessages call (one batch) in flight and one chunk queued: a partition's
 // events go out in position order, and partitions overlap each other's encoding
 // and broker round trips.
+// partWriter writes one partition's messages in order (partitionWriter; fakes in tests).
+type partWriter interface {
+	write(part int, msgs []kafka.Message) error
+}
+
 type publisher struct {
-	w     *partitionWriter
+	w     partWriter
 	run   []byte
 	parts []chan *chunk
 	free  chan *chunk
@@ -214,7 +219,7 @@ type publisher struct {
 	failed      chan struct{} // closed on the first write error
 }
 
-func newPublisher(w *partitionWriter, run string, partitions, batch int) *publisher {
+func newPublisher(w partWriter, run string, partitions, batch int) *publisher {
 	p := &publisher{w: w, run: []byte(run), parts: make([]chan *chunk, partitions),
 		free: make(chan *chunk, 3*partitions), failed: make(chan struct{})}
 	for i := 0; i < 3*partitions; i++ {
