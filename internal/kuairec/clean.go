@@ -19,12 +19,23 @@ import (
 //
 // and sets m.Order to the timed rows in global replay order: ascending TimeMS,
 // ties by User, then file order. Rows stay in file order. Re-watches (same user
-// and video, other time) are kept.
+// and video, other time) are kept. Clean also works on Interactions built by
+// hand: Date 0 then means an empty date cell, TimeMS NoTime an empty time.
 func Clean(m *Interactions, rep *FileReport, keepUntimed bool) {
 	if rep == nil {
 		rep = newFileReport("")
 	}
 	n := m.Len()
+	if len(m.timeHash) != n {
+		// Interactions built by hand (not by ReadMatrix): the time text is
+		// taken as present exactly when TimeMS is.
+		m.timeHash = make([]uint32, n)
+		for i, t := range m.TimeMS {
+			if t != NoTime {
+				m.timeHash[i] = 1
+			}
+		}
+	}
 	keep := make([]bool, n)
 	for i := range n {
 		untimed := m.TimeMS[i] == NoTime
@@ -226,6 +237,9 @@ func radixSortPairs(keys []uint64, vals []uint32, keyBits int) {
 	const db = 11
 	const nb = 1 << db
 	n := len(keys)
+	if n < 2 {
+		return
+	}
 	origKeys, origVals := keys, vals
 	k2 := make([]uint64, n)
 	v2 := make([]uint32, n)

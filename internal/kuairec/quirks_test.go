@@ -245,3 +245,18 @@ func TestFormatRoundTrip(t *testing.T) {
 		t.Errorf("1 -> %s", s)
 	}
 }
+
+func TestCleanHandBuiltAndEmpty(t *testing.T) {
+	m := &Interactions{User: []uint32{1, 1, 2}, Video: []uint32{3, 3, 4}, PlayMS: []int32{1, 1, 1}, DurMS: []int32{2, 2, 2},
+		TimeMS: []int64{20, 20, 10}, Date: []int32{20200705, 20200705, 20200705}, WatchRatio: []float64{0.5, 0.5, 0.5}}
+	var rep FileReport
+	Clean(m, &rep, false)
+	if rep.DroppedDuplicates != 1 || m.Len() != 2 || m.Order[0] != 1 {
+		t.Errorf("hand-built clean: %+v order %v", rep, m.Order)
+	}
+	empty := &Interactions{}
+	Clean(empty, nil, false)
+	if empty.Len() != 0 || len(empty.Pairs()) != 0 || ComputeStats(empty).Rows != 0 {
+		t.Error("empty matrix")
+	}
+}
