@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -43,6 +44,7 @@ type options struct {
 	metricsAddr                              string
 	markerEvery, modelWait                   time.Duration
 	sessionTimeout                           time.Duration
+	memLimitMiB                              int
 	logLevel                                 string
 }
 
@@ -66,6 +68,7 @@ func parse(args []string) (*options, error) {
 	fs.DurationVar(&o.markerEvery, "redis-check", time.Second, "how often to check that Redis still holds our data (rebuilt from the changelog if not)")
 	fs.DurationVar(&o.modelWait, "model-wait", 10*time.Minute, "how long to wait at start for a published model version")
 	fs.DurationVar(&o.sessionTimeout, "session-timeout", 10*time.Second, "consumer-group session timeout")
+	fs.IntVar(&o.memLimitMiB, "memory-limit-mib", 96, "soft memory limit of the Go runtime in MiB (GC works harder near it); 0 disables")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	config.Usage(fs, "updater: incremental SGD on the user tower from the interactions topic; user embeddings to Redis")
 	if err := config.Parse(fs, args, nil); err != nil {
@@ -94,6 +97,9 @@ func run(ctx context.Context, args []string) error {
 		return &config.UsageError{Err: err}
 	}
 	log := base.With("component", "updater")
+	if o.memLimitMiB > 0 {
+		debug.SetMemoryLimit(int64(o.memLimitMiB) << 20)
+	}
 	brokers := strings.Split(o.brokers, ",")
 
 	rdb := redis.NewClient(&redis.Options{Addr: o.redisAddr})

@@ -32,6 +32,9 @@ func newMetrics(reg prometheus.Registerer, u *online.Updater, c *stream.Consumer
 		counter("dead_letters_total", "Malformed messages sent to the dead-letter topic.", func() uint64 { return c.Stats().DeadLettered }),
 		counter("commit_errors_total", "Offset commits that failed (a later commit covers them).", func() uint64 { return c.Stats().CommitErrors }),
 		counter("handler_retries_total", "Batches retried after a failed flush.", func() uint64 { return c.Stats().HandlerRetries }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "streamrec", Subsystem: "updater", Name: "prequential_abs_error_total",
+			Help: "Sum of |prediction before the step - capped watch ratio| over applied events (test-then-train); divide its rate by events_applied_total's for the online MAE."},
+			func() float64 { return u.Counters().AbsError }),
 		gauge("users", "Users with state held by this instance.", func() float64 { return float64(u.Users()) }),
 		gauge("freshness_p50_seconds", "Median delay from event produced to embedding in Redis (last 65536 events).", func() float64 {
 			q, _ := u.Freshness().Quantiles(0.5)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -81,6 +82,10 @@ type Counters struct {
 	Flushes    uint64 // successful flushes
 	Written    uint64 // user states written (changelog and Redis)
 	Stale      uint64 // Redis writes skipped because Redis held a newer record
+	// AbsError is the sum over applied events of |prediction before the step -
+	// capped target|: prequential (test-then-train) evaluation. AbsError /
+	// Applied is the online MAE; over a window, the learning curve.
+	AbsError float64
 }
 
 // Updater applies events to per-user state and flushes dirty users. Its
@@ -103,6 +108,7 @@ type Updater struct {
 	embBuf  []float32
 
 	nApplied, dups, cold, newUsers, flushes, written, stale atomic.Uint64
+	absErrMicro                                             atomic.Uint64 // AbsError in 1e-6 units
 	fresh                                                   *Reservoir
 }
 
@@ -144,7 +150,8 @@ func (u *Updater) Version() string {
 // Counters returns the counts so far.
 func (u *Updater) Counters() Counters {
 	return Counters{Applied: u.nApplied.Load(), Duplicates: u.dups.Load(), ColdItems: u.cold.Load(),
-		NewUsers: u.newUsers.Load(), Flushes: u.flushes.Load(), Written: u.written.Load(), Stale: u.stale.Load()}
+		NewUsers: u.newUsers.Load(), Flushes: u.flushes.Load(), Written: u.written.Load(), Stale: u.stale.Load(),
+		AbsError: float64(u.absErrMicro.Load()) / 1e6}
 }
 
 // Freshness returns the reservoir of event-produced -> embedding-in-Redis delays.
@@ -215,6 +222,7 @@ func (u *Updater) apply(ctx context.Context, batch []stream.Record) error {
 		}
 	}
 	now := u.cfg.Now().UnixMilli()
+	var absErr float64
 	for i := range batch {
 		e := &batch[i].Event
 		s := u.states[e.UserID]
@@ -223,7 +231,12 @@ func (u *Updater) apply(ctx context.Context, batch []stream.Record) error {
 			continue
 		}
 		if item, _, ok := u.model.Items.Item(e.VideoID); ok {
-			towers.OnlineStep(s.Vec, s.Base, item, float32(e.WatchRatio), 1, u.params)
+			pred := towers.OnlineStep(s.Vec, s.Base, item, float32(e.WatchRatio), 1, u.params)
+			y := float32(e.WatchRatio)
+			if c := u.params.TargetCap; c > 0 && y > c {
+				y = c
+			}
+			absErr += math.Abs(float64(pred - y))
 			s.Applied++
 			u.nApplied.Add(1)
 		} else {
@@ -237,6 +250,7 @@ func (u *Updater) apply(ctx context.Context, batch []stream.Record) error {
 			u.dirty = append(u.dirty, e.UserID)
 		}
 	}
+	u.absErrMicro.Add(uint64(absErr * 1e6))
 	return nil
 }
 

@@ -57,7 +57,7 @@ type source interface {
 func partitionReader(cfg *ConsumerConfig, p int, offset int64) (*kafka.Reader, error) {
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers: cfg.Brokers, Topic: cfg.Topic, Partition: p,
-		MinBytes: 1, MaxBytes: 4 << 20, MaxWait: cfg.MaxWait, QueueCapacity: min(cfg.MaxBatch, 1024),
+		MinBytes: 1, MaxBytes: 1 << 20, MaxWait: cfg.MaxWait, QueueCapacity: min(cfg.MaxBatch, 1024),
 		ReadBatchTimeout: 10 * time.Second, ReadBackoffMin: 10 * time.Millisecond, ReadBackoffMax: 200 * time.Millisecond,
 		ErrorLogger: kafkaLogger(cfg),
 	})
