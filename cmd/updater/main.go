@@ -242,8 +242,8 @@ func loadModel(ctx context.Context, store *cache.Store, version string) (online.
 	return online.Model{Items: idx, GlobalMean: float32(cal.GlobalMean), Scale: float32(cal.Scale)}, nil
 }
 
-// followModel switches to each newly published model version; users are
-// re-materialised under it at their next event.
+// followModel switches to each newly published model version and
+// re-materialises the users it holds under it.
 func followModel(ctx context.Context, store *cache.Store, upd *online.Updater, log *slog.Logger) error {
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
@@ -263,7 +263,11 @@ func followModel(ctx context.Context, store *cache.Store, upd *online.Updater, l
 			continue
 		}
 		upd.SetModel(m)
-		log.Info("switched to a new model version", "version", v)
+		n, err := upd.Rematerialize(ctx)
+		if err != nil {
+			log.Warn("re-materialising users under the new version; the rest follow at their next event", "version", v, "err", err)
+		}
+		log.Info("switched to a new model version", "version", v, "users_rematerialised", n)
 	}
 }
 

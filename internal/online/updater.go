@@ -402,6 +402,39 @@ func (u *Updater) Restore(restored map[uint32]*UserState, owned []int, nparts in
 	u.applied = false
 }
 
+// Rematerialize re-bases every held user on the current model version (from
+// the version's offline user records; the online residual restarts at zero,
+// the high-water mark is kept) and flushes them, so that the API finds every
+// active user under a new version at once rather than at the user's next event.
+func (u *Updater) Rematerialize(ctx context.Context) (int, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	version := u.model.Items.Version()
+	var ids []uint32
+	for uid, s := range u.states {
+		if s.ModelVersion != version {
+			ids = append(ids, uid)
+		}
+	}
+	slices.Sort(ids)
+	for i := 0; i < len(ids); i += 1000 {
+		chunk := ids[i:min(i+1000, len(ids))]
+		if err := u.materialize(ctx, chunk); err != nil {
+			return i, err
+		}
+		for _, uid := range chunk {
+			if !u.isDirty[uid] {
+				u.isDirty[uid] = true
+				u.dirty = append(u.dirty, uid)
+			}
+		}
+		if err := u.flush(ctx); err != nil {
+			return i, err
+		}
+	}
+	return len(ids), nil
+}
+
 // Rebuild writes every held state of the current version to Redis (after
 // Redis lost its data). Changelog states are already durable.
 func (u *Updater) Rebuild(ctx context.Context) (int, error) {
