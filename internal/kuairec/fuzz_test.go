@@ -37,6 +37,21 @@ func FuzzReadMatrix(f *testing.F) {
 				t.Fatalf("error %v", e)
 			}
 		}
+		// The fast path and the general path agree line by line.
+		for _, ln := range bytes.Split(body, []byte("\n")) {
+			ln = bytes.TrimSuffix(ln, []byte("\r"))
+			var fast, slow Interactions
+			if parseMatrixFast(ln, &fast) {
+				if e := parseMatrixLine(ln, &slow); e != nil {
+					t.Fatalf("%q: fast path accepted, general path: %v", ln, e)
+				}
+				if fast.User[0] != slow.User[0] || fast.Video[0] != slow.Video[0] || fast.PlayMS[0] != slow.PlayMS[0] ||
+					fast.DurMS[0] != slow.DurMS[0] || fast.TimeMS[0] != slow.TimeMS[0] || fast.Date[0] != slow.Date[0] ||
+					fast.WatchRatio[0] != slow.WatchRatio[0] || fast.timeHash[0] != slow.timeHash[0] {
+					t.Fatalf("%q: fast %+v, general %+v", ln, fast, slow)
+				}
+			}
+		}
 		Clean(m, rep, true)
 		for k := 1; k < len(m.Order); k++ {
 			a, b := m.Order[k-1], m.Order[k]

@@ -303,6 +303,9 @@ func parseMatrixChunk(data []byte, res *matrixResult) {
 		if len(ln) == 0 {
 			continue // a blank line is not a row (pandas skips them too)
 		}
+		if parseMatrixFast(ln, &res.rows) {
+			continue
+		}
 		if e := parseMatrixLine(ln, &res.rows); e != nil {
 			e.Line = lineNo - 1
 			res.nBad[e.Key()]++
