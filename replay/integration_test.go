@@ -224,8 +224,23 @@ func TestIntegrationSignalThenResume(t *testing.T) {
 	topic := testTopic(t, broker)
 	args := []string{"--data", dir, "--brokers", broker, "--topic", topic, "--batch", "50", "--progress=false", "--log-level", "warn"}
 	// Rate-limited so that the cancel falls in the middle (tiny has ~19k events).
+	// Cancel once the topic holds 2000 events, polling its offsets.
 	ctx, cancel := context.WithCancel(t.Context())
-	time.AfterFunc(700*time.Millisecond, cancel)
+	defer cancel()
+	go func() {
+		for ctx.Err() == nil {
+			time.Sleep(20 * time.Millisecond)
+			total := int64(0)
+			for part := 0; part < 8; part++ {
+				if first, last, err := partitionOffsets(ctx, []string{broker}, topic, part); err == nil {
+					total += last - first
+				}
+			}
+			if total >= 2000 {
+				cancel()
+			}
+		}
+	}()
 	t0 := time.Now()
 	out := runReplay(t, ctx, append(args, "--max-rate", "10000")...)
 	if !strings.Contains(out, "stopped        signal") {
