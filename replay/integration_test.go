@@ -22,7 +22,7 @@ const kafkaEnv = "STREAMREC_TEST_KAFKA"
 func testBroker(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
-		t.Skip("integration test (-short)")
+		t.Skipf("integration test: skipped with -short (it needs %s=host:port)", kafkaEnv)
 	}
 	b := os.Getenv(kafkaEnv)
 	if b == "" {
