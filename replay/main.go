@@ -78,7 +78,7 @@ func parseOptions(args []string, stderr io.Writer, lookup func(string) (string, 
 	fs.IntVar(&o.Burst, "burst", 0, "token-bucket size for --max-rate; 0: max-rate/100, at least 1")
 	fs.BoolVar(&o.Resume, "resume", true, "skip events the topic already holds (see the resume rule); false publishes the whole selection")
 	fs.IntVar(&o.ResumeScan, "resume-scan", 100000, "on resume, how many messages back from each partition's end to look for the last replay message (>= 1000)")
-	fs.IntVar(&o.Batch, "batch", 5000, "messages per partition batch and per write (kafka-go BatchSize)")
+	fs.IntVar(&o.Batch, "batch", 5000, "messages per partition chunk: one produce request (split further to stay within 1 MiB)")
 	fs.DurationVar(&o.Linger, "linger", 2*time.Millisecond, "paced mode: partial chunks are sent when the next event is due more than this ahead (the batch timeout)")
 	fs.StringVar(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&o.Progress, "progress", true, "draw a progress bar on stderr")
