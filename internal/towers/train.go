@@ -55,7 +55,7 @@ type TrainConfig struct {
 // MaxSamples is the documented full-size budget (see budget.go).
 func DefaultTrainConfig() TrainConfig {
 	return TrainConfig{Epochs: 3, MaxSamples: FullSizeSampleBudget, Batch: 512, LR: 0.001,
-		VecLR: 0.005, VecL2: 1e-4, Seed: 1, Workers: 2, Patience: 2, TargetCap: 5,
+		VecLR: 0.002, VecL2: 1e-4, Seed: 1, Workers: 2, Patience: 2, TargetCap: 5,
 		ValMax: 200_000, ProgressEvery: 50}
 }
 
