@@ -213,7 +213,9 @@ func trainMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if td.ds.Train.Len() == 0 {
 		return fmt.Errorf("no training interactions before the cut %s", o.cut)
 	}
-	ds.Big = nil // the training slices hold what is needed; free ~36 bytes/row
+	// The training slices hold what is needed (the evaluation reloads the
+	// small matrix with every pair): free ~36 bytes per row.
+	ds.Big, ds.Small = nil, nil
 	runtime.GC()
 	logger.Info("training data", "train", td.ds.Train.Len(), "valid", td.ds.Valid.Len(), "after_cut", td.afterCut,
 		"unknown_ids", td.unknown, "seconds", tm.done("split"))

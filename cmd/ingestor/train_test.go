@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -315,6 +316,43 @@ func deleteNamespace(t *testing.T, rdb *redis.Client, ns string) {
 		}
 		if cursor = next; cursor == 0 {
 			return
+		}
+	}
+}
+
+// Without a truth/ folder (real data) the report omits "oracle" and "truth"
+// and the summary says so.
+func TestTrainWithoutTruth(t *testing.T) {
+	root := genTiny(t)
+	if err := os.RemoveAll(filepath.Join(root, kuairec.TruthDir)); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	report := filepath.Join(out, "r.json")
+	stdout := runTrain(t, "--data", filepath.Join(root, kuairec.DataSubdir), "--no-publish", "--report", report,
+		"--model-out", filepath.Join(out, "model.srm"), "--budget", "5000", "--seed-epochs", "1")
+	if !strings.Contains(stdout, "oracle and ground-truth metrics omitted") {
+		t.Errorf("summary does not say the oracle and truth are omitted:\n%s", stdout)
+	}
+	raw, err := os.ReadFile(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r struct {
+		Metrics map[string]json.RawMessage `json:"metrics"`
+	}
+	if err := json.Unmarshal(raw, &r); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := r.Metrics["truth"]; ok {
+		t.Error(`report has "truth" without a ground truth`)
+	}
+	for _, k := range []string{"mae", "at_0.8", "at_2.0"} {
+		if _, ok := r.Metrics[k]; !ok {
+			t.Errorf("report: no metrics.%s", k)
+		}
+		if bytes.Contains(r.Metrics[k], []byte(`"oracle"`)) {
+			t.Errorf(`metrics.%s has "oracle" without a ground truth`, k)
 		}
 	}
 }
