@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -271,6 +272,22 @@ func publishAndCheck(t *testing.T, rdb *redis.Client, addr, ns string) {
 	_, found, err := st.GetUsers(ctx, cur, []uint32{0, 150, 299})
 	if err != nil || !found[0] || !found[1] || !found[2] {
 		t.Errorf("users 0, 150, 299: found %v, %v", found, err)
+	}
+
+	// A second version flips current and keeps the first for rollback; the
+	// same version name again is refused before any user record is written.
+	tt.Version = "pub-v2"
+	if _, err := publishModel(ctx, st, tt, feats, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if c, p, err := st.Versions(ctx); c != "pub-v2" || p != "pub-v1" || err != nil {
+		t.Errorf("versions after a second publish: %q, %q, %v", c, p, err)
+	}
+	if _, ok, err := st.GetUser(ctx, "pub-v2", uid); !ok || err != nil {
+		t.Errorf("user %d under pub-v2: found %v, %v", uid, ok, err)
+	}
+	if _, err := publishModel(ctx, st, tt, feats, time.Now()); !errors.Is(err, cache.ErrVersionExists) {
+		t.Errorf("publishing pub-v2 again: %v, want ErrVersionExists", err)
 	}
 }
 
