@@ -178,6 +178,7 @@ func expected(t *testing.T, e *env, evs []stream.Event) map[uint32]cache.UserRec
 		}
 	}
 	u := online.NewUpdater(online.Config{}, m, mem, nopLog{})
+	defer u.Close()
 	batch := make([]stream.Record, len(evs))
 	for i := range evs {
 		batch[i] = stream.Record{Event: evs[i]}

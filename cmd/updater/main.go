@@ -176,7 +176,7 @@ func run(ctx context.Context, args []string) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		err := cons.Run(gctx, upd.Handle)
+		err := cons.RunAsync(gctx, upd.HandleAsync)
 		if err == nil && ctx.Err() == nil {
 			err = errors.New("consumer stopped")
 		}
@@ -199,8 +199,9 @@ func run(ctx context.Context, args []string) error {
 	log.Info("updater running", "brokers", o.brokers, "topic", o.topic, "group", o.group, "assign", o.assign,
 		"partitions", nparts, "model", model.Items.Version(), "redis", o.redisAddr)
 	err = g.Wait()
-	// Graceful: the consumer drained its batch (handled, flushed, committed).
+	// Graceful: the consumer drained its batches (handled, flushed, committed).
 	cerr := cons.Close()
+	upd.Close()
 	c := upd.Counters()
 	log.Info("updater stopped", "applied", c.Applied, "duplicates", c.Duplicates, "cold_items", c.ColdItems,
 		"flushes", c.Flushes, "dead_letters", cons.Stats().DeadLettered)

@@ -3,8 +3,6 @@ package online
 import (
 	"slices"
 	"sync"
-
-	"github.com/streamrec/streamrec/internal/stream"
 )
 
 // Reservoir keeps the last N observations of a value (a ring) for quantiles.
@@ -29,12 +27,12 @@ func (r *Reservoir) Add(v float64) {
 	r.mu.Unlock()
 }
 
-// AddSince records, for each record, the seconds from its event's produced-at
-// time to nowUs, under one lock.
-func (r *Reservoir) AddSince(nowUs int64, recs []stream.Record) {
+// AddProduced records, for each produced-at time (Unix µs), the seconds from
+// it to nowUs, under one lock.
+func (r *Reservoir) AddProduced(nowUs int64, produced []int64) {
 	r.mu.Lock()
-	for i := range recs {
-		if p := recs[i].Event.ProducedAtUs; p > 0 {
+	for _, p := range produced {
+		if p > 0 {
 			r.buf[r.next] = float64(nowUs-p) / 1e6
 			r.next++
 			if r.next == len(r.buf) {

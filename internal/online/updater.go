@@ -2,6 +2,7 @@ package online
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -104,8 +105,10 @@ type Updater struct {
 	isDirty map[uint32]bool
 	pending batchKey
 	applied bool // the pending batch was applied but not yet flushed
-	recBuf  []cache.UserRecord
-	embBuf  []float32
+
+	jobs   chan *flushJob // to the flusher: one job at a time, in order
+	stop   context.CancelFunc
+	closed chan struct{}
 
 	nApplied, dups, cold, newUsers, flushes, written, stale atomic.Uint64
 	absErrMicro                                             atomic.Uint64 // AbsError in 1e-6 units
@@ -122,9 +125,18 @@ type batchKey struct {
 func NewUpdater(cfg Config, m Model, users UserStore, log ChangelogWriter) *Updater {
 	cfg.setDefaults()
 	u := &Updater{cfg: cfg, users: users, log: log, states: map[uint32]*UserState{}, isDirty: map[uint32]bool{},
-		fresh: NewReservoir(1 << 16)}
+		fresh: NewReservoir(1 << 16), jobs: make(chan *flushJob, 1), closed: make(chan struct{})}
 	u.setModel(m)
+	ctx, cancel := context.WithCancel(context.Background())
+	u.stop = cancel
+	go u.flusher(ctx)
 	return u
+}
+
+// Close stops the flusher; a flush in flight then fails its wait.
+func (u *Updater) Close() {
+	u.stop()
+	<-u.closed
 }
 
 func (u *Updater) setModel(m Model) {
@@ -177,29 +189,44 @@ func (u *Updater) State(uid uint32) (UserState, bool) {
 	return c, true
 }
 
-// Handle is the consumer's Handler: apply the batch, then flush. A retry of the
-// same batch after a failed flush does not apply it again.
+// Handle is the consumer's Handler: apply the batch, then flush, and return
+// once the flush is durable.
 func (u *Updater) Handle(ctx context.Context, batch []stream.Record) error {
+	wait, err := u.HandleAsync(ctx, batch)
+	if err != nil || wait == nil {
+		return err
+	}
+	return wait()
+}
+
+// HandleAsync is the consumer's AsyncHandler: it applies the batch and hands a
+// snapshot of the dirty users to the flusher, which writes the changelog and
+// Redis (retrying until they succeed) while the next batch is applied; wait
+// returns once they are durable. A retry of the same batch after a failed apply
+// does not apply it twice.
+func (u *Updater) HandleAsync(ctx context.Context, batch []stream.Record) (wait func() error, err error) {
 	if len(batch) == 0 {
-		return nil
+		return nil, nil
 	}
 	u.mu.Lock()
-	defer u.mu.Unlock()
 	key := batchKey{batch[0].Partition, batch[0].Offset, len(batch)}
 	if !u.applied || u.pending != key {
 		if err := u.apply(ctx, batch); err != nil {
-			return err
+			u.mu.Unlock()
+			return nil, err
 		}
 		u.pending, u.applied = key, true
 	}
-	if err := u.flush(ctx); err != nil {
-		return err
-	}
+	job := u.snapshot()
 	u.applied = false
+	u.mu.Unlock()
 	// Freshness per event: produced -> its effect durable in Redis (duplicates
 	// included: they are answered by state already there).
-	u.fresh.AddSince(u.cfg.Now().UnixMicro(), batch)
-	return nil
+	job.produced = make([]int64, len(batch))
+	for i := range batch {
+		job.produced[i] = batch[i].Event.ProducedAtUs
+	}
+	return u.enqueue(job)
 }
 
 // apply runs the SGD step of every event not yet applied. It reads the offline
@@ -298,76 +325,148 @@ func (u *Updater) materialize(ctx context.Context, ids []uint32) error {
 	return nil
 }
 
-// flush writes every dirty user to the changelog, then to Redis.
-func (u *Updater) flush(ctx context.Context) error {
-	if len(u.dirty) == 0 {
-		return nil
-	}
-	start := time.Now()
-	states := make([]*UserState, len(u.dirty))
-	for i, uid := range u.dirty {
-		states[i] = u.states[uid]
-	}
-	// The input offsets are committed only after both writes succeeded. When
-	// every user in the flush already has a state in the changelog, the two
-	// writes run concurrently: Redis may then briefly hold a state the
-	// changelog lacks (a crash between the two), and the restarted updater
-	// recomputes it deterministically from the changelog's older state while
-	// PutUsersIfNewer keeps Redis from regressing. A user's first state goes to
-	// the changelog before Redis, so that Redis never holds the only copy of
-	// an online vector whose offline base was overwritten.
-	allDurable := true
-	for _, s := range states {
-		allDurable = allDurable && s.durable
-	}
-	if allDurable {
-		logErr := make(chan error, 1)
-		go func() { logErr <- u.log.Write(ctx, states) }()
-		rerr := u.writeRedis(ctx, states)
-		if err := <-logErr; err != nil {
-			return fmt.Errorf("writing the changelog: %w", err)
-		}
-		if rerr != nil {
-			return rerr
-		}
-	} else {
-		if err := u.log.Write(ctx, states); err != nil {
-			return fmt.Errorf("writing the changelog: %w", err)
-		}
-		if err := u.writeRedis(ctx, states); err != nil {
-			return err
-		}
-	}
-	for _, s := range states {
-		s.durable = true
-		delete(u.isDirty, s.UserID)
-	}
-	u.dirty = u.dirty[:0]
-	if u.cfg.ObserveFlush != nil {
-		u.cfg.ObserveFlush(time.Since(start).Seconds())
-	}
-	u.flushes.Add(1)
-	u.written.Add(uint64(len(states)))
-	return nil
+// flushJob is a snapshot of dirty users on its way to the changelog and Redis.
+type flushJob struct {
+	states     []*UserState // copies, owned by the job
+	recs       map[string][]cache.UserRecord
+	allDurable bool
+	produced   []int64 // produced-at times of the batch's events (freshness)
+	done       chan struct{}
+	err        error
 }
 
-// writeRedis writes the serving records of states (all under one version).
-func (u *Updater) writeRedis(ctx context.Context, states []*UserState) error {
-	if len(states) == 0 {
+// snapshot moves the dirty users into a job (copies of their states and their
+// serving records). Called with u.mu held.
+func (u *Updater) snapshot() *flushJob {
+	job := &flushJob{allDurable: true, recs: map[string][]cache.UserRecord{}, done: make(chan struct{})}
+	if len(u.dirty) == 0 {
+		return job
+	}
+	dim := len(u.states[u.dirty[0]].Base)
+	vecs := make([]float32, 3*dim*len(u.dirty)) // base, vec, embedding per user
+	copies := make([]UserState, len(u.dirty))
+	job.states = make([]*UserState, len(u.dirty))
+	for i, uid := range u.dirty {
+		s := u.states[uid]
+		c := &copies[i]
+		*c = *s
+		off := 3 * dim * i
+		c.Base = vecs[off : off+dim : off+dim]
+		c.Vec = vecs[off+dim : off+2*dim : off+2*dim]
+		copy(c.Base, s.Base)
+		copy(c.Vec, s.Vec)
+		emb := vecs[off+2*dim : off+3*dim : off+3*dim]
+		bias := towers.UserEmbedding(emb, s.Base, s.Vec, u.model.Scale)
+		job.recs[s.ModelVersion] = append(job.recs[s.ModelVersion], cache.UserRecord{UserID: uid, Embedding: emb, Bias: bias,
+			UpdatedAtMs: s.UpdatedAtMs, LastEventID: s.HWM, EventProducedAtMs: s.ProducedAtUs / 1000})
+		job.allDurable = job.allDurable && s.durable
+		job.states[i] = c
+		// Jobs run one at a time in order, so once this one is done every later
+		// job finds this user's state in the changelog.
+		s.durable = true
+		delete(u.isDirty, uid)
+	}
+	u.dirty = u.dirty[:0]
+	return job
+}
+
+// enqueue hands a job to the flusher and returns its wait.
+func (u *Updater) enqueue(job *flushJob) (func() error, error) {
+	if len(job.states) == 0 && len(job.produced) == 0 {
+		return nil, nil
+	}
+	select {
+	case u.jobs <- job:
+	case <-u.closed:
+		return nil, errors.New("updater closed")
+	}
+	return func() error {
+		<-job.done
+		return job.err
+	}, nil
+}
+
+// flusher writes jobs one at a time, in order, retrying each until it
+// succeeds or the updater is closed.
+func (u *Updater) flusher(ctx context.Context) {
+	defer close(u.closed)
+	for {
+		var job *flushJob
+		select {
+		case job = <-u.jobs:
+		case <-ctx.Done():
+			return
+		}
+		backoff := 50 * time.Millisecond
+		for {
+			start := time.Now()
+			err := u.write(ctx, job)
+			if err == nil {
+				if len(job.states) > 0 {
+					if u.cfg.ObserveFlush != nil {
+						u.cfg.ObserveFlush(time.Since(start).Seconds())
+					}
+					u.flushes.Add(1)
+					u.written.Add(uint64(len(job.states)))
+				}
+				u.fresh.AddProduced(u.cfg.Now().UnixMicro(), job.produced)
+				break
+			}
+			if ctx.Err() != nil {
+				job.err = err
+				break
+			}
+			u.cfg.Logger.Warn("flush failed; retrying", "users", len(job.states), "err", err, "backoff", backoff)
+			select {
+			case <-ctx.Done():
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 5*time.Second)
+		}
+		close(job.done)
+		if ctx.Err() != nil {
+			// Fail whatever is queued behind.
+			for {
+				select {
+				case j := <-u.jobs:
+					j.err = ctx.Err()
+					close(j.done)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// write writes one job: the changelog and Redis. The input offsets are
+// committed only after both succeeded. When every user in the job already has
+// a state in the changelog, the two writes run concurrently: Redis may then
+// briefly hold a state the changelog lacks (a crash between the two), and the
+// restarted updater recomputes it deterministically from the changelog's older
+// state while PutUsersIfNewer keeps Redis from regressing. A user's first state
+// goes to the changelog before Redis, so that Redis never holds the only copy
+// of an online vector whose offline base was overwritten.
+func (u *Updater) write(ctx context.Context, job *flushJob) error {
+	if len(job.states) == 0 {
 		return nil
 	}
-	dim := len(states[0].Base)
-	if cap(u.embBuf) < dim*len(states) {
-		u.embBuf = make([]float32, dim*len(states))
+	if !job.allDurable {
+		if err := u.log.Write(ctx, job.states); err != nil {
+			return fmt.Errorf("writing the changelog: %w", err)
+		}
+		return u.putRecords(ctx, job.recs)
 	}
-	u.recBuf = u.recBuf[:0]
-	byVersion := map[string][]cache.UserRecord{}
-	for i, s := range states {
-		emb := u.embBuf[i*dim : (i+1)*dim : (i+1)*dim]
-		bias := towers.UserEmbedding(emb, s.Base, s.Vec, u.model.Scale)
-		byVersion[s.ModelVersion] = append(byVersion[s.ModelVersion], cache.UserRecord{UserID: s.UserID, Embedding: emb, Bias: bias,
-			UpdatedAtMs: s.UpdatedAtMs, LastEventID: s.HWM, EventProducedAtMs: s.ProducedAtUs / 1000})
+	logErr := make(chan error, 1)
+	go func() { logErr <- u.log.Write(ctx, job.states) }()
+	rerr := u.putRecords(ctx, job.recs)
+	if err := <-logErr; err != nil {
+		return fmt.Errorf("writing the changelog: %w", err)
 	}
+	return rerr
+}
+
+func (u *Updater) putRecords(ctx context.Context, byVersion map[string][]cache.UserRecord) error {
 	for v, recs := range byVersion {
 		skipped, err := u.users.PutUsersIfNewer(ctx, v, recs)
 		if err != nil {
@@ -408,7 +507,6 @@ func (u *Updater) Restore(restored map[uint32]*UserState, owned []int, nparts in
 // active user under a new version at once rather than at the user's next event.
 func (u *Updater) Rematerialize(ctx context.Context) (int, error) {
 	u.mu.Lock()
-	defer u.mu.Unlock()
 	version := u.model.Items.Version()
 	var ids []uint32
 	for uid, s := range u.states {
@@ -416,19 +514,38 @@ func (u *Updater) Rematerialize(ctx context.Context) (int, error) {
 			ids = append(ids, uid)
 		}
 	}
+	u.mu.Unlock()
 	slices.Sort(ids)
 	for i := 0; i < len(ids); i += 1000 {
 		chunk := ids[i:min(i+1000, len(ids))]
-		if err := u.materialize(ctx, chunk); err != nil {
+		u.mu.Lock()
+		if u.model.Items.Version() != version {
+			u.mu.Unlock()
+			return i, fmt.Errorf("model version changed again during re-materialisation")
+		}
+		var stale []uint32
+		for _, uid := range chunk {
+			if s, ok := u.states[uid]; ok && s.ModelVersion != version {
+				stale = append(stale, uid)
+			}
+		}
+		if err := u.materialize(ctx, stale); err != nil {
+			u.mu.Unlock()
 			return i, err
 		}
-		for _, uid := range chunk {
+		for _, uid := range stale {
 			if !u.isDirty[uid] {
 				u.isDirty[uid] = true
 				u.dirty = append(u.dirty, uid)
 			}
 		}
-		if err := u.flush(ctx); err != nil {
+		job := u.snapshot()
+		u.mu.Unlock()
+		wait, err := u.enqueue(job)
+		if err == nil && wait != nil {
+			err = wait()
+		}
+		if err != nil {
 			return i, err
 		}
 	}
@@ -449,7 +566,15 @@ func (u *Updater) Rebuild(ctx context.Context) (int, error) {
 	}
 	slices.SortFunc(states, func(a, b *UserState) int { return int(a.UserID) - int(b.UserID) })
 	for i := 0; i < len(states); i += 1000 {
-		if err := u.writeRedis(ctx, states[i:min(i+1000, len(states))]); err != nil {
+		chunk := states[i:min(i+1000, len(states))]
+		recs := make([]cache.UserRecord, len(chunk))
+		for j, s := range chunk {
+			emb := make([]float32, len(s.Base))
+			bias := towers.UserEmbedding(emb, s.Base, s.Vec, u.model.Scale)
+			recs[j] = cache.UserRecord{UserID: s.UserID, Embedding: emb, Bias: bias,
+				UpdatedAtMs: s.UpdatedAtMs, LastEventID: s.HWM, EventProducedAtMs: s.ProducedAtUs / 1000}
+		}
+		if err := u.putRecords(ctx, map[string][]cache.UserRecord{version: recs}); err != nil {
 			return i, err
 		}
 	}

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/streamrec/streamrec/internal/cache"
 	"github.com/streamrec/streamrec/internal/stream"
@@ -27,8 +29,10 @@ func (f *fakeItems) Item(id uint32) ([]float32, float32, bool) {
 }
 
 type fakeUsers struct {
-	recs  map[string]cache.UserRecord // version/uid
-	fail  error
+	mu      sync.Mutex
+	recs    map[string]cache.UserRecord // version/uid
+	failGet error
+	fail    error
 	puts  int
 	reads int
 }
@@ -36,9 +40,11 @@ type fakeUsers struct {
 func ukey(v string, uid uint32) string { return v + "/" + string(stream.AppendKey(nil, uid)) }
 
 func (f *fakeUsers) GetUsers(_ context.Context, v string, ids []uint32) ([]cache.UserRecord, []bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.reads++
-	if f.fail != nil {
-		return nil, nil, f.fail
+	if f.failGet != nil {
+		return nil, nil, f.failGet
 	}
 	recs, found := make([]cache.UserRecord, len(ids)), make([]bool, len(ids))
 	for i, id := range ids {
@@ -48,6 +54,8 @@ func (f *fakeUsers) GetUsers(_ context.Context, v string, ids []uint32) ([]cache
 }
 
 func (f *fakeUsers) PutUsersIfNewer(_ context.Context, v string, recs []cache.UserRecord) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if f.fail != nil {
 		return 0, f.fail
 	}
@@ -65,11 +73,22 @@ func (f *fakeUsers) PutUsersIfNewer(_ context.Context, v string, recs []cache.Us
 }
 
 type fakeLog struct {
+	mu     sync.Mutex
 	fail   error
+	tries  int
 	writes []UserState
 }
 
+func (f *fakeLog) setFail(err error) {
+	f.mu.Lock()
+	f.fail = err
+	f.mu.Unlock()
+}
+
 func (f *fakeLog) Write(_ context.Context, states []*UserState) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.tries++
 	if f.fail != nil {
 		return f.fail
 	}
@@ -79,6 +98,12 @@ func (f *fakeLog) Write(_ context.Context, states []*UserState) error {
 		f.writes = append(f.writes, c)
 	}
 	return nil
+}
+
+func newTestUpdater(t *testing.T, m Model, users UserStore, log ChangelogWriter) *Updater {
+	u := NewUpdater(Config{}, m, users, log)
+	t.Cleanup(u.Close)
+	return u
 }
 
 func fixture(t *testing.T) (*fakeItems, *fakeUsers, Model) {
@@ -123,7 +148,7 @@ func events(n int, seed uint64) []stream.Record {
 func TestUpdaterAppliesOnceAndCounts(t *testing.T) {
 	_, users, m := fixture(t)
 	log := &fakeLog{}
-	u := NewUpdater(Config{}, m, users, log)
+	u := newTestUpdater(t, m, users, log)
 	evs := events(400, 1)
 	ctx := t.Context()
 	for i := 0; i < len(evs); i += 37 {
@@ -171,7 +196,7 @@ func TestUpdaterBatchingInvariant(t *testing.T) {
 	evs := events(600, 2)
 	final := func(batch int) map[uint32][]float32 {
 		_, users, m := fixture(t)
-		u := NewUpdater(Config{}, m, users, &fakeLog{})
+		u := newTestUpdater(t, m, users, &fakeLog{})
 		for i := 0; i < len(evs); i += batch {
 			if err := u.Handle(t.Context(), evs[i:min(i+batch, len(evs))]); err != nil {
 				t.Fatal(err)
@@ -197,18 +222,33 @@ func TestUpdaterBatchingInvariant(t *testing.T) {
 func TestUpdaterRetryAndRestore(t *testing.T) {
 	_, users, m := fixture(t)
 	log := &fakeLog{}
-	u := NewUpdater(Config{}, m, users, log)
+	u := newTestUpdater(t, m, users, log)
 	evs := events(300, 3)
 	ctx := t.Context()
 	if err := u.Handle(ctx, evs[:100]); err != nil {
 		t.Fatal(err)
 	}
-	log.fail = errors.New("broker down")
-	if err := u.Handle(ctx, evs[100:200]); err == nil {
-		t.Fatal("Handle succeeded with the changelog down")
+	// A failed flush is retried by the flusher until it succeeds; the batch's
+	// wait returns only then.
+	log.setFail(errors.New("broker down"))
+	done := make(chan error, 1)
+	go func() { done <- u.Handle(ctx, evs[100:200]) }()
+	for {
+		log.mu.Lock()
+		tries := log.tries
+		log.mu.Unlock()
+		if tries >= 3 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
-	log.fail = nil
-	if err := u.Handle(ctx, evs[100:200]); err != nil {
+	select {
+	case err := <-done:
+		t.Fatalf("Handle returned (%v) while the changelog was down", err)
+	default:
+	}
+	log.setFail(nil)
+	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
 	if c := u.Counters(); c.Duplicates != 0 || c.Applied+c.ColdItems != 200 {
@@ -222,7 +262,7 @@ func TestUpdaterRetryAndRestore(t *testing.T) {
 		s := log.writes[i]
 		restored[s.UserID] = &s
 	}
-	u2 := NewUpdater(Config{}, m, users, &fakeLog{})
+	u2 := newTestUpdater(t, m, users, &fakeLog{})
 	u2.Restore(restored, []int{0}, 1)
 	if err := u2.Handle(ctx, evs[150:]); err != nil { // 150..199 are redelivered duplicates
 		t.Fatal(err)
@@ -257,7 +297,7 @@ func TestReservoirQuantiles(t *testing.T) {
 // record and written under it, keeping its high-water mark.
 func TestUpdaterRematerialize(t *testing.T) {
 	items, users, m := fixture(t)
-	u := NewUpdater(Config{}, m, users, &fakeLog{})
+	u := newTestUpdater(t, m, users, &fakeLog{})
 	evs := events(200, 4)
 	if err := u.Handle(t.Context(), evs); err != nil {
 		t.Fatal(err)
@@ -285,5 +325,27 @@ func TestUpdaterRematerialize(t *testing.T) {
 				t.Fatalf("user %d: online residual not reset", uid)
 			}
 		}
+	}
+}
+
+// A failed read of offline vectors fails the batch before it changes anything;
+// the consumer's retry of the same batch applies it once.
+func TestUpdaterApplyFailsCleanly(t *testing.T) {
+	_, users, m := fixture(t)
+	u := newTestUpdater(t, m, users, &fakeLog{})
+	evs := events(100, 5)
+	users.failGet = errors.New("redis down")
+	if err := u.Handle(t.Context(), evs); err == nil {
+		t.Fatal("Handle succeeded with Redis unreadable and users to read")
+	}
+	if c := u.Counters(); c.Applied+c.ColdItems+c.Duplicates != 0 || u.Users() != 0 {
+		t.Fatalf("a failed batch changed state: %+v, %d users", c, u.Users())
+	}
+	users.failGet = nil
+	if err := u.Handle(t.Context(), evs); err != nil {
+		t.Fatal(err)
+	}
+	if c := u.Counters(); c.Applied+c.ColdItems != 100 || c.Duplicates != 0 {
+		t.Fatalf("after the retry: %+v", c)
 	}
 }

@@ -205,6 +205,30 @@ func (c *Consumer) DeadLetterReasons() map[string]uint64 { return c.dlq.Reasons(
 // accepted has been committed (or its commit failed and was logged), and nothing
 // the Handler did not accept was committed. Run closes nothing; call Close after.
 func (c *Consumer) Run(ctx context.Context, h Handler) error {
+	return c.RunAsync(ctx, func(ctx context.Context, batch []Record) (func() error, error) {
+		return nil, h(ctx, batch)
+	})
+}
+
+// AsyncHandler is a Handler whose side effects may become durable after it
+// returns: it returns wait (nil when they already are), which the consumer
+// calls before committing the batch, after it handed the next batch to the
+// handler, so that one batch's writes overlap the next batch's processing. An
+// error from the AsyncHandler itself is retried like a Handler's; an error from
+// wait ends RunAsync with the batch uncommitted. The batch slice is reused once
+// the AsyncHandler returns: do not keep it.
+type AsyncHandler func(ctx context.Context, batch []Record) (wait func() error, err error)
+
+// pending is a handled batch whose commit waits for its side effects.
+type pending struct {
+	wait func() error
+	asg  *assignment
+	last map[int]int64
+	n    int
+}
+
+// RunAsync is Run with an AsyncHandler: at most one batch is in flight.
+func (c *Consumer) RunAsync(ctx context.Context, h AsyncHandler) error {
 	fetchCtx, stopFetch := context.WithCancel(ctx)
 	defer stopFetch()
 	items := make(chan item, c.cfg.MaxBatch)
@@ -233,6 +257,27 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 	timer.Stop()
 	var cur *assignment // the assignment the Handler was told about
 	var held *item      // an item that starts the next batch
+	var inflight *pending
+	// settle waits for the batch in flight and commits it.
+	settle := func() error {
+		if inflight == nil {
+			return nil
+		}
+		p := inflight
+		inflight = nil
+		if p.wait != nil {
+			if err := p.wait(); err != nil {
+				return fmt.Errorf("batch of %d records not durable: %w", p.n, err)
+			}
+		}
+		c.commit(ctx, p)
+		return nil
+	}
+	defer func() {
+		if err := settle(); err != nil {
+			c.cfg.Logger.Warn("stopped with a batch not durable; it stays uncommitted", "component", "consumer", "err", err)
+		}
+	}()
 	for {
 		raw = raw[:0]
 		var it item
@@ -251,7 +296,11 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 			}
 		}
 		if it.asg != cur {
-			// A new assignment: announce it before any of its records.
+			// A new assignment: settle the previous one's batch, then announce
+			// the new one before any of its records.
+			if err := settle(); err != nil {
+				return err
+			}
 			cur = it.asg
 			if c.cfg.OnAssign != nil {
 				parts := cur.partitions
@@ -289,7 +338,16 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 		c.fetched.Add(uint64(len(raw)))
 
 		var err error
-		recs, err = c.process(ctx, cur, raw, recs[:0], h)
+		var next *pending
+		recs, next, err = c.process(ctx, cur, raw, recs[:0], h)
+		if err == nil {
+			err = settle()
+			if next.wait == nil {
+				c.commit(ctx, next) // already durable
+			} else {
+				inflight = next
+			}
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				// Shut down mid-retry: the batch stays uncommitted and is
@@ -318,7 +376,7 @@ func (c *Consumer) endErr(ctx context.Context, fetchErr chan error) error {
 // process decodes a batch, dead-letters what does not decode, runs the Handler
 // until it succeeds, then commits. It returns an error only when ctx ends before
 // the Handler succeeded (nothing is committed then) or the DLQ cannot be written.
-func (c *Consumer) process(ctx context.Context, asg *assignment, raw []kafka.Message, recs []Record, h Handler) ([]Record, error) {
+func (c *Consumer) process(ctx context.Context, asg *assignment, raw []kafka.Message, recs []Record, h AsyncHandler) ([]Record, *pending, error) {
 	var bad []badMessage
 	for i := range raw {
 		m := &raw[i]
@@ -330,33 +388,40 @@ func (c *Consumer) process(ctx context.Context, asg *assignment, raw []kafka.Mes
 	}
 	if len(bad) > 0 {
 		if err := c.retry(ctx, "dead-lettering", func(ctx context.Context) error { return c.dlq.Send(ctx, bad) }); err != nil {
-			return recs, err
+			return recs, nil, err
 		}
 	}
+	p := &pending{asg: asg, n: len(raw), last: make(map[int]int64, 8)}
 	if len(recs) > 0 {
-		if err := c.retry(ctx, "handling", func(ctx context.Context) error { return h(ctx, recs) }); err != nil {
-			return recs, err
+		if err := c.retry(ctx, "handling", func(ctx context.Context) error {
+			var err error
+			p.wait, err = h(ctx, recs)
+			return err
+		}); err != nil {
+			return recs, nil, err
 		}
 		c.handled.Add(uint64(len(recs)))
 	}
 	// Commit the highest offset of each partition in the batch: every message up
 	// to it was handled or dead-lettered above.
-	last := make(map[int]int64, 8)
 	for i := range raw {
-		if prev, ok := last[raw[i].Partition]; !ok || raw[i].Offset > prev {
-			last[raw[i].Partition] = raw[i].Offset
+		if prev, ok := p.last[raw[i].Partition]; !ok || raw[i].Offset > prev {
+			p.last[raw[i].Partition] = raw[i].Offset
 		}
 	}
+	return recs, p, nil
+}
+
+func (c *Consumer) commit(ctx context.Context, p *pending) {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if err := c.src.commit(cctx, asg, last); err != nil {
+	if err := c.src.commit(cctx, p.asg, p.last); err != nil {
 		c.commitErrs.Add(1)
 		c.cfg.Logger.Warn("commit failed; a later commit covers it, and a redelivery is deduplicated",
 			"component", "consumer", "err", err)
 	} else {
-		c.committed.Add(uint64(len(raw)))
+		c.committed.Add(uint64(p.n))
 	}
-	return recs, nil
 }
 
 // retry runs f until it succeeds or ctx ends, backing off exponentially.
