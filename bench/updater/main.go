@@ -57,6 +57,7 @@ type opts struct {
 	maxBatch           int
 	phases             string
 	cpuprofile         string
+	freshFlush         time.Duration
 }
 
 func run(ctx context.Context, args []string) error {
@@ -72,6 +73,7 @@ func run(ctx context.Context, args []string) error {
 	fs.IntVar(&o.partitions, "partitions", 8, "partitions of each bench topic")
 	fs.IntVar(&o.maxBatch, "max-batch", 16384, "updater --max-batch")
 	fs.StringVar(&o.phases, "phases", "max,sustained,fresh", "phases to run")
+	fs.DurationVar(&o.freshFlush, "fresh-flush", 5*time.Millisecond, "updater --flush-interval in the freshness phase")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a 5s CPU profile of the updater during the max phase to this file")
 	config.Usage(fs, "bench-updater: the updater's throughput, lag, freshness and RSS on real Kafka and Redis")
 	if err := config.Parse(fs, args, nil); err != nil {
@@ -107,12 +109,13 @@ func run(ctx context.Context, args []string) error {
 		}
 	}
 	if strings.Contains(o.phases, "sustained") {
-		if err := phaseRate(ctx, o, bin, ns, gen, o.rate, o.duration, "sustained"); err != nil {
+		if err := phaseRate(ctx, o, bin, ns, gen, o.rate, o.duration, "sustained", "--max-batch", strconv.Itoa(o.maxBatch)); err != nil {
 			return err
 		}
 	}
 	if strings.Contains(o.phases, "fresh") {
-		if err := phaseRate(ctx, o, bin, ns, gen, o.freshRate, o.freshDuration, "freshness"); err != nil {
+		if err := phaseRate(ctx, o, bin, ns, gen, o.freshRate, o.freshDuration, "freshness",
+			"--max-batch", strconv.Itoa(o.maxBatch), "--flush-interval", o.freshFlush.String()); err != nil {
 			return err
 		}
 	}
@@ -293,13 +296,12 @@ func phaseMax(ctx context.Context, o opts, bin, ns string, g *gen) error {
 
 // phaseRate runs a producer at rate for d while the updater consumes, sampling
 // its lag once a second.
-func phaseRate(ctx context.Context, o opts, bin, ns string, g *gen, rate int, d time.Duration, name string) error {
+func phaseRate(ctx context.Context, o opts, bin, ns string, g *gen, rate int, d time.Duration, name string, extra ...string) error {
 	topic, err := topicFor(o, name)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("\n== %s: producer at %d events/s for %v into %s\n", name, rate, d, topic)
-	extra := []string{"--max-batch", strconv.Itoa(o.maxBatch)}
+	fmt.Printf("\n== %s: producer at %d events/s for %v into %s; updater %v\n", name, rate, d, topic, extra)
 	u, err := startUpdater(bin, o.brokers, o.redisAddr, ns, topic, extra...)
 	if err != nil {
 		return err
