@@ -52,7 +52,7 @@ func serve(ctx context.Context, args []string) error {
 	}
 	defer st.Close()
 	log.Info("embedded stack serving", "kafka", st.KafkaAddr(), "redis", st.RedisAddr())
-	fmt.Printf("STREAMREC_KAFKA_BROKERS=%s\nSTREAMREC_REDIS_ADDR=%s\n", st.KafkaAddr(), st.RedisAddr())
+	fmt.Printf("STREAMREC_BROKERS=%s\nSTREAMREC_REDIS_ADDR=%s\n", st.KafkaAddr(), st.RedisAddr())
 	<-ctx.Done()
 	log.Info("embedded stack stopping")
 	return nil
