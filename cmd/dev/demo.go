@@ -3,7 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
-		"flag"
+	"flag"
 	"fmt"
 	"io"
 	"net"
