@@ -33,8 +33,8 @@ type fakeUsers struct {
 	recs    map[string]cache.UserRecord // version/uid
 	failGet error
 	fail    error
-	puts  int
-	reads int
+	puts    int
+	reads   int
 }
 
 func ukey(v string, uid uint32) string { return v + "/" + string(stream.AppendKey(nil, uid)) }
