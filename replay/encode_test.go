@@ -92,7 +92,7 @@ func TestParseOptions(t *testing.T) {
 			t.Errorf("%q accepted", bad)
 		}
 	}
-	env := map[string]string{"STREAMREC_KAFKA_BROKERS": "k:9", "STREAMREC_TOPIC": "t2"}
+	env := map[string]string{"STREAMREC_BROKERS": "k:9", "STREAMREC_TOPIC": "t2"}
 	o, err = parseOptions([]string{"--data", "d"}, io.Discard, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil || len(o.Brokers) != 1 || o.Brokers[0] != "k:9" || o.Topic != "t2" {
 		t.Fatalf("from the environment: %+v %v", o, err)

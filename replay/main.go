@@ -43,23 +43,6 @@ type options struct {
 	CPUProfile string
 }
 
-// brokersEnv is the environment variable of --brokers, shared by every binary
-// that talks to Kafka (cmd/dev prints it); STREAMREC_BROKERS, the name the
-// config convention derives from the flag, is read too, after it.
-const brokersEnv = "STREAMREC_KAFKA_BROKERS"
-
-// lookupEnv is config.Parse's lookup with --brokers read from brokersEnv.
-func lookupEnv(lookup func(string) (string, bool)) func(string) (string, bool) {
-	return func(name string) (string, bool) {
-		if name == config.EnvName("brokers") {
-			if v, ok := lookup(brokersEnv); ok {
-				return v, ok
-			}
-		}
-		return lookup(name)
-	}
-}
-
 func parseOptions(args []string, stderr io.Writer, lookup func(string) (string, bool)) (*options, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
@@ -71,7 +54,7 @@ func parseOptions(args []string, stderr io.Writer, lookup func(string) (string, 
 	fs.Var(&o.Until, "until", "stop before this event time (exclusive; RFC 3339 or Unix seconds)")
 	fs.Int64Var(&o.Limit, "limit", 0, "publish at most N events in this run (already published events do not count); 0: no limit")
 	fs.StringVar(&o.Topic, "topic", stream.DefaultTopic, "interactions topic")
-	fs.StringVar(&brokers, "brokers", brokers, "Kafka brokers, comma-separated host:port (environment: "+brokersEnv+", then STREAMREC_BROKERS)")
+	fs.StringVar(&brokers, "brokers", brokers, "Kafka brokers, comma-separated host:port")
 	fs.IntVar(&o.Partitions, "partitions", 8, "partitions when creating a missing topic (an existing topic keeps its own)")
 	fs.Float64Var(&o.Speedup, "speedup", 0, "event time runs X times faster than wall time (e.g. 1000); 0: as fast as possible")
 	fs.Float64Var(&o.MaxRate, "max-rate", 0, "at most this many events/s (token bucket); 0: unlimited")
@@ -84,7 +67,7 @@ func parseOptions(args []string, stderr io.Writer, lookup func(string) (string, 
 	fs.BoolVar(&o.Progress, "progress", true, "draw a progress bar on stderr")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the publishing phase to this file (for benchmarks)")
 	config.Usage(fs, "replay: publish KuaiRec interactions to Kafka in event-time order, resumably")
-	if err := config.Parse(fs, args, lookupEnv(lookup)); err != nil {
+	if err := config.Parse(fs, args, lookup); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
 		}
