@@ -172,6 +172,15 @@ func trainMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		cutMS = t.UnixMilli()
 	}
+	var st *cache.Store
+	if !o.noPublish {
+		var rdb interface{ Close() error }
+		st, rdb, err = openStore(ctx, o.redisAddr, o.namespace)
+		if err != nil {
+			return fmt.Errorf("train: %w (use --no-publish to train without Redis)", err)
+		}
+		defer rdb.Close()
+	}
 	var progressW io.Writer
 	if !o.quiet {
 		progressW = stderr
@@ -278,18 +287,25 @@ func trainMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	tm.done("save")
 
+	// The report is written before publishing (so a Redis failure keeps
+	// it), and again with the publish section.
+	rep.Timings["total"] = time.Since(tm.t0).Seconds()
+	if err := writeJSONFile(o.report, rep); err != nil {
+		return err
+	}
+
 	// 7. Publish.
-	if !o.noPublish {
-		pr, err := publish(ctx, logger, o.redisAddr, o.namespace, m, feats)
+	if st != nil {
+		pr, err := publish(ctx, logger, st, o.redisAddr, m, feats)
 		if err != nil {
 			return err
 		}
 		rep.Publish = pr
 		logger.Info("published", "version", version, "items", pr.Items, "users", pr.Users, "seconds", tm.done("publish"))
-	}
-	rep.Timings["total"] = time.Since(tm.t0).Seconds()
-	if err := writeJSONFile(o.report, rep); err != nil {
-		return err
+		rep.Timings["total"] = time.Since(tm.t0).Seconds()
+		if err := writeJSONFile(o.report, rep); err != nil {
+			return err
+		}
 	}
 	printSummary(stdout, rep)
 	return ctx.Err()

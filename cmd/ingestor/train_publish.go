@@ -30,19 +30,27 @@ type publishReport struct {
 	AfterFlip string `json:"after_flip_error,omitempty"`
 }
 
-// publish connects to Redis at addr and publishes m (see publishModel).
-func publish(ctx context.Context, logger *slog.Logger, addr, namespace string, m *towers.TwoTower, feats *kuairec.Features) (*publishReport, error) {
+// openStore connects to Redis at addr and checks that it answers, so that a
+// bad address fails before training rather than after it. The caller closes
+// the returned client.
+func openStore(ctx context.Context, addr, namespace string) (*cache.Store, *redis.Client, error) {
 	rdb := redis.NewClient(&redis.Options{Addr: addr})
-	defer rdb.Close()
 	cfg := cache.DefaultConfig()
 	cfg.Namespace = namespace
 	st, err := cache.NewStore(rdb, cfg)
+	if err == nil {
+		err = st.Ping(ctx)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("publishing: %w", err)
+		_ = rdb.Close()
+		return nil, nil, fmt.Errorf("redis at %s: %w", addr, err)
 	}
-	if err := st.Ping(ctx); err != nil {
-		return nil, fmt.Errorf("publishing: redis at %s: %w", addr, err)
-	}
+	return st, rdb, nil
+}
+
+// publish publishes m to st (see publishModel) and logs a failure after the
+// flip as a warning: the version is current all the same.
+func publish(ctx context.Context, logger *slog.Logger, st *cache.Store, addr string, m *towers.TwoTower, feats *kuairec.Features) (*publishReport, error) {
 	pr, err := publishModel(ctx, st, m, feats, time.Now())
 	if pr != nil {
 		pr.Addr = addr

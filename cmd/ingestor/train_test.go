@@ -373,3 +373,17 @@ func TestTrainWithoutTruth(t *testing.T) {
 		}
 	}
 }
+
+// An unreachable Redis fails at once, before loading and training.
+func TestTrainUnreachableRedisFailsFast(t *testing.T) {
+	out := t.TempDir()
+	start := time.Now()
+	err := trainMain(t.Context(), []string{"--data", out, "--report", filepath.Join(out, "r.json"),
+		"--redis-addr", "127.0.0.1:1", "--quiet"}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "--no-publish") {
+		t.Fatalf("err = %v, want a Redis error suggesting --no-publish", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("took %v", d)
+	}
+}
