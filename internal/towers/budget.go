@@ -25,6 +25,9 @@ package towers
 //
 // Expected total: ingest ~90 s (not measured here) + serving 140-240 s + seed
 // 120-200 s + evaluation ~20 s, about 370-550 s.
+//
+// Those rates were measured with the sampled-softmax ranking loss on; the
+// tuned defaults train without it and faster (see tuning.go).
 const FullSizeSampleBudget = 5_000_000
 
 // SeedMaxEpochs bounds the seed baseline's epochs over its 2M-row sample.
