@@ -58,6 +58,7 @@ type opts struct {
 	phases             string
 	cpuprofile         string
 	freshFlush         time.Duration
+	replayData         string
 }
 
 func run(ctx context.Context, args []string) error {
@@ -74,6 +75,7 @@ func run(ctx context.Context, args []string) error {
 	fs.IntVar(&o.maxBatch, "max-batch", 16384, "updater --max-batch")
 	fs.StringVar(&o.phases, "phases", "max,sustained,fresh", "phases to run")
 	fs.DurationVar(&o.freshFlush, "fresh-flush", 5*time.Millisecond, "updater --flush-interval in the freshness phase")
+	fs.StringVar(&o.replayData, "replay-data", "", "phase 'replay': a KuaiRec folder the real replay tool publishes in full while the updater runs (peak RSS during a full-size replay)")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a 5s CPU profile of the updater during the max phase to this file")
 	config.Usage(fs, "bench-updater: the updater's throughput, lag, freshness and RSS on real Kafka and Redis")
 	if err := config.Parse(fs, args, nil); err != nil {
@@ -110,6 +112,14 @@ func run(ctx context.Context, args []string) error {
 	}
 	if strings.Contains(o.phases, "sustained") {
 		if err := phaseRate(ctx, o, bin, ns, gen, o.rate, o.duration, "sustained", "--max-batch", strconv.Itoa(o.maxBatch)); err != nil {
+			return err
+		}
+	}
+	if strings.Contains(o.phases, "replay") {
+		if o.replayData == "" {
+			return config.Usagef("phase replay needs --replay-data")
+		}
+		if err := phaseReplay(ctx, o, bin, ns); err != nil {
 			return err
 		}
 	}
@@ -380,4 +390,50 @@ func profile(addr, file string) {
 	}
 	defer f.Close()
 	io.Copy(f, resp.Body)
+}
+
+// phaseReplay runs the real replay tool over a whole KuaiRec folder while the
+// updater consumes, and reports the updater's peak RSS and rate.
+func phaseReplay(ctx context.Context, o opts, bin, ns string) error {
+	replayBin := filepath.Join(filepath.Dir(bin), "replay")
+	if out, err := exec.Command("go", "build", "-o", replayBin, "./replay").CombinedOutput(); err != nil {
+		return fmt.Errorf("building the replay: %v\n%s", err, out)
+	}
+	topic, err := topicFor(o, "replay")
+	if err != nil {
+		return err
+	}
+	fmt.Printf("\n== full replay of %s into %s while the updater runs\n", o.replayData, topic)
+	u, err := startUpdater(bin, o.brokers, o.redisAddr, ns, topic, "--max-batch", strconv.Itoa(o.maxBatch))
+	if err != nil {
+		return err
+	}
+	defer u.stop()
+	for u.metric("streamrec_updater_users") < 0 {
+		time.Sleep(50 * time.Millisecond)
+	}
+	rep := exec.CommandContext(ctx, replayBin, "--data", o.replayData, "--brokers", o.brokers, "--topic", topic,
+		"--progress=false", "--log-level", "warn")
+	out, err := rep.Output()
+	if err != nil {
+		return fmt.Errorf("replay: %w", err)
+	}
+	published := 0
+	for _, line := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "published" {
+			published, _ = strconv.Atoi(f[1])
+		}
+		if strings.Contains(line, "rate") || strings.Contains(line, "published") {
+			fmt.Println("   replay:" + strings.TrimPrefix(line, " "))
+		}
+	}
+	start := time.Now()
+	for end := time.Now().Add(10 * time.Minute); u.done() < float64(published) && time.Now().Before(end); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	fmt.Printf("updater done %.0f of %d events (%.1fs after the replay ended); applied %.0f, cold %.0f, duplicates %.0f\n",
+		u.done(), published, time.Since(start).Seconds(), u.metric("streamrec_updater_events_applied_total"),
+		u.metric("streamrec_updater_cold_items_total"), u.metric("streamrec_updater_duplicates_skipped_total"))
+	fmt.Printf("updater peak RSS (VmHWM) during the full replay: %s\n", u.vmHWM())
+	return nil
 }
