@@ -1,0 +1,197 @@
+// Command api is streamrec's HTTP API (Echo v4): recommendations for a user
+// from the in-memory item index and the user's embedding in Redis (the same
+// model version), interaction intake to Kafka, the OpenAPI document, health,
+// readiness and Prometheus metrics. See README.md in this directory.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/streamrec/streamrec/internal/api"
+	"github.com/streamrec/streamrec/internal/cache"
+	"github.com/streamrec/streamrec/internal/config"
+	"github.com/streamrec/streamrec/internal/stream"
+)
+
+func main() { config.Main("api", run) }
+
+type options struct {
+	listen, redisAddr, namespace, brokers, topic string
+	partitions                                   int
+	api                                          api.Config
+	modelPoll, shutdownTimeout                   time.Duration
+	logLevel                                     string
+}
+
+func parse(args []string) (*options, error) {
+	o := &options{api: api.DefaultConfig()}
+	fs := flag.NewFlagSet("api", flag.ContinueOnError)
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "HTTP listen address")
+	fs.StringVar(&o.redisAddr, "redis-addr", "127.0.0.1:6379", "Redis address")
+	fs.StringVar(&o.namespace, "namespace", cache.DefaultNamespace, "Redis key namespace")
+	fs.StringVar(&o.brokers, "brokers", "127.0.0.1:9092", "Kafka brokers, comma-separated")
+	fs.StringVar(&o.topic, "topic", stream.DefaultTopic, "interactions topic")
+	fs.IntVar(&o.partitions, "partitions", 8, "partitions of the interactions topic if the API has to create it (the updater uses the same default)")
+	fs.IntVar(&o.api.MaxK, "max-k", o.api.MaxK, "largest k a recommendation request may ask for")
+	fs.IntVar(&o.api.DefaultK, "default-k", o.api.DefaultK, "k when a request gives none")
+	fs.Int64Var(&o.api.MaxBodyBytes, "max-body-bytes", o.api.MaxBodyBytes, "largest request body in bytes (413 above)")
+	fs.IntVar(&o.api.MaxBatch, "max-batch", o.api.MaxBatch, "most events in one batch POST (413 above)")
+	fs.DurationVar(&o.api.RedisTimeout, "redis-timeout", o.api.RedisTimeout, "bound on each Redis call of a recommendation request (past it: popularity fallback)")
+	fs.DurationVar(&o.api.PublishTimeout, "publish-timeout", o.api.PublishTimeout, "bound on the Kafka acknowledgement of an intake request (past it: 503)")
+	fs.DurationVar(&o.api.ReadyTimeout, "ready-timeout", o.api.ReadyTimeout, "bound on each readiness check")
+	fs.IntVar(&o.api.WatchedUsers, "watched-users", o.api.WatchedUsers, "users whose recent-watched sets are kept in memory (exclude_watched)")
+	fs.IntVar(&o.api.WatchedPerUser, "watched-per-user", o.api.WatchedPerUser, "videos kept per user's recent-watched set")
+	fs.DurationVar(&o.modelPoll, "model-poll", 2*time.Second, "how often to poll for a new model version (besides the pub/sub notice)")
+	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "deadline for draining in-flight requests on SIGINT/SIGTERM")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	config.Usage(fs, "api: streamrec's HTTP API (recommendations, interaction intake, health, metrics)")
+	if err := config.Parse(fs, args, nil); err != nil {
+		return nil, &config.UsageError{Err: err}
+	}
+	if fs.NArg() > 0 {
+		return nil, config.Usagef("unexpected arguments %q", fs.Args())
+	}
+	if err := o.api.Validate(); err != nil {
+		return nil, &config.UsageError{Err: err}
+	}
+	switch {
+	case o.partitions <= 0 || o.modelPoll <= 0 || o.shutdownTimeout <= 0:
+		return nil, config.Usagef("--partitions, --model-poll and --shutdown-timeout must be positive")
+	case o.topic == "":
+		return nil, config.Usagef("--topic must not be empty")
+	}
+	if _, _, err := net.SplitHostPort(o.listen); err != nil {
+		return nil, config.Usagef("--listen %q: %v", o.listen, err)
+	}
+	return o, nil
+}
+
+func run(ctx context.Context, args []string) error {
+	o, err := parse(args)
+	if err != nil {
+		return err
+	}
+	base, err := config.NewLogger(os.Stderr, o.logLevel)
+	if err != nil {
+		return &config.UsageError{Err: err}
+	}
+	log := base.With("component", "api-main")
+	brokers := strings.Split(o.brokers, ",")
+
+	rdb := redis.NewClient(&redis.Options{Addr: o.redisAddr})
+	defer rdb.Close()
+	scfg := cache.DefaultConfig()
+	scfg.Namespace = o.namespace
+	store, err := cache.NewStore(rdb, scfg)
+	if err != nil {
+		return &config.UsageError{Err: err}
+	}
+	producer, err := stream.NewProducer(stream.ProducerConfig{Brokers: brokers, Topic: o.topic, Logger: base})
+	if err != nil {
+		return &config.UsageError{Err: err}
+	}
+	ensureTopic(ctx, brokers, o.topic, o.partitions, log)
+
+	items := &cache.ItemCache{}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	srv, err := api.New(o.api, api.Deps{Items: items, Store: store, Publisher: producer, Registry: reg, Logger: base,
+		Checks: []api.Check{
+			{Name: "redis", Fn: store.Ping},
+			{Name: "model", Fn: func(context.Context) error {
+				if items.Index() == nil {
+					return errors.New("no model index loaded")
+				}
+				return nil
+			}},
+			{Name: "kafka", Fn: func(ctx context.Context) error { return topicReachable(ctx, brokers, o.topic) }},
+		}})
+	if err != nil {
+		return &config.UsageError{Err: err}
+	}
+	e := srv.Echo()
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", o.listen, err)
+	}
+	e.Listener = ln
+	e.Server.ReadHeaderTimeout = 5 * time.Second
+	e.Server.ReadTimeout = 30 * time.Second
+	e.Server.WriteTimeout = 30 * time.Second
+	e.Server.IdleTimeout = 2 * time.Minute
+	e.Server.ErrorLog = slog.NewLogLogger(base.Handler(), slog.LevelWarn)
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return items.Follow(gctx, store, o.modelPoll, base) })
+	g.Go(func() error {
+		if err := e.Start(""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serving HTTP: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		log.Info("shutting down: draining in-flight requests", "deadline", o.shutdownTimeout)
+		sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
+		defer cancel()
+		if err := e.Shutdown(sctx); err != nil {
+			return fmt.Errorf("shutting down HTTP: %w", err)
+		}
+		return nil
+	})
+	log.Info("api listening", "addr", ln.Addr().String(), "redis", o.redisAddr, "namespace", o.namespace,
+		"brokers", o.brokers, "topic", o.topic, "max_k", o.api.MaxK)
+	err = g.Wait()
+	// Every request has finished (or the deadline passed): flush the producer.
+	err = errors.Join(err, producer.Close())
+	log.Info("api stopped", "published", producer.Published())
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// ensureTopic creates the interactions topic if it is missing (as the updater
+// does, with the same spec). Failure is logged, not fatal: the API still
+// serves recommendations, and /readyz reports Kafka until it is reachable.
+func ensureTopic(ctx context.Context, brokers []string, topic string, partitions int, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	counts, err := stream.PartitionCounts(ctx, brokers, topic)
+	if err == nil {
+		if _, ok := counts[topic]; ok {
+			return
+		}
+		err = stream.EnsureTopics(ctx, brokers, stream.InteractionsTopic(topic, partitions), stream.InteractionsTopic(topic+".dlq", 1))
+	}
+	if err != nil {
+		log.Warn("ensuring the interactions topic; intake fails until Kafka is reachable", "topic", topic, "err", err)
+	}
+}
+
+// topicReachable is the Kafka readiness check: a metadata request answers and
+// the topic exists.
+func topicReachable(ctx context.Context, brokers []string, topic string) error {
+	counts, err := stream.PartitionCounts(ctx, brokers, topic)
+	if err != nil {
+		return err
+	}
+	if _, ok := counts[topic]; !ok {
+		return fmt.Errorf("topic %q does not exist", topic)
+	}
+	return nil
+}

@@ -1,0 +1,45 @@
+package api
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+)
+
+func (s *Server) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyBody is the 200 answer of /readyz, and the 503 answer's "checks".
+type readyBody struct {
+	Status string            `json:"status"`
+	Checks map[string]string `json:"checks"`
+}
+
+// readyz runs every check (each under ReadyTimeout); 503 names the first that
+// failed, and "checks" holds every check's result.
+func (s *Server) readyz(c echo.Context) error {
+	checks := map[string]string{}
+	var failed *Error
+	for _, ch := range s.deps.Checks {
+		ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.ReadyTimeout)
+		err := ch.Fn(ctx)
+		cancel()
+		if err == nil {
+			checks[ch.Name] = "ok"
+			continue
+		}
+		checks[ch.Name] = err.Error()
+		if failed == nil {
+			failed = errorf(http.StatusServiceUnavailable, CodeNotReady, ch.Name, "%s: %v", ch.Name, err)
+		}
+	}
+	if failed != nil {
+		return c.JSON(failed.Status, struct {
+			errorBody
+			Checks map[string]string `json:"checks"`
+		}{errorBody{errorDetail{Code: failed.Code, Message: failed.Message, Field: failed.Field}}, checks})
+	}
+	return c.JSON(http.StatusOK, readyBody{Status: "ready", Checks: checks})
+}

@@ -1,0 +1,317 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"hash/fnv"
+	"io"
+	"math/rand/v2"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/streamrec/streamrec/internal/stream"
+)
+
+// IdempotencyHeader is the request header whose value makes a retried intake
+// POST produce the same event ids.
+const IdempotencyHeader = "Idempotency-Key"
+
+// maxIdempotencyKey bounds the header's length.
+const maxIdempotencyKey = 200
+
+// Interaction is the JSON body of POST /v1/interactions (one element of the
+// batch array). Required: user_id, video_id, play_duration_ms,
+// video_duration_ms. event_time_ms defaults to the server's clock (it is
+// required with an Idempotency-Key), watch_ratio to
+// play_duration_ms / video_duration_ms. Any other field is rejected.
+type Interaction struct {
+	UserID          *uint32  `json:"user_id"`
+	VideoID         *uint32  `json:"video_id"`
+	PlayDurationMs  *int64   `json:"play_duration_ms"`
+	VideoDurationMs *int64   `json:"video_duration_ms"`
+	EventTimeMs     *int64   `json:"event_time_ms"`
+	WatchRatio      *float64 `json:"watch_ratio"`
+}
+
+// Accepted is the 202 answer of the intake endpoints. Event ids are decimal
+// strings (uint64 does not fit a JSON number exactly).
+type Accepted struct {
+	Accepted int      `json:"accepted"`
+	EventIDs []string `json:"event_ids"`
+}
+
+func (s *Server) postInteraction(c echo.Context) error {
+	return s.intake(c, false)
+}
+
+func (s *Server) postInteractionBatch(c echo.Context) error {
+	return s.intake(c, true)
+}
+
+func (s *Server) intake(c echo.Context, batch bool) error {
+	events, err := s.readEvents(c, batch)
+	if err != nil {
+		var ae *Error
+		if errors.As(err, &ae) {
+			s.metrics.rejected.WithLabelValues(ae.Code).Inc()
+		}
+		return err
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.PublishTimeout)
+	err = s.deps.Publisher.Publish(ctx, events)
+	cancel()
+	if err != nil {
+		s.metrics.rejected.WithLabelValues(CodePublishFailed).Inc()
+		s.log.Warn("publishing interactions", "events", len(events), "err", err)
+		return errorf(http.StatusServiceUnavailable, CodePublishFailed, "",
+			"the events were not acknowledged by Kafka (some may have been written); retry with the same Idempotency-Key")
+	}
+	s.metrics.accepted.Add(float64(len(events)))
+	s.metrics.acceptBatches.Observe(float64(len(events)))
+	resp := Accepted{Accepted: len(events), EventIDs: make([]string, len(events))}
+	for i := range events {
+		s.watched.Add(events[i].UserID, events[i].VideoID)
+		resp.EventIDs[i] = strconv.FormatUint(events[i].EventID, 10)
+	}
+	if s.deps.Observer != nil {
+		s.deps.Observer.Accepted(events)
+	}
+	return c.JSON(http.StatusAccepted, &resp)
+}
+
+// readEvents reads, validates and completes the body's events: all of them or
+// an error (a batch is all-or-nothing on validation).
+func (s *Server) readEvents(c echo.Context, batch bool) ([]stream.Event, error) {
+	req := c.Request()
+	if err := checkJSONContentType(req.Header.Get(echo.HeaderContentType)); err != nil {
+		return nil, err
+	}
+	key, err := idempotencyKey(req.Header.Values(IdempotencyHeader))
+	if err != nil {
+		return nil, err
+	}
+	if req.ContentLength > s.cfg.MaxBodyBytes {
+		return nil, s.tooLarge()
+	}
+	body := http.MaxBytesReader(c.Response(), req.Body, s.cfg.MaxBodyBytes)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+
+	var in []Interaction
+	if !batch {
+		var one Interaction
+		if err := s.decodeErr(dec.Decode(&one), -1); err != nil {
+			return nil, err
+		}
+		in = append(in, one)
+	} else {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, s.decodeErr(err, -1)
+		}
+		if d, ok := tok.(json.Delim); !ok || d != '[' {
+			return nil, errorf(http.StatusBadRequest, CodeInvalidJSON, "", "batch body: want a JSON array of interactions")
+		}
+		for dec.More() {
+			if len(in) == s.cfg.MaxBatch {
+				return nil, errorf(http.StatusRequestEntityTooLarge, CodeBatchTooLarge, "",
+					"batch holds more than %d events", s.cfg.MaxBatch)
+			}
+			var one Interaction
+			if err := s.decodeErr(dec.Decode(&one), len(in)); err != nil {
+				return nil, err
+			}
+			in = append(in, one)
+		}
+		if _, err := dec.Token(); err != nil { // the closing ']'
+			return nil, s.decodeErr(err, -1)
+		}
+		if len(in) == 0 {
+			return nil, errorf(http.StatusBadRequest, CodeEmptyBatch, "", "batch holds no event")
+		}
+	}
+	// Nothing but white space may follow the value.
+	if _, err := dec.Token(); err != io.EOF {
+		if err == nil {
+			return nil, errorf(http.StatusBadRequest, CodeInvalidJSON, "", "unexpected data after the JSON value")
+		}
+		return nil, s.decodeErr(err, -1)
+	}
+
+	now := s.now()
+	events := make([]stream.Event, len(in))
+	for i := range in {
+		idx := i
+		if !batch {
+			idx = -1
+		}
+		if err := toEvent(&in[i], &events[i], key != "", now.UnixMilli(), idx); err != nil {
+			return nil, err
+		}
+		if key != "" {
+			events[i].EventID = stream.MakeEventID(events[i].EventTimeMs, idempotentSeq(key, i))
+		} else {
+			events[i].EventID = stream.MakeEventID(events[i].EventTimeMs, s.ids.next())
+		}
+		events[i].Source = stream.SourceAPI
+		events[i].ProducedAtUs = now.UnixMicro()
+		if err := events[i].Validate(); err != nil {
+			return nil, eventError(err, idx)
+		}
+	}
+	return events, nil
+}
+
+func (s *Server) tooLarge() *Error {
+	return errorf(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "", "request body exceeds %d bytes", s.cfg.MaxBodyBytes)
+}
+
+// maxEventTimeMs keeps MakeEventID's shift in range (year ~ 141,000: any
+// larger value is a client bug).
+const maxEventTimeMs = 1<<(64-stream.EventIDSeqBits) - 1
+
+// toEvent checks presence and ranges of the JSON fields and fills e.
+func toEvent(in *Interaction, e *stream.Event, keyed bool, nowMs int64, idx int) error {
+	missing := func(f string) error {
+		return withIndex(errorf(http.StatusBadRequest, CodeMissingField, f, "%s: required", f), idx)
+	}
+	switch {
+	case in.UserID == nil:
+		return missing("user_id")
+	case in.VideoID == nil:
+		return missing("video_id")
+	case in.PlayDurationMs == nil:
+		return missing("play_duration_ms")
+	case in.VideoDurationMs == nil:
+		return missing("video_duration_ms")
+	case in.EventTimeMs == nil && keyed:
+		return withIndex(errorf(http.StatusBadRequest, CodeMissingField, "event_time_ms",
+			"event_time_ms: required with an %s header (a retry must resend the same event time)", IdempotencyHeader), idx)
+	}
+	*e = stream.Event{UserID: *in.UserID, VideoID: *in.VideoID, PlayDurationMs: *in.PlayDurationMs,
+		VideoDurationMs: *in.VideoDurationMs, EventTimeMs: nowMs}
+	if in.EventTimeMs != nil {
+		e.EventTimeMs = *in.EventTimeMs
+		if e.EventTimeMs > maxEventTimeMs {
+			return withIndex(errorf(http.StatusBadRequest, CodeInvalidField, "event_time_ms", "event_time_ms: too large"), idx)
+		}
+	}
+	if e.EventTimeMs <= 0 {
+		return withIndex(errorf(http.StatusBadRequest, CodeInvalidEvent, "event_time_ms", "event_time_ms: must be positive (Unix ms)"), idx)
+	}
+	if in.WatchRatio != nil {
+		e.WatchRatio = *in.WatchRatio
+	} else if e.VideoDurationMs > 0 && e.PlayDurationMs >= 0 {
+		e.WatchRatio = float64(e.PlayDurationMs) / float64(e.VideoDurationMs)
+	}
+	return nil
+}
+
+func withIndex(e *Error, idx int) *Error {
+	if idx >= 0 {
+		e.Message = "event " + strconv.Itoa(idx) + ": " + e.Message
+	}
+	return e
+}
+
+func eventError(err error, idx int) error {
+	var de *stream.DecodeError
+	if errors.As(err, &de) {
+		return withIndex(errorf(http.StatusBadRequest, CodeInvalidEvent, de.Field, "%s: %s", de.Field, de.Reason), idx)
+	}
+	return withIndex(errorf(http.StatusBadRequest, CodeInvalidEvent, "", "%v", err), idx)
+}
+
+// decodeErr maps an encoding/json error to the API error (nil stays nil).
+func (s *Server) decodeErr(err error, idx int) error {
+	if err == nil {
+		return nil
+	}
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return s.tooLarge()
+	case errors.Is(err, io.EOF):
+		return withIndex(errorf(http.StatusBadRequest, CodeInvalidJSON, "", "empty body: want a JSON value"), idx)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return withIndex(errorf(http.StatusBadRequest, CodeInvalidJSON, "", "truncated JSON"), idx)
+	case errors.As(err, &syn):
+		return withIndex(errorf(http.StatusBadRequest, CodeInvalidJSON, "", "malformed JSON at byte %d: %v", syn.Offset, syn), idx)
+	case errors.As(err, &typ):
+		f := typ.Field
+		if f == "" {
+			return withIndex(errorf(http.StatusBadRequest, CodeInvalidJSON, "", "want a JSON object, got %s", typ.Value), idx)
+		}
+		return withIndex(errorf(http.StatusBadRequest, CodeInvalidField, f, "%s: %s, got %s", f, wantFor(f), typ.Value), idx)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return withIndex(errorf(http.StatusBadRequest, CodeUnknownField, f, "unknown field %q (allowed: user_id, video_id, play_duration_ms, video_duration_ms, event_time_ms, watch_ratio)", truncate(f, 64)), idx)
+	}
+	return withIndex(errorf(http.StatusBadRequest, CodeInvalidJSON, "", "%v", err), idx)
+}
+
+func wantFor(field string) string {
+	switch field {
+	case "user_id", "video_id":
+		return "want an integer in [0, 4294967295]"
+	case "watch_ratio":
+		return "want a finite number"
+	}
+	return "want an integer"
+}
+
+func checkJSONContentType(ct string) error {
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil || mt != echo.MIMEApplicationJSON {
+		return errorf(http.StatusUnsupportedMediaType, CodeUnsupportedMediaType, "", "Content-Type: want application/json")
+	}
+	return nil
+}
+
+func idempotencyKey(vs []string) (string, error) {
+	switch {
+	case len(vs) == 0:
+		return "", nil
+	case len(vs) > 1:
+		return "", errorf(http.StatusBadRequest, CodeInvalidIdempotency, IdempotencyHeader, "%s: given more than once", IdempotencyHeader)
+	}
+	k := vs[0]
+	if k == "" || len(k) > maxIdempotencyKey || bytes.ContainsFunc([]byte(k), func(r rune) bool { return r < 0x21 || r > 0x7e }) {
+		return "", errorf(http.StatusBadRequest, CodeInvalidIdempotency, IdempotencyHeader,
+			"%s: want 1 to %d visible ASCII characters", IdempotencyHeader, maxIdempotencyKey)
+	}
+	return k, nil
+}
+
+// idempotentSeq derives the event id's tiebreak of the i-th event of a request
+// from its Idempotency-Key: FNV-1a 64 of key, a 0 byte and i, reduced to
+// EventIDSeqBits bits. A retry with the same key and body gets the same ids.
+func idempotentSeq(key string, i int) uint32 {
+	h := fnv.New64a()
+	h.Write([]byte(key))
+	h.Write([]byte{0})
+	h.Write(strconv.AppendInt(nil, int64(i), 10))
+	return uint32(h.Sum64() & stream.MaxEventSeq)
+}
+
+// idAssigner hands out tiebreaks for events without an Idempotency-Key: a
+// process-wide counter from a random start, so that two events of one user in
+// the same millisecond through this process get different ids.
+type idAssigner struct{ n atomic.Uint32 }
+
+func newIDAssigner() *idAssigner {
+	a := &idAssigner{}
+	a.n.Store(rand.Uint32())
+	return a
+}
+
+func (a *idAssigner) next() uint32 { return a.n.Add(1) & stream.MaxEventSeq }

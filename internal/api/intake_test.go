@@ -1,0 +1,182 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/streamrec/streamrec/internal/stream"
+)
+
+const okEvent = `{"user_id":42,"video_id":7,"play_duration_ms":5000,"video_duration_ms":10000,"event_time_ms":1700000000123,"watch_ratio":0.5}`
+
+func TestPostInteraction(t *testing.T) {
+	f := newFixture(t, 10, 4, 1, DefaultConfig())
+	w := f.do(http.MethodPost, "/v1/interactions", okEvent)
+	if w.Code != http.StatusAccepted {
+		t.Fatalf("%d %s", w.Code, w.Body.String())
+	}
+	a := decode[Accepted](t, w)
+	if a.Accepted != 1 || len(a.EventIDs) != 1 || len(f.pub.events) != 1 {
+		t.Fatalf("%+v, published %d", a, len(f.pub.events))
+	}
+	e := f.pub.events[0]
+	want := stream.Event{EventID: e.EventID, UserID: 42, VideoID: 7, PlayDurationMs: 5000, VideoDurationMs: 10000,
+		EventTimeMs: 1700000000123, WatchRatio: 0.5, Source: stream.SourceAPI, ProducedAtUs: f.now.UnixMicro()}
+	if e != want {
+		t.Fatalf("published %+v, want %+v", e, want)
+	}
+	if stream.EventIDTime(e.EventID) != 1700000000123 || a.EventIDs[0] != strconv.FormatUint(e.EventID, 10) {
+		t.Fatalf("event id %d (%s) does not encode the event time", e.EventID, a.EventIDs[0])
+	}
+	// Defaults: event time = now, watch ratio = play / duration.
+	f.do(http.MethodPost, "/v1/interactions", `{"user_id":1,"video_id":2,"play_duration_ms":3000,"video_duration_ms":12000}`)
+	e = f.pub.events[1]
+	if e.EventTimeMs != f.now.UnixMilli() || e.WatchRatio != 0.25 {
+		t.Fatalf("defaults: %+v", e)
+	}
+	m := f.metricsText()
+	if !strings.Contains(m, "streamrec_api_interactions_accepted_total 2") {
+		t.Errorf("accepted counter missing in\n%s", m)
+	}
+}
+
+func TestPostInteractionBatch(t *testing.T) {
+	f := newFixture(t, 10, 4, 1, DefaultConfig())
+	body := "[" + okEvent + "," + okEvent + "," + strings.Replace(okEvent, `"user_id":42`, `"user_id":43`, 1) + "]"
+	w := f.do(http.MethodPost, "/v1/interactions:batch", body)
+	if w.Code != http.StatusAccepted {
+		t.Fatalf("%d %s", w.Code, w.Body.String())
+	}
+	a := decode[Accepted](t, w)
+	if a.Accepted != 3 || len(f.pub.events) != 3 || f.pub.Calls() != 1 {
+		t.Fatalf("%+v; %d events in %d calls", a, len(f.pub.events), f.pub.Calls())
+	}
+	if f.pub.events[0].EventID == f.pub.events[1].EventID {
+		t.Fatal("two events of one user in the same ms got the same id")
+	}
+	// The escaped colon is a literal: no other path matches.
+	wantError(t, f.do(http.MethodPost, "/v1/interactionsXbatch", body), http.StatusNotFound, CodeNotFound)
+}
+
+func TestIdempotencyKey(t *testing.T) {
+	f := newFixture(t, 10, 4, 1, DefaultConfig())
+	post := func(path, body, key string) Accepted {
+		w := f.do(http.MethodPost, path, body, IdempotencyHeader, key)
+		if w.Code != http.StatusAccepted {
+			t.Fatalf("%d %s", w.Code, w.Body.String())
+		}
+		return decode[Accepted](t, w)
+	}
+	a1 := post("/v1/interactions", okEvent, "req-123")
+	f.now = f.now.Add(time.Second) // a retry, later
+	a2 := post("/v1/interactions", okEvent, "req-123")
+	if a1.EventIDs[0] != a2.EventIDs[0] {
+		t.Fatalf("retry got id %s, first %s", a2.EventIDs[0], a1.EventIDs[0])
+	}
+	batch := "[" + okEvent + "," + okEvent + "]"
+	b1 := post("/v1/interactions:batch", batch, "batch-9")
+	b2 := post("/v1/interactions:batch", batch, "batch-9")
+	if b1.EventIDs[0] != b2.EventIDs[0] || b1.EventIDs[1] != b2.EventIDs[1] || b1.EventIDs[0] == b1.EventIDs[1] {
+		t.Fatalf("batch ids %v then %v", b1.EventIDs, b2.EventIDs)
+	}
+	// Different keys give different ids (all but certainly: 12 bits of hash).
+	distinct := map[string]bool{}
+	for i := range 20 {
+		distinct[post("/v1/interactions", okEvent, "k"+strconv.Itoa(i)).EventIDs[0]] = true
+	}
+	if len(distinct) < 18 {
+		t.Fatalf("only %d distinct ids for 20 keys", len(distinct))
+	}
+}
+
+func TestPublishFailure(t *testing.T) {
+	f := newFixture(t, 10, 4, 1, DefaultConfig())
+	f.pub.err = errors.New("broker down")
+	wantError(t, f.do(http.MethodPost, "/v1/interactions", okEvent), http.StatusServiceUnavailable, CodePublishFailed)
+	if !strings.Contains(f.metricsText(), `streamrec_api_interactions_rejected_total{reason="publish_failed"} 1`) {
+		t.Error("publish failure not counted")
+	}
+	// A failed event does not count as watched.
+	if got := f.srv.watched.Get(42, nil); len(got) != 0 {
+		t.Fatalf("watched %v", got)
+	}
+}
+
+func TestInteractionBadInput(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxBodyBytes = 2048
+	cfg.MaxBatch = 3
+	f := newFixture(t, 10, 4, 1, cfg)
+	ev := func(old, new string) string { return strings.Replace(okEvent, old, new, 1) }
+	for _, tc := range []struct {
+		name, path, body string
+		hdr              []string
+		status           int
+		code, field      string
+	}{
+		{"no content type", "/v1/interactions", okEvent, []string{"Content-Type", ""}, 415, CodeUnsupportedMediaType, ""},
+		{"text content type", "/v1/interactions", okEvent, []string{"Content-Type", "text/plain"}, 415, CodeUnsupportedMediaType, ""},
+		{"oversized body", "/v1/interactions", `{"user_id":1` + strings.Repeat(" ", 3000) + `}`, nil, 413, CodeBodyTooLarge, ""},
+		{"oversized body, no length", "/v1/interactions", `{"user_id":1` + strings.Repeat(" ", 3000) + `}`, []string{"X-Chunked", "1"}, 413, CodeBodyTooLarge, ""},
+		{"empty body", "/v1/interactions", " ", nil, 400, CodeInvalidJSON, ""},
+		{"malformed", "/v1/interactions", `{"user_id":`, nil, 400, CodeInvalidJSON, ""},
+		{"NaN literal", "/v1/interactions", ev(`"watch_ratio":0.5`, `"watch_ratio":NaN`), nil, 400, CodeInvalidJSON, ""},
+		{"Infinity literal", "/v1/interactions", ev(`"watch_ratio":0.5`, `"watch_ratio":Infinity`), nil, 400, CodeInvalidJSON, ""},
+		{"NaN string", "/v1/interactions", ev(`"watch_ratio":0.5`, `"watch_ratio":"NaN"`), nil, 400, CodeInvalidField, "watch_ratio"},
+		{"watch ratio overflows float64", "/v1/interactions", ev(`"watch_ratio":0.5`, `"watch_ratio":1e400`), nil, 400, CodeInvalidField, "watch_ratio"},
+		{"negative watch ratio", "/v1/interactions", ev(`"watch_ratio":0.5`, `"watch_ratio":-0.1`), nil, 400, CodeInvalidEvent, "watch_ratio"},
+		{"unknown field", "/v1/interactions", ev(`{`, `{"source":"replay",`), nil, 400, CodeUnknownField, "source"},
+		{"client event id", "/v1/interactions", ev(`{`, `{"event_id":5,`), nil, 400, CodeUnknownField, "event_id"},
+		{"user id above uint32", "/v1/interactions", ev(`"user_id":42`, `"user_id":4294967296`), nil, 400, CodeInvalidField, "user_id"},
+		{"negative user id", "/v1/interactions", ev(`"user_id":42`, `"user_id":-1`), nil, 400, CodeInvalidField, "user_id"},
+		{"string user id", "/v1/interactions", ev(`"user_id":42`, `"user_id":"42"`), nil, 400, CodeInvalidField, "user_id"},
+		{"fractional video id", "/v1/interactions", ev(`"video_id":7`, `"video_id":7.5`), nil, 400, CodeInvalidField, "video_id"},
+		{"null user id", "/v1/interactions", ev(`"user_id":42`, `"user_id":null`), nil, 400, CodeMissingField, "user_id"},
+		{"missing video id", "/v1/interactions", ev(`"video_id":7,`, ``), nil, 400, CodeMissingField, "video_id"},
+		{"missing durations", "/v1/interactions", `{"user_id":1,"video_id":2}`, nil, 400, CodeMissingField, "play_duration_ms"},
+		{"negative play duration", "/v1/interactions", ev(`"play_duration_ms":5000`, `"play_duration_ms":-1`), nil, 400, CodeInvalidEvent, "play_duration_ms"},
+		{"zero video duration", "/v1/interactions", ev(`"video_duration_ms":10000`, `"video_duration_ms":0`), nil, 400, CodeInvalidEvent, "video_duration_ms"},
+		{"negative event time", "/v1/interactions", ev(`"event_time_ms":1700000000123`, `"event_time_ms":-5`), nil, 400, CodeInvalidEvent, "event_time_ms"},
+		{"absurd event time", "/v1/interactions", ev(`"event_time_ms":1700000000123`, `"event_time_ms":9223372036854775807`), nil, 400, CodeInvalidField, "event_time_ms"},
+		{"trailing data", "/v1/interactions", okEvent + `{}`, nil, 400, CodeInvalidJSON, ""},
+		{"array to the single endpoint", "/v1/interactions", "[" + okEvent + "]", nil, 400, CodeInvalidJSON, ""},
+		{"idempotency key without event time", "/v1/interactions", ev(`,"event_time_ms":1700000000123`, ``), []string{IdempotencyHeader, "abc"}, 400, CodeMissingField, "event_time_ms"},
+		{"idempotency key with a space", "/v1/interactions", okEvent, []string{IdempotencyHeader, "a b"}, 400, CodeInvalidIdempotency, IdempotencyHeader},
+		{"idempotency key too long", "/v1/interactions", okEvent, []string{IdempotencyHeader, strings.Repeat("k", 201)}, 400, CodeInvalidIdempotency, IdempotencyHeader},
+		{"batch: object", "/v1/interactions:batch", okEvent, nil, 400, CodeInvalidJSON, ""},
+		{"batch: empty", "/v1/interactions:batch", `[]`, nil, 400, CodeEmptyBatch, ""},
+		{"batch: too many", "/v1/interactions:batch", "[" + strings.Repeat(okEvent+",", 3) + okEvent + "]", nil, 413, CodeBatchTooLarge, ""},
+		{"batch: one invalid", "/v1/interactions:batch", "[" + okEvent + "," + ev(`"play_duration_ms":5000`, `"play_duration_ms":-1`) + "]", nil, 400, CodeInvalidEvent, "play_duration_ms"},
+		{"batch: one unknown field", "/v1/interactions:batch", "[" + okEvent + "," + ev(`{`, `{"x":1,`) + "]", nil, 400, CodeUnknownField, "x"},
+		{"batch: unclosed", "/v1/interactions:batch", "[" + okEvent, nil, 400, CodeInvalidJSON, ""},
+		{"batch: trailing data", "/v1/interactions:batch", "[" + okEvent + "] x", nil, 400, CodeInvalidJSON, ""},
+		{"GET on intake", "/v1/interactions", "", nil, 405, CodeMethodNotAllowed, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := f.pub.Calls()
+			method := http.MethodPost
+			if tc.status == 405 {
+				method = http.MethodGet
+			}
+			hdr := tc.hdr
+			if len(hdr) == 2 && hdr[0] == "X-Chunked" {
+				hdr = nil
+			}
+			w := f.doChunked(method, tc.path, tc.body, len(tc.hdr) == 2 && tc.hdr[0] == "X-Chunked", hdr...)
+			d := wantError(t, w, tc.status, tc.code)
+			if d.Field != tc.field {
+				t.Errorf("field %q, want %q (message %q)", d.Field, tc.field, d.Message)
+			}
+			if f.pub.Calls() != before {
+				t.Fatal("published despite the error")
+			}
+		})
+	}
+	if m := f.metricsText(); !strings.Contains(m, `streamrec_api_interactions_rejected_total{reason="unknown_field"} 3`) {
+		t.Errorf("rejections not counted by reason")
+	}
+}

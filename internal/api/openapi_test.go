@@ -1,0 +1,176 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestOpenAPIMatchesRoutes: every route registered in Echo is in the served
+// document and vice versa, and the document is OpenAPI 3 JSON.
+func TestOpenAPIMatchesRoutes(t *testing.T) {
+	f := newFixture(t, 10, 4, 1, DefaultConfig())
+	w := f.do(http.MethodGet, "/v1/openapi.json", "")
+	if w.Code != http.StatusOK || !strings.HasPrefix(w.Header().Get("Content-Type"), "application/json") {
+		t.Fatalf("%d %s", w.Code, w.Header().Get("Content-Type"))
+	}
+	var doc struct {
+		OpenAPI string                                `json:"openapi"`
+		Info    struct{ Title, Version string }       `json:"info"`
+		Paths   map[string]map[string]json.RawMessage `json:"paths"`
+		Comps   map[string]json.RawMessage            `json:"components"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &doc); err != nil {
+		t.Fatalf("not JSON: %v", err)
+	}
+	if !strings.HasPrefix(doc.OpenAPI, "3.") || doc.Info.Title == "" || doc.Info.Version == "" || len(doc.Paths) == 0 {
+		t.Fatalf("missing top-level fields: openapi %q info %+v paths %d", doc.OpenAPI, doc.Info, len(doc.Paths))
+	}
+	var documented []string
+	for p, ops := range doc.Paths {
+		for m, op := range ops {
+			documented = append(documented, strings.ToUpper(m)+" "+p)
+			var o struct {
+				Responses map[string]json.RawMessage `json:"responses"`
+			}
+			if err := json.Unmarshal(op, &o); err != nil || len(o.Responses) == 0 {
+				t.Errorf("%s %s: no responses", m, p)
+			}
+		}
+	}
+	registered := f.srv.Routes()
+	slices.Sort(documented)
+	slices.Sort(registered)
+	if !slices.Equal(documented, registered) {
+		t.Fatalf("routes and document differ:\nregistered %q\ndocumented %q", registered, documented)
+	}
+	// Every $ref resolves.
+	var all any
+	_ = json.Unmarshal(w.Body.Bytes(), &all)
+	var walk func(v any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			if ref, ok := x["$ref"].(string); ok {
+				parts := strings.Split(strings.TrimPrefix(ref, "#/"), "/")
+				var cur any = all
+				for _, p := range parts {
+					m, _ := cur.(map[string]any)
+					cur = m[p]
+				}
+				if cur == nil {
+					t.Errorf("dangling $ref %s", ref)
+				}
+			}
+			for _, e := range x {
+				walk(e)
+			}
+		case []any:
+			for _, e := range x {
+				walk(e)
+			}
+		}
+	}
+	walk(all)
+	// Every error code constant is in the document's enum.
+	for _, c := range []string{CodeInvalidUserID, CodeInvalidParameter, CodeInvalidK, CodeInvalidJSON, CodeUnknownField,
+		CodeInvalidField, CodeMissingField, CodeInvalidEvent, CodeBodyTooLarge, CodeBatchTooLarge, CodeEmptyBatch,
+		CodeUnsupportedMediaType, CodeInvalidIdempotency, CodeNotFound, CodeMethodNotAllowed, CodeNoModel,
+		CodePublishFailed, CodeNotReady, CodeInternal} {
+		if !strings.Contains(string(openAPIDoc), `"`+c+`"`) {
+			t.Errorf("error code %s not documented", c)
+		}
+	}
+}
+
+func TestOpenAPIPath(t *testing.T) {
+	for in, want := range map[string]string{
+		"/v1/users/:id/recommendations": "/v1/users/{id}/recommendations",
+		`/v1/interactions\:batch`:       "/v1/interactions:batch",
+		"/a/:x/:y":                      "/a/{x}/{y}",
+		"/healthz":                      "/healthz",
+	} {
+		if got := openAPIPath(in); got != want {
+			t.Errorf("openAPIPath(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestHealthAndReadiness(t *testing.T) {
+	f := newFixture(t, 10, 4, 1, DefaultConfig())
+	if w := f.do(http.MethodGet, "/healthz", ""); w.Code != http.StatusOK {
+		t.Fatalf("healthz %d", w.Code)
+	}
+	w := f.do(http.MethodGet, "/readyz", "")
+	if w.Code != http.StatusOK {
+		t.Fatalf("readyz %d %s", w.Code, w.Body.String())
+	}
+	f.srv.deps.Checks = append(f.srv.deps.Checks,
+		Check{Name: "model", Fn: func(context.Context) error { return errors.New("no model index loaded") }},
+		Check{Name: "kafka", Fn: func(context.Context) error { return errors.New("metadata unreachable") }})
+	w = f.do(http.MethodGet, "/readyz", "")
+	d := wantError(t, w, http.StatusServiceUnavailable, CodeNotReady)
+	if d.Field != "model" || !strings.Contains(d.Message, "no model index loaded") {
+		t.Fatalf("%+v", d)
+	}
+	var b struct{ Checks map[string]string }
+	_ = json.Unmarshal(w.Body.Bytes(), &b)
+	if b.Checks["redis"] != "ok" || b.Checks["kafka"] != "metadata unreachable" {
+		t.Fatalf("checks %v", b.Checks)
+	}
+}
+
+func TestRequestMetrics(t *testing.T) {
+	f := newFixture(t, 10, 4, 1, DefaultConfig())
+	f.do(http.MethodGet, "/v1/users/1/recommendations", "")
+	f.do(http.MethodGet, "/v1/users/999/recommendations", "")
+	f.do(http.MethodGet, "/v1/users/x/recommendations", "")
+	f.do(http.MethodGet, "/no/such/path/12345", "")
+	f.do(http.MethodPost, "/v1/interactions:batch", "["+okEvent+"]")
+	m := f.metricsText()
+	for _, want := range []string{
+		`streamrec_api_requests_total{code="200",method="GET",route="/v1/users/{id}/recommendations"} 2`,
+		`streamrec_api_requests_total{code="400",method="GET",route="/v1/users/{id}/recommendations"} 1`,
+		`streamrec_api_requests_total{code="404",method="GET",route="unmatched"} 1`,
+		`streamrec_api_requests_total{code="202",method="POST",route="/v1/interactions:batch"} 1`,
+		`streamrec_api_request_duration_seconds_bucket{method="GET",route="/v1/users/{id}/recommendations",le="2.5e-05"}`,
+		`streamrec_api_recommendations_total{kind="model"} 1`,
+		`streamrec_api_recommendations_total{kind="fallback"} 1`,
+		`streamrec_api_fallbacks_total{reason="no_embedding"} 1`,
+		`streamrec_api_served_lists_stored_total{result="ok"} 2`,
+		`streamrec_api_interactions_accepted_total 1`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if strings.Contains(m, "12345") {
+		t.Error("a raw request path leaked into a label")
+	}
+}
+
+func TestWatchedSetBounds(t *testing.T) {
+	w := newWatchedSet(watchedShards, 3) // one user per shard
+	for v := uint32(1); v <= 5; v++ {
+		w.Add(7, v)
+		w.Add(7, v) // duplicates are kept once
+	}
+	got := w.Get(7, nil)
+	slices.Sort(got)
+	if !slices.Equal(got, []uint32{3, 4, 5}) {
+		t.Fatalf("got %v, want the 3 most recent", got)
+	}
+	// A second user in the same shard evicts the first.
+	other := uint32(8)
+	for w.shard(other) != w.shard(7) {
+		other++
+	}
+	w.Add(other, 1)
+	if got := w.Get(7, nil); len(got) != 0 {
+		t.Fatalf("user 7 not evicted: %v", got)
+	}
+}

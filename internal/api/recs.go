@@ -1,0 +1,235 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/streamrec/streamrec/internal/cache"
+)
+
+// Fallback reasons (the "fallback_reason" field and the fallbacks metric label).
+const (
+	ReasonNoEmbedding  = "no_embedding" // no record for the user under the index's model version (unknown user)
+	ReasonRedisError   = "redis_error"  // Redis failed or timed out
+	ReasonDimMismatch  = "dim_mismatch" // the stored embedding's length is not the model's dim
+	FallbackPopularity = "popularity"   // the only fallback kind
+)
+
+// Recommendations is the JSON answer of GET /v1/users/{id}/recommendations.
+type Recommendations struct {
+	UserID       uint32 `json:"user_id"`
+	ModelVersion string `json:"model_version"`
+	K            int    `json:"k"`
+	// Fallback is "popularity" when the list does not come from the user's
+	// embedding, with FallbackReason; both are absent otherwise.
+	Fallback       string `json:"fallback,omitempty"`
+	FallbackReason string `json:"fallback_reason,omitempty"`
+	// EmbeddingUpdatedAtMs and EmbeddingAgeMs describe the user embedding
+	// (absent on a fallback).
+	EmbeddingUpdatedAtMs *int64 `json:"embedding_updated_at_ms,omitempty"`
+	EmbeddingAgeMs       *int64 `json:"embedding_age_ms,omitempty"`
+	// LastEventID is the id of the last event applied to the embedding, as a
+	// decimal string (uint64 does not fit a JSON number exactly); "0" for an
+	// embedding straight from offline training.
+	LastEventID    string `json:"last_event_id,omitempty"`
+	ExcludeWatched bool   `json:"exclude_watched"`
+	// Excluded is how many recently watched videos were excluded.
+	Excluded   int       `json:"excluded"`
+	ServedAtMs int64     `json:"served_at_ms"`
+	Items      []RecItem `json:"items"`
+}
+
+// RecItem is one recommended video.
+type RecItem struct {
+	VideoID uint32 `json:"video_id"`
+	// Score is the ranking score: the inner product <e_u, e_i> (+ the stored
+	// item bias, zero for models of the ingestor).
+	Score float32 `json:"score"`
+	// PredictedWatchRatio = calibration global mean + user bias + score.
+	PredictedWatchRatio float32 `json:"predicted_watch_ratio"`
+}
+
+var scoredPool = sync.Pool{New: func() any { return new([]cache.Scored) }}
+
+func (s *Server) recommendations(c echo.Context) error {
+	uid, err := parseUserID(c.Param("id"))
+	if err != nil {
+		return err
+	}
+	q := c.QueryParams()
+	k := s.cfg.DefaultK
+	if vs, ok := q["k"]; ok {
+		if k, err = parseK(vs, s.cfg.MaxK); err != nil {
+			return err
+		}
+	}
+	exclude := false
+	if vs, ok := q["exclude_watched"]; ok {
+		if len(vs) != 1 || (vs[0] != "true" && vs[0] != "false") {
+			return errorf(http.StatusBadRequest, CodeInvalidParameter, "exclude_watched", "exclude_watched: want true or false")
+		}
+		exclude = vs[0] == "true"
+	}
+	idx := s.deps.Items.Index()
+	if idx == nil {
+		return errorf(http.StatusServiceUnavailable, CodeNoModel, "", "no model version is loaded yet; retry later")
+	}
+	var watched []uint32
+	if exclude {
+		watched = s.watched.Get(uid, nil)
+	}
+	now := s.now()
+	resp := Recommendations{UserID: uid, ModelVersion: idx.Version(), K: k, ExcludeWatched: exclude,
+		Excluded: len(watched), ServedAtMs: now.UnixMilli()}
+	meta := idx.Meta()
+	mu := float32(meta.Calibration.GlobalMean)
+
+	ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.RedisTimeout)
+	rec, found, err := s.deps.Store.GetUser(ctx, idx.Version(), uid)
+	cancel()
+	reason := ""
+	switch {
+	case err != nil:
+		reason = ReasonRedisError
+		s.log.Debug("reading a user embedding", "user", uid, "err", err)
+	case !found:
+		reason = ReasonNoEmbedding
+	case len(rec.Embedding) != idx.Dim():
+		reason = ReasonDimMismatch
+		s.log.Warn("user embedding has the wrong dim", "user", uid, "dim", len(rec.Embedding), "model_dim", idx.Dim(), "version", idx.Version())
+	}
+	if reason == "" {
+		bufp := scoredPool.Get().(*[]cache.Scored)
+		top := idx.TopK((*bufp)[:0], rec.Embedding, k, cache.TopKOptions{UseBias: true, Exclude: watched})
+		resp.Items = make([]RecItem, len(top))
+		for i, t := range top {
+			resp.Items[i] = RecItem{VideoID: t.ID, Score: t.Score, PredictedWatchRatio: mu + rec.Bias + t.Score}
+		}
+		*bufp = top
+		scoredPool.Put(bufp)
+		upd, age := rec.UpdatedAtMs, rec.Age(now).Milliseconds()
+		resp.EmbeddingUpdatedAtMs, resp.EmbeddingAgeMs = &upd, &age
+		resp.LastEventID = strconv.FormatUint(rec.LastEventID, 10)
+		s.metrics.recs.WithLabelValues("model").Inc()
+	} else {
+		resp.Fallback, resp.FallbackReason = FallbackPopularity, reason
+		resp.Items = s.fb.popular(idx, k, watched, mu)
+		s.metrics.recs.WithLabelValues("fallback").Inc()
+		s.metrics.fallbacks.WithLabelValues(reason).Inc()
+	}
+	s.metrics.recItems.Observe(float64(len(resp.Items)))
+
+	served := cache.ServedList{ModelVersion: idx.Version(), ServedAtMs: resp.ServedAtMs,
+		Items: make([]uint32, len(resp.Items)), Scores: make([]float32, len(resp.Items)), Predicted: make([]float32, len(resp.Items))}
+	for i, it := range resp.Items {
+		served.Items[i], served.Scores[i], served.Predicted[i] = it.VideoID, it.Score, it.PredictedWatchRatio
+	}
+	if reason == ReasonRedisError {
+		// Redis just failed or timed out: do not spend a second timeout on it.
+		s.metrics.servedStore.WithLabelValues("skipped").Inc()
+	} else {
+		ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.RedisTimeout)
+		err := s.deps.Store.PutServed(ctx, uid, served)
+		cancel()
+		if err != nil {
+			s.metrics.servedStore.WithLabelValues("error").Inc()
+			s.log.Debug("storing a served list", "user", uid, "err", err)
+		} else {
+			s.metrics.servedStore.WithLabelValues("ok").Inc()
+		}
+	}
+	if s.deps.Observer != nil {
+		s.deps.Observer.Served(uid, &served, resp.Fallback)
+	}
+	return c.JSON(http.StatusOK, &resp)
+}
+
+func parseUserID(s string) (uint32, error) {
+	v, err := strconv.ParseUint(s, 10, 32)
+	if err != nil {
+		return 0, errorf(http.StatusBadRequest, CodeInvalidUserID, "id", "user id %q: want a decimal integer in [0, 4294967295]", truncate(s, 32))
+	}
+	return uint32(v), nil
+}
+
+func parseK(vs []string, maxK int) (int, error) {
+	bad := errorf(http.StatusBadRequest, CodeInvalidK, "k", "k: want one integer in [1, %d]", maxK)
+	if len(vs) != 1 {
+		return 0, bad
+	}
+	k, err := strconv.Atoi(vs[0])
+	if err != nil || k < 1 || k > maxK {
+		return 0, bad
+	}
+	return k, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+// fallbackCache holds the popularity ranking of one item index, computed once
+// per model version.
+//
+// The popularity fallback ranks every item by the score the model gives it for
+// a user with a zero preference vector and zero bias: the query [0, ..., 0, 1]
+// picks each item embedding's last coordinate, which the ingestor's model uses
+// as the learned item bias (see cmd/ingestor/train_publish.go), plus any stored
+// Items.Biases. That is the model's prediction of each video's watch ratio for
+// an "average" user (mu + item bias), a popularity measured in expected watch
+// ratio rather than in view counts, computable from the index alone.
+type fallbackCache struct {
+	cur atomic.Pointer[fallbackRanking]
+}
+
+type fallbackRanking struct {
+	idx    *cache.ItemIndex
+	ranked []cache.Scored // every item, best first
+}
+
+func (f *fallbackCache) ranking(idx *cache.ItemIndex) []cache.Scored {
+	if r := f.cur.Load(); r != nil && r.idx == idx {
+		return r.ranked
+	}
+	var ranked []cache.Scored
+	if d := idx.Dim(); d > 0 {
+		q := make([]float32, d)
+		q[d-1] = 1
+		ranked = idx.TopK(make([]cache.Scored, 0, idx.Len()), q, idx.Len(), cache.TopKOptions{UseBias: true})
+	}
+	// Concurrent first requests may each compute it; the results are equal.
+	f.cur.Store(&fallbackRanking{idx: idx, ranked: ranked})
+	return ranked
+}
+
+// popular returns the k most popular items not in exclude.
+func (f *fallbackCache) popular(idx *cache.ItemIndex, k int, exclude []uint32, mu float32) []RecItem {
+	ranked := f.ranking(idx)
+	var ex []uint32
+	if len(exclude) > 0 {
+		ex = slices.Clone(exclude)
+		slices.Sort(ex)
+	}
+	out := make([]RecItem, 0, min(k, len(ranked)))
+	for _, r := range ranked {
+		if len(out) == k {
+			break
+		}
+		if ex != nil {
+			if _, found := slices.BinarySearch(ex, r.ID); found {
+				continue
+			}
+		}
+		out = append(out, RecItem{VideoID: r.ID, Score: r.Score, PredictedWatchRatio: mu + r.Score})
+	}
+	return out
+}

@@ -1,0 +1,244 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/streamrec/streamrec/internal/cache"
+	"github.com/streamrec/streamrec/internal/stream"
+)
+
+// ItemSource gives the item index of the current model version, or nil before
+// the first load. *cache.ItemCache implements it. The index is immutable: a
+// request takes it once and uses that one version throughout.
+type ItemSource interface {
+	Index() *cache.ItemIndex
+}
+
+// UserStore is what the API reads and writes in Redis; *cache.Store implements
+// it. GetUser returns (zero, false, nil) for a user with no record under
+// version. Slices passed in are only read during the call.
+type UserStore interface {
+	GetUser(ctx context.Context, version string, userID uint32) (cache.UserRecord, bool, error)
+	PutServed(ctx context.Context, userID uint32, l cache.ServedList) error
+}
+
+// Publisher writes events to the interactions topic; *stream.Producer
+// implements it. Publish returns nil only once the broker acknowledged every
+// event (acks=all); it must be safe for concurrent use and must not keep
+// events after it returns.
+type Publisher interface {
+	Publish(ctx context.Context, events []stream.Event) error
+}
+
+// Check is one readiness check; Fn returns nil when the dependency is ready.
+type Check struct {
+	Name string
+	Fn   func(ctx context.Context) error
+}
+
+// Observer is told about every served list and every accepted batch of
+// interactions, after the fact; it is where online metrics on served lists and
+// drift detectors attach (not built yet). Methods are called from request
+// goroutines concurrently, must be fast, and must not keep the slices.
+type Observer interface {
+	Served(userID uint32, l *cache.ServedList, fallback string)
+	Accepted(events []stream.Event)
+}
+
+// Config configures a Server. Start from DefaultConfig; New calls Validate.
+type Config struct {
+	// DefaultK is the list length when the request gives no k. Default: 25.
+	DefaultK int
+	// MaxK bounds k. Default: 100.
+	MaxK int
+	// MaxBodyBytes bounds a request body. Default: 1 MiB.
+	MaxBodyBytes int64
+	// MaxBatch bounds the events of one batch POST. Default: 1000.
+	MaxBatch int
+	// RedisTimeout bounds each Redis call of a recommendation request (read of
+	// the user, write of the served list); past it the request falls back.
+	// Default: 100ms.
+	RedisTimeout time.Duration
+	// PublishTimeout bounds the Kafka acknowledgement of an intake request.
+	// Default: 10s.
+	PublishTimeout time.Duration
+	// ReadyTimeout bounds each readiness check. Default: 2s.
+	ReadyTimeout time.Duration
+	// WatchedUsers bounds how many users' recent-watched sets are kept
+	// (least recently updated evicted first). Default: 100000.
+	WatchedUsers int
+	// WatchedPerUser bounds each user's recent-watched set (oldest evicted).
+	// Default: 200.
+	WatchedPerUser int
+}
+
+// DefaultConfig returns the defaults documented on Config.
+func DefaultConfig() Config {
+	return Config{DefaultK: 25, MaxK: 100, MaxBodyBytes: 1 << 20, MaxBatch: 1000,
+		RedisTimeout: 100 * time.Millisecond, PublishTimeout: 10 * time.Second, ReadyTimeout: 2 * time.Second,
+		WatchedUsers: 100_000, WatchedPerUser: 200}
+}
+
+// Validate reports every invalid field.
+func (c Config) Validate() error {
+	var errs []error
+	if c.MaxK < 1 || c.MaxK > 65536 {
+		errs = append(errs, fmt.Errorf("max-k %d: want 1..65536", c.MaxK))
+	}
+	if c.DefaultK < 1 || c.DefaultK > c.MaxK {
+		errs = append(errs, fmt.Errorf("default k %d: want 1..max-k (%d)", c.DefaultK, c.MaxK))
+	}
+	if c.MaxBodyBytes < 64 {
+		errs = append(errs, fmt.Errorf("max-body-bytes %d: want >= 64", c.MaxBodyBytes))
+	}
+	if c.MaxBatch < 1 {
+		errs = append(errs, fmt.Errorf("max-batch %d: want >= 1", c.MaxBatch))
+	}
+	if c.RedisTimeout <= 0 || c.PublishTimeout <= 0 || c.ReadyTimeout <= 0 {
+		errs = append(errs, errors.New("redis, publish and ready timeouts must be positive"))
+	}
+	if c.WatchedUsers < 1 || c.WatchedPerUser < 1 {
+		errs = append(errs, errors.New("watched-users and watched-per-user must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// Deps are the Server's dependencies. Items, Store and Publisher are required.
+type Deps struct {
+	Items     ItemSource
+	Store     UserStore
+	Publisher Publisher
+	// Checks are run in order by /readyz.
+	Checks []Check
+	// Observer may be nil.
+	Observer Observer
+	// Registry receives the API's metrics and is served on /metrics. Nil: a
+	// fresh registry.
+	Registry *prometheus.Registry
+	// Logger may be nil (discard).
+	Logger *slog.Logger
+	// Now is the clock; nil is time.Now.
+	Now func() time.Time
+}
+
+// Server is the HTTP API. Build it with New and serve Echo().
+type Server struct {
+	cfg     Config
+	deps    Deps
+	log     *slog.Logger
+	now     func() time.Time
+	e       *echo.Echo
+	metrics *metrics
+	watched *watchedSet
+	ids     *idAssigner
+	fb      fallbackCache
+	// routePaths maps each registered Echo path to its OpenAPI template (the
+	// metrics' route label); read-only after New.
+	routePaths map[string]string
+}
+
+// New builds a Server and registers its routes and metrics.
+func New(cfg Config, deps Deps) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Items == nil || deps.Store == nil || deps.Publisher == nil {
+		return nil, errors.New("api: Items, Store and Publisher are required")
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	if deps.Registry == nil {
+		deps.Registry = prometheus.NewRegistry()
+	}
+	m, err := newMetrics(deps.Registry)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, deps: deps, log: deps.Logger.With("component", "api"), now: deps.Now, metrics: m,
+		watched: newWatchedSet(cfg.WatchedUsers, cfg.WatchedPerUser), ids: newIDAssigner()}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	e.Use(s.instrument, s.recoverPanics)
+
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(deps.Registry, promhttp.HandlerOpts{})))
+	e.GET("/v1/openapi.json", s.openapi)
+	e.GET("/v1/users/:id/recommendations", s.recommendations)
+	e.POST("/v1/interactions", s.postInteraction)
+	// "\:" is Echo's escape for a literal colon (Google API style custom method).
+	e.POST(`/v1/interactions\:batch`, s.postInteractionBatch)
+	s.e = e
+	s.routePaths = map[string]string{}
+	for _, r := range e.Routes() {
+		s.routePaths[r.Path] = openAPIPath(r.Path)
+	}
+	return s, nil
+}
+
+// Echo returns the Echo instance (an http.Handler). Start it, and stop it with
+// its Shutdown.
+func (s *Server) Echo() *echo.Echo { return s.e }
+
+// Routes returns the registered routes as "METHOD /path" with OpenAPI path
+// templates ("{id}", literal ':').
+func (s *Server) Routes() []string {
+	var out []string
+	for _, r := range s.e.Routes() {
+		out = append(out, r.Method+" "+openAPIPath(r.Path))
+	}
+	return out
+}
+
+// openAPIPath turns an Echo path ("/v1/users/:id", `/a\:b`) into an OpenAPI
+// template ("/v1/users/{id}", "/a:b").
+func openAPIPath(p string) string {
+	var b strings.Builder
+	for i := 0; i < len(p); i++ {
+		switch {
+		case p[i] == '\\' && i+1 < len(p) && p[i+1] == ':':
+			b.WriteByte(':')
+			i++
+		case p[i] == ':':
+			j := i + 1
+			for j < len(p) && p[j] != '/' {
+				j++
+			}
+			b.WriteString("{" + p[i+1:j] + "}")
+			i = j - 1
+		default:
+			b.WriteByte(p[i])
+		}
+	}
+	return b.String()
+}
+
+// recoverPanics turns a handler panic into a logged 500 with the JSON body.
+func (s *Server) recoverPanics(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				if r == http.ErrAbortHandler {
+					panic(r)
+				}
+				err = fmt.Errorf("panic in handler: %v", r)
+			}
+		}()
+		return next(c)
+	}
+}
