@@ -326,24 +326,25 @@ func phaseRate(ctx context.Context, o opts, bin, ns string, g *gen, rate int, d 
 		return err
 	}
 	defer p.Close()
+	// Every tick, publish what is due by now (rate x elapsed), so that a slow
+	// publish call is caught up at the next tick and the average rate holds.
 	const tick = 10 * time.Millisecond
-	per := max(rate/int(time.Second/tick), 1)
-	evs := make([]stream.Event, per)
+	evs := make([]stream.Event, 0, rate)
 	published := 0
 	start := time.Now()
-	next := start
 	var lags []float64
 	lastSample := start
 	for time.Since(start) < d {
-		g.fill(evs)
-		if err := p.Publish(ctx, evs); err != nil {
-			return err
+		due := int(float64(rate)*time.Since(start).Seconds()) - published
+		if due > 0 {
+			evs = evs[:min(due, cap(evs))]
+			g.fill(evs)
+			if err := p.Publish(ctx, evs); err != nil {
+				return err
+			}
+			published += len(evs)
 		}
-		published += len(evs)
-		next = next.Add(tick)
-		if w := time.Until(next); w > 0 {
-			time.Sleep(w)
-		}
+		time.Sleep(tick)
 		if time.Since(lastSample) >= time.Second {
 			lastSample = time.Now()
 			backlog := float64(published) - u.done()
