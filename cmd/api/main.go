@@ -145,7 +145,7 @@ func run(ctx context.Context, args []string) error {
 	})
 	g.Go(func() error {
 		<-gctx.Done()
-		log.Info("shutting down: draining in-flight requests", "deadline", o.shutdownTimeout)
+		log.Info("shutting down: draining in-flight requests", "deadline", o.shutdownTimeout.String())
 		sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
 		defer cancel()
 		if err := e.Shutdown(sctx); err != nil {
