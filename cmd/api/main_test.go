@@ -265,3 +265,67 @@ func deleteNamespace(t *testing.T, rdb *redis.Client, ns string) {
 		}
 	}
 }
+
+// TestShutdownWithoutServices: with Redis and Kafka unreachable the server
+// still starts (liveness 200, readiness 503 naming Redis, recommendations 503
+// no_model) and returns nil promptly once its context is cancelled (SIGTERM).
+func TestShutdownWithoutServices(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"--listen", addr, "--brokers", "127.0.0.1:1", "--redis-addr", "127.0.0.1:1",
+			"--log-level", "error", "--ready-timeout", "200ms"})
+	}()
+	base := "http://" + addr
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no liveness: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var body struct {
+		Error struct{ Code, Field string }
+	}
+	resp, err := http.Get(base + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || body.Error.Code != "not_ready" || body.Error.Field != "redis" {
+		t.Fatalf("readyz %d %+v", resp.StatusCode, body)
+	}
+	resp, err = http.Get(base + "/v1/users/1/recommendations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || body.Error.Code != "no_model" {
+		t.Fatalf("recommendations %d %+v", resp.StatusCode, body)
+	}
+	stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	case <-time.After(12 * time.Second):
+		t.Fatal("no shutdown within the deadline")
+	}
+}

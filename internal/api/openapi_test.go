@@ -4,10 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/streamrec/streamrec/internal/cache"
+	"github.com/streamrec/streamrec/internal/stream"
 )
 
 // TestOpenAPIMatchesRoutes: every route registered in Echo is in the served
@@ -172,5 +179,42 @@ func TestWatchedSetBounds(t *testing.T) {
 	w.Add(other, 1)
 	if got := w.Get(7, nil); len(got) != 0 {
 		t.Fatalf("user 7 not evicted: %v", got)
+	}
+}
+
+func TestPanicIsA500WithTheErrorBody(t *testing.T) {
+	f := newFixture(t, 10, 4, 1, DefaultConfig())
+	f.srv.e.GET("/boom", func(echo.Context) error { panic("bug") })
+	wantError(t, f.do(http.MethodGet, "/boom", ""), http.StatusInternalServerError, CodeInternal)
+}
+
+type recordingObserver struct {
+	mu       sync.Mutex
+	served   []string
+	accepted int
+}
+
+func (o *recordingObserver) Served(u uint32, l *cache.ServedList, fallback string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.served = append(o.served, fmt.Sprintf("%d:%d:%s", u, len(l.Items), fallback))
+}
+
+func (o *recordingObserver) Accepted(events []stream.Event) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.accepted += len(events)
+}
+
+func TestObserverSeesServedListsAndAcceptedEvents(t *testing.T) {
+	f := newFixture(t, 30, 4, 1, DefaultConfig())
+	obs := &recordingObserver{}
+	f.srv.deps.Observer = obs
+	f.do(http.MethodGet, "/v1/users/1/recommendations?k=5", "")
+	f.do(http.MethodGet, "/v1/users/2/recommendations?k=3", "")
+	f.do(http.MethodPost, "/v1/interactions:batch", "["+okEvent+","+okEvent+"]")
+	f.do(http.MethodPost, "/v1/interactions", `{"x":1}`) // rejected: not observed
+	if !slices.Equal(obs.served, []string{"1:5:", "2:3:popularity"}) || obs.accepted != 2 {
+		t.Fatalf("served %v accepted %d", obs.served, obs.accepted)
 	}
 }
