@@ -35,6 +35,7 @@ import (
 
 	"github.com/streamrec/streamrec/internal/cache"
 	"github.com/streamrec/streamrec/internal/config"
+	"github.com/streamrec/streamrec/internal/promtext"
 	"github.com/streamrec/streamrec/internal/stream"
 )
 
@@ -216,21 +217,7 @@ func (p *proc) stop() {
 	p.cmd.Wait()
 }
 
-func (p *proc) metric(name string) float64 {
-	resp, err := http.Get("http://" + p.metrics + "/metrics")
-	if err != nil {
-		return -1
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			return f
-		}
-	}
-	return -1
-}
+func (p *proc) metric(name string) float64 { return promtext.Scrape(p.metrics, name) }
 
 func (p *proc) done() float64 {
 	return p.metric("streamrec_updater_events_applied_total") + p.metric("streamrec_updater_cold_items_total") +

@@ -5,9 +5,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +19,7 @@ import (
 	"github.com/streamrec/streamrec/internal/cache"
 	"github.com/streamrec/streamrec/internal/config"
 	"github.com/streamrec/streamrec/internal/devstack"
+	"github.com/streamrec/streamrec/internal/promtext"
 	"github.com/streamrec/streamrec/internal/stream"
 )
 
@@ -268,21 +267,4 @@ func waitMetrics(ctx context.Context, addr string) error {
 	return fmt.Errorf("the updater's metrics did not come up on %s", addr)
 }
 
-// scrape reads one unlabelled sample from a /metrics page (-1 if absent).
-func scrape(addr, name string) float64 {
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		return -1
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			if err == nil {
-				return f
-			}
-		}
-	}
-	return -1
-}
+func scrape(addr, name string) float64 { return promtext.Scrape(addr, name) }

@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +18,7 @@ import (
 
 	"github.com/streamrec/streamrec/internal/cache"
 	"github.com/streamrec/streamrec/internal/online"
+	"github.com/streamrec/streamrec/internal/promtext"
 	"github.com/streamrec/streamrec/internal/stream"
 )
 
@@ -87,18 +86,7 @@ const (
 func publishModel(t *testing.T, e *env) {
 	t.Helper()
 	r := rand.New(rand.NewPCG(11, 12))
-	items := cache.Items{}
-	for id := uint32(0); id < testItems; id++ {
-		items.IDs = append(items.IDs, id)
-		items.Biases = append(items.Biases, 0)
-		for j := 0; j < testDim; j++ {
-			items.Vectors = append(items.Vectors, float32(r.NormFloat64()*0.3))
-		}
-	}
-	if _, err := e.store.Publish(t.Context(), cache.Model{Version: "v1", Dim: testDim, CreatedAtMs: 1,
-		Calibration: cache.Calibration{GlobalMean: 0.9, Scale: 1.3}, Items: items, TowerWeights: []byte("w")}); err != nil {
-		t.Fatal(err)
-	}
+	publishItems(t, e, r)
 	var recs []cache.UserRecord
 	for uid := uint32(0); uid < testUsers; uid++ {
 		emb := make([]float32, testDim)
@@ -393,9 +381,14 @@ func TestIntegrationRedisFlush(t *testing.T) {
 	waitRedis(t, e, want, 60*time.Second)
 }
 
+// publishModelOnly publishes the same model items as publishModel, no users.
 func publishModelOnly(t *testing.T, e *env) {
 	t.Helper()
-	r := rand.New(rand.NewPCG(11, 12))
+	publishItems(t, e, rand.New(rand.NewPCG(11, 12)))
+}
+
+func publishItems(t *testing.T, e *env, r *rand.Rand) {
+	t.Helper()
 	items := cache.Items{}
 	for id := uint32(0); id < testItems; id++ {
 		items.IDs = append(items.IDs, id)
@@ -479,21 +472,4 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// scrape reads one unlabelled metric from the updater's /metrics.
-func scrape(t *testing.T, addr, name string) float64 {
-	t.Helper()
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		return -1
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			var f float64
-			fmt.Sscan(v, &f)
-			return f
-		}
-	}
-	return -1
-}
+func scrape(_ *testing.T, addr, name string) float64 { return promtext.Scrape(addr, name) }
