@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"math"
 	"net/http"
 	"slices"
 	"strconv"
@@ -15,10 +16,10 @@ import (
 
 // Fallback reasons (the "fallback_reason" field and the fallbacks metric label).
 const (
-	ReasonNoEmbedding  = "no_embedding" // no record for the user under the index's model version (unknown user)
-	ReasonRedisError   = "redis_error"  // Redis failed or timed out
-	ReasonDimMismatch  = "dim_mismatch" // the stored embedding's length is not the model's dim
-	FallbackPopularity = "popularity"   // the only fallback kind
+	ReasonNoEmbedding      = "no_embedding"      // no record for the user under the index's model version (unknown user)
+	ReasonRedisError       = "redis_error"       // Redis failed or timed out
+	ReasonInvalidEmbedding = "invalid_embedding" // the stored embedding has the wrong length, or a NaN/Inf in it or in the bias
+	FallbackPopularity     = "popularity"        // the only fallback kind
 )
 
 // Recommendations is the JSON answer of GET /v1/users/{id}/recommendations.
@@ -100,9 +101,9 @@ func (s *Server) recommendations(c echo.Context) error {
 		s.log.Debug("reading a user embedding", "user", uid, "err", err)
 	case !found:
 		reason = ReasonNoEmbedding
-	case len(rec.Embedding) != idx.Dim():
-		reason = ReasonDimMismatch
-		s.log.Warn("user embedding has the wrong dim", "user", uid, "dim", len(rec.Embedding), "model_dim", idx.Dim(), "version", idx.Version())
+	case len(rec.Embedding) != idx.Dim() || !finite(rec.Bias) || !allFinite(rec.Embedding):
+		reason = ReasonInvalidEmbedding
+		s.log.Warn("unusable user embedding", "user", uid, "dim", len(rec.Embedding), "model_dim", idx.Dim(), "version", idx.Version())
 	}
 	if reason == "" {
 		bufp := scoredPool.Get().(*[]cache.Scored)
@@ -232,4 +233,15 @@ func (f *fallbackCache) popular(idx *cache.ItemIndex, k int, exclude []uint32, m
 		out = append(out, RecItem{VideoID: r.ID, Score: r.Score, PredictedWatchRatio: mu + r.Score})
 	}
 	return out
+}
+
+func finite(f float32) bool { return !math.IsNaN(float64(f)) && !math.IsInf(float64(f), 0) }
+
+func allFinite(v []float32) bool {
+	for _, f := range v {
+		if !finite(f) {
+			return false
+		}
+	}
+	return true
 }

@@ -160,14 +160,25 @@ func TestRecommendationsFallback(t *testing.T) {
 			}
 		}
 	})
-	t.Run("dim mismatch", func(t *testing.T) {
+	t.Run("invalid embedding", func(t *testing.T) {
 		f := newFixture(t, 50, 8, 0, DefaultConfig())
-		if err := f.store.PutUsers(context.Background(), "v1", []cache.UserRecord{{UserID: 9, Embedding: make([]float32, 5)}}); err != nil {
+		nan := make([]float32, 8)
+		nan[3] = float32(math.NaN())
+		if err := f.store.PutUsers(context.Background(), "v1", []cache.UserRecord{
+			{UserID: 9, Embedding: make([]float32, 5)},
+			{UserID: 10, Embedding: nan},
+			{UserID: 11, Embedding: make([]float32, 8), Bias: float32(math.Inf(1))},
+		}); err != nil {
 			t.Fatal(err)
 		}
-		r := decode[Recommendations](t, f.do(http.MethodGet, "/v1/users/9/recommendations", ""))
-		if r.Fallback != FallbackPopularity || r.FallbackReason != ReasonDimMismatch {
-			t.Fatalf("%+v", r)
+		for _, u := range []string{"9", "10", "11"} {
+			w := f.do(http.MethodGet, "/v1/users/"+u+"/recommendations", "")
+			if w.Code != http.StatusOK {
+				t.Fatalf("user %s: %d %s", u, w.Code, w.Body.String())
+			}
+			if r := decode[Recommendations](t, w); r.Fallback != FallbackPopularity || r.FallbackReason != ReasonInvalidEmbedding {
+				t.Fatalf("user %s: %+v", u, r)
+			}
 		}
 	})
 	t.Run("user of another version only", func(t *testing.T) {
