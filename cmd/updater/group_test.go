@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Two updaters in one consumer group share the partitions; one is killed with
+// SIGKILL mid-stream, the other takes its partitions over, restores their users
+// from the changelog, and the final embeddings equal the in-process
+// application of every event, bit for bit.
+func TestIntegrationGroupTakeover(t *testing.T) {
+	e := newEnv(t, "")
+	publishModel(t, e)
+	evs := makeEvents(40000, 6)
+	want := expected(t, e, evs)
+	bin := filepath.Join(t.TempDir(), "updater")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("building the updater: %v\n%s", err, out)
+	}
+	start := func(log *lockedBuffer) *exec.Cmd {
+		cmd := exec.Command(bin, e.args("--max-batch", "64", "--log-level", "info")...)
+		cmd.Stderr = log
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd
+	}
+	var logA, logB lockedBuffer
+	a, b := start(&logA), start(&logB)
+	defer func() {
+		b.Process.Signal(os.Interrupt)
+		b.Wait()
+	}()
+	// Both members own partitions (B's join rebalances A) before the stream.
+	for end := time.Now().Add(30 * time.Second); !strings.Contains(logB.String(), `"msg":"partitions assigned"`); {
+		if time.Now().After(end) {
+			t.Fatal("member B got no partitions in 30s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	pubErr := make(chan error, 1)
+	go func() { pubErr <- publish(context.Background(), e, evs, 500) }()
+	// Kill A once the group made progress, at a random moment.
+	for end := time.Now().Add(30 * time.Second); committed(t, e) < 2000 && time.Now().Before(end); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(time.Duration(rand.IntN(200)) * time.Millisecond)
+	a.Process.Kill()
+	a.Wait()
+	c := committed(t, e)
+	t.Logf("member A killed with %d of %d events committed", c, len(evs))
+	if c >= int64(len(evs)) {
+		t.Fatal("the kill landed after the end of the stream: the test proved nothing")
+	}
+	if err := <-pubErr; err != nil {
+		t.Fatal(err)
+	}
+	waitRedis(t, e, want, 120*time.Second)
+	if n := strings.Count(logB.String(), `"msg":"state restored from the changelog"`); n < 2 {
+		t.Fatalf("member B restored state %d times; want at least 2 (its start and the takeover)", n)
+	}
+}
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
