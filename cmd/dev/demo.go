@@ -3,9 +3,11 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -46,26 +48,26 @@ func demo(ctx context.Context, args []string) error {
 		return err
 	}
 	defer st.Close()
-	say("1/6 embedded stack: Kafka-protocol broker (kfake) on %s, Redis-protocol server (miniredis) on %s", st.KafkaAddr(), st.RedisAddr())
+	say("1/7 embedded stack: Kafka-protocol broker (kfake) on %s, Redis-protocol server (miniredis) on %s", st.KafkaAddr(), st.RedisAddr())
 
 	bins := filepath.Join(*out, "bin")
-	say("2/6 building the binaries (ingestor, updater, replay) into %s", bins)
-	for _, b := range [][2]string{{"ingestor", "./cmd/ingestor"}, {"updater", "./cmd/updater"}, {"replay", "./replay"}} {
+	say("2/7 building the binaries (ingestor, updater, replay, api) into %s", bins)
+	for _, b := range [][2]string{{"ingestor", "./cmd/ingestor"}, {"updater", "./cmd/updater"}, {"replay", "./replay"}, {"api", "./cmd/api"}} {
 		if err := runCmd(ctx, "go", "build", "-o", filepath.Join(bins, b[0]), b[1]); err != nil {
 			return fmt.Errorf("building %s: %w", b[0], err)
 		}
 	}
 	data := filepath.Join(*out, "data")
 	if _, err := os.Stat(filepath.Join(data, "KuaiRec 2.0", "data", "big_matrix.csv")); err != nil {
-		say("3/6 generating a synthetic KuaiRec (%s) into %s", *scale, data)
+		say("3/7 generating a synthetic KuaiRec (%s) into %s", *scale, data)
 		if err := runCmd(ctx, filepath.Join(bins, "ingestor"), "synth", "--out", data, "--scale", *scale, "--seed", "1"); err != nil {
 			return err
 		}
 	} else {
-		say("3/6 reusing the synthetic KuaiRec in %s", data)
+		say("3/7 reusing the synthetic KuaiRec in %s", data)
 	}
 	report := filepath.Join(*out, "report.json")
-	say("4/6 training the two-tower model on events before %s, evaluating on the small matrix, publishing to Redis", *cut)
+	say("4/7 training the two-tower model on events before %s, evaluating on the small matrix, publishing to Redis", *cut)
 	if err := runCmd(ctx, filepath.Join(bins, "ingestor"), "train", "--data", data, "--cut", *cut, "--report", report,
 		"--model-out", filepath.Join(*out, "model.srm"), "--redis-addr", st.RedisAddr(), "--quiet", "--log-level", "warn"); err != nil {
 		return err
@@ -96,12 +98,12 @@ func demo(ctx context.Context, args []string) error {
 		upd.Process.Signal(os.Interrupt) // graceful: drain, flush, commit
 		upd.Wait()
 	}()
-	say("5/6 updater started (per-user SGD; changelog topic updater.user-state; metrics on http://%s/metrics; log %s)", metrics, updLog.Name())
+	say("5/7 updater started (per-user SGD; changelog topic updater.user-state; metrics on http://%s/metrics; log %s)", metrics, updLog.Name())
 	if err := waitMetrics(ctx, metrics); err != nil {
 		return err
 	}
 
-	say("6/6 replaying the events after the cut through Kafka at up to %d events/s; the updater learns from each", *rate)
+	say("6/7 replaying the events after the cut through Kafka at up to %d events/s; the updater learns from each", *rate)
 	rep := exec.CommandContext(ctx, filepath.Join(bins, "replay"), "--data", data, "--cut", *cut, "--brokers", st.KafkaAddr(),
 		"--max-rate", strconv.Itoa(*rate), "--progress=false", "--log-level", "warn")
 	repOut, err := rep.StdoutPipe()
@@ -173,10 +175,10 @@ func demo(ctx context.Context, args []string) error {
 			scrape(metrics, "streamrec_updater_prequential_abs_error_total")/applied,
 			1000*scrape(metrics, "streamrec_updater_freshness_p50_seconds"), 1000*scrape(metrics, "streamrec_updater_freshness_p99_seconds"))
 	}
-	if err := showUser(ctx, st.RedisAddr()); err != nil {
+	if err := apiStep(ctx, filepath.Join(bins, "api"), st); err != nil {
 		return err
 	}
-	say("done in %v. Not built yet: the HTTP API with online metrics and drift (see README, Status).", time.Since(start).Round(time.Second))
+	say("done in %v. Not built yet: online metrics on served lists, drift detectors, the dashboard (see README, Status).", time.Since(start).Round(time.Second))
 	return nil
 }
 
@@ -191,9 +193,39 @@ func runCmd(ctx context.Context, name string, args ...string) error {
 	return nil
 }
 
-// showUser prints one active user's top-10 under the current model from Redis.
-func showUser(ctx context.Context, addr string) error {
-	rdb := redis.NewClient(&redis.Options{Addr: addr})
+// apiStep starts the HTTP API and shows it serving: an online-updated user's
+// top-10, the popularity fallback for an unknown user, and an interaction
+// posted to the API reaching the user's embedding through Kafka and the updater.
+func apiStep(ctx context.Context, bin string, st *devstack.Stack) error {
+	addr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	api := exec.CommandContext(ctx, bin, "--listen", addr, "--redis-addr", st.RedisAddr(), "--brokers", st.KafkaAddr(), "--log-level", "warn")
+	api.Stderr = os.Stderr
+	if err := api.Start(); err != nil {
+		return err
+	}
+	defer func() {
+		api.Process.Signal(os.Interrupt)
+		api.Wait()
+	}()
+	base := "http://" + addr
+	for end := time.Now().Add(30 * time.Second); ; {
+		if resp, err := http.Get(base + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(end) {
+			return fmt.Errorf("the API on %s was not ready in 30s", addr)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	say("7/7 the API serves on %s (OpenAPI at %s/v1/openapi.json)", base, base)
+
+	rdb := redis.NewClient(&redis.Options{Addr: st.RedisAddr()})
 	defer rdb.Close()
 	store, err := cache.NewStore(rdb, cache.DefaultConfig())
 	if err != nil {
@@ -203,28 +235,92 @@ func showUser(ctx context.Context, addr string) error {
 	if err != nil {
 		return err
 	}
-	idx, err := cache.LoadItemIndex(ctx, store, v)
-	if err != nil {
-		return err
-	}
-	for uid := uint32(0); uid < 10000; uid++ {
-		rec, ok, err := store.GetUser(ctx, v, uid)
+	var uid uint32
+	var rec cache.UserRecord
+	for uid = 0; uid < 10000; uid++ {
+		r, ok, err := store.GetUser(ctx, v, uid)
 		if err != nil {
 			return err
 		}
-		if !ok || rec.LastEventID == 0 || len(rec.Embedding) != idx.Dim() {
-			continue
+		if ok && r.LastEventID > 0 {
+			rec = r
+			break
 		}
-		top := idx.TopK(nil, rec.Embedding, 10, cache.TopKOptions{})
-		ids := make([]string, len(top))
-		for i, s := range top {
-			ids[i] = strconv.FormatUint(uint64(s.ID), 10)
+	}
+	type recs struct {
+		ModelVersion   string `json:"model_version"`
+		Fallback       string `json:"fallback"`
+		FallbackReason string `json:"fallback_reason"`
+		EmbeddingAgeMs *int64 `json:"embedding_age_ms"`
+		Items          []struct {
+			VideoID             uint32  `json:"video_id"`
+			PredictedWatchRatio float32 `json:"predicted_watch_ratio"`
+		} `json:"items"`
+	}
+	get := func(user uint32) (recs, error) {
+		var r recs
+		resp, err := http.Get(fmt.Sprintf("%s/v1/users/%d/recommendations?k=10", base, user))
+		if err != nil {
+			return r, err
 		}
-		say("user %d (model %s, embedding updated online, last event %d, age %v): top-10 videos %s",
-			uid, v, rec.LastEventID, rec.Age(time.Now()).Round(time.Millisecond), strings.Join(ids, " "))
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return r, fmt.Errorf("GET recommendations of user %d: HTTP %d", user, resp.StatusCode)
+		}
+		return r, json.NewDecoder(resp.Body).Decode(&r)
+	}
+	show := func(user uint32, r recs) {
+		parts := make([]string, len(r.Items))
+		for i, it := range r.Items {
+			parts[i] = fmt.Sprintf("%d(%.2f)", it.VideoID, it.PredictedWatchRatio)
+		}
+		how := "online-updated embedding"
+		if r.Fallback != "" {
+			how = "fallback " + r.Fallback + " (" + r.FallbackReason + ")"
+		}
+		age := ""
+		if r.EmbeddingAgeMs != nil {
+			age = fmt.Sprintf(", embedding age %d ms", *r.EmbeddingAgeMs)
+		}
+		say("GET /v1/users/%d/recommendations?k=10 -> model %s, %s%s:\n      video(predicted watch ratio) %s",
+			user, r.ModelVersion, how, age, strings.Join(parts, " "))
+	}
+	r, err := get(uid)
+	if err != nil {
+		return err
+	}
+	show(uid, r)
+	unknown, err := get(4000000000)
+	if err != nil {
+		return err
+	}
+	show(4000000000, unknown)
+
+	// The user watches the top video twice over, through the API.
+	if len(r.Items) == 0 {
 		return nil
 	}
-	say("no user with an online-updated embedding found")
+	video := r.Items[0].VideoID
+	body := fmt.Sprintf(`{"user_id":%d,"video_id":%d,"play_duration_ms":20000,"video_duration_ms":10000,"event_time_ms":%d,"watch_ratio":2.0}`,
+		uid, video, time.Now().UnixMilli())
+	sent := time.Now()
+	resp, err := http.Post(base+"/v1/interactions", "application/json", strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		return fmt.Errorf("POST /v1/interactions: HTTP %d", resp.StatusCode)
+	}
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+		now, ok, err := store.GetUser(ctx, v, uid)
+		if err == nil && ok && now.LastEventID > rec.LastEventID {
+			say("POST /v1/interactions (user %d watched video %d twice over) -> Kafka -> updater -> new embedding in Redis after %v",
+				uid, video, time.Since(sent).Round(time.Millisecond))
+			return nil
+		}
+	}
+	say("the posted interaction did not reach the user's embedding within 10s")
 	return nil
 }
 
