@@ -1,10 +1,10 @@
-# One image with every streamrec binary (ingestor, updater, replay, dev).
+# One image with every streamrec binary (ingestor, updater, api, replay, dev).
 FROM golang:1.26 AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -o /out/ ./cmd/ingestor ./cmd/updater ./cmd/dev && \
+RUN CGO_ENABLED=0 go build -o /out/ ./cmd/ingestor ./cmd/updater ./cmd/api ./cmd/dev && \
     CGO_ENABLED=0 go build -o /out/replay ./replay
 
 FROM gcr.io/distroless/static-debian12
