@@ -91,42 +91,55 @@ func run(ctx context.Context, args []string) error {
 	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/updater").CombinedOutput(); err != nil {
 		return fmt.Errorf("building the updater: %v\n%s", err, out)
 	}
-	ns := fmt.Sprintf("bench-upd-%d", time.Now().Unix())
 	rdb := redis.NewClient(&redis.Options{Addr: o.redisAddr})
 	defer rdb.Close()
-	defer cleanup(rdb, ns)
-	scfg := cache.DefaultConfig()
-	scfg.Namespace = ns
-	store, err := cache.NewStore(rdb, scfg)
-	if err != nil {
-		return err
+	// Each phase gets its own namespace with a freshly published model, so that
+	// no phase sees user records (high-water marks) left by another.
+	fresh := func(phase string) (string, error) {
+		ns := fmt.Sprintf("bench-upd-%s-%d", phase, time.Now().UnixNano())
+		scfg := cache.DefaultConfig()
+		scfg.Namespace = ns
+		store, err := cache.NewStore(rdb, scfg)
+		if err != nil {
+			return "", err
+		}
+		if err := publishModel(ctx, store); err != nil {
+			return "", err
+		}
+		fmt.Printf("\nmodel: %d users x %d videos, dim %d, namespace %s\n", users, items, dim, ns)
+		return ns, nil
 	}
-	if err := publishModel(ctx, store); err != nil {
-		return err
-	}
-	fmt.Printf("model: %d users x %d videos, dim %d, namespace %s\n", users, items, dim, ns)
 	gen := newGen()
-	if strings.Contains(o.phases, "max") {
-		if err := phaseMax(ctx, o, bin, ns, gen); err != nil {
+	phases := []struct {
+		name string
+		run  func(ns string) error
+	}{
+		{"max", func(ns string) error { return phaseMax(ctx, o, bin, ns, gen) }},
+		{"sustained", func(ns string) error {
+			return phaseRate(ctx, o, bin, ns, gen, o.rate, o.duration, "sustained", "--max-batch", strconv.Itoa(o.maxBatch))
+		}},
+		{"replay", func(ns string) error {
+			if o.replayData == "" {
+				return config.Usagef("phase replay needs --replay-data")
+			}
+			return phaseReplay(ctx, o, bin, ns)
+		}},
+		{"fresh", func(ns string) error {
+			return phaseRate(ctx, o, bin, ns, gen, o.freshRate, o.freshDuration, "freshness",
+				"--max-batch", strconv.Itoa(o.maxBatch), "--flush-interval", o.freshFlush.String())
+		}},
+	}
+	for _, ph := range phases {
+		if !strings.Contains(o.phases, ph.name) {
+			continue
+		}
+		ns, err := fresh(ph.name)
+		if err != nil {
 			return err
 		}
-	}
-	if strings.Contains(o.phases, "sustained") {
-		if err := phaseRate(ctx, o, bin, ns, gen, o.rate, o.duration, "sustained", "--max-batch", strconv.Itoa(o.maxBatch)); err != nil {
-			return err
-		}
-	}
-	if strings.Contains(o.phases, "replay") {
-		if o.replayData == "" {
-			return config.Usagef("phase replay needs --replay-data")
-		}
-		if err := phaseReplay(ctx, o, bin, ns); err != nil {
-			return err
-		}
-	}
-	if strings.Contains(o.phases, "fresh") {
-		if err := phaseRate(ctx, o, bin, ns, gen, o.freshRate, o.freshDuration, "freshness",
-			"--max-batch", strconv.Itoa(o.maxBatch), "--flush-interval", o.freshFlush.String()); err != nil {
+		err = ph.run(ns)
+		cleanup(rdb, ns)
+		if err != nil {
 			return err
 		}
 	}
