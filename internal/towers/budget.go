@@ -4,7 +4,7 @@ package towers
 //
 // Measured on the 2-core development machine with
 //
-//	go test -run XXX -bench TrainThroughput -benchtime 3x -benchmem ./internal/towers/
+//	go test -run '^$' -bench TrainThroughput -benchtime 3x -benchmem ./internal/towers/
 //
 // (32 features per side, batch 512, full-size table shapes): the serving model
 // trained about 36,000 rows/s and the seed baseline about 33,000 rows/s on a

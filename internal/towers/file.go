@@ -120,82 +120,35 @@ func decodeModelFile(r io.Reader) (*modelFile, error) {
 	if len(raw) > maxFileBytes {
 		return nil, bad("larger than %d bytes", maxFileBytes)
 	}
-	if len(raw) < len(FileMagic)+8 || string(raw[:len(FileMagic)]) != FileMagic {
-		return nil, bad("no %q magic", FileMagic)
+	br, err := openChecked(raw, FileMagic, bad)
+	if err != nil {
+		return nil, err
 	}
-	le := binary.LittleEndian
-	body, sum := raw[:len(raw)-4], le.Uint32(raw[len(raw)-4:])
-	if got := crc32.Checksum(body, crcTable); got != sum {
-		return nil, bad("checksum %08x, stored %08x", got, sum)
-	}
-	p := body[len(FileMagic):]
-	var derr error
-	u32 := func() int {
-		if derr != nil || len(p) < 4 {
-			derr = cmpErr(derr, bad("truncated"))
-			return 0
-		}
-		v := le.Uint32(p)
-		p = p[4:]
-		return int(v)
-	}
-	str := func() string {
-		n := u32()
-		if derr != nil || n > len(p) {
-			derr = cmpErr(derr, bad("truncated string"))
-			return ""
-		}
-		s := string(p[:n])
-		p = p[n:]
-		return s
-	}
-	f64s := func(n int) []float64 {
-		if derr != nil || n < 0 || n > len(p)/8 {
-			derr = cmpErr(derr, bad("truncated data"))
-			return nil
-		}
-		out := make([]float64, n)
-		for i := range out {
-			out[i] = math.Float64frombits(le.Uint64(p[8*i:]))
-		}
-		p = p[8*n:]
-		return out
-	}
-	if v := u32(); v != FormatVersion {
+	if v := br.u32(); v != FormatVersion && br.err == nil {
 		return nil, bad("format version %d, this build reads %d", v, FormatVersion)
 	}
-	f := &modelFile{kind: str(), version: str(), meta: map[string]float64{}}
-	nm := u32()
-	for i := 0; i < nm && derr == nil; i++ {
-		k := str()
-		if v := f64s(1); derr == nil {
+	f := &modelFile{kind: br.str(), version: br.str(), meta: map[string]float64{}}
+	nm := br.u32()
+	for i := 0; i < nm && br.err == nil; i++ {
+		k := br.str()
+		if v := br.f64s(1); br.err == nil {
 			f.meta[k] = v[0]
 		}
 	}
-	nt := u32()
-	for i := 0; i < nt && derr == nil; i++ {
-		t := namedTensor{name: str(), rows: u32(), cols: u32()}
-		if derr == nil && t.rows > 0 && t.cols > len(p)/8/t.rows+1 {
-			derr = bad("tensor %q too large", t.name)
+	nt := br.u32()
+	for i := 0; i < nt && br.err == nil; i++ {
+		t := namedTensor{name: br.str(), rows: br.u32(), cols: br.u32()}
+		if br.err == nil && t.rows > 0 && t.cols > len(br.p)/8/t.rows+1 {
+			br.fail("tensor %q too large", t.name)
 			break
 		}
-		t.data = f64s(t.rows * t.cols)
+		t.data = br.f64s(t.rows * t.cols)
 		f.tensors = append(f.tensors, t)
 	}
-	if derr != nil {
-		return nil, derr
-	}
-	if len(p) != 0 {
-		return nil, bad("%d trailing bytes", len(p))
+	if err := br.end(); err != nil {
+		return nil, err
 	}
 	return f, nil
-}
-
-func cmpErr(old, new error) error {
-	if old != nil {
-		return old
-	}
-	return new
 }
 
 func (f *modelFile) tensor(name string) (namedTensor, error) {

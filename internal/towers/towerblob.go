@@ -84,76 +84,39 @@ func DecodeTowers(blob []byte) ([]NamedTower, error) {
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("%w: %s", ErrBadTowerBlob, fmt.Sprintf(format, a...))
 	}
-	le := binary.LittleEndian
-	if len(blob) < len(TowerBlobMagic)+8 || string(blob[:len(TowerBlobMagic)]) != TowerBlobMagic {
-		return nil, bad("no %q magic", TowerBlobMagic)
+	r, err := openChecked(blob, TowerBlobMagic, bad)
+	if err != nil {
+		return nil, err
 	}
-	body, sum := blob[:len(blob)-4], le.Uint32(blob[len(blob)-4:])
-	if got := crc32.Checksum(body, crcTable); got != sum {
-		return nil, bad("checksum %08x, stored %08x", got, sum)
-	}
-	p := body[len(TowerBlobMagic):]
-	var derr error
-	u32 := func() int {
-		if derr != nil || len(p) < 4 {
-			derr = cmpErr(derr, bad("truncated"))
-			return 0
-		}
-		v := le.Uint32(p)
-		p = p[4:]
-		return int(v)
-	}
-	f32s := func(n int) []float32 {
-		if derr != nil || n < 0 || n > len(p)/4 {
-			derr = cmpErr(derr, bad("truncated data"))
-			return nil
-		}
-		out := make([]float32, n)
-		for i := range out {
-			out[i] = math.Float32frombits(le.Uint32(p[4*i:]))
-		}
-		p = p[4*n:]
-		return out
-	}
-	if v := u32(); v != TowerBlobVersion {
+	if v := r.u32(); v != TowerBlobVersion && r.err == nil {
 		return nil, bad("format version %d, this build reads %d", v, TowerBlobVersion)
 	}
-	nt := u32()
+	nt := r.u32()
 	var out []NamedTower
-	for i := 0; i < nt && derr == nil; i++ {
-		n := u32()
-		if derr != nil || n > len(p) {
-			return nil, cmpErr(derr, bad("truncated name"))
-		}
-		t := NamedTower{Name: string(p[:n])}
-		p = p[n:]
-		nl := u32()
-		for j := 0; j < nl && derr == nil; j++ {
-			l := LayerWeights{In: u32(), Out: u32()}
-			if derr != nil || len(p) < 1 {
-				derr = cmpErr(derr, bad("truncated layer"))
+	for i := 0; i < nt && r.err == nil; i++ {
+		t := NamedTower{Name: r.str()}
+		nl := r.u32()
+		for j := 0; j < nl && r.err == nil; j++ {
+			l := LayerWeights{In: r.u32(), Out: r.u32()}
+			l.ReLU = r.byte1() == 1
+			if r.err != nil {
 				break
 			}
-			l.ReLU = p[0] == 1
-			p = p[1:]
-			if l.In == 0 || l.Out == 0 || l.In > len(p)/4/l.Out+1 {
-				derr = bad("tower %q layer %d: bad shape %dx%d", t.Name, j, l.In, l.Out)
+			if l.In == 0 || l.Out == 0 || l.In > len(r.p)/4/l.Out+1 {
+				r.fail("tower %q layer %d: bad shape %dx%d", t.Name, j, l.In, l.Out)
 				break
 			}
 			if j > 0 && l.In != t.Layers[j-1].Out {
-				derr = bad("tower %q layer %d: input %d, previous output %d", t.Name, j, l.In, t.Layers[j-1].Out)
+				r.fail("tower %q layer %d: input %d, previous output %d", t.Name, j, l.In, t.Layers[j-1].Out)
 				break
 			}
-			l.W, l.B = f32s(l.In*l.Out), f32s(l.Out)
+			l.W, l.B = r.f32s(l.In*l.Out), r.f32s(l.Out)
 			t.Layers = append(t.Layers, l)
 		}
 		out = append(out, t)
 	}
-	if derr != nil {
-		return nil, derr
-	}
-	if len(p) != 0 {
-		return nil, bad("%d trailing bytes", len(p))
+	if err := r.end(); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
