@@ -13,14 +13,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/streamrec/streamrec/bench/benchkit"
 	"github.com/streamrec/streamrec/internal/config"
 	"github.com/streamrec/streamrec/internal/stream"
 )
@@ -105,16 +104,10 @@ func run(ctx context.Context, args []string) error {
 			if err := stream.EnsureTopics(ctx, bl, stream.InteractionsTopic(ktopic, *partitions)); err != nil {
 				return err
 			}
-			cmd := exec.CommandContext(ctx, *kcat, "-P", "-b", *brokers, "-t", ktopic, "-K", "\t", "-l",
-				"-X", "acks=all", "-X", "partitioner=murmur2_random", "-X", "linger.ms="+strconv.FormatInt(linger.Milliseconds(), 10),
-				"-X", "batch.num.messages="+strconv.Itoa(*batch), "-X", "batch.size=1048576",
-				"-X", "queue.buffering.max.messages=2000000", "-X", "compression.type=none", file)
-			cmd.Stderr = os.Stderr
-			start = time.Now()
-			if err := cmd.Run(); err != nil {
-				return fmt.Errorf("kcat: %w", err)
+			el, err := benchkit.Kcat{Bin: *kcat, Broker: *brokers, Topic: ktopic, File: file, Batch: *batch, Linger: *linger}.Run(ctx)
+			if err != nil {
+				return err
 			}
-			el = time.Since(start)
 			theirs = append(theirs, float64(len(evs))/el.Seconds())
 			fmt.Printf("run %d  kcat (librdkafka)   %8.0f events/s  (%v, process start and file read included)\n", r+1, theirs[r], el.Round(time.Millisecond))
 			if r == 0 {
@@ -126,9 +119,9 @@ func run(ctx context.Context, args []string) error {
 	}
 	fmt.Printf("\nmedian of %d runs, %d events, %d partitions, acks=all, murmur2, batch %d, linger %v:\n",
 		*runs, *n, *partitions, *batch, *linger)
-	fmt.Printf("  streamrec producer  %8.0f events/s\n", median(ours))
+	fmt.Printf("  streamrec producer  %8.0f events/s\n", benchkit.Median(ours))
 	if len(theirs) > 0 {
-		fmt.Printf("  kcat                %8.0f events/s\n  ratio               %8.2f\n", median(theirs), median(ours)/median(theirs))
+		fmt.Printf("  kcat                %8.0f events/s\n  ratio               %8.2f\n", benchkit.Median(theirs), benchkit.Median(ours)/benchkit.Median(theirs))
 	}
 	return nil
 }
@@ -160,16 +153,4 @@ func checkPartitions(ctx context.Context, broker, topic string, partitions int) 
 	}
 	fmt.Printf("       partitioning: %d kcat messages checked, each on the partition stream.PartitionFor gives\n", checked)
 	return nil
-}
-
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s) == 0 {
-		return 0
-	}
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }

@@ -19,12 +19,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/streamrec/streamrec/bench/benchkit"
 	"github.com/streamrec/streamrec/internal/config"
 	"github.com/streamrec/streamrec/internal/kuairec"
 	"github.com/streamrec/streamrec/internal/stream"
@@ -109,18 +109,11 @@ func run(ctx context.Context, args []string) error {
 			if err := stream.EnsureTopics(ctx, bl, stream.InteractionsTopic(ktopic, *partitions)); err != nil {
 				return err
 			}
-			cmd := exec.CommandContext(ctx, *kcat, "-P", "-b", *brokers, "-t", ktopic, "-K", "\t", "-l",
-				// The replay's headers, with values of the same length (kcat's are constant).
-				"-H", "replay-pos=1234567", "-H", "replay-run=0123456789abcdef",
-				"-X", "acks=all", "-X", "partitioner=murmur2_random", "-X", "linger.ms="+strconv.FormatInt(linger.Milliseconds(), 10),
-				"-X", "batch.num.messages="+strconv.Itoa(*batch), "-X", "batch.size=1048576",
-				"-X", "queue.buffering.max.messages=2000000", "-X", "compression.type=none", file)
-			cmd.Stderr = os.Stderr
-			start := time.Now()
-			if err := cmd.Run(); err != nil {
-				return fmt.Errorf("kcat: %w", err)
+			// The replay's headers, with values of the same length (kcat's are constant).
+			el, err := benchkit.Kcat{Bin: *kcat, Broker: *brokers, Topic: ktopic, File: file, Batch: *batch, Linger: *linger, Headers: []string{"replay-pos=1234567", "replay-run=0123456789abcdef"}}.Run(ctx)
+			if err != nil {
+				return err
 			}
-			el := time.Since(start)
 			theirs = append(theirs, float64(*n)/el.Seconds())
 			fmt.Printf("run %d  kcat (librdkafka) %8.0f events/s  (%v, process start and file read included)\n", r+1, theirs[r], el.Round(time.Millisecond))
 			deleteTopic(ctx, *brokers, ktopic)
@@ -128,9 +121,9 @@ func run(ctx context.Context, args []string) error {
 	}
 	fmt.Printf("\nmedian of %d runs, %d events, %d partitions, acks=all, murmur2, batch %d, linger %v:\n",
 		*runs, *n, *partitions, *batch, *linger)
-	fmt.Printf("  replay   %8.0f events/s\n", median(ours))
+	fmt.Printf("  replay   %8.0f events/s\n", benchkit.Median(ours))
 	if len(theirs) > 0 {
-		fmt.Printf("  kcat     %8.0f events/s\n  ratio    %8.2f\n", median(theirs), median(ours)/median(theirs))
+		fmt.Printf("  kcat     %8.0f events/s\n  ratio    %8.2f\n", benchkit.Median(theirs), benchkit.Median(ours)/benchkit.Median(theirs))
 	}
 	return nil
 }
@@ -176,16 +169,4 @@ func deleteTopic(ctx context.Context, broker, topic string) {
 	if _, err := c.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{topic}}); err != nil {
 		fmt.Fprintf(os.Stderr, "deleting %s: %v\n", topic, err)
 	}
-}
-
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s) == 0 {
-		return 0
-	}
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
