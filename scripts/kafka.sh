@@ -40,8 +40,10 @@ fetch() {
   fi
   echo "kafka.sh: fetching Apache Kafka jars from Maven Central into $libs" >&2
   mkdir -p "$libs"
+  # Maven 3.8 prints colour codes even in quiet batch mode: strip them.
   mvn -q -B -Dstyle.color=never -f "$here/kafka/pom.xml" dependency:copy-dependencies \
-    -DoutputDirectory="$libs" -Dmaven.repo.local="$cache/m2" >&2 || die "maven could not fetch the Kafka jars"
+    -DoutputDirectory="$libs" -Dmaven.repo.local="$cache/m2" 2>&1 | sed 's/\x1b\[[0-9;]*m//g' >&2 \
+    || die "maven could not fetch the Kafka jars"
   touch "$libs/.complete"
 }
 
