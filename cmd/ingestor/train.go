@@ -236,6 +236,13 @@ func trainMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 	// 4. Train the serving model and the seed baseline.
 	bar := &trainBar{w: progressW, model: "twotower"}
+	// About 100 points on the training curve, whatever the data size.
+	o.train.CurveEvery = curveEvery(int64(td.ds.Train.Len()), o.train.Epochs, o.train.MaxSamples, o.train.Batch)
+	seedRows := td.ds.Train.Len()
+	if o.seedTrain.SampleSize > 0 {
+		seedRows = min(seedRows, o.seedTrain.SampleSize)
+	}
+	o.seedTrain.CurveEvery = curveEvery(int64(seedRows), o.seedTrain.Epochs, 0, o.seedTrain.Batch)
 	m, hist, err := towers.FitTwoTower(ctx, td.ds, o.twoTower, o.train, bar.callback())
 	bar.finish()
 	if err != nil {
@@ -389,4 +396,14 @@ func writeCurve(path, version string, h, sh towers.History) error {
 		return fmt.Errorf("writing the training curve: %w", err)
 	}
 	return nil
+}
+
+// curveEvery spaces about 100 training-curve points over the planned rows:
+// rows x epochs, or the budget when smaller; at least one batch apart.
+func curveEvery(rows int64, epochs int, budget int64, batch int) int64 {
+	total := rows * int64(epochs)
+	if budget > 0 && budget < total {
+		total = budget
+	}
+	return max(total/100, int64(batch))
 }

@@ -19,13 +19,14 @@ type Curve struct {
 	History History
 }
 
-// PlotTraining draws the training curves (train and validation MSE per
-// epoch, one colour per curve; validation dashed) and writes a PNG of
-// width x height pixels to w.
+// PlotTraining draws the training curves and writes a PNG of width x height
+// pixels to w: the training MSE over windows of rows (History.Points) against
+// the rows trained, and the validation MSE at the end of each epoch (dashed),
+// one colour per curve. Histories without points are drawn per epoch.
 func PlotTraining(w io.Writer, title string, curves []Curve, width, height int) error {
 	p := plot.New()
 	p.Title.Text = title
-	p.X.Label.Text = "epoch"
+	p.X.Label.Text = "rows trained (millions)"
 	p.Y.Label.Text = "MSE (watch ratio)"
 	p.Add(plotter.NewGrid())
 	colors := []color.Color{
@@ -36,10 +37,17 @@ func PlotTraining(w io.Writer, title string, curves []Curve, width, height int) 
 	}
 	for ci, c := range curves {
 		var tr, va plotter.XYs
+		for _, pt := range c.History.Points {
+			tr = append(tr, plotter.XY{X: float64(pt.Samples) / 1e6, Y: pt.TrainMSE})
+		}
+		var rows int64
 		for _, e := range c.History.Epochs {
-			tr = append(tr, plotter.XY{X: float64(e.Epoch), Y: e.TrainMSE})
+			rows += e.Samples
+			if len(c.History.Points) == 0 {
+				tr = append(tr, plotter.XY{X: float64(rows) / 1e6, Y: e.TrainMSE})
+			}
 			if !math.IsNaN(e.ValMSE) {
-				va = append(va, plotter.XY{X: float64(e.Epoch), Y: e.ValMSE})
+				va = append(va, plotter.XY{X: float64(rows) / 1e6, Y: e.ValMSE})
 			}
 		}
 		col := colors[ci%len(colors)]
@@ -57,6 +65,9 @@ func PlotTraining(w io.Writer, title string, curves []Curve, width, height int) 
 			}
 			l.Color, pts.Color = col, col
 			pts.Shape = draw.CircleGlyph{}
+			if !s.dashed {
+				pts.Radius = vg.Points(1)
+			}
 			if s.dashed {
 				l.Dashes = []vg.Length{vg.Points(5), vg.Points(3)}
 			}

@@ -49,6 +49,9 @@ type TrainConfig struct {
 	// ProgressEvery calls the progress callback every this many steps (and
 	// at the end of each epoch).
 	ProgressEvery int
+	// CurveEvery records a point of the training curve (History.Points) every
+	// this many rows; 0 records none.
+	CurveEvery int64
 }
 
 // DefaultTrainConfig is the serving model's training configuration. Its
@@ -56,7 +59,7 @@ type TrainConfig struct {
 func DefaultTrainConfig() TrainConfig {
 	return TrainConfig{Epochs: 3, MaxSamples: FullSizeSampleBudget, Batch: 512, LR: 0.001,
 		VecLR: 0.002, VecL2: 1e-4, Seed: 1, Workers: 2, Patience: 2, TargetCap: 5,
-		ValMax: 200_000, ProgressEvery: 50}
+		ValMax: 200_000, ProgressEvery: 50, CurveEvery: 50_000}
 }
 
 // SeedTrainConfig is the seed baseline's: Adam lr 0.001, batch 512, early
@@ -65,7 +68,7 @@ func DefaultTrainConfig() TrainConfig {
 func SeedTrainConfig() TrainConfig {
 	return TrainConfig{Epochs: SeedMaxEpochs, MaxSamples: 0, Batch: 512, LR: 0.001,
 		Seed: 1, Workers: 2, Patience: 5, TargetCap: 5, ValMax: 200_000,
-		SampleSize: 2_000_000, ProgressEvery: 50}
+		SampleSize: 2_000_000, ProgressEvery: 50, CurveEvery: 50_000}
 }
 
 func (c *TrainConfig) validate() error {
@@ -80,6 +83,8 @@ func (c *TrainConfig) validate() error {
 		return fmt.Errorf("train config: lr %v <= 0", c.LR)
 	case c.ProgressEvery <= 0:
 		return fmt.Errorf("train config: progress-every %d <= 0", c.ProgressEvery)
+	case c.CurveEvery < 0:
+		return fmt.Errorf("train config: curve-every %d < 0", c.CurveEvery)
 	}
 	return nil
 }
@@ -112,6 +117,15 @@ type History struct {
 	Epochs  []EpochStats
 	Best    int
 	Stopped string // why training ended: "epochs", "budget", "early-stop"
+	// Points is the training curve within epochs: the training MSE over each
+	// window of TrainConfig.CurveEvery rows.
+	Points []CurvePoint
+}
+
+// CurvePoint is one point of the training curve.
+type CurvePoint struct {
+	Samples  int64   // rows trained so far (across epochs)
+	TrainMSE float64 // weighted MSE over the rows since the previous point
 }
 
 // fitter adapts one model to the shared training loop.
@@ -226,6 +240,8 @@ func runLoop(ctx context.Context, name string, ds *Dataset, cfg TrainConfig, f f
 		return parts
 	}
 	h.Stopped = "epochs"
+	var winMSE, winW float64 // the training curve's current window
+	var lastPoint int64
 	for epoch := 1; epoch <= cfg.Epochs; epoch++ {
 		t0 := time.Now()
 		rng.Shuffle(len(rows), func(i, j int) { rows[i], rows[j] = rows[j], rows[i] })
@@ -289,6 +305,12 @@ func runLoop(ctx context.Context, name string, ds *Dataset, cfg TrainConfig, f f
 			done += int64(len(b))
 			epochSamples += int64(len(b))
 			steps++
+			winMSE += bl.mse
+			winW += mseNorm
+			if cfg.CurveEvery > 0 && done-lastPoint >= cfg.CurveEvery {
+				h.Points = append(h.Points, CurvePoint{Samples: done, TrainMSE: winMSE / winW})
+				winMSE, winW, lastPoint = 0, 0, done
+			}
 			if steps%cfg.ProgressEvery == 0 {
 				report(epoch, run)
 			}
