@@ -14,6 +14,7 @@ import (
 //	ns:model:v:meta             string: ModelMeta JSON; written last, marks v complete
 //	ns:model:v:items:i          string: item chunk i (ids, biases, vectors)
 //	ns:model:v:tower            string: the user-tower weights blob
+//	ns:model:v:ufeat            string: the users' model input features (PutUserFeatures)
 //	ns:user:v:uid               string: one UserRecord (binary)
 //	ns:served:uid               string: one ServedList (binary), with a TTL
 //	ns:model-updates            pub/sub channel: ModelUpdate JSON notices
@@ -28,6 +29,7 @@ const (
 	segMeta     = "meta"
 	segItems    = "items"
 	segTower    = "tower"
+	segUFeat    = "ufeat"
 	segUser     = "user"
 	segServed   = "served"
 	segMarker   = "marker"
@@ -52,9 +54,10 @@ func (k keys) pointers() string { return k.ns + keySep + segModel + keySep + seg
 func (k keys) seq() string      { return k.ns + keySep + segModel + keySep + segSeq }
 func (k keys) versions() string { return k.ns + keySep + segModel + keySep + segVersions }
 
-func (k keys) modelPrefix(v string) string { return k.ns + keySep + segModel + keySep + v + keySep }
-func (k keys) meta(v string) string        { return k.modelPrefix(v) + segMeta }
-func (k keys) tower(v string) string       { return k.modelPrefix(v) + segTower }
+func (k keys) modelPrefix(v string) string  { return k.ns + keySep + segModel + keySep + v + keySep }
+func (k keys) meta(v string) string         { return k.modelPrefix(v) + segMeta }
+func (k keys) tower(v string) string        { return k.modelPrefix(v) + segTower }
+func (k keys) userFeatures(v string) string { return k.modelPrefix(v) + segUFeat }
 func (k keys) itemChunk(v string, i int) string {
 	return k.modelPrefix(v) + segItems + keySep + strconv.Itoa(i)
 }

@@ -34,6 +34,7 @@ func runStoreSuite(t *testing.T, newStore newStoreFunc) {
 	t.Run("Served", func(t *testing.T) { testServed(t, newStore) })
 	t.Run("ItemCacheFollow", func(t *testing.T) { testItemCacheFollow(t, newStore) })
 	t.Run("Marker", func(t *testing.T) { testMarker(t, newStore) })
+	t.Run("UserFeatures", func(t *testing.T) { testUserFeatures(t, newStore) })
 }
 
 // smallChunks forces many chunks and several pipelines on small models.
@@ -654,5 +655,24 @@ func testMarker(t *testing.T, newStore newStoreFunc) {
 	}
 	if err := s.SetMarker(ctx, "bad:name", 1); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("bad marker name: %v, want ErrInvalid", err)
+	}
+}
+
+func testUserFeatures(t *testing.T, newStore newStoreFunc) {
+	s := newStore(t, DefaultConfig())
+	ctx := t.Context()
+	if _, ok, err := s.GetUserFeatures(ctx, "v1"); err != nil || ok {
+		t.Fatalf("absent features: ok=%v err=%v", ok, err)
+	}
+	want := UserFeatures{Dim: 3, IDs: []uint32{7, 1, 9}, Feats: []float32{1, 2, 3, -4, 5.5, 6, 0, 0, 1e-9}}
+	if err := s.PutUserFeatures(ctx, "v1", want); err != nil {
+		t.Fatal(err)
+	}
+	got, ok, err := s.GetUserFeatures(ctx, "v1")
+	if err != nil || !ok || got.Dim != 3 || !slices.Equal(got.IDs, want.IDs) || !slices.Equal(got.Feats, want.Feats) {
+		t.Fatalf("round trip: %+v %v %v", got, ok, err)
+	}
+	if err := s.PutUserFeatures(ctx, "v1", UserFeatures{Dim: 2, IDs: []uint32{1}, Feats: []float32{1}}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("mismatched shape: %v, want ErrInvalid", err)
 	}
 }

@@ -21,6 +21,7 @@ type Changelog struct {
 	brokers []string
 	topic   string
 	w       *kafka.Writer
+	dense   *kafka.Writer // dense checkpoints, opened on first use
 	buf     []byte
 	msgs    []kafka.Message
 }
@@ -64,8 +65,13 @@ func (c *Changelog) Write(ctx context.Context, states []*UserState) error {
 	return nil
 }
 
-// Close flushes and closes the writer.
-func (c *Changelog) Close() error { return c.w.Close() }
+// Close flushes and closes the writers.
+func (c *Changelog) Close() error {
+	if c.dense != nil {
+		return errors.Join(c.w.Close(), c.dense.Close())
+	}
+	return c.w.Close()
+}
 
 // Read returns the latest state of every user on the given partitions, reading
 // each from its start to the end it had when Read began.
@@ -144,4 +150,54 @@ func (c *Changelog) readPartition(ctx context.Context, p int, first, last int64)
 			return out, nil
 		}
 	}
+}
+
+// DenseTopic is the topic of dense checkpoints next to a changelog topic.
+func DenseTopic(changelog string) string { return changelog + ".dense" }
+
+// WriteDense writes a dense checkpoint (key = model version) to the dense
+// topic and returns once it is acknowledged (acks=all).
+func (c *Changelog) WriteDense(ctx context.Context, cp *DenseCheckpoint) error {
+	if c.dense == nil {
+		c.dense = &kafka.Writer{Addr: kafka.TCP(c.brokers...), Topic: DenseTopic(c.topic), Balancer: &kafka.Murmur2Balancer{},
+			RequiredAcks: kafka.RequireAll, BatchSize: 1, BatchBytes: 16 << 20, BatchTimeout: time.Millisecond,
+			WriteTimeout: 10 * time.Second, MaxAttempts: 5}
+	}
+	if err := c.dense.WriteMessages(ctx, kafka.Message{Key: []byte(cp.Version), Value: AppendDense(nil, cp), Time: time.Now()}); err != nil {
+		return fmt.Errorf("writing the dense checkpoint to %s: %w", DenseTopic(c.topic), err)
+	}
+	return nil
+}
+
+// ReadDense returns the latest dense checkpoint (the last record of the dense
+// topic's single partition), or nil when there is none.
+func (c *Changelog) ReadDense(ctx context.Context) (*DenseCheckpoint, error) {
+	topic := DenseTopic(c.topic)
+	client := &kafka.Client{Addr: kafka.TCP(c.brokers...), Timeout: 10 * time.Second}
+	resp, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
+		topic: {kafka.FirstOffsetOf(0), kafka.LastOffsetOf(0)}}})
+	if err != nil {
+		return nil, fmt.Errorf("listing %s offsets: %w", topic, err)
+	}
+	var first, last int64
+	for _, po := range resp.Topics[topic] {
+		if po.Error != nil {
+			return nil, fmt.Errorf("listing %s offsets: %w", topic, po.Error)
+		}
+		first, last = po.FirstOffset, po.LastOffset
+	}
+	if last <= first {
+		return nil, nil
+	}
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: c.brokers, Topic: topic, Partition: 0, MinBytes: 1, MaxBytes: 32 << 20,
+		MaxWait: 100 * time.Millisecond})
+	defer r.Close()
+	if err := r.SetOffset(last - 1); err != nil {
+		return nil, err
+	}
+	m, err := r.ReadMessage(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading the last dense checkpoint: %w", err)
+	}
+	return DecodeDense(m.Value)
 }

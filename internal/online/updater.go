@@ -31,6 +31,8 @@ type Model struct {
 	Items      Items
 	GlobalMean float32
 	Scale      float32
+	// Dense, when set, fine-tunes the user tower online (dense mode).
+	Dense *DenseTower
 }
 
 // UserStore is the Redis side (*cache.Store implements it).
@@ -106,6 +108,8 @@ type Updater struct {
 	pending batchKey
 	applied bool // the pending batch was applied but not yet flushed
 
+	denseBuf, gradBuf []float32
+
 	jobs   chan *flushJob // to the flusher: one job at a time, in order
 	stop   context.CancelFunc
 	closed chan struct{}
@@ -141,6 +145,8 @@ func (u *Updater) Close() {
 
 func (u *Updater) setModel(m Model) {
 	u.model = m
+	u.denseBuf = make([]float32, m.Items.Dim())
+	u.gradBuf = make([]float32, m.Items.Dim())
 	u.params = towers.OnlineParams{LR: u.cfg.LR, L2: u.cfg.L2, GlobalMean: m.GlobalMean, Scale: m.Scale, TargetCap: u.cfg.TargetCap}
 }
 
@@ -226,6 +232,12 @@ func (u *Updater) HandleAsync(ctx context.Context, batch []stream.Record) (wait 
 	for i := range batch {
 		job.produced[i] = batch[i].Event.ProducedAtUs
 	}
+	if job.dense != nil {
+		job.dense.Offsets = map[int]int64{}
+		for i := range batch {
+			job.dense.Offsets[batch[i].Partition] = max(job.dense.Offsets[batch[i].Partition], batch[i].Offset)
+		}
+	}
 	return u.enqueue(job)
 }
 
@@ -258,12 +270,27 @@ func (u *Updater) apply(ctx context.Context, batch []stream.Record) error {
 			continue
 		}
 		if item, _, ok := u.model.Items.Item(e.VideoID); ok {
-			pred := towers.OnlineStep(s.Vec, s.Base, item, float32(e.WatchRatio), 1, u.params)
+			dense, tuned := s.Base, false
+			if d := u.model.Dense; d != nil && d.Dense(u.denseBuf, s.Base, e.UserID) {
+				dense, tuned = u.denseBuf, true
+			}
+			pred := towers.OnlineStep(s.Vec, dense, item, float32(e.WatchRatio), 1, u.params)
 			y := float32(e.WatchRatio)
 			if c := u.params.TargetCap; c > 0 && y > c {
 				y = c
 			}
 			absErr += math.Abs(float64(pred - y))
+			if tuned {
+				// The same loss's gradient with respect to the dense input
+				// (OnlineStep's formula), back-propagated into the tower.
+				g, r := u.gradBuf, 2*(pred-y)
+				last := len(g) - 1
+				for j := 0; j < last; j++ {
+					g[j] = r * u.params.Scale * item[j]
+				}
+				g[last] = r
+				u.model.Dense.Step(g)
+			}
 			s.Applied++
 			u.nApplied.Add(1)
 		} else {
@@ -331,6 +358,7 @@ type flushJob struct {
 	recs       map[string][]cache.UserRecord
 	allDurable bool
 	produced   []int64 // produced-at times of the batch's events (freshness)
+	dense      *DenseCheckpoint
 	done       chan struct{}
 	err        error
 }
@@ -356,7 +384,11 @@ func (u *Updater) snapshot() *flushJob {
 		copy(c.Base, s.Base)
 		copy(c.Vec, s.Vec)
 		emb := vecs[off+2*dim : off+3*dim : off+3*dim]
-		bias := towers.UserEmbedding(emb, s.Base, s.Vec, u.model.Scale)
+		dense := s.Base
+		if d := u.model.Dense; d != nil && d.Dense(u.denseBuf, s.Base, uid) {
+			dense = u.denseBuf
+		}
+		bias := towers.UserEmbedding(emb, dense, s.Vec, u.model.Scale)
 		job.recs[s.ModelVersion] = append(job.recs[s.ModelVersion], cache.UserRecord{UserID: uid, Embedding: emb, Bias: bias,
 			UpdatedAtMs: s.UpdatedAtMs, LastEventID: s.HWM, EventProducedAtMs: s.ProducedAtUs / 1000})
 		job.allDurable = job.allDurable && s.durable
@@ -367,12 +399,15 @@ func (u *Updater) snapshot() *flushJob {
 		delete(u.isDirty, uid)
 	}
 	u.dirty = u.dirty[:0]
+	if d := u.model.Dense; d != nil {
+		job.dense = &DenseCheckpoint{Version: u.model.Items.Version(), Steps: d.Steps, Weights: d.Weights()}
+	}
 	return job
 }
 
 // enqueue hands a job to the flusher and returns its wait.
 func (u *Updater) enqueue(job *flushJob) (func() error, error) {
-	if len(job.states) == 0 && len(job.produced) == 0 {
+	if len(job.states) == 0 && len(job.produced) == 0 && job.dense == nil {
 		return nil, nil
 	}
 	select {
@@ -448,6 +483,20 @@ func (u *Updater) flusher(ctx context.Context) {
 // goes to the changelog before Redis, so that Redis never holds the only copy
 // of an online vector whose offline base was overwritten.
 func (u *Updater) write(ctx context.Context, job *flushJob) error {
+	if err := u.writeStates(ctx, job); err != nil {
+		return err
+	}
+	if job.dense != nil {
+		if dw, ok := u.log.(DenseWriter); ok {
+			if err := dw.WriteDense(ctx, job.dense); err != nil {
+				return fmt.Errorf("writing the dense checkpoint: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+func (u *Updater) writeStates(ctx context.Context, job *flushJob) error {
 	if len(job.states) == 0 {
 		return nil
 	}
@@ -552,6 +601,28 @@ func (u *Updater) Rematerialize(ctx context.Context) (int, error) {
 	return len(ids), nil
 }
 
+// RestoreDense sets the dense tower's weights from a checkpoint of the
+// current model version (a checkpoint of another version is ignored).
+func (u *Updater) RestoreDense(cp *DenseCheckpoint) (bool, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	d := u.model.Dense
+	if d == nil || cp == nil || cp.Version != u.model.Items.Version() {
+		return false, nil
+	}
+	return true, d.SetWeights(cp.Weights, cp.Steps)
+}
+
+// DenseSteps returns the dense tower's step count (0 when off).
+func (u *Updater) DenseSteps() uint64 {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.model.Dense == nil {
+		return 0
+	}
+	return u.model.Dense.Steps
+}
+
 // Rebuild writes every held state of the current version to Redis (after
 // Redis lost its data). Changelog states are already durable.
 func (u *Updater) Rebuild(ctx context.Context) (int, error) {
@@ -570,7 +641,11 @@ func (u *Updater) Rebuild(ctx context.Context) (int, error) {
 		recs := make([]cache.UserRecord, len(chunk))
 		for j, s := range chunk {
 			emb := make([]float32, len(s.Base))
-			bias := towers.UserEmbedding(emb, s.Base, s.Vec, u.model.Scale)
+			dense := s.Base
+			if d := u.model.Dense; d != nil && d.Dense(u.denseBuf, s.Base, s.UserID) {
+				dense = u.denseBuf
+			}
+			bias := towers.UserEmbedding(emb, dense, s.Vec, u.model.Scale)
 			recs[j] = cache.UserRecord{UserID: s.UserID, Embedding: emb, Bias: bias,
 				UpdatedAtMs: s.UpdatedAtMs, LastEventID: s.HWM, EventProducedAtMs: s.ProducedAtUs / 1000}
 		}
