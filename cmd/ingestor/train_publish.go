@@ -128,6 +128,18 @@ func publishModel(ctx context.Context, st *cache.Store, m *towers.TwoTower, feat
 		}
 		pr.Users += len(recs)
 	}
+	// The users' model input features, for the updater's dense mode (online
+	// fine-tuning of the user tower); before the flip, like the users.
+	uf := cache.UserFeatures{Dim: feats.Users.Reduced.RawMatrix().Cols, IDs: feats.Users.IDs}
+	uf.Feats = make([]float32, 0, nUsers*uf.Dim)
+	for u := 0; u < nUsers; u++ {
+		for _, v := range feats.Users.Reduced.RawRowView(u) {
+			uf.Feats = append(uf.Feats, float32(v))
+		}
+	}
+	if err := st.PutUserFeatures(ctx, m.Version, uf); err != nil {
+		return nil, fmt.Errorf("publishing user features of version %s: %w", m.Version, err)
+	}
 	meta, err := st.Publish(ctx, model)
 	if err != nil && !errors.Is(err, cache.ErrAfterFlip) {
 		return nil, fmt.Errorf("publishing model version %s: %w", m.Version, err)

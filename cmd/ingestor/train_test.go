@@ -258,6 +258,23 @@ func publishAndCheck(t *testing.T, rdb *redis.Client, addr, ns string) {
 	if math.Abs(float64(rec.Bias)-ub[0]) > 1e-5 {
 		t.Errorf("user %d bias %v, model %v", uid, rec.Bias, ub[0])
 	}
+	// The user features (dense mode's input): the published user tower on
+	// them gives the model's dense output.
+	uf, ok, err := st.GetUserFeatures(ctx, cur)
+	if err != nil || !ok || uf.Dim != feats.Users.Reduced.RawMatrix().Cols || len(uf.IDs) != len(feats.Users.IDs) {
+		t.Fatalf("user features: found %v, %v, dim %d, %d users", ok, err, uf.Dim, len(uf.IDs))
+	}
+	row := rowIndex(feats.Users.IDs)[uid]
+	got := make([]float32, D)
+	layers := towers.FindTower(tw, "user")
+	towers.ApplyTower(got, layers, uf.Feats[int(row)*uf.Dim:(int(row)+1)*uf.Dim], make([]float32, 4096))
+	want := make([]float32, D)
+	tt.UserDense(want, feats.Users.Reduced, int(row))
+	for j := range want {
+		if math.Abs(float64(got[j]-want[j])) > 1e-4 {
+			t.Fatalf("user tower on the published features [%d] = %v, model %v", j, got[j], want[j])
+		}
+	}
 	ie := tt.ItemEmbeddings(feats.Items.Reduced, allRows32(len(feats.Items.IDs)))
 	for r, id := range items.IDs {
 		if id != feats.Items.IDs[r] {

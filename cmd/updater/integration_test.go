@@ -147,7 +147,13 @@ func publish(ctx context.Context, e *env, evs []stream.Event, chunk int) error {
 // in-memory stores seeded from the published initial records.
 func expected(t *testing.T, e *env, evs []stream.Event) map[uint32]cache.UserRecord {
 	t.Helper()
-	m, err := loadModel(t.Context(), e.store, "v1")
+	return expectedDense(t, e, evs, 0)
+}
+
+// expectedDense is expected in dense mode at denseLR (0: per-user mode).
+func expectedDense(t *testing.T, e *env, evs []stream.Event, denseLR float64) map[uint32]cache.UserRecord {
+	t.Helper()
+	m, err := loadModel(t.Context(), e.store, "v1", denseLR)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,6 +30,7 @@ import (
 	"github.com/streamrec/streamrec/internal/config"
 	"github.com/streamrec/streamrec/internal/online"
 	"github.com/streamrec/streamrec/internal/stream"
+	"github.com/streamrec/streamrec/internal/towers"
 )
 
 func main() { config.Main("updater", run) }
@@ -40,7 +41,7 @@ type options struct {
 	redisAddr, namespace                     string
 	flush                                    time.Duration
 	maxBatch                                 int
-	lr, l2, targetCap                        float64
+	lr, l2, targetCap, denseLR               float64
 	metricsAddr                              string
 	markerEvery, modelWait                   time.Duration
 	sessionTimeout                           time.Duration
@@ -64,6 +65,7 @@ func parse(args []string) (*options, error) {
 	fs.Float64Var(&o.lr, "lr", 0.05, "online SGD learning rate on the user vector")
 	fs.Float64Var(&o.l2, "l2", 0.001, "online L2 pull toward the offline user vector")
 	fs.Float64Var(&o.targetCap, "target-cap", 5, "cap of the target watch ratio (as in training)")
+	fs.Float64Var(&o.denseLR, "dense-lr", 0, "dense mode: also fine-tune the user tower online at this SGD learning rate (0: per-user mode only); needs --assign all and a model published with user features")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "127.0.0.1:9101", "address of /metrics and /healthz ('' disables)")
 	fs.DurationVar(&o.markerEvery, "redis-check", time.Second, "how often to check that Redis still holds our data (rebuilt from the changelog if not)")
 	fs.DurationVar(&o.modelWait, "model-wait", 10*time.Minute, "how long to wait at start for a published model version")
@@ -79,8 +81,10 @@ func parse(args []string) (*options, error) {
 		return nil, config.Usagef("--assign %q: want group or all", o.assign)
 	case o.flush <= 0 || o.maxBatch <= 0 || o.partitions <= 0:
 		return nil, config.Usagef("--flush-interval, --max-batch and --partitions must be positive")
-	case o.lr <= 0 || o.l2 < 0 || o.targetCap <= 0:
-		return nil, config.Usagef("--lr and --target-cap must be positive, --l2 not negative")
+	case o.lr <= 0 || o.l2 < 0 || o.targetCap <= 0 || o.denseLR < 0:
+		return nil, config.Usagef("--lr and --target-cap must be positive, --l2 and --dense-lr not negative")
+	case o.denseLR > 0 && o.assign != "all":
+		return nil, config.Usagef("--dense-lr needs --assign all: the dense weights have one writer")
 	case o.topic == o.changelog:
 		return nil, config.Usagef("--changelog-topic must differ from --topic")
 	}
@@ -110,7 +114,7 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return &config.UsageError{Err: err}
 	}
-	model, err := waitModel(ctx, store, o.modelWait, log)
+	model, err := waitModel(ctx, store, o.modelWait, o.denseLR, log)
 	if err != nil {
 		return err
 	}
@@ -126,7 +130,8 @@ func run(ctx context.Context, args []string) error {
 		nparts = o.partitions
 	}
 	if err := stream.EnsureTopics(ctx, brokers, stream.InteractionsTopic(o.topic, nparts),
-		stream.InteractionsTopic(o.topic+".dlq", 1), stream.CompactedTopic(o.changelog, nparts)); err != nil {
+		stream.InteractionsTopic(o.topic+".dlq", 1), stream.CompactedTopic(o.changelog, nparts),
+		stream.CompactedTopic(online.DenseTopic(o.changelog), 1)); err != nil {
 		return err
 	}
 
@@ -160,6 +165,17 @@ func run(ctx context.Context, args []string) error {
 			}
 			upd.Restore(restored, parts, nparts)
 			log.Info("state restored from the changelog", "partitions", parts, "users", len(restored), "took", time.Since(start))
+			if o.denseLR > 0 {
+				cp, err := changelog.ReadDense(ctx)
+				if err != nil {
+					return err
+				}
+				if ok, err := upd.RestoreDense(cp); err != nil {
+					return err
+				} else if ok {
+					log.Info("dense weights restored from their checkpoint", "version", cp.Version, "steps", cp.Steps, "offsets", cp.Offsets)
+				}
+			}
 			// Whatever Redis holds, the restored states are written once more
 			// when the marker says Redis lost them.
 			return ensureRedis(ctx)
@@ -183,7 +199,7 @@ func run(ctx context.Context, args []string) error {
 		return err
 	})
 	g.Go(func() error { return watchRedis(gctx, o.markerEvery, ensureRedis, log) })
-	g.Go(func() error { return followModel(gctx, store, upd, log) })
+	g.Go(func() error { return followModel(gctx, store, upd, o.denseLR, log) })
 	if o.metricsAddr != "" {
 		srv, err := serveMetrics(o.metricsAddr, reg)
 		if err != nil {
@@ -212,12 +228,12 @@ func run(ctx context.Context, args []string) error {
 }
 
 // waitModel waits until a model version is published and loads its items.
-func waitModel(ctx context.Context, store *cache.Store, wait time.Duration, log *slog.Logger) (online.Model, error) {
+func waitModel(ctx context.Context, store *cache.Store, wait time.Duration, denseLR float64, log *slog.Logger) (online.Model, error) {
 	deadline := time.Now().Add(wait)
 	for {
 		v, err := store.CurrentVersion(ctx)
 		if err == nil {
-			return loadModel(ctx, store, v)
+			return loadModel(ctx, store, v, denseLR)
 		}
 		if !errors.Is(err, cache.ErrNoModel) {
 			log.Warn("reading the current model version", "err", err)
@@ -234,18 +250,44 @@ func waitModel(ctx context.Context, store *cache.Store, wait time.Duration, log 
 	}
 }
 
-func loadModel(ctx context.Context, store *cache.Store, version string) (online.Model, error) {
+func loadModel(ctx context.Context, store *cache.Store, version string, denseLR float64) (online.Model, error) {
 	idx, err := cache.LoadItemIndex(ctx, store, version)
 	if err != nil {
 		return online.Model{}, fmt.Errorf("loading items of model %s: %w", version, err)
 	}
 	cal := idx.Meta().Calibration
-	return online.Model{Items: idx, GlobalMean: float32(cal.GlobalMean), Scale: float32(cal.Scale)}, nil
+	m := online.Model{Items: idx, GlobalMean: float32(cal.GlobalMean), Scale: float32(cal.Scale)}
+	if denseLR <= 0 {
+		return m, nil
+	}
+	blob, err := store.TowerWeights(ctx, version)
+	if err != nil {
+		return m, err
+	}
+	tw, err := towers.DecodeTowers(blob)
+	if err != nil {
+		return m, fmt.Errorf("decoding the towers of model %s: %w", version, err)
+	}
+	user := towers.FindTower(tw, "user")
+	if user == nil {
+		return m, fmt.Errorf("model %s has no user tower for dense mode", version)
+	}
+	feats, ok, err := store.GetUserFeatures(ctx, version)
+	if err != nil {
+		return m, err
+	}
+	if !ok {
+		return m, fmt.Errorf("model %s was published without user features: dense mode needs them (publish with ingestor train)", version)
+	}
+	if m.Dense, err = online.NewDenseTower(user, feats, float32(denseLR)); err != nil {
+		return m, fmt.Errorf("model %s: %w", version, err)
+	}
+	return m, nil
 }
 
 // followModel switches to each newly published model version and
 // re-materialises the users it holds under it.
-func followModel(ctx context.Context, store *cache.Store, upd *online.Updater, log *slog.Logger) error {
+func followModel(ctx context.Context, store *cache.Store, upd *online.Updater, denseLR float64, log *slog.Logger) error {
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
 	for {
@@ -258,7 +300,7 @@ func followModel(ctx context.Context, store *cache.Store, upd *online.Updater, l
 		if err != nil || v == upd.Version() {
 			continue
 		}
-		m, err := loadModel(ctx, store, v)
+		m, err := loadModel(ctx, store, v, denseLR)
 		if err != nil {
 			log.Warn("loading a new model version", "version", v, "err", err)
 			continue

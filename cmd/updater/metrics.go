@@ -35,6 +35,7 @@ func newMetrics(reg prometheus.Registerer, u *online.Updater, c *stream.Consumer
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "streamrec", Subsystem: "updater", Name: "prequential_abs_error_total",
 			Help: "Sum of |prediction before the step - capped watch ratio| over applied events (test-then-train); divide its rate by events_applied_total's for the online MAE."},
 			func() float64 { return u.Counters().AbsError }),
+		counter("dense_steps_total", "Events whose gradient reached the dense user tower (dense mode; the dense weights' version within the model version).", u.DenseSteps),
 		gauge("users", "Users with state held by this instance.", func() float64 { return float64(u.Users()) }),
 		gauge("freshness_p50_seconds", "Median delay from event produced to embedding in Redis (last 65536 events).", func() float64 {
 			q, _ := u.Freshness().Quantiles(0.5)
