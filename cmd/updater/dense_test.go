@@ -1,12 +1,8 @@
 package main
 
 import (
-	"context"
 	"math"
 	"math/rand/v2"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -45,14 +41,7 @@ func publishDenseModel(t *testing.T, e *env) {
 	if err := e.store.PutUserFeatures(t.Context(), "v1", feats); err != nil {
 		t.Fatal(err)
 	}
-	items := cache.Items{}
-	for id := uint32(0); id < testItems; id++ {
-		items.IDs = append(items.IDs, id)
-		items.Biases = append(items.Biases, 0)
-		for j := 0; j < testDim; j++ {
-			items.Vectors = append(items.Vectors, float32(r.NormFloat64()*0.3))
-		}
-	}
+	items := randomItems(r)
 	var recs []cache.UserRecord
 	for uid := uint32(0); uid < testUsers; uid++ {
 		emb := make([]float32, testDim)
@@ -90,49 +79,11 @@ func TestIntegrationDenseKill9(t *testing.T) {
 			applicable++
 		}
 	}
-	bin := filepath.Join(t.TempDir(), "updater")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("building the updater: %v\n%s", err, out)
-	}
 	const maxBatch = 64
-	start := func() *exec.Cmd {
-		cmd := exec.Command(bin, e.args("--max-batch", "64", "--assign", "all", "--dense-lr", "0.01")...)
-		cmd.Stderr = &prefixWriter{t: t}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return cmd
-	}
-	pubErr := make(chan error, 1)
-	go func() { pubErr <- publish(context.Background(), e, evs, 500) }()
-	kills := 0
-	prev := int64(0)
-	for k := 0; k < 3; k++ {
-		cmd := start()
-		for end := time.Now().Add(15 * time.Second); committed(t, e) <= prev && time.Now().Before(end); {
-			time.Sleep(20 * time.Millisecond)
-		}
-		time.Sleep(time.Duration(rand.IntN(150)) * time.Millisecond)
-		cmd.Process.Kill()
-		cmd.Wait()
-		c := committed(t, e)
-		t.Logf("kill %d: %d of %d events committed", k+1, c, len(evs))
-		if c > prev && c < int64(len(evs)) {
-			kills++
-		}
-		prev = c
-	}
-	if kills < 2 {
-		t.Fatalf("fewer than two kills landed mid-stream")
-	}
-	cmd := start()
-	defer func() {
-		cmd.Process.Signal(os.Interrupt)
-		cmd.Wait()
-	}()
-	if err := <-pubErr; err != nil {
-		t.Fatal(err)
-	}
+	stop := killMidStream(t, e, buildUpdater(t), evs, 3, rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 3)),
+		"--max-batch", "64", "--assign", "all", "--dense-lr", "0.01")
+	defer stop()
+	const kills = 3
 	// Every user reaches its last event id: nothing lost, nothing twice.
 	ids := make([]uint32, 0, len(want))
 	for id := range want {
@@ -158,9 +109,9 @@ func TestIntegrationDenseKill9(t *testing.T) {
 	if err != nil || cp == nil {
 		t.Fatalf("no dense checkpoint: %v", err)
 	}
-	t.Logf("dense steps %d of %d applicable events after %d kills (at most %d lost)", cp.Steps, applicable, kills, maxBatch*3)
-	if cp.Steps > applicable || cp.Steps+uint64(maxBatch*3) < applicable {
-		t.Fatalf("dense steps %d: want between %d and %d", cp.Steps, applicable-uint64(maxBatch*3), applicable)
+	t.Logf("dense steps %d of %d applicable events after %d kills (at most %d lost)", cp.Steps, applicable, kills, maxBatch*kills)
+	if cp.Steps > applicable || cp.Steps+uint64(maxBatch*kills) < applicable {
+		t.Fatalf("dense steps %d: want between %d and %d", cp.Steps, applicable-uint64(maxBatch*kills), applicable)
 	}
 	// The metric within tolerance of the uninterrupted in-process run: the MAE
 	// of the final embeddings' predictions over every event.

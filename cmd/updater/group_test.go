@@ -5,7 +5,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -21,10 +20,7 @@ func TestIntegrationGroupTakeover(t *testing.T) {
 	publishModel(t, e)
 	evs := makeEvents(40000, 6)
 	want := expected(t, e, evs)
-	bin := filepath.Join(t.TempDir(), "updater")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("building the updater: %v\n%s", err, out)
-	}
+	bin := buildUpdater(t)
 	start := func(log *lockedBuffer) *exec.Cmd {
 		cmd := exec.Command(bin, e.args("--max-batch", "64", "--log-level", "info")...)
 		cmd.Stderr = log

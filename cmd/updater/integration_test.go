@@ -310,51 +310,8 @@ func TestIntegrationKill9(t *testing.T) {
 	evs := makeEvents(60000, 2)
 	want := expected(t, e, evs)
 
-	bin := filepath.Join(t.TempDir(), "updater")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("building the updater: %v\n%s", err, out)
-	}
-	start := func() *exec.Cmd {
-		cmd := exec.Command(bin, e.args("--max-batch", "64")...)
-		cmd.Stderr = &prefixWriter{t: t}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return cmd
-	}
-	// Publish while the updater is killed and restarted.
-	pubErr := make(chan error, 1)
-	go func() { pubErr <- publish(context.Background(), e, evs, 500) }()
-	midStream := 0
-	prev := int64(0)
-	for k := 0; k < 4; k++ {
-		cmd := start()
-		// Kill at a random moment after this run made progress (a restarted
-		// member first waits for the dead one's session to expire).
-		for end := time.Now().Add(15 * time.Second); committed(t, e) <= prev && time.Now().Before(end); {
-			time.Sleep(20 * time.Millisecond)
-		}
-		time.Sleep(time.Duration(r.IntN(150)) * time.Millisecond)
-		cmd.Process.Kill() // SIGKILL: no drain, no flush, no commit
-		cmd.Wait()
-		c := committed(t, e)
-		t.Logf("kill %d: %d of %d events committed", k+1, c, len(evs))
-		if c > prev && c < int64(len(evs)) {
-			midStream++
-		}
-		prev = c
-	}
-	if midStream < 2 {
-		t.Fatalf("fewer than two kills landed mid-stream (seed %d): the test proved nothing", seed)
-	}
-	cmd := start()
-	defer func() {
-		cmd.Process.Signal(os.Interrupt)
-		cmd.Wait()
-	}()
-	if err := <-pubErr; err != nil {
-		t.Fatal(err)
-	}
+	stop := killMidStream(t, e, buildUpdater(t), evs, 4, r, "--max-batch", "64")
+	defer stop()
 	waitRedis(t, e, want, 90*time.Second)
 }
 
@@ -393,8 +350,7 @@ func publishModelOnly(t *testing.T, e *env) {
 	publishItems(t, e, rand.New(rand.NewPCG(11, 12)))
 }
 
-func publishItems(t *testing.T, e *env, r *rand.Rand) {
-	t.Helper()
+func randomItems(r *rand.Rand) cache.Items {
 	items := cache.Items{}
 	for id := uint32(0); id < testItems; id++ {
 		items.IDs = append(items.IDs, id)
@@ -403,6 +359,12 @@ func publishItems(t *testing.T, e *env, r *rand.Rand) {
 			items.Vectors = append(items.Vectors, float32(r.NormFloat64()*0.3))
 		}
 	}
+	return items
+}
+
+func publishItems(t *testing.T, e *env, r *rand.Rand) {
+	t.Helper()
+	items := randomItems(r)
 	if _, err := e.store.Publish(t.Context(), cache.Model{Version: "v1", Dim: testDim, CreatedAtMs: 1,
 		Calibration: cache.Calibration{GlobalMean: 0.9, Scale: 1.3}, Items: items, TowerWeights: []byte("w")}); err != nil {
 		t.Fatal(err)
@@ -479,3 +441,61 @@ func freeAddr(t *testing.T) string {
 }
 
 func scrape(_ *testing.T, addr, name string) float64 { return promtext.Scrape(addr, name) }
+
+// buildUpdater builds the updater binary into a temporary folder.
+func buildUpdater(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "updater")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("building the updater: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// killMidStream publishes evs while the updater binary runs with args, and
+// kills it with SIGKILL kills times, each at a random moment after that run
+// made progress (a restarted group member first waits for the dead one's
+// session to expire). It fails the test unless at least two kills landed
+// mid-stream, then starts a last run and waits for the publishing to end; stop
+// ends that run with SIGINT.
+func killMidStream(t *testing.T, e *env, bin string, evs []stream.Event, kills int, r *rand.Rand, args ...string) (stop func()) {
+	t.Helper()
+	start := func() *exec.Cmd {
+		cmd := exec.Command(bin, e.args(args...)...)
+		cmd.Stderr = &prefixWriter{t: t}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd
+	}
+	pubErr := make(chan error, 1)
+	go func() { pubErr <- publish(context.Background(), e, evs, 500) }()
+	midStream := 0
+	prev := int64(0)
+	for k := 0; k < kills; k++ {
+		cmd := start()
+		for end := time.Now().Add(15 * time.Second); committed(t, e) <= prev && time.Now().Before(end); {
+			time.Sleep(20 * time.Millisecond)
+		}
+		time.Sleep(time.Duration(r.IntN(150)) * time.Millisecond)
+		cmd.Process.Kill() // SIGKILL: no drain, no flush, no commit
+		cmd.Wait()
+		c := committed(t, e)
+		t.Logf("kill %d: %d of %d events committed", k+1, c, len(evs))
+		if c > prev && c < int64(len(evs)) {
+			midStream++
+		}
+		prev = c
+	}
+	if midStream < 2 {
+		t.Fatal("fewer than two kills landed mid-stream: the test proved nothing")
+	}
+	cmd := start()
+	if err := <-pubErr; err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+	}
+}
