@@ -63,25 +63,8 @@ func (d *DenseTower) Dim() int { return len(d.out) }
 func forward(layers []towers.LayerWeights, acts [][]float32, x []float32) []float32 {
 	in := x
 	for li, l := range layers {
-		out := acts[li]
-		copy(out, l.B)
-		for i, xi := range in {
-			if xi == 0 {
-				continue
-			}
-			row := l.W[i*l.Out : (i+1)*l.Out]
-			for j, w := range row {
-				out[j] += xi * w
-			}
-		}
-		if l.ReLU {
-			for j, v := range out {
-				if v < 0 {
-					out[j] = 0
-				}
-			}
-		}
-		in = out
+		towers.ApplyLayer(acts[li], l, in)
+		in = acts[li]
 	}
 	return in
 }

@@ -58,24 +58,30 @@ func ApplyTower(dst []float32, layers []LayerWeights, x []float32, scratch []flo
 		if li == len(layers)-1 {
 			out = dst
 		}
-		copy(out, l.B)
-		for i, v := range in {
-			if v == 0 {
-				continue
-			}
-			row := l.W[i*l.Out : (i+1)*l.Out]
-			for j, w := range row {
-				out[j] += v * w
-			}
-		}
-		if l.ReLU {
-			for j, v := range out {
-				if v < 0 {
-					out[j] = 0
-				}
-			}
-		}
+		ApplyLayer(out, l, in)
 		in = out
+	}
+}
+
+// ApplyLayer evaluates one published layer: out = in W + B, then ReLU when
+// the layer has it. len(in) must be l.In and len(out) l.Out.
+func ApplyLayer(out []float32, l LayerWeights, in []float32) {
+	copy(out, l.B)
+	for i, v := range in {
+		if v == 0 {
+			continue
+		}
+		row := l.W[i*l.Out : (i+1)*l.Out]
+		for j, w := range row {
+			out[j] += v * w
+		}
+	}
+	if l.ReLU {
+		for j, v := range out {
+			if v < 0 {
+				out[j] = 0
+			}
+		}
 	}
 }
 
