@@ -189,7 +189,13 @@ func trainMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	rep := &trainReport{Timings: tm.secs}
 
 	// 1. Load and clean.
-	ds, lrep, err := kuairec.Load(o.data, kuairec.Options{Workers: o.workers, Progress: progressW})
+	lopt := kuairec.Options{Workers: o.workers, Progress: progressW}
+	if hasCut {
+		// Item features aggregate item_daily_features only over the days
+		// before the cut's local (UTC+8) date: nothing after the cut leaks in.
+		lopt.DailyBefore = dailyDate(cutMS)
+	}
+	ds, lrep, err := kuairec.Load(o.data, lopt)
 	if err != nil {
 		if lrep != nil {
 			lrep.WriteText(stderr)
@@ -406,4 +412,10 @@ func curveEvery(rows int64, epochs int, budget int64, batch int) int64 {
 		total = budget
 	}
 	return max(total/100, int64(batch))
+}
+
+// dailyDate is the YYYYMMDD log-partition date (UTC+8) of a Unix ms time.
+func dailyDate(ms int64) int32 {
+	t := time.UnixMilli(ms).In(cst)
+	return int32(t.Year()*10000 + int(t.Month())*100 + t.Day())
 }

@@ -404,3 +404,18 @@ func TestTrainUnreachableRedisFailsFast(t *testing.T) {
 		t.Errorf("took %v", d)
 	}
 }
+
+func TestDailyDate(t *testing.T) {
+	for _, tc := range []struct {
+		cut  string
+		want int32
+	}{{"2020-09-01T00:00:00+08:00", 20200901}, {"2020-08-31T23:00:00Z", 20200901}, {"2020-08-31T15:59:59Z", 20200831}} {
+		c, err := parseCut(tc.cut)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := dailyDate(c.UnixMilli()); got != tc.want {
+			t.Errorf("dailyDate(%s) = %d, want %d", tc.cut, got, tc.want)
+		}
+	}
+}

@@ -19,6 +19,10 @@ type Options struct {
 	SkipBig, SkipSmall bool
 	// SkipDaily leaves item_daily_features.csv unread.
 	SkipDaily bool
+	// DailyBefore, when > 0, aggregates only the item_daily_features rows
+	// whose date (YYYYMMDD) is before it: with a training cut, the item
+	// features then see no day after the cut's (no leakage into replay).
+	DailyBefore int32
 	// Workers parse the matrices in parallel; <= 0 means GOMAXPROCS.
 	Workers int
 	// Progress, if not nil, receives a progress bar per matrix (bytes read).
@@ -214,6 +218,9 @@ func (ds *Dataset) loadSide(rep *Report, opt Options) error {
 		if err := run(ItemDailyFile, true, func(f *os.File) (*FileReport, error) {
 			ds.Daily = map[uint32]*DailyAgg{}
 			return ReadDaily(f, ItemDailyFile, func(r *DailyRow) {
+				if opt.DailyBefore > 0 && r.Date >= opt.DailyBefore {
+					return
+				}
 				a := ds.Daily[r.VideoID]
 				if a == nil {
 					a = &DailyAgg{}
