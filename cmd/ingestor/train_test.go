@@ -233,7 +233,7 @@ func publishAndCheck(t *testing.T, rdb *redis.Client, addr, ns string) {
 	}
 	// Rebuild the features (deterministic) to compare the published user and
 	// item embeddings with the model file's.
-	ds, _, err := kuairec.Load(root, kuairec.Options{})
+	ds, _, err := kuairec.Load(root, kuairec.Options{DailyBefore: dailyDate(cut.UnixMilli())}) // as train did with --cut
 	if err != nil {
 		t.Fatal(err)
 	}
