@@ -143,8 +143,11 @@ func run(ctx context.Context, args []string) error {
 	upd := online.NewUpdater(online.Config{LR: float32(o.lr), L2: float32(o.l2), TargetCap: float32(o.targetCap), Logger: log,
 		ObserveFlush: flushHist.Observe}, model, store, changelog)
 	instance := markerName(o.group)
+	// The marker lives markerTTL unless touched; each check touches it
+	// (atomically: a flushed marker is never recreated by a touch).
+	const markerTTL = time.Hour
 	ensureRedis := func(ctx context.Context) error {
-		if _, ok, err := store.Marker(ctx, instance); err != nil || ok {
+		if ok, err := store.TouchMarker(ctx, instance, markerTTL); err != nil || ok {
 			return err
 		}
 		n, err := upd.Rebuild(ctx)
@@ -152,7 +155,7 @@ func run(ctx context.Context, args []string) error {
 			return fmt.Errorf("rebuilding Redis from the changelog: %w", err)
 		}
 		log.Info("Redis (re)built from the changelog", "users", n)
-		return store.SetMarker(ctx, instance, time.Now().UnixMilli())
+		return store.SetMarker(ctx, instance, time.Now().UnixMilli(), markerTTL)
 	}
 
 	ccfg := stream.ConsumerConfig{Brokers: brokers, GroupID: o.group, Topic: o.topic, MaxBatch: o.maxBatch,

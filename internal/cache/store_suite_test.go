@@ -647,13 +647,22 @@ func testMarker(t *testing.T, newStore newStoreFunc) {
 	if _, ok, err := s.Marker(ctx, "updater.g"); err != nil || ok {
 		t.Fatalf("fresh marker: ok=%v err=%v, want absent", ok, err)
 	}
-	if err := s.SetMarker(ctx, "updater.g", 42); err != nil {
+	if err := s.SetMarker(ctx, "updater.g", 42, time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	if v, ok, err := s.Marker(ctx, "updater.g"); err != nil || !ok || v != 42 {
 		t.Fatalf("marker = %d %v %v, want 42 true nil", v, ok, err)
 	}
-	if err := s.SetMarker(ctx, "bad:name", 1); !errors.Is(err, ErrInvalid) {
+	if ok, err := s.TouchMarker(ctx, "updater.g", time.Minute); err != nil || !ok {
+		t.Fatalf("touching a present marker: %v %v", ok, err)
+	}
+	if ok, err := s.TouchMarker(ctx, "updater.other", time.Minute); err != nil || ok {
+		t.Fatalf("touching an absent marker: %v %v, want false and no marker created", ok, err)
+	}
+	if _, ok, _ := s.Marker(ctx, "updater.other"); ok {
+		t.Fatal("a touch created a marker")
+	}
+	if err := s.SetMarker(ctx, "bad:name", 1, 0); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("bad marker name: %v, want ErrInvalid", err)
 	}
 }
