@@ -145,7 +145,9 @@ func (c *Changelog) readPartition(ctx context.Context, p int, first, last int64)
 		if err := DecodeState(m.Value, s); err != nil {
 			return nil, fmt.Errorf("changelog partition %d offset %d: %w", p, m.Offset, err)
 		}
-		out[s.UserID] = s // later records supersede earlier ones
+		if prev, ok := out[s.UserID]; !ok || !staleAfter(prev, s) {
+			out[s.UserID] = s
+		}
 		if m.Offset >= last-1 {
 			return out, nil
 		}
@@ -201,3 +203,11 @@ func (c *Changelog) ReadDense(ctx context.Context) (*DenseCheckpoint, error) {
 	}
 	return DecodeDense(m.Value)
 }
+
+// staleAfter reports whether next, a record after prev in the changelog, is a
+// stale write to ignore: one with a lower high-water mark (a writer that lost
+// its partitions and still flushed, before fencing). Equal marks take the later
+// record (a re-materialisation under a new model version keeps the mark).
+// Log compaction keeps only the latest record per user, so this guards the
+// restore only until compaction runs; the changelog is not fenced.
+func staleAfter(prev, next *UserState) bool { return next.HWM < prev.HWM }

@@ -43,3 +43,15 @@ func FuzzDecodeState(f *testing.F) {
 		}
 	})
 }
+
+func TestStaleAfter(t *testing.T) {
+	a := &UserState{HWM: 10, ModelVersion: "v1"}
+	for _, tc := range []struct {
+		next  *UserState
+		stale bool
+	}{{&UserState{HWM: 9}, true}, {&UserState{HWM: 10, ModelVersion: "v2"}, false}, {&UserState{HWM: 11}, false}} {
+		if got := staleAfter(a, tc.next); got != tc.stale {
+			t.Errorf("staleAfter(HWM 10, HWM %d) = %v, want %v", tc.next.HWM, got, tc.stale)
+		}
+	}
+}
