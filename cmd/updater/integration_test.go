@@ -381,9 +381,9 @@ func privateRedis(t *testing.T) string {
 	if err != nil {
 		t.Skip("redis-server not on PATH")
 	}
-	port := 20000 + rand.IntN(20000)
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	cmd := exec.Command(bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	addr := freeAddr(t) // a port the kernel just handed out, so no other listener has it
+	_, port, _ := net.SplitHostPort(addr)
+	cmd := exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
