@@ -151,13 +151,16 @@ func expected(t *testing.T, e *env, evs []stream.Event) map[uint32]cache.UserRec
 }
 
 // expectedDense is expected in dense mode at denseLR (0: per-user mode).
+// It reads the offline records from Redis, so call it before any updater ran.
 func expectedDense(t *testing.T, e *env, evs []stream.Event, denseLR float64) map[uint32]cache.UserRecord {
 	t.Helper()
-	m, err := loadModel(t.Context(), e.store, "v1", denseLR)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mem := &memUsers{recs: map[uint32]cache.UserRecord{}}
+	return expectedFrom(t, e, offlineUsers(t, e), evs, denseLR)
+}
+
+// offlineUsers snapshots the published offline user records (before an
+// updater overwrites them).
+func offlineUsers(t *testing.T, e *env) map[uint32]cache.UserRecord {
+	t.Helper()
 	ids := make([]uint32, testUsers)
 	for i := range ids {
 		ids[i] = uint32(i)
@@ -166,10 +169,28 @@ func expectedDense(t *testing.T, e *env, evs []stream.Event, denseLR float64) ma
 	if err != nil {
 		t.Fatal(err)
 	}
+	out := map[uint32]cache.UserRecord{}
 	for i, r := range recs {
 		if found[i] {
-			mem.recs[r.UserID] = r
+			if r.LastEventID != 0 {
+				t.Fatalf("user %d's record was already written by an updater: not the offline one", r.UserID)
+			}
+			out[r.UserID] = r
 		}
+	}
+	return out
+}
+
+// expectedFrom applies evs in process from the offline records offline.
+func expectedFrom(t *testing.T, e *env, offline map[uint32]cache.UserRecord, evs []stream.Event, denseLR float64) map[uint32]cache.UserRecord {
+	t.Helper()
+	m, err := loadModel(t.Context(), e.store, "v1", denseLR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := &memUsers{recs: map[uint32]cache.UserRecord{}}
+	for id, r := range offline {
+		mem.recs[id] = r
 	}
 	u := online.NewUpdater(online.Config{}, m, mem, nopLog{})
 	defer u.Close()

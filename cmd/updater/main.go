@@ -46,6 +46,7 @@ type options struct {
 	markerEvery, modelWait                   time.Duration
 	sessionTimeout                           time.Duration
 	memLimitMiB                              int
+	shutdownTimeout                          time.Duration
 	logLevel                                 string
 }
 
@@ -71,6 +72,7 @@ func parse(args []string) (*options, error) {
 	fs.DurationVar(&o.modelWait, "model-wait", 10*time.Minute, "how long to wait at start for a published model version")
 	fs.DurationVar(&o.sessionTimeout, "session-timeout", 10*time.Second, "consumer-group session timeout")
 	fs.IntVar(&o.memLimitMiB, "memory-limit-mib", 96, "soft memory limit of the Go runtime in MiB (GC works harder near it); 0 disables")
+	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long SIGINT/SIGTERM waits for the batch in flight to become durable and be committed before giving it up (it stays uncommitted)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	config.Usage(fs, "updater: incremental SGD on the user tower from the interactions topic; user embeddings to Redis")
 	if err := config.Parse(fs, args, nil); err != nil {
@@ -79,8 +81,8 @@ func parse(args []string) (*options, error) {
 	switch {
 	case o.assign != "group" && o.assign != "all":
 		return nil, config.Usagef("--assign %q: want group or all", o.assign)
-	case o.flush <= 0 || o.maxBatch <= 0 || o.partitions <= 0:
-		return nil, config.Usagef("--flush-interval, --max-batch and --partitions must be positive")
+	case o.flush <= 0 || o.maxBatch <= 0 || o.partitions <= 0 || o.shutdownTimeout <= 0:
+		return nil, config.Usagef("--flush-interval, --max-batch, --partitions and --shutdown-timeout must be positive")
 	case o.lr <= 0 || o.l2 < 0 || o.targetCap <= 0 || o.denseLR < 0:
 		return nil, config.Usagef("--lr and --target-cap must be positive, --l2 and --dense-lr not negative")
 	case o.denseLR > 0 && o.assign != "all":
@@ -217,6 +219,31 @@ func run(ctx context.Context, args []string) error {
 	}
 	log.Info("updater running", "brokers", o.brokers, "topic", o.topic, "group", o.group, "assign", o.assign,
 		"partitions", nparts, "model", model.Items.Version(), "redis", o.redisAddr)
+	// A shutdown that cannot finish (Kafka or Redis unreachable, so the batch
+	// in flight never becomes durable) is abandoned after its deadline: the
+	// batch stays uncommitted and is delivered again to the next owner.
+	finished := make(chan struct{})
+	defer close(finished)
+	go func() {
+		select {
+		case <-finished:
+			return
+		case <-ctx.Done():
+		}
+		select {
+		case <-finished:
+			return
+		case <-time.After(o.shutdownTimeout):
+		}
+		log.Warn("graceful shutdown exceeded its deadline; the batch in flight stays uncommitted", "deadline", o.shutdownTimeout)
+		upd.Close() // fails the flush in flight, so the consumer stops
+		select {
+		case <-finished:
+		case <-time.After(5 * time.Second):
+			log.Error("still not stopped 5s after abandoning the batch in flight; exiting")
+			os.Exit(1)
+		}
+	}()
 	err = g.Wait()
 	// Graceful: the consumer drained its batches (handled, flushed, committed).
 	cerr := cons.Close()
