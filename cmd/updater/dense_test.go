@@ -42,18 +42,7 @@ func publishDenseModel(t *testing.T, e *env) {
 		t.Fatal(err)
 	}
 	items := randomItems(r)
-	var recs []cache.UserRecord
-	for uid := uint32(0); uid < testUsers; uid++ {
-		emb := make([]float32, testDim)
-		for j := range emb {
-			emb[j] = float32(r.NormFloat64() * 0.2)
-		}
-		emb[testDim-1] = 1
-		recs = append(recs, cache.UserRecord{UserID: uid, Embedding: emb, Bias: 0.05, UpdatedAtMs: 1})
-	}
-	if err := e.store.PutUsers(t.Context(), "v1", recs); err != nil {
-		t.Fatal(err)
-	}
+	publishOfflineUsers(t, e, r)
 	if _, err := e.store.Publish(t.Context(), cache.Model{Version: "v1", Dim: testDim, CreatedAtMs: 1,
 		Calibration: cache.Calibration{GlobalMean: 0.9, Scale: 1.3}, Items: items, TowerWeights: blob}); err != nil {
 		t.Fatal(err)

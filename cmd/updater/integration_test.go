@@ -87,6 +87,12 @@ func publishModel(t *testing.T, e *env) {
 	t.Helper()
 	r := rand.New(rand.NewPCG(11, 12))
 	publishItems(t, e, r)
+	publishOfflineUsers(t, e, r)
+}
+
+// publishOfflineUsers writes random offline records for users 0..testUsers-1.
+func publishOfflineUsers(t *testing.T, e *env, r *rand.Rand) {
+	t.Helper()
 	var recs []cache.UserRecord
 	for uid := uint32(0); uid < testUsers; uid++ {
 		emb := make([]float32, testDim)
