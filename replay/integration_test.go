@@ -15,6 +15,7 @@ import (
 
 	"github.com/streamrec/streamrec/internal/kuairec"
 	"github.com/streamrec/streamrec/internal/stream"
+	"github.com/streamrec/streamrec/internal/synth"
 )
 
 const kafkaEnv = "STREAMREC_TEST_KAFKA"
@@ -40,7 +41,7 @@ var tinyData = sync.OnceValues(func() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if _, err := kuairec.Generate(dir, kuairec.GenConfig{Scale: kuairec.Scales["tiny"], Seed: 3}); err != nil {
+	if _, err := synth.Generate(dir, synth.GenConfig{Scale: synth.Scales["tiny"], Seed: 3}); err != nil {
 		return "", err
 	}
 	return dir, nil

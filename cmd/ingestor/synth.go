@@ -11,6 +11,7 @@ import (
 
 	"github.com/streamrec/streamrec/internal/config"
 	"github.com/streamrec/streamrec/internal/kuairec"
+	"github.com/streamrec/streamrec/internal/synth"
 )
 
 func init() {
@@ -45,11 +46,11 @@ func runSynth(ctx context.Context, args []string) error {
 	if *out == "" {
 		return config.Usagef("synth: --out is required")
 	}
-	sc, ok := kuairec.Scales[*scale]
+	sc, ok := synth.Scales[*scale]
 	if !ok {
 		return config.Usagef("synth: --scale %q: want tiny or full", *scale)
 	}
-	cfg := kuairec.GenConfig{Scale: sc, Seed: *seed, Workers: *workers}
+	cfg := synth.GenConfig{Scale: sc, Seed: *seed, Workers: *workers}
 	switch *side {
 	case "none":
 	case "auto":
@@ -57,7 +58,7 @@ func runSynth(ctx context.Context, args []string) error {
 	default:
 		cfg.SideDir = *side
 	}
-	addDrift := func(kind kuairec.DriftKind, at string, share float64, count int) error {
+	addDrift := func(kind synth.DriftKind, at string, share float64, count int) error {
 		if at == "" {
 			return nil
 		}
@@ -68,16 +69,16 @@ func runSynth(ctx context.Context, args []string) error {
 		if share < 0 || share > 1 {
 			return config.Usagef("synth: drift %s share %v: want 0..1", kind, share)
 		}
-		cfg.Drifts = append(cfg.Drifts, kuairec.Drift{Kind: kind, AtMS: t.UnixMilli(), Share: share, Count: count})
+		cfg.Drifts = append(cfg.Drifts, synth.Drift{Kind: kind, AtMS: t.UnixMilli(), Share: share, Count: count})
 		return nil
 	}
 	if *newCount <= 0 {
 		*newCount = max(1, sc.Videos*3/100)
 	}
 	for _, err := range []error{
-		addDrift(kuairec.DriftPrefs, *prefsAt, *prefsShare, 0),
-		addDrift(kuairec.DriftNewVideos, *newAt, 0, *newCount),
-		addDrift(kuairec.DriftPopularity, *popAt, *popShare, 0),
+		addDrift(synth.DriftPrefs, *prefsAt, *prefsShare, 0),
+		addDrift(synth.DriftNewVideos, *newAt, 0, *newCount),
+		addDrift(synth.DriftPopularity, *popAt, *popShare, 0),
 	} {
 		if err != nil {
 			return err
@@ -91,12 +92,12 @@ func runSynth(ctx context.Context, args []string) error {
 		src = "synthesised"
 	}
 	fmt.Fprintf(os.Stderr, "synth: scale %s, seed %d, side files %s, %d drift(s)\n", sc.Name, *seed, src, len(cfg.Drifts))
-	res, err := kuairec.Generate(*out, cfg)
+	res, err := synth.Generate(*out, cfg)
 	if err != nil {
 		return err
 	}
 	fmt.Printf("wrote %s: big_matrix %d rows, small_matrix %d rows, item_daily_features %d rows in %s; truth in %s\n",
-		res.DataDir, res.BigRows, res.SmallRows, res.DailyRows, res.Elapsed.Round(time.Millisecond), filepath.Join(*out, kuairec.TruthDir))
+		res.DataDir, res.BigRows, res.SmallRows, res.DailyRows, res.Elapsed.Round(time.Millisecond), filepath.Join(*out, synth.TruthDir))
 	return ctx.Err()
 }
 

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/streamrec/streamrec/internal/config"
-	"github.com/streamrec/streamrec/internal/kuairec"
+	"github.com/streamrec/streamrec/internal/synth"
 )
 
 func TestSynthAndStatsCommands(t *testing.T) {
@@ -17,7 +17,7 @@ func TestSynthAndStatsCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr, err := kuairec.LoadTruth(out)
+	tr, err := synth.LoadTruth(out)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/streamrec/streamrec/internal/config"
 	"github.com/streamrec/streamrec/internal/kuairec"
 	"github.com/streamrec/streamrec/internal/progress"
+	"github.com/streamrec/streamrec/internal/synth"
 	"github.com/streamrec/streamrec/internal/towers"
 )
 
@@ -334,10 +335,10 @@ func defaultVersion(now time.Time, dir string, cutMS int64, seed uint64, rows in
 
 // loadTruthNear finds the truth/ folder of a synthetic root: next to the
 // --data value, or one or two levels above the resolved data folder.
-func loadTruthNear(data, dataDir string) (*kuairec.Truth, error) {
+func loadTruthNear(data, dataDir string) (*synth.Truth, error) {
 	for _, root := range []string{data, filepath.Dir(dataDir), filepath.Dir(filepath.Dir(dataDir))} {
-		if _, err := os.Stat(filepath.Join(root, kuairec.TruthDir, "manifest.json")); err == nil {
-			return kuairec.LoadTruth(root)
+		if _, err := os.Stat(filepath.Join(root, synth.TruthDir, "manifest.json")); err == nil {
+			return synth.LoadTruth(root)
 		}
 	}
 	return nil, errors.New("no truth/manifest.json next to the data folder (real data)")

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/streamrec/streamrec/internal/kuairec"
+	"github.com/streamrec/streamrec/internal/synth"
 	"github.com/streamrec/streamrec/internal/towers"
 )
 
@@ -115,7 +116,7 @@ type evalInput struct {
 	td    *trainData
 	model *towers.TwoTower
 	seed  *towers.Seed
-	truth *kuairec.Truth // nil on real data
+	truth *synth.Truth // nil on real data
 }
 
 // evaluate fills rep.Metrics (and the evaluation counts of rep.Data):

@@ -21,6 +21,7 @@ import (
 
 	"github.com/streamrec/streamrec/internal/cache"
 	"github.com/streamrec/streamrec/internal/kuairec"
+	"github.com/streamrec/streamrec/internal/synth"
 	"github.com/streamrec/streamrec/internal/towers"
 )
 
@@ -32,7 +33,7 @@ const envRedis = "STREAMREC_TEST_REDIS"
 func genTiny(t *testing.T) string {
 	t.Helper()
 	root := t.TempDir()
-	if _, err := kuairec.Generate(root, kuairec.GenConfig{Scale: kuairec.Scales["tiny"], Seed: 1}); err != nil {
+	if _, err := synth.Generate(root, synth.GenConfig{Scale: synth.Scales["tiny"], Seed: 1}); err != nil {
 		t.Fatal(err)
 	}
 	return root
@@ -217,8 +218,8 @@ func publishAndCheck(t *testing.T, rdb *redis.Client, addr, ns string) {
 	}
 	tt := m.(*towers.TwoTower)
 	D := tt.Dim()
-	if meta.Dim != D || len(items.IDs) != kuairec.Scales["tiny"].Videos || len(items.Vectors) != len(items.IDs)*D {
-		t.Fatalf("items: dim %d, %d ids, %d floats; want dim %d, %d videos", meta.Dim, len(items.IDs), len(items.Vectors), D, kuairec.Scales["tiny"].Videos)
+	if meta.Dim != D || len(items.IDs) != synth.Scales["tiny"].Videos || len(items.Vectors) != len(items.IDs)*D {
+		t.Fatalf("items: dim %d, %d ids, %d floats; want dim %d, %d videos", meta.Dim, len(items.IDs), len(items.Vectors), D, synth.Scales["tiny"].Videos)
 	}
 	if meta.Calibration.Extra[towers.MetaCutMS] != float64(cut.UnixMilli()) || meta.Calibration.GlobalMean != tt.GlobalMean || meta.Calibration.Scale != tt.Scale() {
 		t.Errorf("calibration %+v; want cut %d, mean %v, scale %v", meta.Calibration, cut.UnixMilli(), tt.GlobalMean, tt.Scale())
@@ -358,7 +359,7 @@ func deleteNamespace(t *testing.T, rdb *redis.Client, ns string) {
 // and the summary says so.
 func TestTrainWithoutTruth(t *testing.T) {
 	root := genTiny(t)
-	if err := os.RemoveAll(filepath.Join(root, kuairec.TruthDir)); err != nil {
+	if err := os.RemoveAll(filepath.Join(root, synth.TruthDir)); err != nil {
 		t.Fatal(err)
 	}
 	out := t.TempDir()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/streamrec/streamrec/internal/kuairec"
 	"github.com/streamrec/streamrec/internal/stream"
+	"github.com/streamrec/streamrec/internal/synth"
 )
 
 // The broker restarted mid-replay: the replay tool and the updater both resume,
@@ -44,7 +45,7 @@ func TestIntegrationBrokerRestart(t *testing.T) {
 	e := newEnv(t, "")
 
 	data := t.TempDir()
-	if _, err := kuairec.Generate(data, kuairec.GenConfig{Scale: kuairec.Scales["tiny"], Seed: 5}); err != nil {
+	if _, err := synth.Generate(data, synth.GenConfig{Scale: synth.Scales["tiny"], Seed: 5}); err != nil {
 		t.Fatal(err)
 	}
 	ds, _, err := kuairec.Load(data, kuairec.Options{})

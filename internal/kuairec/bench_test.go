@@ -1,8 +1,11 @@
-package kuairec
+package kuairec_test
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/csv"
+	"github.com/streamrec/streamrec/internal/kuairec"
+	"github.com/streamrec/streamrec/internal/synth"
 	"io"
 	"os"
 	"path/filepath"
@@ -21,22 +24,22 @@ func fullBenchDir(b *testing.B) string {
 	if dir == "" {
 		dir = filepath.Join("..", "..", ".cache", "kuairec-full")
 	}
-	if _, err := os.Stat(filepath.Join(dataPath(dir), BigMatrixFile)); err == nil {
+	if _, err := os.Stat(filepath.Join(filepath.Join(dir, kuairec.DataSubdir), kuairec.BigMatrixFile)); err == nil {
 		return dir
 	}
 	if os.Getenv("STREAMREC_BENCH_FULL") == "" {
 		b.Skipf("no full-size folder at %s: run `go run ./cmd/ingestor synth --scale full --out .cache/kuairec-full` or set STREAMREC_BENCH_FULL=1", dir)
 	}
-	if _, err := Generate(dir, GenConfig{Scale: Scales["full"], Seed: 1, SideDir: sideOrEmpty()}); err != nil {
+	if _, err := synth.Generate(dir, synth.GenConfig{Scale: synth.Scales["full"], Seed: 1, SideDir: sideOrEmpty()}); err != nil {
 		b.Fatal(err)
 	}
 	return dir
 }
 
 // BenchmarkBigParseCleanSort: parse + clean + global sort of the full-size big
-// matrix (~12.5M rows, ~1 GB), the ingestion path of Load.
+// matrix (~12.5M rows, ~1 GB), the ingestion path of kuairec.Load.
 func BenchmarkBigParseCleanSort(b *testing.B) {
-	path := filepath.Join(dataPath(fullBenchDir(b)), BigMatrixFile)
+	path := filepath.Join(filepath.Join(fullBenchDir(b), kuairec.DataSubdir), kuairec.BigMatrixFile)
 	st, err := os.Stat(path)
 	if err != nil {
 		b.Fatal(err)
@@ -48,12 +51,12 @@ func BenchmarkBigParseCleanSort(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		m, rep, err := ReadMatrix(f, BigMatrixFile, st.Size(), 0, nil)
+		m, rep, err := kuairec.ReadMatrix(f, kuairec.BigMatrixFile, st.Size(), 0, nil)
 		f.Close()
 		if err != nil {
 			b.Fatal(err)
 		}
-		Clean(m, rep, false)
+		kuairec.Clean(m, rep, false)
 		rows = rep.Rows
 		runtime.KeepAlive(m)
 	}
@@ -63,7 +66,7 @@ func BenchmarkBigParseCleanSort(b *testing.B) {
 // BenchmarkBigEncodingCSV: encoding/csv reading the same file (records only, no
 // conversion), the baseline the hand-written parser is compared with.
 func BenchmarkBigEncodingCSV(b *testing.B) {
-	path := filepath.Join(dataPath(fullBenchDir(b)), BigMatrixFile)
+	path := filepath.Join(filepath.Join(fullBenchDir(b), kuairec.DataSubdir), kuairec.BigMatrixFile)
 	st, err := os.Stat(path)
 	if err != nil {
 		b.Fatal(err)
@@ -78,7 +81,7 @@ func BenchmarkBigEncodingCSV(b *testing.B) {
 
 // BenchmarkBigEncodingCSVParse: encoding/csv plus strconv on every field.
 func BenchmarkBigEncodingCSVParse(b *testing.B) {
-	path := filepath.Join(dataPath(fullBenchDir(b)), BigMatrixFile)
+	path := filepath.Join(filepath.Join(fullBenchDir(b), kuairec.DataSubdir), kuairec.BigMatrixFile)
 	st, err := os.Stat(path)
 	if err != nil {
 		b.Fatal(err)
@@ -125,47 +128,19 @@ func csvCount(b *testing.B, path string, parse bool) int {
 	return n - 1
 }
 
-// BenchmarkGenerateFull: full-size synthetic generation (all seven files and
-// the truth) into a temporary folder. Needs STREAMREC_BENCH_FULL (writes ~1.5 GB).
-func BenchmarkGenerateFull(b *testing.B) {
-	if os.Getenv("STREAMREC_BENCH_FULL") == "" {
-		b.Skip("set STREAMREC_BENCH_FULL=1 to generate a full-size folder (~1.5 GB) per iteration")
-	}
-	side := sideOrEmpty()
-	for b.Loop() {
-		dir := b.TempDir()
-		res, err := Generate(dir, GenConfig{Scale: Scales["full"], Seed: 1, SideDir: side})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.ReportMetric(float64(res.BigRows+res.SmallRows), "rows")
-		os.RemoveAll(dir)
-	}
-}
-
-// BenchmarkGenerateTiny: the tiny folder the unit tests use.
-func BenchmarkGenerateTiny(b *testing.B) {
-	side := sideOrEmpty()
-	for b.Loop() {
-		if _, err := Generate(b.TempDir(), GenConfig{Scale: Scales["tiny"], Seed: 1, SideDir: side}); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
 // BenchmarkParseTinyBig: the matrix parser on the tiny big matrix (always runs).
 func BenchmarkParseTinyBig(b *testing.B) {
 	root := tinyFolder(b)
-	data, err := os.ReadFile(filepath.Join(dataPath(root), BigMatrixFile))
+	data, err := os.ReadFile(filepath.Join(filepath.Join(root, kuairec.DataSubdir), kuairec.BigMatrixFile))
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
-		m, rep, err := ReadMatrix(bytesReader(data), BigMatrixFile, int64(len(data)), 0, nil)
+		m, rep, err := kuairec.ReadMatrix(bytes.NewReader(data), kuairec.BigMatrixFile, int64(len(data)), 0, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
-		Clean(m, rep, false)
+		kuairec.Clean(m, rep, false)
 	}
 }

@@ -1,6 +1,7 @@
-package kuairec
+package kuairec_test
 
 import (
+	"github.com/streamrec/streamrec/internal/kuairec"
 	"os"
 	"path/filepath"
 	"testing"
@@ -9,17 +10,17 @@ import (
 // DailyBefore aggregates exactly the item_daily_features rows dated before it.
 func TestLoadDailyBefore(t *testing.T) {
 	root := tinyFolder(t)
-	dir, err := ResolveDataDir(root)
+	dir, err := kuairec.ResolveDataDir(root)
 	if err != nil {
 		t.Fatal(err)
 	}
 	const cutoff = 20200815
-	f, err := os.Open(filepath.Join(dir, ItemDailyFile))
+	f, err := os.Open(filepath.Join(dir, kuairec.ItemDailyFile))
 	if err != nil {
 		t.Fatal(err)
 	}
 	before, all := 0, 0
-	if _, err := ReadDaily(f, ItemDailyFile, func(r *DailyRow) {
+	if _, err := kuairec.ReadDaily(f, kuairec.ItemDailyFile, func(r *kuairec.DailyRow) {
 		all++
 		if r.Date < cutoff {
 			before++
@@ -31,9 +32,9 @@ func TestLoadDailyBefore(t *testing.T) {
 	if before == 0 || before == all {
 		t.Fatalf("the tiny set should have daily rows on both sides of %d (%d of %d before)", cutoff, before, all)
 	}
-	days := func(opt Options) int {
+	days := func(opt kuairec.Options) int {
 		opt.SkipBig, opt.SkipSmall = true, true
-		ds, _, err := LoadSide(root, opt)
+		ds, _, err := kuairec.LoadSide(root, opt)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -43,10 +44,10 @@ func TestLoadDailyBefore(t *testing.T) {
 		}
 		return n
 	}
-	if got := days(Options{}); got != all {
+	if got := days(kuairec.Options{}); got != all {
 		t.Fatalf("all days aggregated: %d, want %d", got, all)
 	}
-	if got := days(Options{DailyBefore: cutoff}); got != before {
+	if got := days(kuairec.Options{DailyBefore: cutoff}); got != before {
 		t.Fatalf("days before %d aggregated: %d, want %d", cutoff, got, before)
 	}
 }

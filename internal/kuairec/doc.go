@@ -1,9 +1,7 @@
 // Package kuairec is streamrec's KuaiRec 2.0 data layer: it reads every file of a
 // KuaiRec 2.0 folder (the layout of the official "KuaiRec 2.0/data/"), cleans the
 // interaction matrices the way the seed notebook did and reports what it dropped,
-// builds the user, item and engagement features the two-tower model trains on,
-// and generates a synthetic KuaiRec folder with a known ground truth and injected
-// drift for tests, demos and benchmarks.
+// builds the user, item and engagement features the two-tower model trains on.
 //
 // KuaiRec (Gao et al., "KuaiRec: A Fully-observed Dataset and Insights for
 // Evaluating Recommender Systems", CIKM 2022) is licensed CC BY-SA 4.0; keep that
@@ -59,14 +57,9 @@
 // a 12.5M-row (1.1 GB) big matrix peaks at ~0.9 GB RSS; GOMEMLIMIT trades GC
 // time for a lower peak.
 //
-// # Synthetic data and ground truth
+// # Synthetic data
 //
-// Generate writes a complete KuaiRec 2.0 folder whose interactions are drawn from
-// a latent model (GenConfig); the model is written to DIR/truth and LoadTruth reads
-// it back, so that tests and the closed-loop simulator can ask for the true
-// expected watch ratio of any (user, video) at any time (Truth.ExpectedWatchRatio)
-// and each small-matrix user's true top-25 (Truth.SmallTopK, Truth.TopK). Scales
-// names the sizes: "tiny" (unit tests, 300 users x 400 videos, well under a
-// second) and "full" (7,176 x 10,728, ~12.5M big-matrix rows). The same
-// GenConfig gives the same bytes, whatever the number of workers.
+// The synthetic generator and its ground truth are the package internal/synth,
+// which imports this one (it writes the same files, in the formats of
+// format.go); this package never imports the generator.
 package kuairec

@@ -2,9 +2,6 @@ package kuairec
 
 import (
 	"bytes"
-	"os"
-	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 )
@@ -62,7 +59,7 @@ func FuzzReadMatrix(f *testing.F) {
 	})
 }
 
-// FuzzTimestamp: parseTimestampMS never panics, and appendTimestamp output
+// FuzzTimestamp: parseTimestampMS never panics, and AppendTimestamp output
 // parses back to the same milliseconds.
 func FuzzTimestamp(f *testing.F) {
 	for _, s := range []string{"1593878903.438", "1593882025.5", "1593882025", "-3", "1.599304e+09", ".5", "1.", "+1.25", "1e400", "999999999999999.9999"} {
@@ -73,7 +70,7 @@ func FuzzTimestamp(f *testing.F) {
 		if !ok || ms < -1e15 || ms > 1e15 {
 			return
 		}
-		b := appendTimestamp(nil, ms)
+		b := AppendTimestamp(nil, ms)
 		back, ok := parseTimestampMS(b)
 		if !ok || back != ms {
 			t.Fatalf("%q -> %d -> %s -> %d", s, ms, b, back)
@@ -111,36 +108,4 @@ func FuzzSideFiles(f *testing.F) {
 			t.Fatalf("rows %d != read %d + bad %d", rep.Rows, rep.Read, rep.Bad())
 		}
 	})
-}
-
-// Small read chunks (lines split across chunks, many chunks in flight) give the
-// same result as one chunk.
-func TestReadMatrixSmallChunks(t *testing.T) {
-	root := tinyFolder(t)
-	data, err := os.ReadFile(filepath.Join(dataPath(root), BigMatrixFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Inject a bad line to check line numbers across chunks.
-	lines := strings.SplitAfter(string(data), "\n")
-	lines = slices.Insert(lines, 1000, "garbage\n")
-	data = []byte(strings.Join(lines, ""))
-	read := func(workers int) (*Interactions, *FileReport) {
-		m, rep, err := ReadMatrix(bytes.NewReader(data), BigMatrixFile, int64(len(data)), workers, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return m, rep
-	}
-	want, wantRep := read(1)
-	old := chunkSize
-	chunkSize = 97
-	defer func() { chunkSize = old }()
-	got, gotRep := read(3)
-	if !slices.Equal(got.User, want.User) || !slices.Equal(got.TimeMS, want.TimeMS) || !slices.Equal(got.WatchRatio, want.WatchRatio) {
-		t.Error("small chunks changed the parse")
-	}
-	if gotRep.Bad() != 1 || wantRep.Bad() != 1 || gotRep.Errors[0].Line != 1001 || wantRep.Errors[0].Line != 1001 {
-		t.Errorf("bad line: %v / %v", gotRep.Errors, wantRep.Errors)
-	}
 }

@@ -3,6 +3,7 @@ package kuairec
 import (
 	"errors"
 	"math"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -132,7 +133,7 @@ func TestCleanRules(t *testing.T) {
 	}
 }
 
-func itoa(x uint32) string { return string(appendUint(nil, uint64(x))) }
+func itoa(x uint32) string { return strconv.FormatUint(uint64(x), 10) }
 
 func TestSideFileQuirks(t *testing.T) {
 	t.Run("item_categories lists", func(t *testing.T) {
@@ -206,42 +207,28 @@ func TestSideFileQuirks(t *testing.T) {
 	})
 }
 
-func TestResolveDataDir(t *testing.T) {
-	root := tinyFolder(t)
-	want := dataPath(root)
-	for _, p := range []string{root, root + "/KuaiRec 2.0", want} {
-		got, err := ResolveDataDir(p)
-		if err != nil || got != want {
-			t.Errorf("ResolveDataDir(%q) = %q, %v; want %q", p, got, err, want)
-		}
-	}
-	if _, err := ResolveDataDir(t.TempDir()); err == nil {
-		t.Error("empty folder resolved")
-	}
-}
-
 func TestFormatRoundTrip(t *testing.T) {
 	for _, ms := range []int64{1593878903438, 1593882025500, 1593882025000, 1599312831419, 1593878903430} {
-		b := appendTimestamp(nil, ms)
+		b := AppendTimestamp(nil, ms)
 		got, ok := parseTimestampMS(b)
 		if !ok || got != ms {
 			t.Errorf("%d -> %s -> %d", ms, b, got)
 		}
 	}
-	if s := string(appendLocalTime(nil, 1593878903438)); s != "2020-07-05 00:08:23.438" {
+	if s := string(AppendLocalTime(nil, 1593878903438)); s != "2020-07-05 00:08:23.438" {
 		t.Errorf("local time %s", s)
 	}
-	if d := localDate(1593878903438); d != 20200705 {
+	if d := LocalDate(1593878903438); d != 20200705 {
 		t.Errorf("date %d", d)
 	}
 	for _, f := range []float64{1.2733965215790926, 1, 0, 5e-05, 573.4571, 0.078} {
-		b := appendPyFloat(nil, f)
+		b := AppendPyFloat(nil, f)
 		var m Interactions
 		if e := parseMatrixLine([]byte("1,2,3,4,t,20200705,1.0,"+string(b)), &m); e != nil || m.WatchRatio[0] != f {
 			t.Errorf("%v -> %s -> %v", f, b, m.WatchRatio)
 		}
 	}
-	if s := string(appendPyFloat(nil, 1)); s != "1.0" {
+	if s := string(AppendPyFloat(nil, 1)); s != "1.0" {
 		t.Errorf("1 -> %s", s)
 	}
 }

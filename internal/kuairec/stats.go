@@ -144,3 +144,6 @@ func (s MatrixStats) WriteText(w io.Writer, name string) {
 	}
 	fmt.Fprintln(w)
 }
+
+// cst is KuaiRec's local time zone (UTC+8).
+var cst = time.FixedZone("UTC+8", 8*3600)

@@ -1,9 +1,11 @@
-package kuairec
+package synth
 
 import (
 	"bufio"
+	"cmp"
 	"errors"
 	"fmt"
+	"github.com/streamrec/streamrec/internal/kuairec"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -105,7 +107,7 @@ func Generate(root string, cfg GenConfig) (*GenResult, error) {
 	if cfg.Watch != nil {
 		wp = *cfg.Watch
 	}
-	dataDir := dataPath(root)
+	dataDir := filepath.Join(root, kuairec.DataSubdir)
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		return nil, err
 	}
@@ -121,9 +123,9 @@ func Generate(root string, cfg GenConfig) (*GenResult, error) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		res.DailyRows, dailyErr = g.writeDaily(filepath.Join(dataDir, ItemDailyFile))
+		res.DailyRows, dailyErr = g.writeDaily(filepath.Join(dataDir, kuairec.ItemDailyFile))
 		if dailyErr == nil {
-			dailyErr = g.writeSocial(filepath.Join(dataDir, SocialNetworkFile))
+			dailyErr = g.writeSocial(filepath.Join(dataDir, kuairec.SocialNetworkFile))
 		}
 	}()
 	res.BigRows, res.SmallRows, err = g.writeMatrices(dataDir, cfg)
@@ -171,10 +173,10 @@ func newGenModel(cfg GenConfig, side *sideInfo, wp WatchParams) *genModel {
 	m.StartMS, m.EndMS, m.Users, m.Videos, m.Watch = SpanStartMS, SpanEndMS, sc.Users, sc.Videos, wp
 	m.Affinity = "s = <p_u(t), q_v> + b_u + b_v(t); see README.md"
 	m.Attribution = "users and videos from KuaiRec 2.0 (Gao et al., CIKM 2022), CC BY-SA 4.0, when real side files were given"
-	m.Files = []string{BigMatrixFile, SmallMatrixFile, UserFeaturesFile, ItemCategoryFile, ItemDailyFile, SocialNetworkFile, CaptionFile}
+	m.Files = []string{kuairec.BigMatrixFile, kuairec.SmallMatrixFile, kuairec.UserFeaturesFile, kuairec.ItemCategoryFile, kuairec.ItemDailyFile, kuairec.SocialNetworkFile, kuairec.CaptionFile}
 
 	// Tag and category embeddings.
-	var tagE [NumTags][LatentDim]float64
+	var tagE [kuairec.NumTags][LatentDim]float64
 	for t := range tagE {
 		for k := range LatentDim {
 			tagE[t][k] = r.NormFloat64() * 0.5
@@ -197,7 +199,7 @@ func newGenModel(cfg GenConfig, side *sideInfo, wp WatchParams) *genModel {
 		catE[c] = &e
 	}
 	tr.Videos = make([]VideoTruth, sc.Videos)
-	tagFreq := make([]float64, NumTags)
+	tagFreq := make([]float64, kuairec.NumTags)
 	for v := range sc.Videos {
 		vt := &tr.Videos[v]
 		vt.ID = uint32(v)
@@ -225,7 +227,7 @@ func newGenModel(cfg GenConfig, side *sideInfo, wp WatchParams) *genModel {
 		}
 	}
 	// Users: two favourite tags (by tag frequency) plus noise.
-	cum := make([]float64, NumTags)
+	cum := make([]float64, kuairec.NumTags)
 	s := 0.0
 	for t, f := range tagFreq {
 		s += f + 0.5
@@ -234,7 +236,7 @@ func newGenModel(cfg GenConfig, side *sideInfo, wp WatchParams) *genModel {
 	pickTag := func() int {
 		x := r.Float64() * s
 		i, _ := slices.BinarySearch(cum, x)
-		return min(i, NumTags-1)
+		return min(i, kuairec.NumTags-1)
 	}
 	drawPref := func(p *[LatentDim]float64) {
 		a, b := pickTag(), pickTag()
@@ -373,7 +375,7 @@ func newGenModel(cfg GenConfig, side *sideInfo, wp WatchParams) *genModel {
 
 	// Day weights: the three busy collection windows of KuaiRec.
 	for d := range spanDays {
-		_, mo, dd := civil(floorDiv(SpanStartMS+cstOffsetMS, 86400000) + int64(d))
+		_, mo, dd := kuairec.Civil(kuairec.FloorDiv(SpanStartMS+kuairec.CSTOffsetMS, 86400000) + int64(d))
 		busy := (mo == 7 && dd >= 5 && dd <= 12) || (mo == 8 && dd >= 1 && dd <= 10) || (mo == 8 && dd >= 27) || (mo == 9 && dd <= 5)
 		if busy {
 			g.dayW[d] = 5
@@ -661,19 +663,19 @@ func (g *genModel) genUser(u int, sc *genScratch) (bigRows, smallRows int) {
 				continue
 			}
 			if r.Float64() < smallUntimedP {
-				untimed = append(untimed, event{video: v, tMS: NoTime})
+				untimed = append(untimed, event{video: v, tMS: kuairec.NoTime})
 				continue
 			}
 			d := g.pickDay(r)
 			t := SpanStartMS + int64(d)*86400000 + int64(diurnalHour(r)*3600000) + r.Int64N(3600000)
 			evs = append(evs, event{video: v, tMS: t})
 		}
-		slices.SortStableFunc(evs, func(a, b event) int { return cmpInt64(a.tMS, b.tMS) })
+		slices.SortStableFunc(evs, func(a, b event) int { return cmp.Compare(a.tMS, b.tMS) })
 		r.Shuffle(len(untimed), func(i, j int) { untimed[i], untimed[j] = untimed[j], untimed[i] })
 		sm := sc.sm
 		for _, e := range append(evs, untimed...) {
 			at := e.tMS
-			if at == NoTime {
+			if at == kuairec.NoTime {
 				at = SpanEndMS
 			}
 			dur := tr.Videos[e.video].DurationMS
@@ -719,7 +721,7 @@ func diurnalHour(r *rand.Rand) float64 {
 }
 
 // appendRow appends one matrix row; small renders date as a float ("20200705.0")
-// and writes empty time/date/timestamp for tMS == NoTime.
+// and writes empty time/date/timestamp for tMS == kuairec.NoTime.
 func appendRow(b []byte, u, v uint32, play, dur int32, tMS int64, small bool) []byte {
 	b = appendUint(b, uint64(u))
 	b = append(b, ',')
@@ -729,20 +731,20 @@ func appendRow(b []byte, u, v uint32, play, dur int32, tMS int64, small bool) []
 	b = append(b, ',')
 	b = appendUint(b, uint64(dur))
 	b = append(b, ',')
-	if tMS == NoTime {
+	if tMS == kuairec.NoTime {
 		b = append(b, ",,,"...)
 	} else {
-		b = appendLocalTime(b, tMS)
+		b = kuairec.AppendLocalTime(b, tMS)
 		b = append(b, ',')
-		b = appendUint(b, uint64(localDate(tMS)))
+		b = appendUint(b, uint64(kuairec.LocalDate(tMS)))
 		if small {
 			b = append(b, '.', '0')
 		}
 		b = append(b, ',')
-		b = appendTimestamp(b, tMS)
+		b = kuairec.AppendTimestamp(b, tMS)
 		b = append(b, ',')
 	}
-	b = appendPyFloat(b, float64(play)/float64(dur))
+	b = kuairec.AppendPyFloat(b, float64(play)/float64(dur))
 	return append(b, '\n')
 }
 
@@ -779,15 +781,15 @@ func (g *genModel) writeMatrices(dataDir string, cfg GenConfig) (int, int, error
 			return nil, nil, err
 		}
 		w := bufio.NewWriterSize(f, 1<<20)
-		w.WriteString(MatrixHeader + "\n")
+		w.WriteString(kuairec.MatrixHeader + "\n")
 		return f, w, nil
 	}
-	bf, bw, err := open(BigMatrixFile)
+	bf, bw, err := open(kuairec.BigMatrixFile)
 	if err != nil {
 		return 0, 0, err
 	}
 	defer bf.Close()
-	sf, sw, err := open(SmallMatrixFile)
+	sf, sw, err := open(kuairec.SmallMatrixFile)
 	if err != nil {
 		return 0, 0, err
 	}

@@ -1,10 +1,11 @@
-package kuairec
+package synth
 
 import (
 	"bufio"
 	"bytes"
 	"encoding/csv"
 	"fmt"
+	"github.com/streamrec/streamrec/internal/kuairec"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -30,7 +31,7 @@ func prepareSide(cfg GenConfig, dataDir string) (*sideInfo, error) {
 	si := &sideInfo{tags: make([][]uint8, sc.Videos), cat: make([]int32, sc.Videos), catName: map[int32]string{}}
 	r := rand.New(rand.NewPCG(cfg.Seed, 0x51de))
 	if cfg.SideDir == "" {
-		if err := synthUsers(r, sc, filepath.Join(dataDir, UserFeaturesFile)); err != nil {
+		if err := synthUsers(r, sc, filepath.Join(dataDir, kuairec.UserFeaturesFile)); err != nil {
 			return nil, err
 		}
 		if err := synthItems(r, sc, si, dataDir); err != nil {
@@ -38,58 +39,58 @@ func prepareSide(cfg GenConfig, dataDir string) (*sideInfo, error) {
 		}
 		return si, nil
 	}
-	src, err := ResolveDataDir(cfg.SideDir)
+	src, err := kuairec.ResolveDataDir(cfg.SideDir)
 	if err != nil {
 		return nil, fmt.Errorf("side files: %w", err)
 	}
-	n, err := copyFilteredCSV(filepath.Join(src, UserFeaturesFile), filepath.Join(dataDir, UserFeaturesFile), sc.Users)
+	n, err := copyFilteredCSV(filepath.Join(src, kuairec.UserFeaturesFile), filepath.Join(dataDir, kuairec.UserFeaturesFile), sc.Users)
 	if err != nil {
 		return nil, err
 	}
 	if n != sc.Users {
-		return nil, fmt.Errorf("side files: %s has %d of the users 0..%d", UserFeaturesFile, n, sc.Users-1)
+		return nil, fmt.Errorf("side files: %s has %d of the users 0..%d", kuairec.UserFeaturesFile, n, sc.Users-1)
 	}
-	if n, err = copyFilteredCSV(filepath.Join(src, ItemCategoryFile), filepath.Join(dataDir, ItemCategoryFile), sc.Videos); err != nil {
+	if n, err = copyFilteredCSV(filepath.Join(src, kuairec.ItemCategoryFile), filepath.Join(dataDir, kuairec.ItemCategoryFile), sc.Videos); err != nil {
 		return nil, err
 	}
 	if n != sc.Videos {
-		return nil, fmt.Errorf("side files: %s has %d of the videos 0..%d", ItemCategoryFile, n, sc.Videos-1)
+		return nil, fmt.Errorf("side files: %s has %d of the videos 0..%d", kuairec.ItemCategoryFile, n, sc.Videos-1)
 	}
-	f, err := os.Open(filepath.Join(dataDir, ItemCategoryFile))
+	f, err := os.Open(filepath.Join(dataDir, kuairec.ItemCategoryFile))
 	if err != nil {
 		return nil, err
 	}
-	vids, rep, err := ReadItemCategories(f, ItemCategoryFile)
+	vids, rep, err := kuairec.ReadItemCategories(f, kuairec.ItemCategoryFile)
 	f.Close()
 	if err != nil {
 		return nil, err
 	}
 	if rep.Bad() > 0 || len(vids) != sc.Videos {
-		return nil, fmt.Errorf("side files: %s has %d bad rows", ItemCategoryFile, rep.Bad())
+		return nil, fmt.Errorf("side files: %s has %d bad rows", kuairec.ItemCategoryFile, rep.Bad())
 	}
 	for _, v := range vids {
 		si.tags[v.ID] = v.Tags
 	}
-	capSrc := filepath.Join(src, CaptionFile)
+	capSrc := filepath.Join(src, kuairec.CaptionFile)
 	if _, err := os.Stat(capSrc); err != nil {
-		return si, synthCaptions(r, sc, si, filepath.Join(dataDir, CaptionFile))
+		return si, synthCaptions(r, sc, si, filepath.Join(dataDir, kuairec.CaptionFile))
 	}
-	if _, err := copyFilteredCSV(capSrc, filepath.Join(dataDir, CaptionFile), sc.Videos); err != nil {
+	if _, err := copyFilteredCSV(capSrc, filepath.Join(dataDir, kuairec.CaptionFile), sc.Videos); err != nil {
 		return nil, err
 	}
-	f, err = os.Open(filepath.Join(dataDir, CaptionFile))
+	f, err = os.Open(filepath.Join(dataDir, kuairec.CaptionFile))
 	if err != nil {
 		return nil, err
 	}
-	caps, _, err := ReadCaptions(f, CaptionFile)
+	caps, _, err := kuairec.ReadCaptions(f, kuairec.CaptionFile)
 	f.Close()
 	if err != nil {
 		return nil, err
 	}
 	for i := range si.cat {
-		si.cat[i] = UnknownCategory
+		si.cat[i] = kuairec.UnknownCategory
 	}
-	si.catName[UnknownCategory] = "UNKNOWN"
+	si.catName[kuairec.UnknownCategory] = "UNKNOWN"
 	for _, c := range caps {
 		if int(c.VideoID) < sc.Videos {
 			si.cat[c.VideoID] = c.CategoryID[0]
@@ -195,8 +196,8 @@ func synthUsers(r *rand.Rand, sc Scale, path string) error {
 	lnorm := func(med, sg float64, hi int) int {
 		return min(hi, int(med*math.Exp(sg*r.NormFloat64())))
 	}
-	return writeCSV(path, UserFeaturesHeader, func(w *csv.Writer) error {
-		rec := make([]string, len(UserFeaturesHeader))
+	return writeCSV(path, kuairec.UserFeaturesHeader, func(w *csv.Writer) error {
+		rec := make([]string, len(kuairec.UserFeaturesHeader))
 		for u := range sc.Users {
 			rec[0] = strconv.Itoa(u)
 			rec[1] = []string{"full_active", "high_active", "UNKNOWN", "middle_active"}[pickW(r, []float64{6092, 938, 118, 28})]
@@ -266,12 +267,12 @@ var synthCats = []string{"民生资讯", "时尚", "其他", "颜值", "情感",
 
 // synthItems writes item_categories.csv and kuairec_caption_category.csv.
 func synthItems(r *rand.Rand, sc Scale, si *sideInfo, dataDir string) error {
-	tagW := make([]float64, NumTags)
+	tagW := make([]float64, kuairec.NumTags)
 	for t := range tagW {
 		tagW[t] = 1 / math.Pow(float64(t+1), 1.1)
 	}
-	perm := r.Perm(NumTags)
-	err := writeCSV(filepath.Join(dataDir, ItemCategoryFile), []string{"video_id", "feat"}, func(w *csv.Writer) error {
+	perm := r.Perm(kuairec.NumTags)
+	err := writeCSV(filepath.Join(dataDir, kuairec.ItemCategoryFile), []string{"video_id", "feat"}, func(w *csv.Writer) error {
 		for v := range sc.Videos {
 			n := 1 + pickW(r, []float64{8970, 1562, 185, 11})
 			var tags []uint8
@@ -299,11 +300,11 @@ func synthItems(r *rand.Rand, sc Scale, si *sideInfo, dataDir string) error {
 	if err != nil {
 		return err
 	}
-	return synthCaptions(r, sc, si, filepath.Join(dataDir, CaptionFile))
+	return synthCaptions(r, sc, si, filepath.Join(dataDir, kuairec.CaptionFile))
 }
 
 func synthCaptions(r *rand.Rand, sc Scale, si *sideInfo, path string) error {
-	si.catName[UnknownCategory] = "UNKNOWN"
+	si.catName[kuairec.UnknownCategory] = "UNKNOWN"
 	phrase := func(n int) string {
 		var b strings.Builder
 		for i := range n {
@@ -314,8 +315,8 @@ func synthCaptions(r *rand.Rand, sc Scale, si *sideInfo, path string) error {
 		}
 		return b.String()
 	}
-	return writeCSV(path, CaptionHeader, func(w *csv.Writer) error {
-		rec := make([]string, len(CaptionHeader))
+	return writeCSV(path, kuairec.CaptionHeader, func(w *csv.Writer) error {
+		rec := make([]string, len(kuairec.CaptionHeader))
 		for v := range sc.Videos {
 			rec[0] = strconv.Itoa(v)
 			rec[1] = "UNKNOWN"
@@ -341,12 +342,12 @@ func synthCaptions(r *rand.Rand, sc Scale, si *sideInfo, path string) error {
 			c1 := int32(r.IntN(len(synthCats)))
 			name := synthCats[c1]
 			if r.Float64() < 40.0/10728 {
-				c1, name = UnknownCategory, "UNKNOWN"
+				c1, name = kuairec.UnknownCategory, "UNKNOWN"
 			}
 			si.cat[v], si.catName[c1] = c1, name
 			rec[4], rec[5] = strconv.Itoa(int(c1)), name
 			rec[6], rec[7], rec[8], rec[9] = "-124", "UNKNOWN", "-124", "UNKNOWN"
-			if c1 != UnknownCategory && r.Float64() < 0.666 {
+			if c1 != kuairec.UnknownCategory && r.Float64() < 0.666 {
 				rec[6], rec[7] = strconv.Itoa(600+int(c1)*4+r.IntN(4)), name+"随拍"
 				if r.Float64() < 0.54 {
 					rec[8], rec[9] = strconv.Itoa(2400+int(c1)*6+r.IntN(6)), name+"精选"
@@ -395,13 +396,13 @@ func (g *genModel) writeDaily(path string) (int, error) {
 	}
 	defer f.Close()
 	w := bufio.NewWriterSize(f, 1<<20)
-	w.WriteString(strings.Join(DailyHeader, ",") + "\n")
+	w.WriteString(strings.Join(kuairec.DailyHeader, ",") + "\n")
 	meanPop := 0.0
 	for _, v := range g.truth.Videos {
 		meanPop += v.Popularity
 	}
 	meanPop /= float64(len(g.truth.Videos))
-	startDay := floorDiv(SpanStartMS+cstOffsetMS, 86400000)
+	startDay := kuairec.FloorDiv(SpanStartMS+kuairec.CSTOffsetMS, 86400000)
 	rows := 0
 	var b []byte
 	for vi := range g.truth.Videos {
@@ -409,9 +410,9 @@ func (g *genModel) writeDaily(path string) (int, error) {
 		r := rand.New(rand.NewPCG(g.seed^0xda11, uint64(vi)))
 		upDay := startDay - 10 + int64(r.IntN(spanDays+10))
 		if vt.ReleaseMS != 0 {
-			upDay = floorDiv(vt.ReleaseMS+cstOffsetMS, 86400000)
+			upDay = kuairec.FloorDiv(vt.ReleaseMS+kuairec.CSTOffsetMS, 86400000)
 		}
-		uy, um, ud := civil(upDay)
+		uy, um, ud := kuairec.Civil(upDay)
 		upload := fmt.Sprintf("%04d-%02d-%02d", uy, um, ud)
 		author := 1 + r.IntN(9000)
 		utype := []string{"ShortImport", "LongImport", "ShortCamera", "LongCamera", "Web"}[pickW(r, []float64{60, 15, 15, 5, 5})]
@@ -427,12 +428,12 @@ func (g *genModel) writeDaily(path string) (int, error) {
 				continue
 			}
 			pop := vt.Popularity
-			dms := day*86400000 - cstOffsetMS
+			dms := day*86400000 - kuairec.CSTOffsetMS
 			if g.truth.Manifest.PopDriftMS != 0 && dms >= g.truth.Manifest.PopDriftMS {
 				pop = vt.PopularityAfter
 			}
 			show := int(pop / meanPop * 2000 * math.Exp(0.4*r.NormFloat64()-0.03*float64(day-upDay)))
-			y, m, d := civil(day)
+			y, m, d := kuairec.Civil(day)
 			date := y*10000 + m*100 + d
 			prog := min(1, max(0.01, 0.75+0.2*vt.Quality-0.3*durTerm(vt.DurationMS)+0.05*r.NormFloat64()))
 			play := int(float64(show) * (0.6 + 0.2*r.Float64()))
@@ -448,12 +449,12 @@ func (g *genModel) writeDaily(path string) (int, error) {
 			nums := []int{show, frac(show, 0.8), play, frac(play, 0.75), int(float64(play) * prog * float64(vt.DurationMS)), complete, frac(complete, 0.85), valid, frac(valid, 0.85), long, frac(long, 0.85), short, frac(short, 0.9)}
 			b = b[:0]
 			b = fmt.Appendf(b, "%d,%d,%d,NORMAL,%s,%s,public,", vi, date, author, upload, utype)
-			b = appendPyFloat(b, float64(vt.DurationMS))
+			b = kuairec.AppendPyFloat(b, float64(vt.DurationMS))
 			b = fmt.Appendf(b, ",%d,%d,%d,%d,%s", wd, ht, music, cat, name)
 			for _, n := range nums {
 				b = strconv.AppendInt(append(b, ','), int64(n), 10)
 			}
-			b = appendPyFloat(append(b, ','), prog)
+			b = kuairec.AppendPyFloat(append(b, ','), prog)
 			rest := []int{frac(play, 0.5) * 1000, like, frac(like, 0.98), frac(like, 0.6), frac(like, 0.4), frac(like, 0.02), frac(like, 0.02),
 				comment, frac(comment, 0.9), frac(comment, 0.7), frac(comment, 0.3), 0, 0, frac(comment, 3), frac(comment, 2),
 				follow, follow, 0, 0, share, share, frac(share, 0.5), frac(share, 0.5), 0, 0, frac(play, 0.0005), frac(play, 0.0005)}
@@ -465,7 +466,7 @@ func (g *genModel) writeDaily(path string) (int, error) {
 			} else {
 				c := float64(frac(play, 0.001))
 				for _, x := range []float64{c, c, 0, 0} {
-					b = appendPyFloat(append(b, ','), x)
+					b = kuairec.AppendPyFloat(append(b, ','), x)
 				}
 			}
 			b = append(b, '\n')

@@ -1,7 +1,8 @@
-package kuairec
+package synth
 
 import (
 	"bytes"
+	"github.com/streamrec/streamrec/internal/kuairec"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -21,13 +22,13 @@ func TestGenerateDeterministic(t *testing.T) {
 	if _, err := Generate(b, cb); err != nil {
 		t.Fatal(err)
 	}
-	files := []string{BigMatrixFile, SmallMatrixFile, UserFeaturesFile, ItemCategoryFile, ItemDailyFile, SocialNetworkFile, CaptionFile}
+	files := []string{kuairec.BigMatrixFile, kuairec.SmallMatrixFile, kuairec.UserFeaturesFile, kuairec.ItemCategoryFile, kuairec.ItemDailyFile, kuairec.SocialNetworkFile, kuairec.CaptionFile}
 	for _, f := range files {
-		fa, err := os.ReadFile(filepath.Join(dataPath(a), f))
+		fa, err := os.ReadFile(filepath.Join(filepath.Join(a, kuairec.DataSubdir), f))
 		if err != nil {
 			t.Fatal(err)
 		}
-		fb, _ := os.ReadFile(filepath.Join(dataPath(b), f))
+		fb, _ := os.ReadFile(filepath.Join(filepath.Join(b, kuairec.DataSubdir), f))
 		if !bytes.Equal(fa, fb) {
 			t.Errorf("%s differs between two runs with the same seed", f)
 		}
@@ -46,8 +47,8 @@ func TestGenerateDeterministic(t *testing.T) {
 	if _, err := Generate(c, cc); err != nil {
 		t.Fatal(err)
 	}
-	fa, _ := os.ReadFile(filepath.Join(dataPath(a), BigMatrixFile))
-	fc, _ := os.ReadFile(filepath.Join(dataPath(c), BigMatrixFile))
+	fa, _ := os.ReadFile(filepath.Join(filepath.Join(a, kuairec.DataSubdir), kuairec.BigMatrixFile))
+	fc, _ := os.ReadFile(filepath.Join(filepath.Join(c, kuairec.DataSubdir), kuairec.BigMatrixFile))
 	if bytes.Equal(fa, fc) {
 		t.Error("seeds 7 and 8 gave the same big matrix")
 	}
@@ -58,7 +59,7 @@ func TestGenerateSynthesisedSideFiles(t *testing.T) {
 	if _, err := Generate(root, GenConfig{Scale: Scales["tiny"], Seed: 3}); err != nil {
 		t.Fatal(err)
 	}
-	ds, rep, err := Load(root, Options{})
+	ds, rep, err := kuairec.Load(root, kuairec.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +71,7 @@ func TestGenerateSynthesisedSideFiles(t *testing.T) {
 	if len(ds.Users) != 300 || len(ds.Videos) != 400 || ds.Daily == nil || len(ds.Social) == 0 {
 		t.Errorf("users %d videos %d daily %d social %d", len(ds.Users), len(ds.Videos), len(ds.Daily), len(ds.Social))
 	}
-	if _, err := BuildFeatures(ds, FeatureOptions{}); err != nil {
+	if _, err := kuairec.BuildFeatures(ds, kuairec.FeatureOptions{}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -79,7 +80,7 @@ func TestGenerateSynthesisedSideFiles(t *testing.T) {
 // the sample is big enough to mean something.
 func TestTinyLoadsAndMatchesStats(t *testing.T) {
 	root := tinyFolder(t)
-	ds, rep, err := Load(root, Options{})
+	ds, rep, err := kuairec.Load(root, kuairec.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,14 +89,14 @@ func TestTinyLoadsAndMatchesStats(t *testing.T) {
 			t.Errorf("%s: missing %v, bad %v", f.File, f.Missing, f.Errors)
 		}
 	}
-	big := rep.File(BigMatrixFile)
+	big := rep.File(kuairec.BigMatrixFile)
 	if share := float64(big.DroppedDuplicates) / float64(big.Rows); share < 0.05 || share > 0.11 {
 		t.Errorf("exact duplicates %.3f of big rows, want ~0.077", share)
 	}
 	if len(ds.Users) != 300 || len(ds.Videos) != 400 {
 		t.Errorf("users %d videos %d", len(ds.Users), len(ds.Videos))
 	}
-	bs := ComputeStats(ds.Big)
+	bs := kuairec.ComputeStats(ds.Big)
 	t.Logf("big: rows %d median %.3f >=0.8 %.3f >=1 %.3f >=2 %.3f dur p50 %.0f", bs.Rows, bs.WatchQ[2], bs.Share08, bs.Share1, bs.Share2, bs.DurQ[2])
 	in := func(name string, x, lo, hi float64) {
 		if x < lo || x > hi {
@@ -111,11 +112,11 @@ func TestTinyLoadsAndMatchesStats(t *testing.T) {
 	if bs.First.Before(SpanStartTime()) || bs.Last.After(SpanEndTime()) {
 		t.Errorf("time span %v .. %v", bs.First, bs.Last)
 	}
-	ev, evRep, err := LoadEval(root, Options{})
+	ev, evRep, err := kuairec.LoadEval(root, kuairec.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ss := ComputeStats(ev)
+	ss := kuairec.ComputeStats(ev)
 	in("small density", ss.Density, 0.99, 1)
 	in("small untimed share", float64(ss.Untimed)/float64(ss.Rows), 0.025, 0.055)
 	in("small median watch_ratio", ss.WatchQ[2], 0.68, 0.86)
@@ -188,7 +189,7 @@ func TestTruth(t *testing.T) {
 	}
 	// The realised small matrix agrees with the truth: true top-25 videos are
 	// watched more than the average small video.
-	ev, _, err := LoadEval(root, Options{})
+	ev, _, err := kuairec.LoadEval(root, kuairec.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +202,7 @@ func TestTruth(t *testing.T) {
 	var inTop, all float64
 	var nTop float64
 	for i := range ev.Len() {
-		w := min(ev.WatchRatio[i], WatchRatioCap)
+		w := min(ev.WatchRatio[i], kuairec.WatchRatioCap)
 		all += w
 		if topSet[uint64(ev.User[i])<<32|uint64(ev.Video[i])] {
 			inTop += w
@@ -247,7 +248,7 @@ func TestDrift(t *testing.T) {
 	if len(released) != 20 {
 		t.Fatalf("new videos %d, want 20", len(released))
 	}
-	ds, _, err := Load(root, Options{SkipSmall: true})
+	ds, _, err := kuairec.Load(root, kuairec.Options{SkipSmall: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,19 +268,19 @@ func TestDrift(t *testing.T) {
 
 func TestFeaturesTinyDeterministic(t *testing.T) {
 	root := tinyFolder(t)
-	load := func() *Features {
-		ds, _, err := Load(root, Options{})
+	load := func() *kuairec.Features {
+		ds, _, err := kuairec.Load(root, kuairec.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		f, err := BuildFeatures(ds, FeatureOptions{})
+		f, err := kuairec.BuildFeatures(ds, kuairec.FeatureOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return f
 	}
 	a, b := load(), load()
-	for _, p := range [][2]*FeatureMatrix{{a.Users, b.Users}, {a.Items, b.Items}} {
+	for _, p := range [][2]*kuairec.FeatureMatrix{{a.Users, b.Users}, {a.Items, b.Items}} {
 		x, y := p[0], p[1]
 		if !slices.Equal(x.Reduced.RawMatrix().Data, y.Reduced.RawMatrix().Data) {
 			t.Error("features differ between two builds")
@@ -308,62 +309,5 @@ func TestFeaturesTinyDeterministic(t *testing.T) {
 	}
 	if !hasDaily {
 		t.Errorf("item features lack the daily aggregates: %v", a.Items.Names)
-	}
-}
-
-func TestEngagement(t *testing.T) {
-	tests := []struct {
-		play, dur                     int32
-		wr                            float64
-		wantCap, wantComp, wantReplay float64
-		wantConfidence                float64
-	}{
-		{0, 1000, 0, 0, 0, 0, 2},
-		{500, 1000, 0.5, 0.5, 0.5, 0, 2 + 60*math.Log1p(0.5)*1.4},
-		{3000, 1000, 3, 3, 1, 2, 2 + 60*math.Log1p(3)*1.8*(1+0.5*math.Log1p(2))},
-		{573457, 1000, 573.457, 5, 1, 4, 2 + 60*math.Log1p(5)*1.8*(1+0.5*math.Log1p(4))},
-		{100, 0, 0, 0, 0, 0, 2},
-	}
-	for _, tc := range tests {
-		e := ComputeEngagement(tc.play, tc.dur, tc.wr)
-		if e.WatchRatioCapped != tc.wantCap || e.Completion != tc.wantComp || e.Replay != tc.wantReplay || math.Abs(e.Confidence-tc.wantConfidence) > 1e-9 {
-			t.Errorf("%+v: got %+v", tc, e)
-		}
-	}
-	m := &Interactions{User: []uint32{2, 1, 1}, Video: []uint32{5, 7, 7}, PlayMS: []int32{10, 10, 30}, DurMS: []int32{10, 10, 10},
-		TimeMS: []int64{1, 2, 3}, Date: []int32{1, 1, 1}, WatchRatio: []float64{1, 1, 3}}
-	ps := m.Pairs()
-	if len(ps) != 2 || ps[0].User != 1 || ps[0].Views != 2 || ps[0].WatchRatio != 2 || ps[0].Replay != 1 || ps[0].LastMS != 3 {
-		t.Errorf("pairs %+v", ps)
-	}
-}
-
-func TestGlobalOrderMatchesStableSort(t *testing.T) {
-	r := rand.New(rand.NewPCG(5, 6))
-	for _, span := range []int64{10, 1e6, 1 << 62} {
-		m := &Interactions{}
-		n := 5000
-		for range n {
-			m.User = append(m.User, uint32(r.IntN(50)))
-			t := SpanStartMS + r.Int64N(span)
-			if span == 1<<62 {
-				t = r.Int64N(span) - span/2 // too wide for the packed key: fallback path
-			}
-			m.TimeMS = append(m.TimeMS, t)
-		}
-		got := globalOrder(m)
-		want := make([]uint32, n)
-		for i := range want {
-			want[i] = uint32(i)
-		}
-		slices.SortStableFunc(want, func(a, b uint32) int {
-			if c := cmpInt64(m.TimeMS[a], m.TimeMS[b]); c != 0 {
-				return c
-			}
-			return int(m.User[a]) - int(m.User[b])
-		})
-		if !slices.Equal(got, want) {
-			t.Errorf("span %d: radix order differs from stable sort", span)
-		}
 	}
 }

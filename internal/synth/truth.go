@@ -1,4 +1,4 @@
-package kuairec
+package synth
 
 import (
 	"bufio"

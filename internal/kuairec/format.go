@@ -7,10 +7,10 @@ import (
 // Formatting helpers of the generator: each appends a value exactly as the
 // KuaiRec files render it (pandas/Python float repr).
 
-const cstOffsetMS = 8 * 3600 * 1000
+const CSTOffsetMS = 8 * 3600 * 1000
 
-// civil converts days since 1970-01-01 to (year, month, day) (Hinnant's algorithm).
-func civil(days int64) (int, int, int) {
+// Civil converts days since 1970-01-01 to (year, month, day) (Hinnant's algorithm).
+func Civil(days int64) (int, int, int) {
 	z := days + 719468
 	era := z / 146097
 	if z < 0 && z%146097 != 0 {
@@ -32,7 +32,7 @@ func civil(days int64) (int, int, int) {
 	return int(y), int(m), int(d)
 }
 
-// daysFromCivil is the inverse of civil.
+// daysFromCivil is the inverse of Civil.
 func daysFromCivil(y, m, d int) int64 {
 	if m <= 2 {
 		y--
@@ -53,7 +53,7 @@ func daysFromCivil(y, m, d int) int64 {
 	return int64(era)*146097 + doe - 719468
 }
 
-func floorDiv(a, b int64) int64 {
+func FloorDiv(a, b int64) int64 {
 	q := a / b
 	if (a%b != 0) && ((a < 0) != (b < 0)) {
 		q--
@@ -63,18 +63,18 @@ func floorDiv(a, b int64) int64 {
 
 func append2(b []byte, v int) []byte { return append(b, byte('0'+v/10), byte('0'+v%10)) }
 
-// localDate returns the UTC+8 date of ms as YYYYMMDD.
-func localDate(ms int64) int {
-	y, m, d := civil(floorDiv(ms+cstOffsetMS, 86400000))
+// LocalDate returns the UTC+8 date of ms as YYYYMMDD.
+func LocalDate(ms int64) int {
+	y, m, d := Civil(FloorDiv(ms+CSTOffsetMS, 86400000))
 	return y*10000 + m*100 + d
 }
 
-// appendLocalTime appends ms rendered in UTC+8 as "2006-01-02 15:04:05.000".
-func appendLocalTime(b []byte, ms int64) []byte {
-	l := ms + cstOffsetMS
-	days := floorDiv(l, 86400000)
+// AppendLocalTime appends ms rendered in UTC+8 as "2006-01-02 15:04:05.000".
+func AppendLocalTime(b []byte, ms int64) []byte {
+	l := ms + CSTOffsetMS
+	days := FloorDiv(l, 86400000)
 	rem := l - days*86400000
-	y, m, d := civil(days)
+	y, m, d := Civil(days)
 	b = strconv.AppendInt(b, int64(y), 10)
 	b = append(b, '-')
 	b = append2(b, m)
@@ -91,9 +91,9 @@ func appendLocalTime(b []byte, ms int64) []byte {
 	return append(b, '.', byte('0'+msr/100), byte('0'+msr/10%10), byte('0'+msr%10))
 }
 
-// appendPyFloat appends f as Python's repr does for the magnitudes in KuaiRec:
+// AppendPyFloat appends f as Python's repr does for the magnitudes in KuaiRec:
 // the shortest round-tripping digits, ".0" on integral values.
-func appendPyFloat(b []byte, f float64) []byte {
+func AppendPyFloat(b []byte, f float64) []byte {
 	n := len(b)
 	b = strconv.AppendFloat(b, f, 'g', -1, 64)
 	for _, c := range b[n:] {
@@ -104,9 +104,9 @@ func appendPyFloat(b []byte, f float64) []byte {
 	return append(b, '.', '0')
 }
 
-// appendTimestamp appends ms as Unix seconds the way pandas writes the float
+// AppendTimestamp appends ms as Unix seconds the way pandas writes the float
 // timestamp column: "1593878903.438", "1593882025.5", "1593882025.0".
-func appendTimestamp(b []byte, ms int64) []byte {
+func AppendTimestamp(b []byte, ms int64) []byte {
 	if ms < 0 {
 		b = append(b, '-')
 		ms = -ms
