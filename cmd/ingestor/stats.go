@@ -23,7 +23,8 @@ func runStats(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("stats", flag.ContinueOnError)
 	config.Usage(fs, "usage: ingestor stats --data DIR\n\n"+
 		"Loads DIR (DIR, DIR/KuaiRec 2.0 or the data folder), cleans it like the seed and prints the\n"+
-		"cleaning report and the statistics of STATS.md for both matrices.")
+		"cleaning report, the statistics of STATS.md for both matrices, and how uneven the label\n"+
+		"(watch_ratio > 2) is across videos and users, beside the real KuaiRec's values.")
 	data := fs.String("data", "", "KuaiRec folder (required)")
 	workers := fs.Int("workers", 0, "parser goroutines (0: all cores)")
 	quiet := fs.Bool("quiet", false, "no progress bars")
@@ -71,6 +72,7 @@ func runStats(ctx context.Context, args []string) error {
 	}
 	// Each matrix is released once printed, to keep the peak RSS down.
 	kuairec.ComputeStats(ds.Big).WriteText(os.Stdout, "big_matrix (cleaned)")
+	bigPos := kuairec.CountPositives(ds.Big, kuairec.PositiveThreshold)
 	ds.Big = nil
 	kuairec.ComputeStats(ds.Small).WriteText(os.Stdout, "small_matrix (cleaned, timed rows)")
 	ds.Small = nil
@@ -81,5 +83,7 @@ func runStats(ctx context.Context, args []string) error {
 	kuairec.ComputeStats(ev).WriteText(os.Stdout, "small_matrix (evaluation load, all pairs)")
 	fmt.Printf("  evaluation load: kept %d rows incl. %d untimed; dropped %d missing, %d timestamp<=0, %d duplicates\n",
 		evRep.Kept, evRep.KeptUntimed, evRep.DroppedMissing, evRep.DroppedNonPositiveTime, evRep.DroppedDuplicates)
+	fmt.Println()
+	kuairec.ComputeLabelStats(ev, bigPos, kuairec.PositiveThreshold).WriteText(os.Stdout, "label unevenness (small matrix, all pairs)", kuairec.RealLabelStats)
 	return ctx.Err()
 }
