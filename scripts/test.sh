@@ -2,7 +2,8 @@
 # The project's test command (README: `make test`; .ci/run calls it).
 #  1. gofmt and go vet;
 #  2. unit tests with no services at all (-short, no service addresses);
-#  3. every fuzz target for a short, capped number of executions;
+#  3. every fuzz target for a short, capped number of executions, and the
+#     full-size synthetic folder held to the real KuaiRec's label statistics;
 #  4. installs what is missing and starts the real services: Redis (Debian's
 #     redis-server) and Apache Kafka (KRaft, jars from Maven Central, JDK 17);
 #  5. the whole suite, unit + integration, with -race against those services.
@@ -34,6 +35,9 @@ grep -rlE '^func Fuzz[A-Za-z0-9_]+\(' --include='*_test.go' . | grep -v '^./.cac
     go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "$pkg" >/tmp/streamrec-fuzz.log 2>&1 || { cat /tmp/streamrec-fuzz.log; exit 1; }
   done
 done
+
+echo "== the full-size synthetic folder against the real KuaiRec's statistics (no -race: ~1 min)"
+STREAMREC_TEST_FULL=1 go test -count=1 -run '^TestFullScaleCalibration$' -v ./internal/synth | grep -E '^(=== RUN|--- |PASS|FAIL|ok)|calibration_test' || { echo "full-size calibration failed"; exit 1; }
 
 echo "== services"
 scripts/redis.sh start

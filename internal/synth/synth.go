@@ -66,6 +66,8 @@ type GenConfig struct {
 	Progress io.Writer
 	// Watch overrides DefaultWatchParams when not nil.
 	Watch *WatchParams
+	// Effects overrides DefaultEffects when not nil.
+	Effects *Effects
 }
 
 // GenResult summarises a generated folder.
@@ -169,8 +171,15 @@ func newGenModel(cfg GenConfig, side *sideInfo, wp WatchParams) *genModel {
 	tr := &Truth{}
 	g.truth = tr
 	m := &tr.Manifest
-	m.FormatVersion, m.Generator, m.Scale, m.Seed, m.LatentDim = 1, "streamrec internal/kuairec.Generate", sc.Name, cfg.Seed, LatentDim
+	m.FormatVersion, m.Generator, m.Scale, m.Seed, m.LatentDim = TruthFormatVersion, "streamrec internal/kuairec.Generate", sc.Name, cfg.Seed, LatentDim
 	m.StartMS, m.EndMS, m.Users, m.Videos, m.Watch = SpanStartMS, SpanEndMS, sc.Users, sc.Videos, wp
+	m.Effects = DefaultEffects
+	if cfg.Effects != nil {
+		m.Effects = *cfg.Effects
+	}
+	// The replay propensities come from a stream of their own, so that the
+	// draws above and below them do not depend on the effects' parameters.
+	re := rand.New(rand.NewPCG(cfg.Seed, 0x7265706c6179))
 	m.Affinity = "s = <p_u(t), q_v> + b_u + b_v(t); see README.md"
 	m.Attribution = "users and videos from KuaiRec 2.0 (Gao et al., CIKM 2022), CC BY-SA 4.0, when real side files were given"
 	m.Files = []string{kuairec.BigMatrixFile, kuairec.SmallMatrixFile, kuairec.UserFeaturesFile, kuairec.ItemCategoryFile, kuairec.ItemDailyFile, kuairec.SocialNetworkFile, kuairec.CaptionFile}
@@ -217,6 +226,8 @@ func newGenModel(cfg GenConfig, side *sideInfo, wp WatchParams) *genModel {
 		vt.Quality = r.NormFloat64() * 0.35
 		vt.Popularity = math.Exp(1.3*r.NormFloat64() + 0.2*vt.Quality)
 		vt.QualityAfter, vt.PopularityAfter = vt.Quality, vt.Popularity
+		vt.Replay = m.Effects.drawVideo(re)
+		vt.ReplayAfter = vt.Replay
 		switch u := r.Float64(); {
 		case u < 0.001:
 			vt.DurationMS = int32(140 + r.IntN(2900))
@@ -249,6 +260,7 @@ func newGenModel(cfg GenConfig, side *sideInfo, wp WatchParams) *genModel {
 		ut := &tr.Users[u]
 		ut.ID = uint32(u)
 		ut.Bias = r.NormFloat64() * 0.25
+		ut.Replay = m.Effects.drawUser(re)
 		drawPref(&ut.Factor)
 		ut.After = ut.Factor
 	}
@@ -343,6 +355,7 @@ func newGenModel(cfg GenConfig, side *sideInfo, wp WatchParams) *genModel {
 					vt := &tr.Videos[v]
 					vt.QualityAfter = r.NormFloat64() * 0.35
 					vt.PopularityAfter = math.Exp(1.3*r.NormFloat64() + 0.2*vt.QualityAfter)
+					vt.ReplayAfter = m.Effects.drawVideo(re)
 				}
 			}
 		case DriftNewVideos:
@@ -369,8 +382,9 @@ func newGenModel(cfg GenConfig, side *sideInfo, wp WatchParams) *genModel {
 		if vt.ReleaseMS != 0 {
 			boost = newVideoBoost
 		}
-		g.popW[v] = boost * math.Pow(vt.Popularity, expoPopPow) * math.Exp(expoAffinity*vt.Quality)
-		g.popWAfter[v] = boost * math.Pow(vt.PopularityAfter, expoPopPow) * math.Exp(expoAffinity*vt.QualityAfter)
+		ex := m.Effects.ExpoReplay
+		g.popW[v] = boost * math.Pow(vt.Popularity, expoPopPow) * math.Exp(expoAffinity*vt.Quality+ex*vt.Replay)
+		g.popWAfter[v] = boost * math.Pow(vt.PopularityAfter, expoPopPow) * math.Exp(expoAffinity*vt.QualityAfter+ex*vt.ReplayAfter)
 	}
 
 	// Day weights: the three busy collection windows of KuaiRec.
@@ -488,16 +502,17 @@ type event struct {
 	tMS   int64
 }
 
-// sampleWatch draws a watch ratio and returns play_ms.
-func (g *genModel) samplePlay(r *rand.Rand, s float64, durMS int32) int32 {
+// samplePlay draws a watch ratio for affinity s and replay propensity rp and
+// returns play_ms.
+func (g *genModel) samplePlay(r *rand.Rand, s, rp float64, durMS int32) int32 {
 	p := &g.wp
-	d := durTerm(durMS)
+	pl, pw, mw := p.branches(s, rp, durMS)
 	var wr float64
 	switch {
-	case r.Float64() < p.PLoop:
+	case r.Float64() < pl:
 		wr = math.Exp(p.MuL + p.SigmaL*r.NormFloat64())
-	case r.Float64() < sigmoid(p.A0+p.A1*s-p.A2*d):
-		wr = math.Exp(p.MuW + p.BW*s - p.GW*d + p.SigmaW*r.NormFloat64())
+	case r.Float64() < pw:
+		wr = math.Exp(mw + p.SigmaW*r.NormFloat64())
 	default:
 		wr = min(1, p.SkipMedianMS*math.Exp(p.SigmaS*r.NormFloat64())/float64(durMS))
 	}
@@ -635,7 +650,7 @@ func (g *genModel) genUser(u int, sc *genScratch) (bigRows, smallRows int) {
 				sc.seenList = append(sc.seenList, int32(v))
 			}
 			dur := tr.Videos[v].DurationMS
-			play := g.samplePlay(r, tr.Score(uint32(u), uint32(v), t), dur)
+			play := g.samplePlay(r, tr.Score(uint32(u), uint32(v), t), tr.Replay(uint32(u), uint32(v), t), dur)
 			copies := 1
 			if x := r.Float64(); x < dupSingleP {
 				copies = 2
@@ -679,7 +694,7 @@ func (g *genModel) genUser(u int, sc *genScratch) (bigRows, smallRows int) {
 				at = SpanEndMS
 			}
 			dur := tr.Videos[e.video].DurationMS
-			play := g.samplePlay(r, tr.Score(uint32(u), e.video, at), dur)
+			play := g.samplePlay(r, tr.Score(uint32(u), e.video, at), tr.Replay(uint32(u), e.video, at), dur)
 			sm = appendRow(sm, uint32(u), e.video, play, dur, e.tMS, true)
 			smallRows++
 		}

@@ -157,20 +157,45 @@ func TestTruth(t *testing.T) {
 	if len(tr.Users) != 300 || len(tr.Videos) != 400 || len(tr.Manifest.SmallUsers) != 100 || len(tr.Manifest.SmallVideos) != 200 {
 		t.Fatalf("truth sizes %d %d %d %d", len(tr.Users), len(tr.Videos), len(tr.Manifest.SmallUsers), len(tr.Manifest.SmallVideos))
 	}
-	// ExpectedWatchRatio is the mean of the generator's sampler (Monte Carlo).
+	// ExpectedWatchRatio is the mean, and MedianWatchRatio the median, of the
+	// generator's sampler (Monte Carlo), for pairs of low, middling and high
+	// replay propensity.
 	g := &genModel{wp: tr.Manifest.Watch}
 	r := rand.New(rand.NewPCG(1, 2))
-	for _, c := range []struct{ u, v uint32 }{{0, 0}, {5, 17}, {42, 300}} {
-		s := tr.Score(c.u, c.v, SpanStartMS)
+	pairs := []struct{ u, v uint32 }{{0, 0}, {5, 17}, {42, 300}}
+	lo, hi := pairs[0], pairs[0]
+	for u := range uint32(len(tr.Users)) {
+		for v := range uint32(len(tr.Videos)) {
+			rp := tr.Replay(u, v, SpanStartMS)
+			if rp < tr.Replay(lo.u, lo.v, SpanStartMS) {
+				lo = struct{ u, v uint32 }{u, v}
+			}
+			if rp > tr.Replay(hi.u, hi.v, SpanStartMS) {
+				hi = struct{ u, v uint32 }{u, v}
+			}
+		}
+	}
+	pairs = append(pairs, lo, hi)
+	samples := make([]float64, 400000)
+	for _, c := range pairs {
+		s, rp := tr.Score(c.u, c.v, SpanStartMS), tr.Replay(c.u, c.v, SpanStartMS)
 		dur := tr.Videos[c.v].DurationMS
-		const n = 400000
 		sum := 0.0
-		for range n {
-			sum += float64(g.samplePlay(r, s, dur)) / float64(dur)
+		for i := range samples {
+			samples[i] = float64(g.samplePlay(r, s, rp, dur)) / float64(dur)
+			sum += samples[i]
 		}
 		want := tr.ExpectedWatchRatio(c.u, c.v, SpanStartMS)
-		if got := sum / n; math.Abs(got-want) > 0.03*want+0.01 {
-			t.Errorf("user %d video %d: Monte Carlo mean %.4f, ExpectedWatchRatio %.4f", c.u, c.v, got, want)
+		if got := sum / float64(len(samples)); math.Abs(got-want) > 0.03*want+0.01 {
+			t.Errorf("user %d video %d (replay %.2f): Monte Carlo mean %.4f, ExpectedWatchRatio %.4f", c.u, c.v, rp, got, want)
+		}
+		slices.Sort(samples)
+		med := tr.MedianWatchRatio(c.u, c.v, SpanStartMS)
+		// The sample median's quantile under the true CDF is 1/2 within a few
+		// standard errors (sd of a quantile estimate: sqrt(1/4/n) = 0.0008).
+		q := tr.Manifest.Watch.cdf(samples[len(samples)/2], s, rp, dur)
+		if math.Abs(q-0.5) > 0.004 || math.Abs(samples[len(samples)/2]-med) > 0.01*med+0.002 {
+			t.Errorf("user %d video %d: sample median %.4f (CDF %.4f), MedianWatchRatio %.4f", c.u, c.v, samples[len(samples)/2], q, med)
 		}
 	}
 	top := tr.SmallTopK(25, tr.Manifest.EndMS)
