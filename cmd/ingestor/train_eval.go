@@ -38,7 +38,10 @@ type maeReport struct {
 	Seed           float64  `json:"seed"`
 	MeanBaseline   float64  `json:"mean_baseline"`
 	MedianBaseline float64  `json:"median_baseline"`
+	// Oracle predicts the truth's conditional median (the MAE-optimal
+	// prediction); OracleExpected its expected value. Synthetic data only.
 	Oracle         *float64 `json:"oracle,omitempty"`
+	OracleExpected *float64 `json:"oracle_expected,omitempty"`
 }
 
 type levelReport struct {
@@ -195,8 +198,14 @@ func evaluate(rep *trainReport, in *evalInput) error {
 	m.MAE = maeReport{Model: maeOf(t, sc.Predict), Seed: maeOf(t, ss.Predict),
 		MeanBaseline: towers.MAEConst(mean, t.WR), MedianBaseline: towers.MAEConst(median, t.WR)}
 	if oracle != nil {
-		o := maeOf(t, oracle)
-		m.MAE.Oracle = &o
+		at := in.truth.Manifest.EndMS
+		o := maeOf(t, func(u int, dst []float64) {
+			for i, v := range videos {
+				dst[i] = in.truth.MedianWatchRatio(users[u], v, at)
+			}
+		})
+		oe := maeOf(t, oracle)
+		m.MAE.Oracle, m.MAE.OracleExpected = &o, &oe
 	}
 
 	// Ranking at both relevance levels.
@@ -304,6 +313,9 @@ func printSummary(w io.Writer, r *trainReport) {
 		o = f(*m.MAE.Oracle)
 	}
 	row("MAE watch ratio", f(m.MAE.Model), f(m.MAE.Seed), na, o)
+	if m.MAE.OracleExpected != nil {
+		row("  oracle of E[wr]", "", "", "", f(*m.MAE.OracleExpected))
+	}
 	row("  mean / median base", f(m.MAE.MeanBaseline), f(m.MAE.MedianBaseline), "", "")
 	for _, lv := range []struct {
 		name string

@@ -87,10 +87,15 @@ func TestTrainTinySynthetic(t *testing.T) {
 		}
 		return x
 	}
-	for _, k := range []string{"model", "seed", "mean_baseline", "median_baseline", "oracle"} {
+	for _, k := range []string{"model", "seed", "mean_baseline", "median_baseline", "oracle", "oracle_expected"} {
 		if x := num("metrics", "mae", k); !(x > 0) {
 			t.Errorf("mae.%s = %v", k, x)
 		}
+	}
+	// The conditional median minimises the absolute error: its MAE is below
+	// the expected value's and below every model and baseline.
+	if o := num("metrics", "mae", "oracle"); o > num("metrics", "mae", "oracle_expected") || o > num("metrics", "mae", "median_baseline") || o > num("metrics", "mae", "model") {
+		t.Errorf("MAE oracle (median) %v is not the smallest MAE", o)
 	}
 	ranks := []string{"ndcg@25", "precision@25", "recall@25"}
 	for _, lv := range []string{"at_0.8", "at_2.0"} {
