@@ -171,7 +171,7 @@ func newGenModel(cfg GenConfig, side *sideInfo, wp WatchParams) *genModel {
 	tr := &Truth{}
 	g.truth = tr
 	m := &tr.Manifest
-	m.FormatVersion, m.Generator, m.Scale, m.Seed, m.LatentDim = TruthFormatVersion, "streamrec internal/kuairec.Generate", sc.Name, cfg.Seed, LatentDim
+	m.FormatVersion, m.Generator, m.Scale, m.Seed, m.LatentDim = TruthFormatVersion, "streamrec internal/synth.Generate", sc.Name, cfg.Seed, LatentDim
 	m.StartMS, m.EndMS, m.Users, m.Videos, m.Watch = SpanStartMS, SpanEndMS, sc.Users, sc.Videos, wp
 	m.Effects = DefaultEffects
 	if cfg.Effects != nil {

@@ -538,7 +538,7 @@ var cst = time.FixedZone("UTC+8", 8*3600)
 
 const truthReadme = `# Ground truth of a synthetic KuaiRec 2.0 folder
 
-Written by streamrec's generator (internal/kuairec.Generate, ` + "`ingestor synth`" + `) next to
+Written by streamrec's generator (internal/synth.Generate, ` + "`ingestor synth`" + `) next to
 "KuaiRec 2.0/data/". Read it in Go with kuairec.LoadTruth(ROOT); the formulas below are
 implemented by Truth.Score and Truth.ExpectedWatchRatio. Floats are written with the
 shortest representation that round-trips (strconv 'g', -1), so a reader recomputes them exactly.
