@@ -1,0 +1,60 @@
+// Package eval is the online evaluator's core: it joins each interaction to
+// the list that was open for its user when the interaction was produced, and
+// turns the joins into window increments. It is pure (no Kafka, no Redis, no
+// clock of its own): the caller feeds served lists and interactions, advances
+// the evaluator's clock, and applies the increments it returns (in-process
+// with Windows, or atomically to a shared store).
+//
+// # The join
+//
+// A list is open from its serve time until the same user's next list is
+// served or OpenFor has passed (Config.OpenFor, default 30 min), whichever is
+// first; then it closes. An interaction produced at p joins the user's list
+// whose open interval contains p. Lists are written asynchronously, so an
+// interaction waits Config.Grace after p (on the evaluator's clock) before it
+// is joined, and a list is finalised only Grace after it closed: a list that
+// reaches the evaluator later than Grace after its serve time is counted as
+// late (lists_late) and joins nothing already joined. Interactions are
+// de-duplicated by (user, event id) within a bounded ring per user
+// (Config.DedupRing).
+//
+// # Metrics (names as in Increment.Field)
+//
+// Per interaction (in the window of its produce time):
+//   - interactions, joined (an open list existed), hits (its video was in that
+//     list): hit rate@K = hits / interactions;
+//   - abs_err_u: |predicted - observed| watch ratio of each hit, in integer
+//     micro-units (1e-6), with abs_err_n the number of terms;
+//   - no_list: interactions with no open list; of those, preq_n, preq_abs_err_u
+//     (the prequential error under the user vector of the user's last list,
+//     which predates the event) and, 1 in Config.RankEvery, preq_rank_n and
+//     preq_rank_sum (the watched video's rank under that vector, 1 = top);
+//   - duplicates (dropped), late_lists.
+//
+// Per closed list (in the window of its serve time), with K its length and a
+// served video's gain its first observed watch ratio after the serve (0 when
+// unwatched):
+//   - lists, and at each label L in {0.8: watch_ratio >= 0.8, 2: > 2.0}:
+//     prec{L}_u, the micro-unit sum of precision@K = relevant slots / K;
+//     ndcg{L}_u and ndcg{L}_n, binary NDCG@K over lists with at least one
+//     relevant slot (ndcg{L}_none counts the others);
+//   - ndcg_graded_u and ndcg_graded_n: NDCG@K with the observed watch ratios as
+//     gains (ideal order: the same gains sorted), over lists with a watched slot;
+//   - served_slots, pop_pct_u: the micro-unit sum of the served videos'
+//     popularity percentiles (Config.Popularity; mean popularity of what is
+//     served), and coverage: distinct videos served in the window (counted once
+//     per window and video, Increment.Distinct) over Config.Catalogue.
+//
+// Every per-interaction field is also counted per source (field + "|source=" +
+// replay, api or simulator) and every field of a joined interaction and of a
+// closed list per fallback kind (field + "|fallback=" + none, feature_tower or
+// popularity).
+//
+// # Windows
+//
+// A window is a span of produce time (Config.Window, default 1 min; never the
+// 2020 event time of a replayed event) or a count of interactions
+// (Config.CountWindow): interaction n (0-based, in processing order) falls in
+// count window n / CountWindow. Counts are exact integers; sums are integer
+// micro-units, so that increments from several replicas add up exactly.
+package eval

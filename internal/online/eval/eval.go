@@ -1,0 +1,498 @@
+package eval
+
+import (
+	"container/heap"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+)
+
+// Fallback kinds of a list (List.Fallback).
+const (
+	FallbackNone         = ""
+	FallbackFeatureTower = "feature_tower"
+	FallbackPopularity   = "popularity"
+)
+
+// Slot is one served video; its rank is its index in List.Slots plus one.
+type Slot struct {
+	Video                        uint32
+	Score, Predicted, Propensity float32
+}
+
+// List is a served list as the evaluator sees it.
+type List struct {
+	ID       string
+	User     uint32
+	Version  string
+	Fallback string
+	ServedMS int64
+	Slots    []Slot
+	// UserVec and UserBias are the user vector that was scored (nil for a
+	// fallback list); they give the prequential error of the user's later
+	// interactions that find no open list.
+	UserVec  []float32
+	UserBias float32
+}
+
+// Interaction is one event of the interactions topic.
+type Interaction struct {
+	User, Video uint32
+	EventID     uint64
+	WatchRatio  float64
+	ProducedMS  int64
+	Source      string
+}
+
+// Scorer scores videos under a user vector, for the prequential metrics.
+type Scorer interface {
+	// Predict is the predicted watch ratio of video for (vec, bias).
+	Predict(vec []float32, bias float32, video uint32) (float64, bool)
+	// Rank is the video's rank (1 = top) among the catalogue under vec.
+	Rank(vec []float32, video uint32) (int, bool)
+}
+
+// Config configures an Evaluator. Zero fields take the documented defaults.
+type Config struct {
+	// OpenFor is how long a list stays open without a next list. Default: 30 min.
+	OpenFor time.Duration
+	// Grace is how long an interaction waits for a list written late, and how
+	// long a closed list waits for late interactions. Default: 2 s.
+	Grace time.Duration
+	// Window is the span of a produce-time window. Default: 1 min.
+	Window time.Duration
+	// CountWindow is the number of interactions of a count window. Default: 10,000.
+	CountWindow int
+	// RankEvery samples the prequential rank 1 in RankEvery no-list
+	// interactions (each costs a scan). Default: 100.
+	RankEvery int
+	// DedupRing is the number of recent event ids per user kept to drop
+	// duplicates. Default: 64.
+	DedupRing int
+	// MaxLists bounds the lists kept per user (the oldest finalised go first).
+	// Default: 8.
+	MaxLists int
+	// Popularity, if not nil, gives a video's popularity percentile in [0, 1].
+	Popularity func(video uint32) float64
+	// Scorer, if not nil, gives the prequential metrics.
+	Scorer Scorer
+}
+
+// Validate fills the defaults and checks c.
+func (c *Config) Validate() error {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	defi := func(d *int, v int) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.OpenFor, 30*time.Minute)
+	def(&c.Grace, 2*time.Second)
+	def(&c.Window, time.Minute)
+	defi(&c.CountWindow, 10000)
+	defi(&c.RankEvery, 100)
+	defi(&c.DedupRing, 64)
+	defi(&c.MaxLists, 8)
+	var errs []error
+	if c.OpenFor < time.Millisecond || c.Window < time.Millisecond || c.Grace < 0 {
+		errs = append(errs, fmt.Errorf("eval: open-for %v and window %v must be >= 1 ms, grace %v >= 0", c.OpenFor, c.Window, c.Grace))
+	}
+	if c.CountWindow < 1 || c.RankEvery < 1 || c.DedupRing < 1 || c.MaxLists < 1 {
+		errs = append(errs, fmt.Errorf("eval: count window %d, rank-every %d, dedup ring %d and max lists %d must be >= 1", c.CountWindow, c.RankEvery, c.DedupRing, c.MaxLists))
+	}
+	return errors.Join(errs...)
+}
+
+// WindowKind tells a produce-time window from a count window.
+type WindowKind byte
+
+// Window kinds.
+const (
+	ByTime  WindowKind = 't'
+	ByCount WindowKind = 'n'
+)
+
+// WindowKey names one window: its kind and index (produce time / Window, or
+// interaction number / CountWindow).
+type WindowKey struct {
+	Kind  WindowKind
+	Index int64
+}
+
+// Increment adds Delta to Field in Window; when Distinct is set, it instead
+// adds Video to the set Field of the window (a count of distinct members).
+type Increment struct {
+	Window   WindowKey
+	Field    string
+	Delta    int64
+	Distinct bool
+	Video    uint32
+}
+
+// Micro converts a real value to the integer micro-units of the sums.
+func Micro(x float64) int64 { return int64(math.Round(x * 1e6)) }
+
+type openList struct {
+	List
+	closeMS   int64
+	finalised bool
+	watched   map[uint32]float64 // first observed watch ratio per served video
+}
+
+type userState struct {
+	lists []*openList // by ServedMS
+	ring  []uint64
+	next  int
+}
+
+type pending struct {
+	x   Interaction
+	seq uint64
+}
+
+type pendingHeap []pending
+
+func (h pendingHeap) Len() int { return len(h) }
+func (h pendingHeap) Less(i, j int) bool {
+	if h[i].x.ProducedMS != h[j].x.ProducedMS {
+		return h[i].x.ProducedMS < h[j].x.ProducedMS
+	}
+	return h[i].seq < h[j].seq
+}
+func (h pendingHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *pendingHeap) Push(x any)   { *h = append(*h, x.(pending)) }
+func (h *pendingHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+type closing struct {
+	at int64 // closeMS + grace
+	l  *openList
+}
+
+type closingHeap []closing
+
+func (h closingHeap) Len() int           { return len(h) }
+func (h closingHeap) Less(i, j int) bool { return h[i].at < h[j].at }
+func (h closingHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *closingHeap) Push(x any)        { *h = append(*h, x.(closing)) }
+func (h *closingHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// Evaluator joins interactions to served lists. It is not safe for concurrent
+// use; one goroutine owns it.
+type Evaluator struct {
+	cfg       Config
+	users     map[uint32]*userState
+	pend      pendingHeap
+	closes    closingHeap
+	seq       uint64
+	processed int64 // interactions processed (count windows)
+	noList    int64
+	nowMS     int64
+	out       []Increment
+	// returned: out was handed to the caller; the next increment starts anew.
+	returned bool
+}
+
+// New returns an Evaluator; cfg is validated.
+func New(cfg Config) (*Evaluator, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Evaluator{cfg: cfg, users: map[uint32]*userState{}}, nil
+}
+
+func (e *Evaluator) user(u uint32) *userState {
+	s := e.users[u]
+	if s == nil {
+		s = &userState{}
+		e.users[u] = s
+	}
+	return s
+}
+
+func (e *Evaluator) timeWindow(ms int64) WindowKey {
+	w := e.cfg.Window.Milliseconds()
+	i := ms / w
+	if ms < 0 && ms%w != 0 {
+		i--
+	}
+	return WindowKey{ByTime, i}
+}
+
+func (e *Evaluator) countWindow() WindowKey {
+	return WindowKey{ByCount, e.processed / int64(e.cfg.CountWindow)}
+}
+
+// put appends increments to the output.
+func (e *Evaluator) put(incs ...Increment) {
+	if e.returned {
+		e.out, e.returned = e.out[:0], false
+	}
+	e.out = append(e.out, incs...)
+}
+
+// emit adds delta to field in both windows, plain and per tag.
+func (e *Evaluator) emit(tw WindowKey, field string, delta int64, tags ...string) {
+	cw := e.countWindow()
+	if e.returned {
+		e.out, e.returned = e.out[:0], false
+	}
+	e.out = append(e.out, Increment{Window: tw, Field: field, Delta: delta}, Increment{Window: cw, Field: field, Delta: delta})
+	for _, t := range tags {
+		f := field + "|" + t
+		e.out = append(e.out, Increment{Window: tw, Field: f, Delta: delta}, Increment{Window: cw, Field: f, Delta: delta})
+	}
+}
+
+func sourceTag(s string) string { return "source=" + s }
+
+func fallbackTag(f string) string {
+	if f == FallbackNone {
+		return "fallback=none"
+	}
+	return "fallback=" + f
+}
+
+// AddList records a served list. A list reaching the evaluator more than
+// Grace after its serve time is counted as late_lists.
+func (e *Evaluator) AddList(l List) {
+	s := e.user(l.User)
+	ol := &openList{List: l, closeMS: l.ServedMS + e.cfg.OpenFor.Milliseconds(), watched: map[uint32]float64{}}
+	if e.nowMS > l.ServedMS+e.cfg.Grace.Milliseconds() {
+		e.emit(e.timeWindow(l.ServedMS), "late_lists", 1, fallbackTag(l.Fallback))
+	}
+	i, _ := slices.BinarySearchFunc(s.lists, l.ServedMS, func(x *openList, t int64) int {
+		switch {
+		case x.ServedMS < t:
+			return -1
+		case x.ServedMS > t:
+			return 1
+		}
+		return 0
+	})
+	// Equal serve times: the later arrival goes after (and closes the earlier).
+	for i < len(s.lists) && s.lists[i].ServedMS == l.ServedMS {
+		i++
+	}
+	s.lists = slices.Insert(s.lists, i, ol)
+	if i+1 < len(s.lists) {
+		ol.closeMS = min(ol.closeMS, s.lists[i+1].ServedMS)
+	}
+	if i > 0 && !s.lists[i-1].finalised && l.ServedMS < s.lists[i-1].closeMS {
+		s.lists[i-1].closeMS = l.ServedMS
+		heap.Push(&e.closes, closing{s.lists[i-1].closeMS + e.cfg.Grace.Milliseconds(), s.lists[i-1]})
+	}
+	heap.Push(&e.closes, closing{ol.closeMS + e.cfg.Grace.Milliseconds(), ol})
+}
+
+// AddInteraction queues x; Advance joins it once Grace has passed after its
+// produce time.
+func (e *Evaluator) AddInteraction(x Interaction) {
+	e.seq++
+	heap.Push(&e.pend, pending{x, e.seq})
+}
+
+// Advance moves the evaluator's clock to nowMS (Unix ms; it never goes back):
+// it joins every queued interaction produced at or before nowMS - Grace, in
+// produce-time order, and finalises every list closed at or before that
+// time. It returns the increments produced since the last call (AddList's
+// included); the slice is reused after the call.
+func (e *Evaluator) Advance(nowMS int64) []Increment {
+	e.nowMS = max(e.nowMS, nowMS)
+	limit := e.nowMS - e.cfg.Grace.Milliseconds()
+	if e.returned {
+		e.out, e.returned = e.out[:0], false
+	}
+	for {
+		// Interleave in time order: an interaction produced before a list's
+		// close is joined before the list is finalised.
+		nextX, nextC := int64(math.MaxInt64), int64(math.MaxInt64)
+		if len(e.pend) > 0 && e.pend[0].x.ProducedMS <= limit {
+			nextX = e.pend[0].x.ProducedMS
+		}
+		if len(e.closes) > 0 && e.closes[0].at <= e.nowMS {
+			nextC = e.closes[0].at - e.cfg.Grace.Milliseconds()
+		}
+		switch {
+		case nextX == math.MaxInt64 && nextC == math.MaxInt64:
+			e.returned = true
+			return e.out
+		case nextX < nextC:
+			p := heap.Pop(&e.pend).(pending)
+			e.process(p.x)
+		default:
+			c := heap.Pop(&e.closes).(closing)
+			if !c.l.finalised && c.l.closeMS+e.cfg.Grace.Milliseconds() == c.at {
+				e.finalise(c.l)
+			}
+		}
+	}
+}
+
+// Pending is the number of interactions waiting for their grace period.
+func (e *Evaluator) Pending() int { return len(e.pend) }
+
+func (s *userState) seen(id uint64, ring int) bool {
+	if slices.Contains(s.ring, id) {
+		return true
+	}
+	if len(s.ring) < ring {
+		s.ring = append(s.ring, id)
+	} else {
+		s.ring[s.next] = id
+		s.next = (s.next + 1) % ring
+	}
+	return false
+}
+
+func (e *Evaluator) process(x Interaction) {
+	s := e.user(x.User)
+	tw := e.timeWindow(x.ProducedMS)
+	src := sourceTag(x.Source)
+	if s.seen(x.EventID, e.cfg.DedupRing) {
+		e.emit(tw, "duplicates", 1, src)
+		return
+	}
+	e.emit(tw, "interactions", 1, src)
+	defer func() { e.processed++ }()
+	// The list open at p: the last served at or before p, if p is before its
+	// close; last: the last list at or before p with a user vector.
+	var open, last *openList
+	first := true
+	for i := len(s.lists) - 1; i >= 0 && (first || last == nil); i-- {
+		l := s.lists[i]
+		if l.ServedMS > x.ProducedMS {
+			continue
+		}
+		if first {
+			first = false
+			if x.ProducedMS < l.closeMS {
+				open = l
+			}
+		}
+		if last == nil && l.UserVec != nil {
+			last = l
+		}
+	}
+	if open != nil {
+		fb := fallbackTag(open.Fallback)
+		e.emit(tw, "joined", 1, src, fb)
+		for _, sl := range open.Slots {
+			if sl.Video != x.Video {
+				continue
+			}
+			e.emit(tw, "hits", 1, src, fb)
+			e.emit(tw, "abs_err_u", Micro(math.Abs(float64(sl.Predicted)-x.WatchRatio)), src, fb)
+			e.emit(tw, "abs_err_n", 1, src, fb)
+			break
+		}
+		if open.finalised {
+			e.emit(tw, "late_interactions", 1, src, fb)
+		} else if _, ok := open.watched[x.Video]; !ok {
+			open.watched[x.Video] = x.WatchRatio
+		}
+		return
+	}
+	e.emit(tw, "no_list", 1, src)
+	if last == nil || e.cfg.Scorer == nil {
+		return
+	}
+	if pred, ok := e.cfg.Scorer.Predict(last.UserVec, last.UserBias, x.Video); ok {
+		e.emit(tw, "preq_n", 1, src)
+		e.emit(tw, "preq_abs_err_u", Micro(math.Abs(pred-x.WatchRatio)), src)
+	}
+	e.noList++
+	if (e.noList-1)%int64(e.cfg.RankEvery) == 0 {
+		if r, ok := e.cfg.Scorer.Rank(last.UserVec, x.Video); ok {
+			e.emit(tw, "preq_rank_n", 1, src)
+			e.emit(tw, "preq_rank_sum", int64(r), src)
+		}
+	}
+}
+
+// Labels of the list metrics: the seed's (>= 0.8) and KuaiRec's (> 2).
+var labels = []struct {
+	name string
+	rel  func(wr float64) bool
+}{
+	{"08", func(wr float64) bool { return wr >= 0.8 }},
+	{"2", func(wr float64) bool { return wr > 2 }},
+}
+
+func (e *Evaluator) finalise(l *openList) {
+	l.finalised = true
+	tw := e.timeWindow(l.ServedMS)
+	fb := fallbackTag(l.Fallback)
+	k := len(l.Slots)
+	e.emit(tw, "lists", 1, fb)
+	if k > 0 {
+		e.emit(tw, "served_slots", int64(k), fb)
+		cw := e.countWindow()
+		for _, sl := range l.Slots {
+			e.put(Increment{Window: tw, Field: "served_videos", Distinct: true, Video: sl.Video},
+				Increment{Window: cw, Field: "served_videos", Distinct: true, Video: sl.Video})
+			if e.cfg.Popularity != nil {
+				e.emit(tw, "pop_pct_u", Micro(e.cfg.Popularity(sl.Video)), fb)
+			}
+		}
+		for _, lb := range labels {
+			var dcg, idcg float64
+			rel := 0
+			for i, sl := range l.Slots {
+				if wr, ok := l.watched[sl.Video]; ok && lb.rel(wr) {
+					dcg += 1 / math.Log2(float64(i+2))
+					rel++
+				}
+			}
+			for i := range rel {
+				idcg += 1 / math.Log2(float64(i+2))
+			}
+			e.emit(tw, "prec"+lb.name+"_u", Micro(float64(rel)/float64(k)), fb)
+			if rel == 0 {
+				e.emit(tw, "ndcg"+lb.name+"_none", 1, fb)
+			} else {
+				e.emit(tw, "ndcg"+lb.name+"_u", Micro(dcg/idcg), fb)
+				e.emit(tw, "ndcg"+lb.name+"_n", 1, fb)
+			}
+		}
+		var dcg float64
+		gains := make([]float64, 0, len(l.watched))
+		for i, sl := range l.Slots {
+			if wr, ok := l.watched[sl.Video]; ok && wr > 0 {
+				dcg += wr / math.Log2(float64(i+2))
+				gains = append(gains, wr)
+			}
+		}
+		if len(gains) > 0 {
+			slices.Sort(gains)
+			slices.Reverse(gains)
+			var idcg float64
+			for i, g := range gains {
+				idcg += g / math.Log2(float64(i+2))
+			}
+			e.emit(tw, "ndcg_graded_u", Micro(dcg/idcg), fb)
+			e.emit(tw, "ndcg_graded_n", 1, fb)
+		}
+	}
+	l.watched = nil
+	// Keep at most MaxLists per user, dropping the oldest finalised ones.
+	s := e.users[l.User]
+	for len(s.lists) > e.cfg.MaxLists && s.lists[0].finalised {
+		s.lists = s.lists[1:]
+	}
+}
