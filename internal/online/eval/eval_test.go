@@ -54,7 +54,8 @@ func TestJoinAndListMetrics(t *testing.T) {
 	e.AddInteraction(Interaction{User: 1, Video: 12, EventID: 2, WatchRatio: 3.0, ProducedMS: 3000, Source: "replay"})
 	e.AddInteraction(Interaction{User: 1, Video: 99, EventID: 3, WatchRatio: 1.2, ProducedMS: 4000, Source: "replay"})
 	e.AddInteraction(Interaction{User: 1, Video: 12, EventID: 2, WatchRatio: 3.0, ProducedMS: 4500, Source: "replay"}) // duplicate
-	w.Apply(e.Advance(5000))                                                                                           // due: everything produced by 4 s
+	// Due: everything produced by 4 s.
+	w.Apply(e.Advance(5000))
 	if got := w.Get(WindowKey{ByTime, 0}, "joined"); got != 3 {
 		t.Fatalf("after 5 s: joined %d, want 3", got)
 	}
