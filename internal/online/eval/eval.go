@@ -206,6 +206,7 @@ type Evaluator struct {
 	out       []Increment
 	// returned: out was handed to the caller; the next increment starts anew.
 	returned bool
+	names    map[[2]string]string // field, tag -> "field|tag", so that emit does not allocate
 }
 
 // New returns an Evaluator; cfg is validated.
@@ -213,7 +214,7 @@ func New(cfg Config) (*Evaluator, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Evaluator{cfg: cfg, users: map[uint32]*userState{}}, nil
+	return &Evaluator{cfg: cfg, users: map[uint32]*userState{}, names: map[[2]string]string{}}, nil
 }
 
 func (e *Evaluator) user(u uint32) *userState {
@@ -254,16 +255,35 @@ func (e *Evaluator) emit(tw WindowKey, field string, delta int64, tags ...string
 	}
 	e.out = append(e.out, Increment{Window: tw, Field: field, Delta: delta}, Increment{Window: cw, Field: field, Delta: delta})
 	for _, t := range tags {
-		f := field + "|" + t
+		f, ok := e.names[[2]string{field, t}]
+		if !ok {
+			f = field + "|" + t
+			e.names[[2]string{field, t}] = f
+		}
 		e.out = append(e.out, Increment{Window: tw, Field: f, Delta: delta}, Increment{Window: cw, Field: f, Delta: delta})
 	}
 }
 
-func sourceTag(s string) string { return "source=" + s }
+func sourceTag(s string) string {
+	switch s {
+	case "replay":
+		return "source=replay"
+	case "api":
+		return "source=api"
+	case "simulator":
+		return "source=simulator"
+	}
+	return "source=" + s
+}
 
 func fallbackTag(f string) string {
-	if f == FallbackNone {
+	switch f {
+	case FallbackNone:
 		return "fallback=none"
+	case FallbackFeatureTower:
+		return "fallback=feature_tower"
+	case FallbackPopularity:
+		return "fallback=popularity"
 	}
 	return "fallback=" + f
 }
