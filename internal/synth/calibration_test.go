@@ -1,9 +1,11 @@
 package synth
 
 import (
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -114,7 +116,7 @@ func marginalBands(t *testing.T, m measured) {
 }
 
 // TestFullScaleCalibration generates the full-size folder (seed 1, real side
-// files) and holds it to the real KuaiRec's label statistics: p50/p90/p99 of
+// files; STREAMREC_TEST_FULL_SEED picks another seed) and holds it to the real KuaiRec's label statistics: p50/p90/p99 of
 // the per-video and per-user positive shares within +-15%, Ginis and the
 // Spearman correlation within +-0.05, and the STATS.md marginals. It writes
 // ~1.2 GB and takes ~40 s without -race, so it runs only when
@@ -128,12 +130,21 @@ func TestFullScaleCalibration(t *testing.T) {
 	if side == "" {
 		t.Skip("the real side files (../shared/kuairec) are needed for the full-size calibration")
 	}
+	seed := uint64(1)
+	if s := os.Getenv("STREAMREC_TEST_FULL_SEED"); s != "" {
+		var err error
+		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
+			t.Fatalf("STREAMREC_TEST_FULL_SEED=%q: %v", s, err)
+		}
+	}
 	root := t.TempDir()
-	if _, err := Generate(root, GenConfig{Scale: Scales["full"], Seed: 1, SideDir: side}); err != nil {
+	if _, err := Generate(root, GenConfig{Scale: Scales["full"], Seed: seed, SideDir: side}); err != nil {
 		t.Fatal(err)
 	}
 	m := measureFolder(t, root)
-	m.Label.WriteText(testWriter{t}, "full, seed 1", kuairec.RealLabelStats)
+	m.Label.WriteText(testWriter{t}, fmt.Sprintf("full, seed %d", seed), kuairec.RealLabelStats)
+	m.Big.WriteText(testWriter{t}, "big matrix (cleaned)")
+	m.Small.WriteText(testWriter{t}, "small matrix (all pairs)")
 	labelBands(t, m.Label, 0.15, 0.05, 0.05)
 	marginalBands(t, m)
 }
