@@ -19,6 +19,11 @@ import (
 //	ns:served:uid               string: one ServedList (binary), with a TTL
 //	ns:model-updates            pub/sub channel: ModelUpdate JSON notices
 //	ns:marker:name              string: a liveness marker (see Store.SetMarker)
+//	ns:eval:g:offsets           hash partition -> next input offset of evaluator group g's windows
+//	ns:eval:g:index:k           sorted set: the window indexes of kind k (t: time, n: count)
+//	ns:eval:g:w:k:i             hash field -> integer: window i of kind k
+//	ns:eval:g:w:k:i:sets        hash: the names of the window's distinct fields
+//	ns:eval:g:w:k:i:set:f       set: the members of distinct field f (windows.go's Lua script builds these names)
 const (
 	keySep = ":"
 
@@ -33,6 +38,7 @@ const (
 	segUser     = "user"
 	segServed   = "served"
 	segMarker   = "marker"
+	segEval     = "eval"
 
 	channelModelUpdates = "model-updates"
 
@@ -83,3 +89,17 @@ func (k keys) modelUpdates() string { return k.ns + keySep + channelModelUpdates
 
 // namespacePattern matches every key of the namespace (tests use it to clean up).
 func (k keys) namespacePattern() string { return k.ns + keySep + "*" }
+
+func (k keys) evalPrefix(group string) string {
+	return k.ns + keySep + segEval + keySep + group + keySep
+}
+func (k keys) windowOffsets(group string) string { return k.evalPrefix(group) + "offsets" }
+func (k keys) windowIndex(group string, kind byte) string {
+	return k.evalPrefix(group) + "index" + keySep + string(kind)
+}
+
+// windowPrefix is the prefix the window script appends "kind:index" to.
+func (k keys) windowPrefix(group string) string { return k.evalPrefix(group) + "w" + keySep }
+func (k keys) window(group string, kind byte, index int64) string {
+	return k.windowPrefix(group) + string(kind) + keySep + strconv.FormatInt(index, 10)
+}

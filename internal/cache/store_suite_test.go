@@ -35,6 +35,7 @@ func runStoreSuite(t *testing.T, newStore newStoreFunc) {
 	t.Run("ItemCacheFollow", func(t *testing.T) { testItemCacheFollow(t, newStore) })
 	t.Run("Marker", func(t *testing.T) { testMarker(t, newStore) })
 	t.Run("UserFeatures", func(t *testing.T) { testUserFeatures(t, newStore) })
+	t.Run("Windows", func(t *testing.T) { testWindows(t, newStore) })
 }
 
 // smallChunks forces many chunks and several pipelines on small models.
