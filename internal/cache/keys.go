@@ -19,6 +19,9 @@ import (
 //	ns:served:uid               string: one ServedList (binary), with a TTL
 //	ns:model-updates            pub/sub channel: ModelUpdate JSON notices
 //	ns:marker:name              string: a liveness marker (see Store.SetMarker)
+//	ns:slist:id                 hash {r: ServedRecord (binary), w: server time written}: one served list (v2)
+//	ns:slist-p:p                sorted set: list id -> serve time, per partition of the interactions topic
+//	ns:slist-u:uid              sorted set: list id -> serve time, the user's last ServedPerUser lists
 //	ns:eval:g:offsets           hash partition -> next input offset of evaluator group g's windows
 //	ns:eval:g:index:k           sorted set: the window indexes of kind k (t: time, n: count)
 //	ns:eval:g:w:k:i             hash field -> integer: window i of kind k
@@ -39,6 +42,7 @@ const (
 	segServed   = "served"
 	segMarker   = "marker"
 	segEval     = "eval"
+	segSList    = "slist"
 
 	channelModelUpdates = "model-updates"
 
@@ -102,4 +106,12 @@ func (k keys) windowIndex(group string, kind byte) string {
 func (k keys) windowPrefix(group string) string { return k.evalPrefix(group) + "w" + keySep }
 func (k keys) window(group string, kind byte, index int64) string {
 	return k.windowPrefix(group) + string(kind) + keySep + strconv.FormatInt(index, 10)
+}
+
+func (k keys) servedList(id string) string { return k.ns + keySep + segSList + keySep + id }
+func (k keys) servedByPartition(p int32) string {
+	return k.ns + keySep + segSList + "-p" + keySep + strconv.FormatInt(int64(p), 10)
+}
+func (k keys) servedByUser(uid uint32) string {
+	return k.ns + keySep + segSList + "-u" + keySep + strconv.FormatUint(uint64(uid), 10)
 }

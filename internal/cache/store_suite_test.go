@@ -36,6 +36,7 @@ func runStoreSuite(t *testing.T, newStore newStoreFunc) {
 	t.Run("Marker", func(t *testing.T) { testMarker(t, newStore) })
 	t.Run("UserFeatures", func(t *testing.T) { testUserFeatures(t, newStore) })
 	t.Run("Windows", func(t *testing.T) { testWindows(t, newStore) })
+	t.Run("ServedLog", func(t *testing.T) { testServedLog(t, newStore) })
 }
 
 // smallChunks forces many chunks and several pipelines on small models.
