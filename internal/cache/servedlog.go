@@ -21,7 +21,7 @@ import (
 
 // ServedSlot is one served video.
 type ServedSlot struct {
-	Video                                   uint32
+	Video                                  uint32
 	Score, PredictedWatchRatio, Propensity float32
 }
 
