@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -38,10 +39,20 @@ type WindowDelta struct {
 }
 
 // OffsetRange says that a batch covers the input offsets [From, To] of a
-// partition (To >= From).
+// partition (To >= From). Watermark and Resume are recorded with it for the
+// evaluator's restart (the partition's watermark after To, and the offset
+// from which to rebuild its in-memory state).
 type OffsetRange struct {
-	Partition int32
-	From, To  int64
+	Partition         int32
+	From, To          int64
+	Watermark, Resume int64
+}
+
+// PartitionPosition is what the windows record of a partition: Next, the
+// first offset no applied batch covers, and the Watermark and Resume of the
+// last batch.
+type PartitionPosition struct {
+	Next, Watermark, Resume int64
 }
 
 // ErrOffsets: a batch's offsets neither continue nor repeat what the windows
@@ -58,7 +69,8 @@ const (
 
 // applyWindowsScript: KEYS[1] offsets hash, KEYS[2] time index, KEYS[3] count
 // index; ARGV[1] key prefix of the windows, ARGV[2] retention (s), ARGV[3]
-// history, ARGV[4] number of ranges, then (partition, from, to) per range,
+// history, ARGV[4] number of ranges, then (partition, from, to, watermark,
+// resume) per range,
 // then (kind, index, field, delta, distinct, member) per delta. Returns 1 when
 // applied, 0 when every range was already recorded (the batch is a repeat);
 // an error STREAMREC_OFFSETS otherwise.
@@ -66,7 +78,7 @@ var applyWindowsScript = redis.NewScript(`
 local n = tonumber(ARGV[4])
 local fresh, repeated = 0, 0
 for i = 0, n - 1 do
-  local p, from, to = ARGV[5 + 3*i], tonumber(ARGV[6 + 3*i]), tonumber(ARGV[7 + 3*i])
+  local p, from, to = ARGV[5 + 5*i], tonumber(ARGV[6 + 5*i]), tonumber(ARGV[7 + 5*i])
   local nxt = redis.call('HGET', KEYS[1], p)
   if not nxt or tonumber(nxt) == from then
     fresh = fresh + 1
@@ -81,11 +93,12 @@ if repeated > 0 then
   return redis.error_reply('STREAMREC_OFFSETS a batch mixes recorded and new ranges')
 end
 for i = 0, n - 1 do
-  redis.call('HSET', KEYS[1], ARGV[5 + 3*i], tonumber(ARGV[7 + 3*i]) + 1)
+  local p = ARGV[5 + 5*i]
+  redis.call('HSET', KEYS[1], p, tonumber(ARGV[7 + 5*i]) + 1, p .. ':wm', ARGV[8 + 5*i], p .. ':resume', ARGV[9 + 5*i])
 end
 local prefix, ttl, hist = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local touched = {}
-local j = 5 + 3*n
+local j = 5 + 5*n
 while j <= #ARGV do
   local kind, idx, field, delta, distinct, member = ARGV[j], ARGV[j+1], ARGV[j+2], ARGV[j+3], ARGV[j+4], ARGV[j+5]
   local base = prefix .. kind .. ':' .. idx
@@ -124,13 +137,13 @@ func (s *Store) ApplyWindows(ctx context.Context, group string, ranges []OffsetR
 	if !namePattern.MatchString(group) {
 		return false, fmt.Errorf("%w: evaluator group %q", ErrInvalid, group)
 	}
-	args := make([]any, 0, 4+3*len(ranges)+6*len(deltas))
+	args := make([]any, 0, 4+5*len(ranges)+6*len(deltas))
 	args = append(args, s.k.windowPrefix(group), int64(WindowRetention/time.Second), WindowHistory, len(ranges))
 	for _, r := range ranges {
 		if r.To < r.From || r.From < 0 {
 			return false, fmt.Errorf("%w: offset range %d-%d of partition %d", ErrInvalid, r.From, r.To, r.Partition)
 		}
-		args = append(args, r.Partition, r.From, r.To)
+		args = append(args, r.Partition, r.From, r.To, r.Watermark, r.Resume)
 	}
 	for _, d := range deltas {
 		if d.Kind != WindowByTime && d.Kind != WindowByCount {
@@ -156,22 +169,33 @@ func (s *Store) ApplyWindows(ctx context.Context, group string, ranges []OffsetR
 	return n == 1, nil
 }
 
-// WindowOffsets returns, per partition, the next input offset the windows of
-// group expect (the first offset no applied batch covers): where a restarted
-// evaluator resumes.
-func (s *Store) WindowOffsets(ctx context.Context, group string) (map[int32]int64, error) {
+// WindowOffsets returns, per partition, what the windows of group have
+// recorded: where a restarted evaluator resumes.
+func (s *Store) WindowOffsets(ctx context.Context, group string) (map[int32]PartitionPosition, error) {
 	m, err := s.rdb.HGetAll(ctx, s.k.windowOffsets(group)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("reading window offsets: %w", err)
 	}
-	out := make(map[int32]int64, len(m))
-	for p, v := range m {
-		pi, err1 := strconv.ParseInt(p, 10, 32)
+	out := make(map[int32]PartitionPosition, len(m))
+	for f, v := range m {
+		name, suffix, _ := strings.Cut(f, ":")
+		pi, err1 := strconv.ParseInt(name, 10, 32)
 		vi, err2 := strconv.ParseInt(v, 10, 64)
 		if err1 != nil || err2 != nil {
-			return nil, fmt.Errorf("%w: window offset %q=%q", ErrCorrupt, p, v)
+			return nil, fmt.Errorf("%w: window offset %q=%q", ErrCorrupt, f, v)
 		}
-		out[int32(pi)] = vi
+		pos := out[int32(pi)]
+		switch suffix {
+		case "":
+			pos.Next = vi
+		case "wm":
+			pos.Watermark = vi
+		case "resume":
+			pos.Resume = vi
+		default:
+			return nil, fmt.Errorf("%w: window offset field %q", ErrCorrupt, f)
+		}
+		out[int32(pi)] = pos
 	}
 	return out, nil
 }

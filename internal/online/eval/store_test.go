@@ -60,7 +60,7 @@ func TestStoreMatchesInProcessWindows(t *testing.T) {
 				incs := e.Advance(now)
 				w.Apply(incs)
 				deltas = Deltas(deltas[:0], incs)
-				rg := []cache.OffsetRange{{Partition: 0, From: from, To: offset - 1}}
+				rg := []cache.OffsetRange{{Partition: 0, From: from, To: offset - 1, Watermark: now}}
 				for try := range 2 {
 					ok, err := st.ApplyWindows(t.Context(), "eval", rg, deltas)
 					if err != nil || ok != (try == 0) {
