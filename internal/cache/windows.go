@@ -39,20 +39,21 @@ type WindowDelta struct {
 }
 
 // OffsetRange says that a batch covers the input offsets [From, To] of a
-// partition (To >= From). Watermark and Resume are recorded with it for the
-// evaluator's restart (the partition's watermark after To, and the offset
-// from which to rebuild its in-memory state).
+// partition (To >= From). Watermark, Resume and ResumeWatermark are recorded
+// with it for the evaluator's restart: the partition's watermark after To, the
+// offset from which to rebuild its in-memory state, and the watermark just
+// before that offset.
 type OffsetRange struct {
-	Partition         int32
-	From, To          int64
-	Watermark, Resume int64
+	Partition                          int32
+	From, To                           int64
+	Watermark, Resume, ResumeWatermark int64
 }
 
 // PartitionPosition is what the windows record of a partition: Next, the
 // first offset no applied batch covers, and the Watermark and Resume of the
 // last batch.
 type PartitionPosition struct {
-	Next, Watermark, Resume int64
+	Next, Watermark, Resume, ResumeWatermark int64
 }
 
 // ErrOffsets: a batch's offsets neither continue nor repeat what the windows
@@ -70,7 +71,7 @@ const (
 // applyWindowsScript: KEYS[1] offsets hash, KEYS[2] time index, KEYS[3] count
 // index; ARGV[1] key prefix of the windows, ARGV[2] retention (s), ARGV[3]
 // history, ARGV[4] number of ranges, then (partition, from, to, watermark,
-// resume) per range,
+// resume, resume watermark) per range,
 // then (kind, index, field, delta, distinct, member) per delta. Returns 1 when
 // applied, 0 when every range was already recorded (the batch is a repeat);
 // an error STREAMREC_OFFSETS otherwise.
@@ -78,7 +79,7 @@ var applyWindowsScript = redis.NewScript(`
 local n = tonumber(ARGV[4])
 local fresh, repeated = 0, 0
 for i = 0, n - 1 do
-  local p, from, to = ARGV[5 + 5*i], tonumber(ARGV[6 + 5*i]), tonumber(ARGV[7 + 5*i])
+  local p, from, to = ARGV[5 + 6*i], tonumber(ARGV[6 + 6*i]), tonumber(ARGV[7 + 6*i])
   local nxt = redis.call('HGET', KEYS[1], p)
   if not nxt or tonumber(nxt) == from then
     fresh = fresh + 1
@@ -93,12 +94,12 @@ if repeated > 0 then
   return redis.error_reply('STREAMREC_OFFSETS a batch mixes recorded and new ranges')
 end
 for i = 0, n - 1 do
-  local p = ARGV[5 + 5*i]
-  redis.call('HSET', KEYS[1], p, tonumber(ARGV[7 + 5*i]) + 1, p .. ':wm', ARGV[8 + 5*i], p .. ':resume', ARGV[9 + 5*i])
+  local p = ARGV[5 + 6*i]
+  redis.call('HSET', KEYS[1], p, tonumber(ARGV[7 + 6*i]) + 1, p .. ':wm', ARGV[8 + 6*i], p .. ':resume', ARGV[9 + 6*i], p .. ':resume-wm', ARGV[10 + 6*i])
 end
 local prefix, ttl, hist = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local touched = {}
-local j = 5 + 5*n
+local j = 5 + 6*n
 while j <= #ARGV do
   local kind, idx, field, delta, distinct, member = ARGV[j], ARGV[j+1], ARGV[j+2], ARGV[j+3], ARGV[j+4], ARGV[j+5]
   local base = prefix .. kind .. ':' .. idx
@@ -137,13 +138,13 @@ func (s *Store) ApplyWindows(ctx context.Context, group string, ranges []OffsetR
 	if !namePattern.MatchString(group) {
 		return false, fmt.Errorf("%w: evaluator group %q", ErrInvalid, group)
 	}
-	args := make([]any, 0, 4+5*len(ranges)+6*len(deltas))
+	args := make([]any, 0, 4+6*len(ranges)+6*len(deltas))
 	args = append(args, s.k.windowPrefix(group), int64(WindowRetention/time.Second), WindowHistory, len(ranges))
 	for _, r := range ranges {
 		if r.To < r.From || r.From < 0 {
 			return false, fmt.Errorf("%w: offset range %d-%d of partition %d", ErrInvalid, r.From, r.To, r.Partition)
 		}
-		args = append(args, r.Partition, r.From, r.To, r.Watermark, r.Resume)
+		args = append(args, r.Partition, r.From, r.To, r.Watermark, r.Resume, r.ResumeWatermark)
 	}
 	for _, d := range deltas {
 		if d.Kind != WindowByTime && d.Kind != WindowByCount {
@@ -192,6 +193,8 @@ func (s *Store) WindowOffsets(ctx context.Context, group string) (map[int32]Part
 			pos.Watermark = vi
 		case "resume":
 			pos.Resume = vi
+		case "resume-wm":
+			pos.ResumeWatermark = vi
 		default:
 			return nil, fmt.Errorf("%w: window offset field %q", ErrCorrupt, f)
 		}

@@ -69,11 +69,12 @@ type Config struct {
 	// interactions (each costs a scan). Default: 100.
 	RankEvery int
 	// DedupRing is the number of recent event ids per user kept to drop
-	// duplicates. Default: 64.
+	// duplicates (those produced within Keep of the watermark). Default: 64.
 	DedupRing int
-	// MaxLists bounds the lists kept per user (the oldest finalised go first).
-	// Default: 8.
-	MaxLists int
+	// PreqHorizon: the prequential metrics of an interaction with no open
+	// list use the user's last list with a vector served within PreqHorizon
+	// before it. Default: OpenFor.
+	PreqHorizon time.Duration
 	// Popularity, if not nil, gives a video's popularity percentile in [0, 1].
 	Popularity func(video uint32) float64
 	// Scorer, if not nil, gives the prequential metrics.
@@ -98,13 +99,13 @@ func (c *Config) Validate() error {
 	defi(&c.CountWindow, 10000)
 	defi(&c.RankEvery, 100)
 	defi(&c.DedupRing, 64)
-	defi(&c.MaxLists, 8)
+	def(&c.PreqHorizon, c.OpenFor)
 	var errs []error
 	if c.OpenFor < time.Millisecond || c.Window < time.Millisecond || c.Grace < 0 {
 		errs = append(errs, fmt.Errorf("eval: open-for %v and window %v must be >= 1 ms, grace %v >= 0", c.OpenFor, c.Window, c.Grace))
 	}
-	if c.CountWindow < 1 || c.RankEvery < 1 || c.DedupRing < 1 || c.MaxLists < 1 {
-		errs = append(errs, fmt.Errorf("eval: count window %d, rank-every %d, dedup ring %d and max lists %d must be >= 1", c.CountWindow, c.RankEvery, c.DedupRing, c.MaxLists))
+	if c.CountWindow < 1 || c.RankEvery < 1 || c.DedupRing < 1 || c.PreqHorizon < 0 {
+		errs = append(errs, fmt.Errorf("eval: count window %d, rank-every %d and dedup ring %d must be >= 1, prequential horizon %v >= 0", c.CountWindow, c.RankEvery, c.DedupRing, c.PreqHorizon))
 	}
 	return errors.Join(errs...)
 }
@@ -135,6 +136,11 @@ type Increment struct {
 	Video    uint32
 }
 
+// Keep is how far behind the clock (in produce time) an arriving interaction
+// still counts: OpenFor + 2 Grace. An older one is counted as stale and not
+// joined; a duplicate is an event id seen for the user within Keep before.
+func (c *Config) Keep() time.Duration { return c.OpenFor + 2*c.Grace }
+
 // Micro converts a real value to the integer micro-units of the sums.
 func Micro(x float64) int64 { return int64(math.Round(x * 1e6)) }
 
@@ -147,9 +153,11 @@ type openList struct {
 
 type userState struct {
 	lists []*openList // by ServedMS
-	ring  []uint64
+	ring  []ringEntry
 	next  int
 }
+
+type ringEntry struct{ id, ms int64 }
 
 type pending struct {
 	x   Interaction
@@ -321,8 +329,13 @@ func (e *Evaluator) AddList(l List) {
 }
 
 // AddInteraction queues x; Advance joins it once Grace has passed after its
-// produce time.
+// produce time. An interaction produced more than Keep before the clock is
+// counted as stale_interactions and not joined.
 func (e *Evaluator) AddInteraction(x Interaction) {
+	if x.ProducedMS < e.nowMS-e.cfg.Keep().Milliseconds() {
+		e.emit(e.timeWindow(x.ProducedMS), "stale_interactions", 1, sourceTag(x.Source))
+		return
+	}
 	e.seq++
 	heap.Push(&e.pend, pending{x, e.seq})
 }
@@ -367,14 +380,18 @@ func (e *Evaluator) Advance(nowMS int64) []Increment {
 // Pending is the number of interactions waiting for their grace period.
 func (e *Evaluator) Pending() int { return len(e.pend) }
 
-func (s *userState) seen(id uint64, ring int) bool {
-	if slices.Contains(s.ring, id) {
-		return true
+// seen reports whether id was processed for the user with a produce time at
+// or after since, and records it.
+func (s *userState) seen(id uint64, ms, since int64, ring int) bool {
+	for _, r := range s.ring {
+		if r.id == int64(id) && r.ms >= since {
+			return true
+		}
 	}
 	if len(s.ring) < ring {
-		s.ring = append(s.ring, id)
+		s.ring = append(s.ring, ringEntry{int64(id), ms})
 	} else {
-		s.ring[s.next] = id
+		s.ring[s.next] = ringEntry{int64(id), ms}
 		s.next = (s.next + 1) % ring
 	}
 	return false
@@ -384,7 +401,7 @@ func (e *Evaluator) process(x Interaction) {
 	s := e.user(x.User)
 	tw := e.timeWindow(x.ProducedMS)
 	src := sourceTag(x.Source)
-	if s.seen(x.EventID, e.cfg.DedupRing) {
+	if s.seen(x.EventID, x.ProducedMS, x.ProducedMS-e.cfg.Keep().Milliseconds(), e.cfg.DedupRing) {
 		e.emit(tw, "duplicates", 1, src)
 		return
 	}
@@ -405,7 +422,7 @@ func (e *Evaluator) process(x Interaction) {
 				open = l
 			}
 		}
-		if last == nil && l.UserVec != nil {
+		if last == nil && l.UserVec != nil && l.ServedMS >= x.ProducedMS-e.cfg.PreqHorizon.Milliseconds() {
 			last = l
 		}
 	}
@@ -510,9 +527,19 @@ func (e *Evaluator) finalise(l *openList) {
 		}
 	}
 	l.watched = nil
-	// Keep at most MaxLists per user, dropping the oldest finalised ones.
+	// Drop the user's finalised lists that no interaction can reach any more.
 	s := e.users[l.User]
-	for len(s.lists) > e.cfg.MaxLists && s.lists[0].finalised {
-		s.lists = s.lists[1:]
+	old := e.nowMS - e.cfg.Keep().Milliseconds() - e.cfg.PreqHorizon.Milliseconds()
+	i := 0
+	for i < len(s.lists) && s.lists[i].finalised && s.lists[i].ServedMS < old {
+		i++
+	}
+	if i > 0 {
+		s.lists = append(s.lists[:0], s.lists[i:]...)
 	}
 }
+
+// SetCount makes the count windows of the next increments those of n (the
+// input offset being processed: see Partition); without it, count windows
+// follow the number of interactions processed.
+func (e *Evaluator) SetCount(n int64) { e.processed = n }

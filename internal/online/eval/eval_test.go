@@ -22,7 +22,7 @@ func (s *fixedScorer) Rank([]float32, uint32) (int, bool) {
 
 func newEval(t *testing.T, sc Scorer) *Evaluator {
 	t.Helper()
-	e, err := New(Config{OpenFor: 10 * time.Second, Grace: time.Second, Window: time.Minute, CountWindow: 3, RankEvery: 1,
+	e, err := New(Config{OpenFor: 10 * time.Second, Grace: time.Second, Window: time.Minute, CountWindow: 3, RankEvery: 1, PreqHorizon: 30 * time.Second,
 		Popularity: func(v uint32) float64 { return float64(v) / 100 }, Scorer: sc})
 	if err != nil {
 		t.Fatal(err)
@@ -130,7 +130,7 @@ func TestLateListsAndLateInteractions(t *testing.T) {
 	e.AddInteraction(Interaction{User: 2, Video: 30, EventID: 1, WatchRatio: 2.5, ProducedMS: 100000, Source: "simulator"})
 	w.Apply(e.Advance(100400))
 	e.AddList(List{ID: "M1", User: 2, ServedMS: 99800, Slots: []Slot{{Video: 31, Predicted: 1}, {Video: 30, Predicted: 2}}})
-	w.Apply(e.Advance(200000))
+	w.Apply(e.Advance(111000))
 	m1 := WindowKey{ByTime, 1} // 99.8 s and 100 s are in minute 1
 	if got := w.Get(m1, "hits"); got != 1 {
 		t.Fatalf("interaction before its (timely) list: hits %d, want 1", got)
@@ -138,18 +138,24 @@ func TestLateListsAndLateInteractions(t *testing.T) {
 	if got := w.Get(m1, "late_lists"); got != 0 {
 		t.Errorf("a list within the grace period counted late")
 	}
-	// M1 closed at 109.8 s and was finalised: prec2 = 1/2 (video 30 at rank 2).
+	// M1 closed at 109.8 s and was finalised at 110.8 s: prec2 = 1/2 (video 30
+	// at rank 2).
 	if got := w.Get(m1, "prec2_u"); got != 500000 {
 		t.Errorf("M1 prec2 %d, want 500000", got)
 	}
-	// A late interaction for M1 (produced 105 s, arriving at 200 s).
+	// A late interaction for M1 (produced 105 s, arriving at 111 s, within
+	// Keep = 12 s).
 	e.AddInteraction(Interaction{User: 2, Video: 31, EventID: 2, WatchRatio: 1, ProducedMS: 105000, Source: "simulator"})
-	// A list served at 150 s reaching the evaluator at 200 s, and an
+	w.Apply(e.Advance(160000))
+	// A list served at 150 s reaching the evaluator at 160 s, and an
 	// interaction inside it.
 	e.AddList(List{ID: "M2", User: 2, ServedMS: 150000, Slots: []Slot{{Video: 40, Predicted: 1}}})
 	e.AddInteraction(Interaction{User: 2, Video: 40, EventID: 3, WatchRatio: 0.9, ProducedMS: 155000, Source: "simulator"})
 	// user 3: never served.
 	e.AddInteraction(Interaction{User: 3, Video: 1, EventID: 1, WatchRatio: 1, ProducedMS: 155000, Source: "api"})
+	w.Apply(e.Advance(200000))
+	// Produced 100 s, arriving at 200 s: more than Keep late.
+	e.AddInteraction(Interaction{User: 2, Video: 31, EventID: 9, WatchRatio: 1, ProducedMS: 100000, Source: "api"})
 	w.Apply(e.Advance(200000))
 	if got := w.Get(m1, "late_interactions"); got != 1 {
 		t.Errorf("late interactions %d, want 1", got)
@@ -159,6 +165,9 @@ func TestLateListsAndLateInteractions(t *testing.T) {
 	}
 	if got := w.Get(m1, "prec08_u"); got != 500000 {
 		t.Errorf("the late interaction changed M1's finalised precision: %d", got)
+	}
+	if got := w.Get(m1, "stale_interactions|source=api"); got != 1 || w.Get(m1, "interactions|source=api") != 0 {
+		t.Errorf("stale interactions %d, want 1 (and not counted as an interaction)", got)
 	}
 	m2 := WindowKey{ByTime, 2}
 	if got := w.Get(m2, "late_lists"); got != 1 {
