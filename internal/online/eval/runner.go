@@ -63,7 +63,7 @@ type RunnerStats struct {
 // shared windows. A runner killed at any point and restarted resumes from the
 // positions the store recorded: nothing is lost or counted twice.
 type Runner struct {
-	cfg                                                              RunnerConfig
+	cfg                                                         RunnerConfig
 	processed, applied, undecodable, batches, repeats, restarts atomic.Int64
 }
 
