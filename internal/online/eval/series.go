@@ -32,13 +32,17 @@ var Metrics = []Metric{
 		"binary NDCG@K of closed lists with a relevant slot, label >= 0.8"},
 	{"ndcg_2", func(g func(string) int64, _ int) (float64, bool) { return ratio(g("ndcg2_u"), g("ndcg2_n"), 1e6) },
 		"binary NDCG@K of closed lists with a relevant slot, label > 2"},
-	{"ndcg_graded", func(g func(string) int64, _ int) (float64, bool) { return ratio(g("ndcg_graded_u"), g("ndcg_graded_n"), 1e6) },
+	{"ndcg_graded", func(g func(string) int64, _ int) (float64, bool) {
+		return ratio(g("ndcg_graded_u"), g("ndcg_graded_n"), 1e6)
+	},
 		"NDCG@K with the observed watch ratios as gains, over closed lists with a watched slot"},
 	{"abs_err", func(g func(string) int64, _ int) (float64, bool) { return ratio(g("abs_err_u"), g("abs_err_n"), 1e6) },
 		"mean |predicted - observed| watch ratio of the interactions on a served video"},
 	{"preq_abs_err", func(g func(string) int64, _ int) (float64, bool) { return ratio(g("preq_abs_err_u"), g("preq_n"), 1e6) },
 		"prequential mean absolute error of interactions with no open list, under the last served user vector"},
-	{"preq_rank", func(g func(string) int64, _ int) (float64, bool) { return ratio(g("preq_rank_sum"), g("preq_rank_n"), 1) },
+	{"preq_rank", func(g func(string) int64, _ int) (float64, bool) {
+		return ratio(g("preq_rank_sum"), g("preq_rank_n"), 1)
+	},
 		"mean rank (1 = top) of the watched video under the last served user vector, sampled"},
 	{"coverage", func(g func(string) int64, c int) (float64, bool) {
 		if c <= 0 || g("lists") == 0 {
@@ -46,7 +50,9 @@ var Metrics = []Metric{
 		}
 		return float64(g("served_videos")) / float64(c), true
 	}, "distinct videos served in the window over the catalogue"},
-	{"popularity_pct", func(g func(string) int64, _ int) (float64, bool) { return ratio(g("pop_pct_u"), g("served_slots"), 1e6) },
+	{"popularity_pct", func(g func(string) int64, _ int) (float64, bool) {
+		return ratio(g("pop_pct_u"), g("served_slots"), 1e6)
+	},
 		"mean popularity percentile of the served videos"},
 	{"no_list_share", func(g func(string) int64, _ int) (float64, bool) { return ratio(g("no_list"), g("interactions"), 1) },
 		"share of interactions with no open list"},
