@@ -26,10 +26,12 @@ const (
 	CodeInvalidIdempotency   = "invalid_idempotency_key"
 	CodeNotFound             = "not_found"
 	CodeMethodNotAllowed     = "method_not_allowed"
-	CodeNoModel              = "no_model"       // 503: no model version loaded yet
-	CodePublishFailed        = "publish_failed" // 503: Kafka did not acknowledge the events
-	CodeNotReady             = "not_ready"      // 503 from /readyz
-	CodeInternal             = "internal"       // 500: a bug; logged
+	CodeNoModel              = "no_model"                 // 503: no model version loaded yet
+	CodePublishFailed        = "publish_failed"           // 503: Kafka did not acknowledge the events
+	CodeNotReady             = "not_ready"                // 503 from /readyz
+	CodeInternal             = "internal"                 // 500: a bug; logged
+	CodeOnlineOff            = "online_evaluation_off"    // 503: this API does not run the online evaluation
+	CodeOnlineStoreDown      = "online_store_unavailable" // 503: the windows' store (Redis) did not answer
 )
 
 // Error is an API error: an HTTP status and the stable JSON error body.

@@ -17,6 +17,7 @@ type metrics struct {
 	fallbacks     *prometheus.CounterVec   // reason
 	recItems      prometheus.Histogram
 	servedStore   *prometheus.CounterVec // result: ok | error | skipped
+	servedLog     *prometheus.CounterVec // result: written | dropped | error
 	accepted      prometheus.Counter
 	rejected      *prometheus.CounterVec // reason
 	acceptBatches prometheus.Histogram
@@ -44,6 +45,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		servedStore: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "streamrec_api_served_lists_stored_total",
 			Help: "Served lists written to Redis for online metrics, by result: ok, error, skipped (Redis already failed in this request)."},
 			[]string{"result"}),
+		servedLog: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "streamrec_api_served_log_total",
+			Help: "Served lists (version 2) for the online evaluator, by result: written, dropped (the asynchronous writer's queue was full), error."},
+			[]string{"result"}),
 		accepted: prometheus.NewCounter(prometheus.CounterOpts{Name: "streamrec_api_interactions_accepted_total",
 			Help: "Interactions accepted and acknowledged by Kafka."}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "streamrec_api_interactions_rejected_total",
@@ -51,7 +55,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		acceptBatches: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "streamrec_api_interaction_batch_events",
 			Help: "Events per accepted intake request.", Buckets: []float64{1, 2, 5, 10, 50, 100, 500, 1000, 5000}}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.latency, m.recs, m.fallbacks, m.recItems, m.servedStore,
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.recs, m.fallbacks, m.recItems, m.servedStore, m.servedLog,
 		m.accepted, m.rejected, m.acceptBatches} {
 		if err := reg.Register(c); err != nil {
 			return nil, err

@@ -145,6 +145,17 @@ func (s *Server) recommendations(c echo.Context) error {
 			s.metrics.servedStore.WithLabelValues("ok").Inc()
 		}
 	}
+	if s.online != nil {
+		r := &cache.ServedRecord{User: uid, Version: idx.Version(), Fallback: resp.Fallback, K: k,
+			LastPartition: -1, LastOffset: -1, ServedMS: resp.ServedAtMs, Slots: make([]cache.ServedSlot, len(resp.Items))}
+		if reason == "" {
+			r.UserVec, r.UserBias, r.LastProducedMS = slices.Clone(rec.Embedding), rec.Bias, rec.EventProducedAtMs
+		}
+		for i, it := range resp.Items {
+			r.Slots[i] = cache.ServedSlot{Video: it.VideoID, Score: it.Score, PredictedWatchRatio: it.PredictedWatchRatio, Propensity: 1}
+		}
+		s.offerServed(r)
+	}
 	if s.deps.Observer != nil {
 		s.deps.Observer.Served(uid, &served, resp.Fallback)
 	}

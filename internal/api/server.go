@@ -122,6 +122,9 @@ type Deps struct {
 	Checks []Check
 	// Observer may be nil.
 	Observer Observer
+	// Online, if not nil, writes every served list to the served-list log
+	// (run Server.RunServedLog) and serves the online evaluator's windows.
+	Online *Online
 	// Registry receives the API's metrics and is served on /metrics. Nil: a
 	// fresh registry.
 	Registry *prometheus.Registry
@@ -142,6 +145,7 @@ type Server struct {
 	watched *watchedSet
 	ids     *idAssigner
 	fb      fallbackCache
+	online  *onlineState // nil: the online evaluation is off
 	// routePaths maps each registered Echo path to its OpenAPI template (the
 	// metrics' route label); read-only after New.
 	routePaths map[string]string
@@ -183,6 +187,18 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	e.POST("/v1/interactions", s.postInteraction)
 	// "\:" is Echo's escape for a literal colon (Google API style custom method).
 	e.POST(`/v1/interactions\:batch`, s.postInteractionBatch)
+	e.GET("/v1/metrics/online", s.onlineMetrics)
+	if deps.Online != nil {
+		if deps.Online.Log == nil || deps.Online.Windows == nil || deps.Online.Partitions < 1 || deps.Online.Window <= 0 {
+			return nil, errors.New("api: Online needs Log, Windows, Partitions >= 1 and Window > 0")
+		}
+		s.online = newOnlineState(deps.Online)
+		if err := deps.Registry.Register(&onlineCollector{s: s, desc: prometheus.NewDesc("streamrec_online_last_window",
+			"The online evaluator's metrics over the last closed produce-time window (two windows back), by metric (see GET /v1/metrics/online).",
+			[]string{"metric"}, nil)}); err != nil {
+			return nil, err
+		}
+	}
 	s.e = e
 	s.routePaths = map[string]string{}
 	for _, r := range e.Routes() {

@@ -1,0 +1,173 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/streamrec/streamrec/internal/cache"
+	"github.com/streamrec/streamrec/internal/stream"
+)
+
+// onlineServer rebuilds f's server with the online evaluation wired to f's store.
+func onlineServer(t *testing.T, f *fixture, queue int) {
+	t.Helper()
+	srv, err := New(DefaultConfig(), Deps{Items: f.items, Store: f.store, Publisher: f.pub, Now: func() time.Time { return f.now },
+		Online: &Online{Log: f.store, Windows: f.store, Group: "g", Window: time.Minute, CountWindow: 100, Partitions: 4, Queue: queue}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.srv = srv
+}
+
+func TestOnlineMetricsOff(t *testing.T) {
+	f := newFixture(t, 10, 4, 1, DefaultConfig())
+	w := f.do(http.MethodGet, "/v1/metrics/online", "")
+	if w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), CodeOnlineOff) {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+}
+
+func TestServedListsReachTheLog(t *testing.T) {
+	f := newFixture(t, 30, 4, 2, DefaultConfig())
+	// The log drops lists older than its retention by the Redis server's clock.
+	f.now = time.UnixMilli(time.Now().UnixMilli())
+	onlineServer(t, f, 16)
+	for _, u := range []string{"1", "999"} {
+		if w := f.do(http.MethodGet, "/v1/users/"+u+"/recommendations?k=5", ""); w.Code != http.StatusOK {
+			t.Fatalf("recs %s: %d %s", u, w.Code, w.Body)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- f.srv.RunServedLog(ctx, time.Second) }()
+	cancel() // the queued lists are drained before it returns
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		user     uint32
+		fallback string
+		vec      bool
+	}{{1, "", true}, {999, FallbackPopularity, false}} {
+		p := int32(stream.PartitionFor(c.user, 4))
+		recs, bad, err := f.store.ServedInPartition(context.Background(), p, 0, f.now.UnixMilli())
+		if err != nil || bad != 0 {
+			t.Fatal(err, bad)
+		}
+		var got *cache.ServedRecord
+		for i := range recs {
+			if recs[i].User == c.user {
+				got = &recs[i]
+			}
+		}
+		if got == nil {
+			t.Fatalf("user %d: no list in partition %d (%d lists there: %+v)", c.user, p, len(recs), recs)
+		}
+		if got.Fallback != c.fallback || (len(got.UserVec) == 4) != c.vec || len(got.Slots) != 5 || got.K != 5 || got.ServedMS != f.now.UnixMilli() || got.Version != "v1" {
+			t.Errorf("user %d: %+v", c.user, got)
+		}
+	}
+	if !strings.Contains(f.metricsText(), `streamrec_api_served_log_total{result="written"} 2`) {
+		t.Errorf("written counter:\n%s", grepLines(f.metricsText(), "served_log"))
+	}
+}
+
+func TestServedLogQueueFullDrops(t *testing.T) {
+	f := newFixture(t, 30, 4, 1, DefaultConfig())
+	onlineServer(t, f, 1)
+	for range 3 {
+		if w := f.do(http.MethodGet, "/v1/users/1/recommendations", ""); w.Code != http.StatusOK {
+			t.Fatalf("%d", w.Code)
+		}
+	}
+	if !strings.Contains(f.metricsText(), `streamrec_api_served_log_total{result="dropped"} 2`) {
+		t.Errorf("dropped counter:\n%s", grepLines(f.metricsText(), "served_log"))
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+func TestOnlineMetricsSeries(t *testing.T) {
+	f := newFixture(t, 40, 4, 1, DefaultConfig())
+	onlineServer(t, f, 16)
+	ctx := context.Background()
+	idx := f.now.UnixMilli() / 60000
+	deltas := []cache.WindowDelta{
+		{Kind: cache.WindowByTime, Index: idx - 1, Field: "interactions", Delta: 10},
+		{Kind: cache.WindowByTime, Index: idx - 1, Field: "hits", Delta: 3},
+		{Kind: cache.WindowByTime, Index: idx - 1, Field: "interactions|source=api", Delta: 4},
+		{Kind: cache.WindowByTime, Index: idx - 1, Field: "hits|source=api", Delta: 1},
+		{Kind: cache.WindowByTime, Index: idx, Field: "interactions", Delta: 5},
+		{Kind: cache.WindowByTime, Index: idx, Field: "lists", Delta: 2},
+		{Kind: cache.WindowByTime, Index: idx, Field: "served_videos", Distinct: true, Member: 1000},
+		{Kind: cache.WindowByTime, Index: idx, Field: "served_videos", Distinct: true, Member: 1007},
+		{Kind: cache.WindowByCount, Index: 0, Field: "interactions", Delta: 15},
+	}
+	if _, err := f.store.ApplyWindows(ctx, "g", []cache.OffsetRange{{Partition: 0, From: 0, To: 14}}, deltas); err != nil {
+		t.Fatal(err)
+	}
+	get := func(q string) OnlineSeries {
+		t.Helper()
+		w := f.do(http.MethodGet, "/v1/metrics/online"+q, "")
+		if w.Code != http.StatusOK {
+			t.Fatalf("%s: %d %s", q, w.Code, w.Body)
+		}
+		var s OnlineSeries
+		if err := json.Unmarshal(w.Body.Bytes(), &s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	s := get("")
+	if s.Kind != "time" || s.WindowMs != 60000 || len(s.Points) != 2 || s.Points[0].Index != idx-1 || *s.Points[0].StartMs != (idx-1)*60000 {
+		t.Fatalf("series %+v", s)
+	}
+	if v := s.Points[0].Values; v["hit_rate"] != 0.3 || v["interactions"] != 10 {
+		t.Errorf("window %d values %v", idx-1, v)
+	}
+	if v := s.Points[1].Values; v["coverage"] != 2.0/40 || v["lists"] != 2 {
+		t.Errorf("window %d values %v", idx, v)
+	}
+	if v, ok := s.Points[1].Values["hit_rate"]; !ok || v != 0 {
+		t.Errorf("hit rate of a window with interactions and no hit: %v, %v (want 0)", v, ok)
+	}
+	if _, ok := s.Points[1].Values["abs_err"]; ok {
+		t.Error("abs_err defined in a window without a joined hit")
+	}
+	if s := get("?metric=hit_rate&source=api&since=" + itoa64((idx-1)*60000)); len(s.Points) != 2 || s.Points[0].Values["hit_rate"] != 0.25 || len(s.Points[0].Values) != 1 || s.Tag != "source=api" {
+		t.Errorf("api hit rate: %+v", s)
+	}
+	if s := get("?since=" + itoa64(idx*60000+5)); len(s.Points) != 1 || s.Points[0].Index != idx {
+		t.Errorf("since: %+v", s)
+	}
+	if s := get("?kind=count&metric=interactions"); s.Kind != "count" || s.CountWindow != 100 || len(s.Points) != 1 || s.Points[0].Values["interactions"] != 15 {
+		t.Errorf("count windows: %+v", s)
+	}
+	if s := get("?limit=1"); len(s.Points) != 1 || s.Points[0].Index != idx {
+		t.Errorf("limit: %+v", s)
+	}
+	for _, q := range []string{"?kind=hourly", "?metric=nope", "?limit=0", "?limit=1001", "?since=abc", "?source=api&fallback=none", "?source=tv", "?fallback=x", "?bogus=1"} {
+		w := f.do(http.MethodGet, "/v1/metrics/online"+q, "")
+		if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), CodeInvalidParameter) {
+			t.Errorf("%s: %d %s", q, w.Code, w.Body)
+		}
+	}
+	f.now = f.now.Add(2 * time.Minute) // the window idx is now the last closed one
+	if m := f.metricsText(); !strings.Contains(m, `streamrec_online_last_window{metric="lists"} 2`) {
+		t.Errorf("prometheus export:\n%s", grepLines(m, "online_last"))
+	}
+}
+
+func itoa64(x int64) string { b, _ := json.Marshal(x); return string(b) }
