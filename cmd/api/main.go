@@ -24,6 +24,7 @@ import (
 	"github.com/streamrec/streamrec/internal/api"
 	"github.com/streamrec/streamrec/internal/cache"
 	"github.com/streamrec/streamrec/internal/config"
+	"github.com/streamrec/streamrec/internal/online/eval"
 	"github.com/streamrec/streamrec/internal/stream"
 )
 
@@ -35,6 +36,17 @@ type options struct {
 	api                                          api.Config
 	modelPoll, shutdownTimeout                   time.Duration
 	logLevel                                     string
+	eval                                         evalOptions
+}
+
+// evalOptions configure the online evaluation (--eval).
+type evalOptions struct {
+	on                 bool
+	partitions, group  string
+	cfg                eval.Config
+	fromFirst          bool
+	batch, servedQueue int
+	flushEvery         time.Duration
 }
 
 func parse(args []string) (*options, error) {
@@ -58,6 +70,18 @@ func parse(args []string) (*options, error) {
 	fs.DurationVar(&o.modelPoll, "model-poll", 2*time.Second, "how often to poll for a new model version (besides the pub/sub notice)")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "deadline for draining in-flight requests on SIGINT/SIGTERM")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&o.eval.on, "eval", false, "run the online evaluation: write every served list to the served-list log, evaluate --eval-partitions, serve GET /v1/metrics/online")
+	fs.StringVar(&o.eval.partitions, "eval-partitions", "all", "partitions of the interactions topic this replica evaluates: all, none, or a comma-separated list (each partition must have exactly one evaluating replica)")
+	fs.StringVar(&o.eval.group, "eval-group", "online", "name of the evaluator's windows in Redis (the same for every replica)")
+	fs.DurationVar(&o.eval.cfg.OpenFor, "eval-open-for", 30*time.Minute, "how long a served list stays open without a next list")
+	fs.DurationVar(&o.eval.cfg.Grace, "eval-grace", 2*time.Second, "how late a served list may be written and still be joined")
+	fs.DurationVar(&o.eval.cfg.Window, "eval-window", time.Minute, "span of a produce-time window")
+	fs.IntVar(&o.eval.cfg.CountWindow, "eval-count-window", 10000, "messages of a partition per count window")
+	fs.IntVar(&o.eval.cfg.RankEvery, "eval-rank-every", 100, "sample the prequential rank (a catalogue scan) 1 in this many no-list interactions")
+	fs.BoolVar(&o.eval.fromFirst, "eval-from-first", false, "a partition the windows never saw starts at its first offset (default: its newest)")
+	fs.IntVar(&o.eval.batch, "eval-batch", 1000, "most messages of a partition applied in one atomic step")
+	fs.DurationVar(&o.eval.flushEvery, "eval-flush", 200*time.Millisecond, "apply a partial batch once it is this old")
+	fs.IntVar(&o.eval.servedQueue, "served-queue", 4096, "served lists waiting to be written to the log (a full queue drops and counts)")
 	config.Usage(fs, "api: streamrec's HTTP API (recommendations, interaction intake, health, metrics)")
 	if err := config.Parse(fs, args, nil); err != nil {
 		return nil, &config.UsageError{Err: err}
@@ -73,6 +97,17 @@ func parse(args []string) (*options, error) {
 		return nil, config.Usagef("--partitions, --model-poll and --shutdown-timeout must be positive")
 	case o.topic == "":
 		return nil, config.Usagef("--topic must not be empty")
+	}
+	if o.eval.on {
+		if err := o.eval.cfg.Validate(); err != nil {
+			return nil, &config.UsageError{Err: err}
+		}
+		if o.eval.batch < 1 || o.eval.flushEvery < time.Millisecond || o.eval.servedQueue < 1 {
+			return nil, config.Usagef("--eval-batch, --served-queue must be >= 1 and --eval-flush >= 1ms")
+		}
+		if _, err := evalPartitions(o.eval.partitions, 1<<20); err != nil {
+			return nil, config.Usagef("--eval-partitions: %v", err)
+		}
 	}
 	if _, _, err := net.SplitHostPort(o.listen); err != nil {
 		return nil, config.Usagef("--listen %q: %v", o.listen, err)
@@ -109,7 +144,14 @@ func run(ctx context.Context, args []string) error {
 	items := &cache.ItemCache{}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	srv, err := api.New(o.api, api.Deps{Items: items, Store: store, Publisher: producer, Registry: reg, Logger: base,
+	var online *api.Online
+	var runner *eval.Runner
+	if o.eval.on {
+		if online, runner, err = setupEval(ctx, o, brokers, store, items, base); err != nil {
+			return err
+		}
+	}
+	srv, err := api.New(o.api, api.Deps{Items: items, Store: store, Publisher: producer, Registry: reg, Logger: base, Online: online,
 		Checks: []api.Check{
 			{Name: "redis", Fn: store.Ping},
 			{Name: "model", Fn: func(context.Context) error {
@@ -137,6 +179,10 @@ func run(ctx context.Context, args []string) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return items.Follow(gctx, store, o.modelPoll, base) })
+	g.Go(func() error { return srv.RunServedLog(gctx, o.shutdownTimeout) })
+	if runner != nil {
+		g.Go(func() error { return runner.Run(gctx) })
+	}
 	g.Go(func() error {
 		if err := e.Start(""); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("serving HTTP: %w", err)

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/streamrec/streamrec/internal/api"
+	"github.com/streamrec/streamrec/internal/cache"
+	"github.com/streamrec/streamrec/internal/config"
+	"github.com/streamrec/streamrec/internal/online/eval"
+	"github.com/streamrec/streamrec/internal/stream"
+)
+
+// evalPartitions parses --eval-partitions for a topic of n partitions.
+func evalPartitions(spec string, n int) ([]int, error) {
+	switch spec {
+	case "all":
+		out := make([]int, n)
+		for i := range out {
+			out[i] = i
+		}
+		return out, nil
+	case "none":
+		return nil, nil
+	}
+	seen := map[int]bool{}
+	var out []int
+	for _, f := range strings.Split(spec, ",") {
+		p, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || p < 0 || p >= n {
+			return nil, fmt.Errorf("%q: want all, none or partitions in [0, %d)", f, n)
+		}
+		if seen[p] {
+			return nil, fmt.Errorf("partition %d given twice", p)
+		}
+		seen[p] = true
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// setupEval reads the interactions topic's partition count (a served list is
+// indexed under its user's partition, so it must be the real one) and builds
+// the served-list writer's configuration and the runner of this replica's
+// partitions (nil for --eval-partitions none).
+func setupEval(ctx context.Context, o *options, brokers []string, store *cache.Store, items *cache.ItemCache, log *slog.Logger) (*api.Online, *eval.Runner, error) {
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	counts, err := stream.PartitionCounts(cctx, brokers, o.topic)
+	cancel()
+	n, ok := counts[o.topic]
+	if err != nil || !ok {
+		return nil, nil, fmt.Errorf("--eval needs the partition count of topic %q: %v", o.topic, err)
+	}
+	parts, err := evalPartitions(o.eval.partitions, n)
+	if err != nil {
+		return nil, nil, &config.UsageError{Err: fmt.Errorf("--eval-partitions: %w", err)}
+	}
+	cfg := o.eval.cfg
+	cfg.Scorer = api.IndexScorer{Items: items}
+	online := &api.Online{Log: store, Windows: store, Group: o.eval.group, Window: cfg.Window, CountWindow: cfg.CountWindow,
+		Partitions: n, Queue: o.eval.servedQueue}
+	if len(parts) == 0 {
+		return online, nil, nil
+	}
+	r, err := eval.NewRunner(eval.RunnerConfig{Brokers: brokers, Topic: o.topic, Partitions: parts, Group: o.eval.group, Eval: cfg,
+		Store: store, Batch: o.eval.batch, FlushEvery: o.eval.flushEvery, FromFirst: o.eval.fromFirst, Log: log.With("component", "eval")})
+	if err != nil {
+		return nil, nil, &config.UsageError{Err: err}
+	}
+	log.Info("online evaluation on", "partitions", parts, "of", n, "group", o.eval.group, "window", cfg.Window.String(), "open_for", cfg.OpenFor.String())
+	return online, r, nil
+}
