@@ -34,10 +34,10 @@ type metricsReport struct {
 }
 
 type maeReport struct {
-	Model          float64  `json:"model"`
-	Seed           float64  `json:"seed"`
-	MeanBaseline   float64  `json:"mean_baseline"`
-	MedianBaseline float64  `json:"median_baseline"`
+	Model          float64 `json:"model"`
+	Seed           float64 `json:"seed"`
+	MeanBaseline   float64 `json:"mean_baseline"`
+	MedianBaseline float64 `json:"median_baseline"`
 	// Oracle predicts the truth's conditional median (the MAE-optimal
 	// prediction); OracleExpected its expected value. Synthetic data only.
 	Oracle         *float64 `json:"oracle,omitempty"`

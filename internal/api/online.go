@@ -288,3 +288,41 @@ func (c *onlineCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 }
+
+// IndexScorer scores videos for the online evaluator's prequential metrics
+// from the live item index (eval.Scorer). A vector whose dimension is not the
+// index's (a list served under another model version) is not scored.
+type IndexScorer struct{ Items ItemSource }
+
+// Predict is the calibrated watch-ratio prediction mu + bias + <vec, v> + b_v.
+func (s IndexScorer) Predict(vec []float32, bias float32, video uint32) (float64, bool) {
+	ix := s.Items.Index()
+	if ix == nil || len(vec) != ix.Dim() {
+		return 0, false
+	}
+	sc, ok := ix.Score(vec, video, true)
+	if !ok {
+		return 0, false
+	}
+	return ix.Meta().Calibration.GlobalMean + float64(bias) + float64(sc), true
+}
+
+// Rank is 1 + the number of videos scoring above video under vec (a scan of
+// the catalogue; the evaluator samples it).
+func (s IndexScorer) Rank(vec []float32, video uint32) (int, bool) {
+	ix := s.Items.Index()
+	if ix == nil || len(vec) != ix.Dim() {
+		return 0, false
+	}
+	target, ok := ix.Score(vec, video, true)
+	if !ok {
+		return 0, false
+	}
+	rank := 1
+	for _, id := range ix.IDs() {
+		if sc, _ := ix.Score(vec, id, true); sc > target {
+			rank++
+		}
+	}
+	return rank, true
+}

@@ -171,3 +171,31 @@ func TestOnlineMetricsSeries(t *testing.T) {
 }
 
 func itoa64(x int64) string { b, _ := json.Marshal(x); return string(b) }
+
+func TestIndexScorer(t *testing.T) {
+	f := newFixture(t, 20, 4, 1, DefaultConfig())
+	sc := IndexScorer{Items: f.items}
+	ix := f.items.Index()
+	vec := f.users[1].Embedding
+	// The top video of TopK ranks 1, and the predictions are the API's.
+	top := ix.TopK(nil, vec, 20, cache.TopKOptions{UseBias: true})
+	for i, it := range top {
+		r, ok := sc.Rank(vec, it.ID)
+		if !ok || (i == 0 && r != 1) || r < 1 || r > 20 {
+			t.Fatalf("rank of the %d-th video: %d, %v", i, r, ok)
+		}
+		p, ok := sc.Predict(vec, 0.5, it.ID)
+		if want := testMu + 0.5 + float64(it.Score); !ok || p-want > 1e-6 || want-p > 1e-6 {
+			t.Fatalf("predict %v, want %v", p, want)
+		}
+	}
+	if r, _ := sc.Rank(vec, top[len(top)-1].ID); r < 15 {
+		t.Errorf("the last of TopK ranks %d", r)
+	}
+	if _, ok := sc.Predict([]float32{1}, 0, top[0].ID); ok {
+		t.Error("a vector of another dimension was scored")
+	}
+	if _, ok := sc.Rank(vec, 4242); ok {
+		t.Error("an unknown video was ranked")
+	}
+}
