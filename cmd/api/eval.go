@@ -24,7 +24,7 @@ func evalPartitions(spec string, n int) ([]int, error) {
 			out[i] = i
 		}
 		return out, nil
-	case "none":
+	case "none", "group":
 		return nil, nil
 	}
 	seen := map[int]bool{}
@@ -63,14 +63,17 @@ func setupEval(ctx context.Context, o *options, brokers []string, store *cache.S
 	cfg.Scorer = api.IndexScorer{Items: items}
 	online := &api.Online{Log: store, Windows: store, Group: o.eval.group, Window: cfg.Window, CountWindow: cfg.CountWindow,
 		Partitions: n, Queue: o.eval.servedQueue}
-	if len(parts) == 0 {
+	group := ""
+	if o.eval.partitions == "group" {
+		group = o.eval.kafkaGroup
+	} else if len(parts) == 0 {
 		return online, nil, nil
 	}
-	r, err := eval.NewRunner(eval.RunnerConfig{Brokers: brokers, Topic: o.topic, Partitions: parts, Group: o.eval.group, Eval: cfg,
+	r, err := eval.NewRunner(eval.RunnerConfig{Brokers: brokers, Topic: o.topic, Partitions: parts, KafkaGroup: group, Group: o.eval.group, Eval: cfg,
 		Store: store, Batch: o.eval.batch, FlushEvery: o.eval.flushEvery, FromFirst: o.eval.fromFirst, Log: log.With("component", "eval")})
 	if err != nil {
 		return nil, nil, &config.UsageError{Err: err}
 	}
-	log.Info("online evaluation on", "partitions", parts, "of", n, "group", o.eval.group, "window", cfg.Window.String(), "open_for", cfg.OpenFor.String())
+	log.Info("online evaluation on", "partitions", parts, "kafka_group", group, "of", n, "group", o.eval.group, "window", cfg.Window.String(), "open_for", cfg.OpenFor.String())
 	return online, r, nil
 }

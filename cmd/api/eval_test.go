@@ -29,7 +29,7 @@ func TestEvalPartitions(t *testing.T) {
 		spec string
 		want string
 		ok   bool
-	}{{"all", "[0 1 2 3]", true}, {"none", "[]", true}, {"2, 0", "[2 0]", true}, {"4", "", false}, {"1,1", "", false}, {"x", "", false}, {"", "", false}} {
+	}{{"all", "[0 1 2 3]", true}, {"none", "[]", true}, {"group", "[]", true}, {"2, 0", "[2 0]", true}, {"4", "", false}, {"1,1", "", false}, {"x", "", false}, {"", "", false}} {
 		got, err := evalPartitions(c.spec, 4)
 		if (err == nil) != c.ok || (c.ok && fmt.Sprint(got) != c.want) {
 			t.Errorf("%q: %v, %v", c.spec, got, err)

@@ -43,6 +43,7 @@ type options struct {
 type evalOptions struct {
 	on                 bool
 	partitions, group  string
+	kafkaGroup         string
 	cfg                eval.Config
 	fromFirst          bool
 	batch, servedQueue int
@@ -71,7 +72,8 @@ func parse(args []string) (*options, error) {
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "deadline for draining in-flight requests on SIGINT/SIGTERM")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&o.eval.on, "eval", false, "run the online evaluation: write every served list to the served-list log, evaluate --eval-partitions, serve GET /v1/metrics/online")
-	fs.StringVar(&o.eval.partitions, "eval-partitions", "all", "partitions of the interactions topic this replica evaluates: all, none, or a comma-separated list (each partition must have exactly one evaluating replica)")
+	fs.StringVar(&o.eval.partitions, "eval-partitions", "all", "partitions of the interactions topic this replica evaluates: all, none, a comma-separated list (each partition must have exactly one evaluating replica), or group (a Kafka consumer group, --eval-kafka-group, shares them; real Kafka only)")
+	fs.StringVar(&o.eval.kafkaGroup, "eval-kafka-group", "streamrec-evaluator", "the Kafka consumer group of --eval-partitions group")
 	fs.StringVar(&o.eval.group, "eval-group", "online", "name of the evaluator's windows in Redis (the same for every replica)")
 	fs.DurationVar(&o.eval.cfg.OpenFor, "eval-open-for", 30*time.Minute, "how long a served list stays open without a next list")
 	fs.DurationVar(&o.eval.cfg.Grace, "eval-grace", 2*time.Second, "how late a served list may be written and still be joined")

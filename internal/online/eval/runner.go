@@ -27,9 +27,18 @@ type RunnerConfig struct {
 	Brokers []string
 	// Topic is the interactions topic.
 	Topic string
-	// Partitions are the partitions this runner evaluates (a static split
-	// between replicas: each partition must have exactly one runner).
+	// Partitions are the partitions this runner evaluates (manual
+	// assignment: a static split between replicas, each partition with exactly
+	// one runner). Empty with KafkaGroup set: the consumer group assigns them.
 	Partitions []int
+	// KafkaGroup, if set, is a Kafka consumer group that assigns the
+	// partitions between the runners that join it (group mode, real Kafka).
+	// The group only assigns: positions live with the windows in the store,
+	// and a runner that kept a partition too long (a paused process) is
+	// refused by the store's offsets check.
+	KafkaGroup string
+	// SessionTimeout of the consumer group. Default: 6 s.
+	SessionTimeout time.Duration
 	// Group names the windows in the store; every replica of one deployment
 	// uses the same group. Default: "online".
 	Group string
@@ -85,8 +94,11 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 	if len(cfg.Brokers) == 0 || cfg.Topic == "" || cfg.Store == nil {
 		errs = append(errs, errors.New("eval runner: brokers, topic and store are required"))
 	}
-	if len(cfg.Partitions) == 0 {
-		errs = append(errs, errors.New("eval runner: no partitions to evaluate"))
+	if len(cfg.Partitions) == 0 && cfg.KafkaGroup == "" {
+		errs = append(errs, errors.New("eval runner: no partitions to evaluate and no consumer group"))
+	}
+	if cfg.SessionTimeout == 0 {
+		cfg.SessionTimeout = 6 * time.Second
 	}
 	if cfg.Batch < 1 || cfg.FlushEvery < time.Millisecond {
 		errs = append(errs, fmt.Errorf("eval runner: batch %d must be >= 1 and flush interval %v >= 1 ms", cfg.Batch, cfg.FlushEvery))
@@ -106,14 +118,72 @@ func (r *Runner) Stats() RunnerStats {
 		Batches: r.batches.Load(), Repeats: r.repeats.Load(), Restarts: r.restarts.Load()}
 }
 
-// Run evaluates every configured partition until ctx ends (then it applies
-// nothing more: what is not applied is processed again by the next run).
+// Run evaluates every configured partition (or those the consumer group
+// assigns, generation by generation) until ctx ends (then it applies nothing
+// more: what is not applied is processed again by the next run).
 func (r *Runner) Run(ctx context.Context) error {
+	if r.cfg.KafkaGroup != "" {
+		return r.runGroup(ctx)
+	}
+	return r.runPartitions(ctx, r.cfg.Partitions)
+}
+
+func (r *Runner) runGroup(ctx context.Context) error {
+	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{ID: r.cfg.KafkaGroup, Brokers: r.cfg.Brokers, Topics: []string{r.cfg.Topic},
+		SessionTimeout: r.cfg.SessionTimeout, HeartbeatInterval: r.cfg.SessionTimeout / 6, RebalanceTimeout: 2 * r.cfg.SessionTimeout,
+		JoinGroupBackoff: 200 * time.Millisecond, StartOffset: kafka.LastOffset})
+	if err != nil {
+		return fmt.Errorf("joining consumer group %q: %w", r.cfg.KafkaGroup, err)
+	}
+	defer cg.Close()
+	for {
+		gen, err := cg.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, kafka.ErrGroupClosed) {
+				return nil
+			}
+			// A rebalance in progress, a coordinator moving: join again.
+			r.cfg.Log.Info("consumer group: joining again", "group", r.cfg.KafkaGroup, "err", err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
+		}
+		var parts []int
+		for _, a := range gen.Assignments[r.cfg.Topic] {
+			parts = append(parts, a.ID)
+		}
+		r.cfg.Log.Info("consumer group generation", "generation", gen.ID, "partitions", parts)
+		done := make(chan error, 1)
+		gen.Start(func(gctx context.Context) {
+			// Stop with the generation or with Run's context.
+			pctx, cancel := context.WithCancel(gctx)
+			stop := context.AfterFunc(ctx, cancel)
+			defer stop()
+			defer cancel()
+			done <- r.runPartitions(pctx, parts)
+		})
+		if err := <-done; err != nil && ctx.Err() == nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+func (r *Runner) runPartitions(ctx context.Context, parts []int) error {
+	if len(parts) == 0 {
+		<-ctx.Done()
+		return nil
+	}
 	var wg sync.WaitGroup
-	errc := make(chan error, len(r.cfg.Partitions))
+	errc := make(chan error, len(parts))
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	for _, p := range r.cfg.Partitions {
+	for _, p := range parts {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -26,21 +26,29 @@ func serviceAddrs(t *testing.T) (string, string) {
 	return k, r
 }
 
-// The runner, stopped abruptly three times mid-run and restarted, leaves in
-// Redis exactly the windows an in-process Partition computes over the same
-// messages and lists: counts exactly, sums to the micro-unit.
-func TestRunnerExactlyOnceAcrossRestarts(t *testing.T) {
+// runnerEnv is one integration test's topic (2 partitions), store and
+// producer.
+type runnerEnv struct {
+	kafka string
+	topic string
+	st    *cache.Store
+	prod  *stream.Producer
+	cfg   Config
+	seed  uint64
+}
+
+func newRunnerEnv(t *testing.T) *runnerEnv {
+	t.Helper()
 	kafkaAddr, redisAddr := serviceAddrs(t)
 	ctx := t.Context()
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
-	r := rand.New(rand.NewPCG(seed, 1))
 	topic := fmt.Sprintf("eval-runner-%d", seed%1e9)
 	if err := stream.EnsureTopics(ctx, []string{kafkaAddr}, stream.InteractionsTopic(topic, 2)); err != nil {
 		t.Fatal(err)
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: redisAddr})
-	defer rdb.Close()
+	t.Cleanup(func() { rdb.Close() })
 	ccfg := cache.DefaultConfig()
 	ccfg.Namespace = fmt.Sprintf("evalrunner%d", seed%1e9)
 	st, err := cache.NewStore(rdb, ccfg)
@@ -51,18 +59,21 @@ func TestRunnerExactlyOnceAcrossRestarts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer prod.Close()
-	cfg := Config{OpenFor: 400 * time.Millisecond, Grace: 50 * time.Millisecond, Window: 250 * time.Millisecond, CountWindow: 200, RankEvery: 5,
-		Popularity: func(v uint32) float64 { return float64(v) / 50 }, Scorer: &fixedScorer{}}
+	t.Cleanup(func() { prod.Close() })
+	return &runnerEnv{kafka: kafkaAddr, topic: topic, st: st, prod: prod, seed: seed,
+		cfg: Config{OpenFor: 400 * time.Millisecond, Grace: 50 * time.Millisecond, Window: 250 * time.Millisecond, CountWindow: 200, RankEvery: 5,
+			Popularity: func(v uint32) float64 { return float64(v) / 50 }, Scorer: &fixedScorer{}}}
+}
 
-	// Traffic, in the background: lists served to some users, then their
-	// interactions (a few duplicated), for about 2 s.
+// traffic runs in the background for about iterations*6 ms: lists served to
+// some users, then their interactions (a few duplicated).
+func (env *runnerEnv) traffic(ctx context.Context, iterations int) <-chan error {
 	done := make(chan error, 1)
 	go func() {
-		r := rand.New(rand.NewPCG(seed, 2)) // the traffic's own generator
+		r := rand.New(rand.NewPCG(env.seed, 2)) // the traffic's own generator
 		var evs []stream.Event
 		id := uint64(0)
-		for i := range 400 {
+		for i := range iterations {
 			now := time.Now()
 			u := uint32(r.IntN(25))
 			if i%3 == 0 {
@@ -71,7 +82,7 @@ func TestRunnerExactlyOnceAcrossRestarts(t *testing.T) {
 				for j := range 5 {
 					rec.Slots = append(rec.Slots, cache.ServedSlot{Video: uint32((int(u) + j*7) % 50), PredictedWatchRatio: 1, Propensity: 1})
 				}
-				if _, err := st.PutServedRecord(ctx, &rec); err != nil {
+				if _, err := env.st.PutServedRecord(ctx, &rec); err != nil {
 					done <- err
 					return
 				}
@@ -86,7 +97,7 @@ func TestRunnerExactlyOnceAcrossRestarts(t *testing.T) {
 					evs = append(evs, e) // a producer retry
 				}
 			}
-			if err := prod.Publish(ctx, evs); err != nil {
+			if err := env.prod.Publish(ctx, evs); err != nil {
 				done <- err
 				return
 			}
@@ -94,29 +105,14 @@ func TestRunnerExactlyOnceAcrossRestarts(t *testing.T) {
 		}
 		done <- nil
 	}()
+	return done
+}
 
-	rcfg := RunnerConfig{Brokers: []string{kafkaAddr}, Topic: topic, Partitions: []int{0, 1}, Group: "g", Eval: cfg, Store: st,
-		Batch: 50, FlushEvery: 30 * time.Millisecond, FromFirst: true}
-	for stop := range 3 {
-		run, err := NewRunner(rcfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rctx, cancel := context.WithTimeout(ctx, time.Duration(200+r.IntN(500))*time.Millisecond)
-		err = run.Run(rctx)
-		cancel()
-		if err != nil && rctx.Err() == nil {
-			t.Fatalf("run %d: %v", stop, err)
-		}
-		t.Logf("run %d stopped: %+v", stop, run.Stats())
-	}
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	// The last run goes until every message is covered.
+func (env *runnerEnv) ends(t *testing.T) map[int32]int64 {
+	t.Helper()
 	ends := map[int32]int64{}
 	for p := range int32(2) {
-		conn, err := kafka.DialLeader(ctx, "tcp", kafkaAddr, topic, int(p))
+		conn, err := kafka.DialLeader(t.Context(), "tcp", env.kafka, env.topic, int(p))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -126,11 +122,21 @@ func TestRunnerExactlyOnceAcrossRestarts(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	run, _ := NewRunner(rcfg)
-	rctx, cancel := context.WithCancel(ctx)
+	return ends
+}
+
+// runToEnd runs a runner of rcfg until the windows cover every message.
+func (env *runnerEnv) runToEnd(t *testing.T, rcfg RunnerConfig) {
+	t.Helper()
+	ends := env.ends(t)
+	run, err := NewRunner(rcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(t.Context())
 	go func() {
 		for rctx.Err() == nil {
-			pos, err := st.WindowOffsets(rctx, "g")
+			pos, err := env.st.WindowOffsets(rctx, rcfg.Group)
 			if err == nil && pos[0].Next == ends[0] && pos[1].Next == ends[1] {
 				cancel()
 				return
@@ -138,22 +144,28 @@ func TestRunnerExactlyOnceAcrossRestarts(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}()
-	deadline := time.AfterFunc(30*time.Second, cancel)
+	deadline := time.AfterFunc(60*time.Second, cancel)
 	_ = run.Run(rctx)
 	deadline.Stop()
-	pos, _ := st.WindowOffsets(ctx, "g")
+	pos, _ := env.st.WindowOffsets(t.Context(), rcfg.Group)
 	if pos[0].Next != ends[0] || pos[1].Next != ends[1] {
 		t.Fatalf("the runner did not cover the topic: %+v, ends %v", pos, ends)
 	}
+}
 
-	// The reference: each partition's messages, in process.
+// check compares the store's windows of group with an in-process Partition
+// per partition over the same messages and lists.
+func (env *runnerEnv) check(t *testing.T, group string) {
+	t.Helper()
+	ctx := t.Context()
+	ends := env.ends(t)
 	ref := NewWindows()
 	for p := range int32(2) {
-		pe, err := NewPartition(p, cfg, st, 0)
+		pe, err := NewPartition(p, env.cfg, env.st, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		rd := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{kafkaAddr}, Topic: topic, Partition: int(p), MaxWait: 50 * time.Millisecond})
+		rd := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{env.kafka}, Topic: env.topic, Partition: int(p), MaxWait: 50 * time.Millisecond})
 		var ev stream.Event
 		for off := int64(0); off < ends[p]; off++ {
 			m, err := rd.ReadMessage(ctx)
@@ -175,7 +187,7 @@ func TestRunnerExactlyOnceAcrossRestarts(t *testing.T) {
 	checked := 0
 	for _, kind := range []WindowKind{ByTime, ByCount} {
 		for _, k := range ref.Keys(kind) {
-			got, err := st.Window(ctx, "g", byte(kind), k.Index)
+			got, err := env.st.Window(ctx, group, byte(kind), k.Index)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -212,4 +224,97 @@ func TestRunnerExactlyOnceAcrossRestarts(t *testing.T) {
 		t.Fatalf("too little was checked: %d windows, %d hits, %d duplicates", checked, hits, dups)
 	}
 	t.Logf("%d windows equal, %d hits, %d duplicates, %d messages", checked, hits, dups, ends[0]+ends[1])
+}
+
+// The runner, stopped abruptly three times mid-run and restarted, leaves in
+// Redis exactly the windows an in-process Partition computes over the same
+// messages and lists: counts exactly, sums to the micro-unit.
+func TestRunnerExactlyOnceAcrossRestarts(t *testing.T) {
+	env := newRunnerEnv(t)
+	done := env.traffic(t.Context(), 400)
+	r := rand.New(rand.NewPCG(env.seed, 1))
+	rcfg := RunnerConfig{Brokers: []string{env.kafka}, Topic: env.topic, Partitions: []int{0, 1}, Group: "g", Eval: env.cfg, Store: env.st,
+		Batch: 50, FlushEvery: 30 * time.Millisecond, FromFirst: true}
+	for stop := range 3 {
+		run, err := NewRunner(rcfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rctx, cancel := context.WithTimeout(t.Context(), time.Duration(200+r.IntN(500))*time.Millisecond)
+		err = run.Run(rctx)
+		cancel()
+		if err != nil && rctx.Err() == nil {
+			t.Fatalf("run %d: %v", stop, err)
+		}
+		t.Logf("run %d stopped: %+v", stop, run.Stats())
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	env.runToEnd(t, rcfg)
+	env.check(t, "g")
+}
+
+// Group mode: two runners in one Kafka consumer group share the partitions;
+// one leaves mid-traffic (its partitions move to the other) and joins again.
+// The windows are still exact.
+func TestRunnerGroupRebalance(t *testing.T) {
+	env := newRunnerEnv(t)
+	rcfg := RunnerConfig{Brokers: []string{env.kafka}, Topic: env.topic, KafkaGroup: "eval-" + env.topic, SessionTimeout: time.Second,
+		Group: "g", Eval: env.cfg, Store: env.st, Batch: 50, FlushEvery: 30 * time.Millisecond, FromFirst: true}
+	// Both runners join before the traffic, so that the group's first
+	// generation starts the partitions at their beginning.
+	runB, err := NewRunner(rcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bctx, stopB := context.WithCancel(t.Context())
+	bdone := make(chan error, 1)
+	go func() { bdone <- runB.Run(bctx) }()
+	start := func() (context.CancelFunc, chan error) {
+		run, err := NewRunner(rcfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		actx, stop := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- run.Run(actx) }()
+		return stop, done
+	}
+	stopA, adone := start()
+	time.Sleep(2 * time.Second) // the group settles
+	traffic := env.traffic(t.Context(), 600)
+	time.Sleep(1200 * time.Millisecond)
+	stopA()
+	if err := <-adone; err != nil {
+		t.Fatalf("runner A: %v", err)
+	}
+	t.Log("runner A left the group")
+	time.Sleep(800 * time.Millisecond)
+	stopA, adone = start()
+	t.Log("runner A joined again")
+	if err := <-traffic; err != nil {
+		t.Fatal(err)
+	}
+	ends := env.ends(t)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		pos, err := env.st.WindowOffsets(t.Context(), "g")
+		if err == nil && pos[0].Next == ends[0] && pos[1].Next == ends[1] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the group did not cover the topic: %+v, ends %v (B: %+v)", pos, ends, runB.Stats())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	stopA()
+	stopB()
+	for _, c := range []chan error{adone, bdone} {
+		if err := <-c; err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("runner B: %+v", runB.Stats())
+	env.check(t, "g")
 }
