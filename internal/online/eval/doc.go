@@ -14,9 +14,9 @@
 // interaction waits Config.Grace after p (on the evaluator's clock) before it
 // is joined, and a list is finalised only Grace after it closed: a list that
 // reaches the evaluator later than Grace after its serve time is counted as
-// late (lists_late) and joins nothing already joined. Interactions are
-// de-duplicated by (user, event id) within a bounded ring per user
-// (Config.DedupRing).
+// late (late_lists) and ignored. Interactions are de-duplicated by (user,
+// event id) within a bounded ring per user (Config.DedupRing) and Keep of
+// produce time.
 //
 // # Metrics (names as in Increment.Field)
 //
@@ -29,7 +29,9 @@
 //     (the prequential error under the user vector of the user's last list,
 //     which predates the event) and, 1 in Config.RankEvery, preq_rank_n and
 //     preq_rank_sum (the watched video's rank under that vector, 1 = top);
-//   - duplicates (dropped), late_lists.
+//   - duplicates (dropped), late_lists, stale_interactions (more than Keep
+//     behind the clock on arrival: not joined), late_interactions (joined to
+//     a list already finalised: they count for the hit rate only).
 //
 // Per closed list (in the window of its serve time), with K its length and a
 // served video's gain its first observed watch ratio after the serve (0 when
@@ -50,11 +52,42 @@
 // closed list per fallback kind (field + "|fallback=" + none, feature_tower or
 // popularity).
 //
+// # Exactly once, across replicas and restarts
+//
+// Partition evaluates one partition of the interactions topic as a
+// deterministic function of its messages and of the served-list log: its
+// clock is the partition's watermark (the largest produce time seen), lists
+// are loaded once the watermark has passed their serve time by Grace, and a
+// list is valid only if the log received it within Grace of its serve time
+// (the log records the Redis server time of each write). Runner applies each
+// batch's increments, coalesced, together with the offsets they cover, the
+// watermark and a resume offset, in one Lua script (cache.Store.ApplyWindows):
+// a batch the store already recorded is skipped, one that does not continue
+// the recorded offsets is refused. A runner that restarts (after kill -9, a
+// rebalance, a Redis outage) reads the recorded position, processes again
+// from the resume offset (the first message produced within Keep = OpenFor +
+// 2 Grace of the watermark) to rebuild the open lists, the duplicate rings and
+// the pending interactions, drops the increments of the offsets already
+// applied, and goes on: the windows are exactly those of an uninterrupted run
+// (tests: TestPartitionRestartIsExact, TestRunnerExactlyOnceAcrossRestarts,
+// TestRunnerGroupRebalance, and cmd/api's TestOnlineEvaluationSurvivesKill9).
+// Partitions are assigned statically (RunnerConfig.Partitions) or by a Kafka
+// consumer group (KafkaGroup), which only assigns: positions live with the
+// windows.
+//
+// Limits, by construction: an interaction produced more than Keep before the
+// watermark is counted as stale_interactions and not joined; duplicates are
+// recognised within Keep; a quiet partition's watermark does not move, so its
+// last lists close when traffic resumes; the prequential metrics use the live
+// item index, so a model switch between a run and its replay can change them.
+//
 // # Windows
 //
 // A window is a span of produce time (Config.Window, default 1 min; never the
 // 2020 event time of a replayed event) or a count of interactions
-// (Config.CountWindow): interaction n (0-based, in processing order) falls in
-// count window n / CountWindow. Counts are exact integers; sums are integer
+// (Config.CountWindow): with Partition, the increments produced while
+// processing offset o fall in count window o / CountWindow of every
+// partition (deterministic, so that replicas and restarts agree); a bare
+// Evaluator counts the interactions it processed instead. Counts are exact integers; sums are integer
 // micro-units, so that increments from several replicas add up exactly.
 package eval
