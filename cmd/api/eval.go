@@ -61,6 +61,7 @@ func setupEval(ctx context.Context, o *options, brokers []string, store *cache.S
 	}
 	cfg := o.eval.cfg
 	cfg.Scorer = api.IndexScorer{Items: items}
+	cfg.Popularity = (&api.IndexPopularity{Items: items}).Percentile
 	online := &api.Online{Log: store, Windows: store, Group: o.eval.group, Window: cfg.Window, CountWindow: cfg.CountWindow,
 		Partitions: n, Queue: o.eval.servedQueue}
 	group := ""

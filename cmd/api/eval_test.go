@@ -222,7 +222,7 @@ func TestOnlineEvaluationSurvivesKill9(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := eval.Config{OpenFor: 1500 * time.Millisecond, Grace: 300 * time.Millisecond, Window: time.Second, CountWindow: 50, RankEvery: 3,
-		Scorer: api.IndexScorer{Items: items}}
+		Scorer: api.IndexScorer{Items: items}, Popularity: (&api.IndexPopularity{Items: items}).Percentile}
 	ref := eval.NewWindows()
 	var msgs int64
 	for p := range int32(4) {

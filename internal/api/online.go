@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -325,4 +326,58 @@ func (s IndexScorer) Rank(vec []float32, video uint32) (int, bool) {
 		}
 	}
 	return rank, true
+}
+
+// IndexPopularity gives a video's popularity percentile for the online
+// evaluator (eval.Config.Popularity): its rank by the model's item bias (the
+// order of the popularity fallback), 1 for the most popular and 0 for the
+// least, recomputed once per model version. An unknown video is 0.
+type IndexPopularity struct {
+	Items ItemSource
+	table atomic.Pointer[popTable]
+}
+
+type popTable struct {
+	version string
+	pct     map[uint32]float64
+}
+
+// Percentile implements eval.Config.Popularity.
+func (p *IndexPopularity) Percentile(video uint32) float64 {
+	ix := p.Items.Index()
+	if ix == nil {
+		return 0
+	}
+	t := p.table.Load()
+	if t == nil || t.version != ix.Version() {
+		ids := ix.IDs()
+		type ib struct {
+			id   uint32
+			bias float32
+		}
+		all := make([]ib, len(ids))
+		for i, id := range ids {
+			_, b, _ := ix.Item(id)
+			all[i] = ib{id, b}
+		}
+		slices.SortFunc(all, func(a, b ib) int {
+			switch {
+			case a.bias < b.bias:
+				return -1
+			case a.bias > b.bias:
+				return 1
+			}
+			return int(int64(a.id) - int64(b.id))
+		})
+		t = &popTable{version: ix.Version(), pct: make(map[uint32]float64, len(all))}
+		for i, x := range all {
+			if len(all) > 1 {
+				t.pct[x.id] = float64(i) / float64(len(all)-1)
+			} else {
+				t.pct[x.id] = 1
+			}
+		}
+		p.table.Store(t)
+	}
+	return t.pct[video]
 }

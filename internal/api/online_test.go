@@ -199,3 +199,24 @@ func TestIndexScorer(t *testing.T) {
 		t.Error("an unknown video was ranked")
 	}
 }
+
+func TestIndexPopularity(t *testing.T) {
+	f := newFixture(t, 5, 2, 0, DefaultConfig())
+	// A second version whose items have distinct biases: 1003 most popular.
+	m := cache.Model{Version: "v2", Dim: 2, CreatedAtMs: 2, Items: cache.Items{IDs: []uint32{1001, 1002, 1003, 1004},
+		Biases: []float32{0.1, -0.5, 2, 0.3}, Vectors: make([]float32, 8)}}
+	ctx := context.Background()
+	if _, err := f.store.Publish(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	p := &IndexPopularity{Items: f.items}
+	_ = p.Percentile(1000) // a table for v1, replaced below
+	if _, err := f.items.Refresh(ctx, f.store); err != nil || f.items.Index().Version() != "v2" {
+		t.Fatalf("refresh: %v", err)
+	}
+	for video, want := range map[uint32]float64{1003: 1, 1004: 2.0 / 3, 1001: 1.0 / 3, 1002: 0, 4242: 0} {
+		if got := p.Percentile(video); got != want {
+			t.Errorf("video %d: percentile %v, want %v", video, got, want)
+		}
+	}
+}
