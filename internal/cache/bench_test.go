@@ -40,28 +40,99 @@ func benchBackends(b *testing.B, run func(b *testing.B, s *Store)) {
 	})
 }
 
+// gonumTopK is the reference of the benchmarks: the previous kernel,
+// gonum's float32 GEMV (blas32.Gemv: SSE assembly, no FMA) over blocks of 256
+// row-major rows, followed by the same selection as TopK (selector).
+func gonumTopK(x *ItemIndex, dst []Scored, q []float32, k int, useBias bool, scores []float32) []Scored {
+	dim, n := x.dim, len(x.ids)
+	sel := selector{h: dst[:0], k: k, th: float32(math.Inf(-1)), ids: x.ids}
+	qv := blas32.Vector{N: dim, Inc: 1, Data: q}
+	for lo := 0; lo < n; lo += len(scores) {
+		hi := min(n, lo+len(scores))
+		out := scores[:hi-lo]
+		blas32.Gemv(blas.NoTrans, 1, blas32.General{Rows: hi - lo, Cols: dim, Stride: dim, Data: x.vecs[lo*dim : hi*dim]},
+			qv, 0, blas32.Vector{N: hi - lo, Inc: 1, Data: out})
+		if useBias {
+			for i := range out {
+				out[i] += x.biases[lo+i]
+			}
+		}
+		sel.add(out, lo)
+	}
+	return sel.sorted()
+}
+
+// benchSizes are the catalogue sizes of the kernel benchmarks: KuaiRec's
+// small matrix (3,327 videos) and whole catalogue (10,728), 100k and 1M.
+var benchSizes = []int{3327, kuaiItems, 100_000, 1_000_000}
+
+// BenchmarkTopK runs, per size and dim, this package's kernel
+// (kernel=own: the assembly or, with -tags noasm, the pure-Go one) and gonum
+// GEMV + the same selection (kernel=gonum) in the same process, on the same
+// index and queries (one of 64 random queries per call, so that no query
+// stays in a branch predictor). STREAMREC_BENCH_SIZES=small skips 1M.
 func BenchmarkTopK(b *testing.B) {
 	r := rand.New(rand.NewPCG(41, 42))
-	for _, size := range []struct{ n, dim int }{{kuaiItems, kuaiDim}, {100_000, kuaiDim}, {kuaiItems, 128}} {
-		x, err := NewItemIndex(ModelMeta{Version: "v", Dim: size.dim}, randomItems(r, size.n, size.dim, false))
-		if err != nil {
-			b.Fatal(err)
+	for _, n := range benchSizes {
+		if n >= 1_000_000 && testing.Short() {
+			continue
 		}
-		q := randVec(r, size.dim)
-		for _, nExcl := range []int{0, 100, 3000} {
-			excl := make([]uint32, nExcl)
-			for i, p := range r.Perm(size.n)[:nExcl] {
-				excl[i] = x.IDs()[p]
-			}
-			b.Run(fmt.Sprintf("items=%d/dim=%d/k=25/exclude=%d", size.n, size.dim, nExcl), func(b *testing.B) {
-				dst := make([]Scored, 0, 25)
-				opts := TopKOptions{UseBias: true, Exclude: excl}
-				for b.Loop() {
-					dst = x.TopK(dst, q, 25, opts)
+		for _, dim := range []int{32, 64, 128} {
+			// The index is built inside the parent b.Run, so that -bench
+			// filters skip the sizes they do not select.
+			b.Run(fmt.Sprintf("items=%d/dim=%d/k=25", n, dim), func(b *testing.B) {
+				x, err := NewItemIndex(ModelMeta{Version: "v", Dim: dim}, randomItems(r, n, dim, false))
+				if err != nil {
+					b.Fatal(err)
 				}
-				b.ReportMetric(float64(size.n)*float64(b.N)/b.Elapsed().Seconds()/1e6, "Mitems/s")
+				qs := make([][]float32, 64)
+				for i := range qs {
+					qs[i] = randVec(r, dim)
+				}
+				b.Run("kernel=own", func(b *testing.B) {
+					dst := make([]Scored, 0, 25)
+					i := 0
+					for b.Loop() {
+						dst = x.TopK(dst, qs[i%len(qs)], 25, TopKOptions{UseBias: true})
+						i++
+					}
+					b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1e3, "us/query")
+				})
+				b.Run("kernel=gonum", func(b *testing.B) {
+					dst := make([]Scored, 0, 25)
+					scores := make([]float32, 256)
+					i := 0
+					for b.Loop() {
+						dst = gonumTopK(x, dst, qs[i%len(qs)], 25, true, scores)
+						i++
+					}
+					b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1e3, "us/query")
+				})
 			})
 		}
+	}
+}
+
+// BenchmarkTopKExclude: the cost of excluding watched videos.
+func BenchmarkTopKExclude(b *testing.B) {
+	r := rand.New(rand.NewPCG(39, 40))
+	x, err := NewItemIndex(ModelMeta{Version: "v", Dim: kuaiDim}, randomItems(r, kuaiItems, kuaiDim, false))
+	if err != nil {
+		b.Fatal(err)
+	}
+	q := randVec(r, kuaiDim)
+	for _, nExcl := range []int{0, 100, 3000} {
+		excl := make([]uint32, nExcl)
+		for i, p := range r.Perm(kuaiItems)[:nExcl] {
+			excl[i] = x.IDs()[p]
+		}
+		b.Run(fmt.Sprintf("items=%d/dim=%d/k=25/exclude=%d", kuaiItems, kuaiDim, nExcl), func(b *testing.B) {
+			dst := make([]Scored, 0, 25)
+			opts := TopKOptions{UseBias: true, Exclude: excl}
+			for b.Loop() {
+				dst = x.TopK(dst, q, 25, opts)
+			}
+		})
 	}
 }
 
@@ -79,50 +150,6 @@ func BenchmarkTopKParallel(b *testing.B) {
 			dst = x.TopK(dst, q, 25, TopKOptions{UseBias: true, Exclude: []uint32{1, 2, 3}})
 		}
 	})
-}
-
-// BenchmarkDotKernels compares, over 1024 rows of dim 64, the pure-Go
-// unrolled loop (dot), the production kernel (scoreBlock: gonum GEMV per
-// block of rows), gonum's blas32.Dot per row and one GEMV over all rows.
-func BenchmarkDotKernels(b *testing.B) {
-	r := rand.New(rand.NewPCG(45, 46))
-	const rows = 1024
-	q, m := randVec(r, kuaiDim), randVec(r, rows*kuaiDim)
-	var sink float32
-	b.Run("kernel=dot/dim=64/rows=1024", func(b *testing.B) {
-		for b.Loop() {
-			for i := range rows {
-				sink += dot(q, m[i*kuaiDim:(i+1)*kuaiDim])
-			}
-		}
-	})
-	b.Run("kernel=scoreBlock/dim=64/rows=1024", func(b *testing.B) {
-		out := make([]float32, scoreBlockRows)
-		for b.Loop() {
-			for lo := 0; lo < rows; lo += scoreBlockRows {
-				scoreBlock(out, q, m[lo*kuaiDim:(lo+scoreBlockRows)*kuaiDim], kuaiDim)
-			}
-		}
-		sink += out[0]
-	})
-	b.Run("kernel=gonum-blas32/dim=64/rows=1024", func(b *testing.B) {
-		qv := blas32.Vector{N: kuaiDim, Inc: 1, Data: q}
-		for b.Loop() {
-			for i := range rows {
-				sink += blas32.Dot(qv, blas32.Vector{N: kuaiDim, Inc: 1, Data: m[i*kuaiDim : (i+1)*kuaiDim]})
-			}
-		}
-	})
-	b.Run("kernel=gonum-blas32-gemv/dim=64/rows=1024", func(b *testing.B) {
-		qv := blas32.Vector{N: kuaiDim, Inc: 1, Data: q}
-		a := blas32.General{Rows: rows, Cols: kuaiDim, Stride: kuaiDim, Data: m}
-		out := blas32.Vector{N: rows, Inc: 1, Data: make([]float32, rows)}
-		for b.Loop() {
-			blas32.Gemv(blas.NoTrans, 1, a, qv, 0, out)
-		}
-		sink += out.Data[0]
-	})
-	_ = sink
 }
 
 func BenchmarkLoadItemIndex(b *testing.B) {
@@ -268,4 +295,25 @@ func BenchmarkItemLayoutHash(b *testing.B) {
 			}
 		})
 	})
+}
+
+// BenchmarkScoreTiles: the scoring kernel alone (no selection) over a whole
+// catalogue, in chunks of 256 rows as TopK calls it.
+func BenchmarkScoreTiles(b *testing.B) {
+	r := rand.New(rand.NewPCG(37, 38))
+	for _, n := range []int{3327, kuaiItems} {
+		const dim = kuaiDim
+		tiles, ntiles := buildTiles(randVec(r, n*dim), n, dim)
+		q := randVec(r, dim)
+		out := make([]float32, chunkTiles*tileRows)
+		b.Run(fmt.Sprintf("items=%d/dim=%d/kernel=%s", n, dim, kernelName()), func(b *testing.B) {
+			for b.Loop() {
+				for t0 := 0; t0 < ntiles; t0 += chunkTiles {
+					nt := min(chunkTiles, ntiles-t0)
+					scoreTiles(out, q, tiles[t0*tileRows*dim:(t0+nt)*tileRows*dim], nil, dim, nt)
+				}
+			}
+			b.SetBytes(int64(len(tiles) * 4))
+		})
+	}
 }
