@@ -66,11 +66,12 @@ func gonumTopK(x *ItemIndex, dst []Scored, q []float32, k int, useBias bool, sco
 // small matrix (3,327 videos) and whole catalogue (10,728), 100k and 1M.
 var benchSizes = []int{3327, kuaiItems, 100_000, 1_000_000}
 
-// BenchmarkTopK runs, per size and dim, this package's kernel
-// (kernel=own: the assembly or, with -tags noasm, the pure-Go one) and gonum
-// GEMV + the same selection (kernel=gonum) in the same process, on the same
-// index and queries (one of 64 random queries per call, so that no query
-// stays in a branch predictor). STREAMREC_BENCH_SIZES=small skips 1M.
+// BenchmarkTopK runs, per size and dim, in the same process on the same
+// index and queries (one of 64 random queries per call, in turn): TopK as
+// served (kernel=own: the float16 pre-scan + exact re-rank from
+// prescanMinRows rows, else the exact float32 scan), the exact float32 scan
+// alone (kernel=exact), and gonum GEMV + the same selection (kernel=gonum).
+// With -tags noasm, own and exact are the pure-Go kernel. -short skips 1M.
 func BenchmarkTopK(b *testing.B) {
 	r := rand.New(rand.NewPCG(41, 42))
 	for _, n := range benchSizes {
@@ -94,6 +95,15 @@ func BenchmarkTopK(b *testing.B) {
 					i := 0
 					for b.Loop() {
 						dst = x.TopK(dst, qs[i%len(qs)], 25, TopKOptions{UseBias: true})
+						i++
+					}
+					b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1e3, "us/query")
+				})
+				b.Run("kernel=exact", func(b *testing.B) {
+					dst := make([]Scored, 0, 25)
+					i := 0
+					for b.Loop() {
+						dst = x.TopK(dst, qs[i%len(qs)], 25, TopKOptions{UseBias: true, Exact: true})
 						i++
 					}
 					b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1e3, "us/query")

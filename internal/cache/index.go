@@ -34,6 +34,9 @@ type ItemIndex struct {
 	tiles   []float32
 	biasPad []float32
 	ntiles  int
+	// pre is the float16 copy for the pre-scan (prescan.go); nil for small
+	// catalogues or without the assembly kernels.
+	pre *prescanIndex
 	// id -> row: dense (rowPlus1[id]-1, 0 = absent) when ids are small, else sparse.
 	rowPlus1 []int32
 	sparse   map[uint32]int32
@@ -92,6 +95,9 @@ func NewItemIndex(meta ModelMeta, items Items) (*ItemIndex, error) {
 	x.tiles, x.ntiles = buildTiles(items.Vectors, n, dim)
 	x.biasPad = make([]float32, x.ntiles*tileRows)
 	copy(x.biasPad, items.Biases)
+	if useFMA && n >= prescanMinRows {
+		x.pre = buildPrescan(items.Vectors, items.Biases, n, dim, x.ntiles)
+	}
 	var maxID uint32
 	for _, id := range items.IDs {
 		maxID = max(maxID, id)
@@ -175,6 +181,10 @@ type TopKOptions struct {
 	// Exclude lists video ids never to return (already watched). Ids not in
 	// the index are ignored. Only read during the call.
 	Exclude []uint32
+	// Exact skips the float16 pre-scan and scans the float32 copy. The
+	// result is the same either way (the pre-scan re-ranks exactly); this
+	// is for benchmarks and tests.
+	Exact bool
 }
 
 // chunkTiles is how many tiles TopK scores per kernel call (256 rows: the
@@ -186,6 +196,7 @@ const chunkTiles = 8
 type topKScratch struct {
 	excl   []uint64  // bitset over rows: excluded
 	scores []float32 // scores of one block of rows
+	pre    *prescanScratch
 }
 
 var scratchPool = sync.Pool{New: func() any {
@@ -245,6 +256,20 @@ func (x *ItemIndex) TopK(dst []Scored, query []float32, k int, opts TopKOptions)
 		bias = x.biasPad
 	}
 	sel := selector{h: h, k: k, th: float32(math.Inf(-1)), excl: excl, ids: x.ids}
+	if x.pre != nil && !opts.Exact && k <= prescanMaxK && k <= n/8 {
+		var ss float64
+		for _, v := range query {
+			ss += float64(v) * float64(v)
+		}
+		if ec, ok := x.pre.bound(math.Sqrt(ss)*(1+1e-12), dim, opts.UseBias); ok {
+			if sc.pre == nil {
+				sc.pre = newPrescanScratch()
+			}
+			if x.topKPrescan(&sel, query, bias, ec, sc.pre) {
+				return sel.sorted()
+			}
+		}
+	}
 	for t0 := 0; t0 < x.ntiles; t0 += chunkTiles {
 		nt := min(chunkTiles, x.ntiles-t0)
 		lo := t0 * tileRows
@@ -296,6 +321,28 @@ func (sel *selector) add(scores []float32, lo int) {
 		}
 	}
 	sel.h, sel.th = h, th
+}
+
+// offer offers row r with score s.
+func (sel *selector) offer(s float32, r int) {
+	if !(s >= sel.th) {
+		return
+	}
+	if sel.excl != nil && sel.excl[r>>6]&(1<<(r&63)) != 0 {
+		return
+	}
+	id := sel.ids[r]
+	if len(sel.h) < sel.k {
+		sel.h = append(sel.h, Scored{ID: id, Score: s})
+		siftUp(sel.h, len(sel.h)-1)
+		if len(sel.h) == sel.k {
+			sel.th = sel.h[0].Score
+		}
+	} else if better(s, id, sel.h[0]) {
+		sel.h[0] = Scored{ID: id, Score: s}
+		siftDown(sel.h, 0, len(sel.h))
+		sel.th = sel.h[0].Score
+	}
 }
 
 // sorted heap-sorts the kept items best first and returns them.

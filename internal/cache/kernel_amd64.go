@@ -33,3 +33,9 @@ func kernelName() string {
 //
 //go:noescape
 func scoreTilesFMA(out, q, tiles, bias *float32, dim, ntiles int)
+
+// prescanF16 is the float16 pre-scan (prescan.go) over ntiles tiles. bias
+// may be nil.
+//
+//go:noescape
+func prescanF16(out *float32, mask *uint32, q *float32, h *uint16, scale *float32, bias *float32, th float32, dim int, ntiles int)
