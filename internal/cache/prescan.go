@@ -210,6 +210,11 @@ type prescanScratch struct {
 	cRows  []int32   // candidate rows, ascending
 	cUp    []float64 // their upper bounds
 	exact  []float32 // one tile of exact scores
+	gather []float32 // one tile of candidate rows
+	gbias  []float32 // their biases
+	// passed counts the rows of the last call that passed the kernel's mask
+	// (benchmarks report it).
+	passed int
 }
 
 // candCap bounds the candidates kept before compaction.
@@ -218,7 +223,7 @@ const candCap = 4096
 func newPrescanScratch() *prescanScratch {
 	return &prescanScratch{approx: make([]float32, chunkTiles*tileRows), masks: make([]uint32, chunkTiles),
 		heap: make([]float64, 0, prescanMaxK), cRows: make([]int32, 0, candCap), cUp: make([]float64, 0, candCap),
-		exact: make([]float32, tileRows)}
+		exact: make([]float32, tileRows), gbias: make([]float32, tileRows)}
 }
 
 // topKPrescan computes into sel the exact top-k by the pre-scan and an
@@ -241,6 +246,8 @@ func (x *ItemIndex) topKPrescan(sel *selector, query []float32, bias []float32, 
 	cRows, cUp := ps.cRows[:0], ps.cUp[:0]
 	lim := math.Inf(-1) // L
 	excl := sel.excl
+	passed := 0
+	defer func() { ps.passed = passed }()
 	for t0 := 0; t0 < x.ntiles; t0 += chunkTiles {
 		nt := min(chunkTiles, x.ntiles-t0)
 		lo := t0 * tileRows
@@ -257,6 +264,7 @@ func (x *ItemIndex) topKPrescan(sel *selector, query []float32, bias []float32, 
 				if r >= n {
 					break
 				}
+				passed++
 				if excl != nil && excl[r>>6]&(1<<(r&63)) != 0 {
 					continue
 				}
@@ -294,19 +302,36 @@ func (x *ItemIndex) topKPrescan(sel *selector, query []float32, bias []float32, 
 	ps.heap = hp
 	cRows, cUp = compact(cRows, cUp, lim)
 	ps.cRows, ps.cUp = cRows, cUp
-	// Exact re-rank, one tile at a time (candidates are in row order).
-	curTile := -1
-	for _, r := range cRows {
-		t := int(r) / tileRows
-		if t != curTile {
-			curTile = t
-			var b []float32
-			if bias != nil {
-				b = bias[t*tileRows : (t+1)*tileRows]
+	// Exact re-rank: up to 32 candidates at a time are gathered from the
+	// row-major copy (4 cache lines per row at dim 64, where their tiles
+	// would be 8 KB each) into one scratch tile and scored by the same
+	// kernel. A lane's score depends only on its row, the query and its
+	// bias, so it is bit for bit the score of the full scan.
+	if cap(ps.gather) < dim*tileRows {
+		ps.gather = make([]float32, dim*tileRows)
+	}
+	g := ps.gather[:dim*tileRows]
+	for i0 := 0; i0 < len(cRows); i0 += tileRows {
+		batch := cRows[i0:min(len(cRows), i0+tileRows)]
+		clear(g)
+		clear(ps.gbias)
+		for c, r := range batch {
+			row := x.vecs[int(r)*dim : (int(r)+1)*dim]
+			for j, v := range row {
+				g[j*tileRows+c] = v
 			}
-			scoreTiles(ps.exact, query, x.tiles[t*tileRows*dim:(t+1)*tileRows*dim], b, dim, 1)
+			if bias != nil {
+				ps.gbias[c] = bias[r]
+			}
 		}
-		sel.offer(ps.exact[int(r)%tileRows], int(r))
+		var b []float32
+		if bias != nil {
+			b = ps.gbias
+		}
+		scoreTiles(ps.exact, query, g, b, dim, 1)
+		for c, r := range batch {
+			sel.offer(ps.exact[c], int(r))
+		}
 	}
 	return true
 }

@@ -208,7 +208,7 @@ func TestPrescanTopKIsExact(t *testing.T) {
 						if !x.topKPrescan(&sel, q, b, ec, sc.pre) {
 							t.Fatalf("k=%d: the pre-scan fell back (too many candidates)", k)
 						}
-						nCand := len(sc.pre.cRows)
+						nCand, nPassed := len(sc.pre.cRows), sc.pre.passed
 						scratchPool.Put(sc)
 						pre := sel.sorted()
 						viaTopK := x.TopK(nil, q, k, opts)
@@ -221,7 +221,7 @@ func TestPrescanTopKIsExact(t *testing.T) {
 							t.Fatalf("k=%d bias=%v: results differ\n prescan %v\n exact   %v\n want    %v", k, bias, head(pre), head(exact), head(want))
 						}
 						if k == 25 {
-							t.Logf("k=%d bias=%v: %d candidates re-ranked of %d rows", k, bias, nCand, n)
+							t.Logf("k=%d bias=%v: %d rows past the mask, %d candidates re-ranked, of %d rows", k, bias, nPassed, nCand, n)
 						}
 					}
 				}
