@@ -55,6 +55,7 @@ func parse(args []string) (*options, error) {
 	fs.DurationVar(&o.api.ReadyTimeout, "ready-timeout", o.api.ReadyTimeout, "bound on each readiness check")
 	fs.IntVar(&o.api.WatchedUsers, "watched-users", o.api.WatchedUsers, "users whose recent-watched sets are kept in memory (exclude_watched)")
 	fs.IntVar(&o.api.WatchedPerUser, "watched-per-user", o.api.WatchedPerUser, "videos kept per user's recent-watched set")
+	fs.BoolVar(&o.api.BenchReference, "bench-reference", false, "also serve the load harness's reference endpoint "+api.BenchReferencePath+" (bench/api; not part of the public API)")
 	fs.DurationVar(&o.modelPoll, "model-poll", 2*time.Second, "how often to poll for a new model version (besides the pub/sub notice)")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "deadline for draining in-flight requests on SIGINT/SIGTERM")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")

@@ -80,6 +80,9 @@ type Config struct {
 	// WatchedPerUser bounds each user's recent-watched set (oldest evicted).
 	// Default: 200.
 	WatchedPerUser int
+	// BenchReference registers the load harness's reference endpoint
+	// (BenchReferencePath; see benchref.go). Default: false.
+	BenchReference bool
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -183,6 +186,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	e.POST("/v1/interactions", s.postInteraction)
 	// "\:" is Echo's escape for a literal colon (Google API style custom method).
 	e.POST(`/v1/interactions\:batch`, s.postInteractionBatch)
+	if cfg.BenchReference {
+		e.GET(BenchReferencePath, s.benchReference)
+	}
 	s.e = e
 	s.routePaths = map[string]string{}
 	for _, r := range e.Routes() {
