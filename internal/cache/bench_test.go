@@ -328,7 +328,7 @@ func BenchmarkScoreTiles(b *testing.B) {
 	}
 }
 
-// BenchmarkPrescanKernel: the float16 pre-scan kernel alone over a whole
+// BenchmarkPrescanKernel: the int16 pre-scan kernel alone over a whole
 // catalogue (as TopK calls it, in chunks of 256 rows), beside the float32
 // kernel on the same rows; 320 rows stay in L1, 3,327 and 10,728 in L2.
 func BenchmarkPrescanKernel(b *testing.B) {
@@ -342,14 +342,16 @@ func BenchmarkPrescanKernel(b *testing.B) {
 		tiles, ntiles := buildTiles(vecs, n, dim)
 		pre := buildPrescan(vecs, nil, n, dim, ntiles)
 		q := randVec(r, dim)
+		z := make([]uint32, pre.pairs)
+		_, sq, _ := pre.quantQuery(z, q, false)
 		out := make([]float32, chunkTiles*tileRows)
 		masks := make([]uint32, chunkTiles)
-		b.Run(fmt.Sprintf("items=%d/dim=%d/kernel=f16", n, dim), func(b *testing.B) {
+		b.Run(fmt.Sprintf("items=%d/dim=%d/kernel=i16", n, dim), func(b *testing.B) {
 			for b.Loop() {
 				for t0 := 0; t0 < ntiles; t0 += chunkTiles {
 					nt := min(chunkTiles, ntiles-t0)
 					lo := t0 * tileRows
-					prescanF16(&out[0], &masks[0], &q[0], &pre.h[lo*dim], &pre.scale[lo], nil, 1e30, dim, nt)
+					prescanI16(&out[0], &masks[0], &z[0], &pre.h[lo*pre.pairs*2], &pre.scale[lo], nil, sq, 1e30, pre.pairs, nt)
 				}
 			}
 			b.SetBytes(int64(len(pre.h) * 2))

@@ -34,7 +34,7 @@ type ItemIndex struct {
 	tiles   []float32
 	biasPad []float32
 	ntiles  int
-	// pre is the float16 copy for the pre-scan (prescan.go); nil for small
+	// pre is the int16 copy for the pre-scan (prescan.go); nil for small
 	// catalogues or without the assembly kernels.
 	pre *prescanIndex
 	// id -> row: dense (rowPlus1[id]-1, 0 = absent) when ids are small, else sparse.
@@ -181,7 +181,7 @@ type TopKOptions struct {
 	// Exclude lists video ids never to return (already watched). Ids not in
 	// the index are ignored. Only read during the call.
 	Exclude []uint32
-	// Exact skips the float16 pre-scan and scans the float32 copy. The
+	// Exact skips the int16 pre-scan and scans the float32 copy. The
 	// result is the same either way (the pre-scan re-ranks exactly); this
 	// is for benchmarks and tests.
 	Exact bool
@@ -257,17 +257,11 @@ func (x *ItemIndex) TopK(dst []Scored, query []float32, k int, opts TopKOptions)
 	}
 	sel := selector{h: h, k: k, th: float32(math.Inf(-1)), excl: excl, ids: x.ids}
 	if x.pre != nil && !opts.Exact && k <= prescanMaxK && k <= n/8 {
-		var ss float64
-		for _, v := range query {
-			ss += float64(v) * float64(v)
+		if sc.pre == nil {
+			sc.pre = newPrescanScratch()
 		}
-		if ec, ok := x.pre.bound(math.Sqrt(ss)*(1+1e-12), dim, opts.UseBias); ok {
-			if sc.pre == nil {
-				sc.pre = newPrescanScratch()
-			}
-			if x.topKPrescan(&sel, query, bias, ec, sc.pre) {
-				return sel.sorted()
-			}
+		if x.topKPrescan(&sel, query, bias, sc.pre) {
+			return sel.sorted()
 		}
 	}
 	for t0 := 0; t0 < x.ntiles; t0 += chunkTiles {

@@ -84,97 +84,98 @@ store:
 done:
 	RET
 
-// func cpuid(leaf, sub uint32) (eax, ebx, ecx, edx uint32)
-TEXT ·cpuid(SB), NOSPLIT, $0-24
-	MOVL leaf+0(FP), AX
-	MOVL sub+4(FP), CX
-	CPUID
-	MOVL AX, eax+8(FP)
-	MOVL BX, ebx+12(FP)
-	MOVL CX, ecx+16(FP)
-	MOVL DX, edx+20(FP)
-	RET
 
-// func prescanF16(out *float32, mask *uint32, q *float32, h *uint16, scale *float32, bias *float32, th float32, dim int, ntiles int)
+// func prescanI16(out *float32, mask *uint32, z *uint32, h *int16, scale *float32, bias *float32, sq float32, th float32, pairs int, ntiles int)
 //
-// The float16 pre-scan (prescan.go): per tile, the kernel's two FMA chains
-// over the halves converted by VCVTPH2PS, then out = ((a0 + a1) * scale)
-// [+ bias], and mask bit c set when out[c] >= th (ordered: never for NaN).
-TEXT ·prescanF16(SB), NOSPLIT, $0-72
+// The int16 pre-scan (prescan.go): per tile of 32 rows, per coordinate pair
+// p, VPMADDWD of the 32 rows' pairs (128 bytes) with the broadcast query
+// pair, summed exactly in int32 accumulators (Y0-Y3 even pairs, Y4-Y7 odd
+// pairs); then out = ((float32(S) * scale) * sq) [+ bias], and mask bit c
+// set when out[c] >= th (ordered: never for NaN).
+TEXT ·prescanI16(SB), NOSPLIT, $0-72
 	MOVQ out+0(FP), DI
 	MOVQ mask+8(FP), R12
-	MOVQ q+16(FP), SI
+	MOVQ z+16(FP), SI
 	MOVQ h+24(FP), DX
 	MOVQ scale+32(FP), R13
 	MOVQ bias+40(FP), BX
-	VBROADCASTSS th+48(FP), Y15
-	MOVQ dim+56(FP), R8
+	VBROADCASTSS sq+48(FP), Y14
+	VBROADCASTSS th+52(FP), Y15
+	MOVQ pairs+56(FP), R8
 	MOVQ ntiles+64(FP), R9
 	TESTQ R9, R9
 	JLE  pdone
 
 ptile:
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
+	VPXOR Y0, Y0, Y0
+	VPXOR Y1, Y1, Y1
+	VPXOR Y2, Y2, Y2
+	VPXOR Y3, Y3, Y3
+	VPXOR Y4, Y4, Y4
+	VPXOR Y5, Y5, Y5
+	VPXOR Y6, Y6, Y6
+	VPXOR Y7, Y7, Y7
 	MOVQ SI, R10
 	MOVQ R8, R11
 	SHRQ $1, R11
-	JZ   podd
+	JZ   pone
 
-ppair:
-	VBROADCASTSS (R10), Y8
-	VBROADCASTSS 4(R10), Y9
-	VCVTPH2PS (DX), Y10
-	VCVTPH2PS 16(DX), Y11
-	VCVTPH2PS 32(DX), Y12
-	VCVTPH2PS 48(DX), Y13
-	VFMADD231PS Y10, Y8, Y0
-	VFMADD231PS Y11, Y8, Y1
-	VFMADD231PS Y12, Y8, Y2
-	VFMADD231PS Y13, Y8, Y3
-	VCVTPH2PS 64(DX), Y10
-	VCVTPH2PS 80(DX), Y11
-	VCVTPH2PS 96(DX), Y12
-	VCVTPH2PS 112(DX), Y13
-	VFMADD231PS Y10, Y9, Y4
-	VFMADD231PS Y11, Y9, Y5
-	VFMADD231PS Y12, Y9, Y6
-	VFMADD231PS Y13, Y9, Y7
+ptwo:
+	VPBROADCASTD (R10), Y8
+	VPBROADCASTD 4(R10), Y9
+	VPMADDWD (DX), Y8, Y10
+	VPMADDWD 32(DX), Y8, Y11
+	VPMADDWD 64(DX), Y8, Y12
+	VPMADDWD 96(DX), Y8, Y13
+	VPADDD Y10, Y0, Y0
+	VPADDD Y11, Y1, Y1
+	VPADDD Y12, Y2, Y2
+	VPADDD Y13, Y3, Y3
+	VPMADDWD 128(DX), Y9, Y10
+	VPMADDWD 160(DX), Y9, Y11
+	VPMADDWD 192(DX), Y9, Y12
+	VPMADDWD 224(DX), Y9, Y13
+	VPADDD Y10, Y4, Y4
+	VPADDD Y11, Y5, Y5
+	VPADDD Y12, Y6, Y6
+	VPADDD Y13, Y7, Y7
 	ADDQ $8, R10
-	ADDQ $128, DX
+	ADDQ $256, DX
 	DECQ R11
-	JNZ  ppair
+	JNZ  ptwo
 
-podd:
+pone:
 	TESTQ $1, R8
 	JZ    psum
-	VBROADCASTSS (R10), Y8
-	VCVTPH2PS (DX), Y10
-	VCVTPH2PS 16(DX), Y11
-	VCVTPH2PS 32(DX), Y12
-	VCVTPH2PS 48(DX), Y13
-	VFMADD231PS Y10, Y8, Y0
-	VFMADD231PS Y11, Y8, Y1
-	VFMADD231PS Y12, Y8, Y2
-	VFMADD231PS Y13, Y8, Y3
-	ADDQ $64, DX
+	VPBROADCASTD (R10), Y8
+	VPMADDWD (DX), Y8, Y10
+	VPMADDWD 32(DX), Y8, Y11
+	VPMADDWD 64(DX), Y8, Y12
+	VPMADDWD 96(DX), Y8, Y13
+	VPADDD Y10, Y0, Y0
+	VPADDD Y11, Y1, Y1
+	VPADDD Y12, Y2, Y2
+	VPADDD Y13, Y3, Y3
+	ADDQ $128, DX
 
 psum:
-	VADDPS Y4, Y0, Y0
-	VADDPS Y5, Y1, Y1
-	VADDPS Y6, Y2, Y2
-	VADDPS Y7, Y3, Y3
+	VPADDD Y4, Y0, Y0
+	VPADDD Y5, Y1, Y1
+	VPADDD Y6, Y2, Y2
+	VPADDD Y7, Y3, Y3
+	VCVTDQ2PS Y0, Y0
+	VCVTDQ2PS Y1, Y1
+	VCVTDQ2PS Y2, Y2
+	VCVTDQ2PS Y3, Y3
 	VMULPS (R13), Y0, Y0
 	VMULPS 32(R13), Y1, Y1
 	VMULPS 64(R13), Y2, Y2
 	VMULPS 96(R13), Y3, Y3
 	ADDQ $128, R13
+	VMULPS Y14, Y0, Y0
+	VMULPS Y14, Y1, Y1
+	VMULPS Y14, Y2, Y2
+	VMULPS Y14, Y3, Y3
 	TESTQ BX, BX
 	JZ    pstore
 	VADDPS (BX), Y0, Y0

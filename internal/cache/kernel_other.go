@@ -11,6 +11,6 @@ func scoreTilesFMA(out, q, tiles, bias *float32, dim, ntiles int) {
 	panic("cache: no assembly kernel on this platform")
 }
 
-func prescanF16(out *float32, mask *uint32, q *float32, h *uint16, scale *float32, bias *float32, th float32, dim int, ntiles int) {
+func prescanI16(out *float32, mask *uint32, z *uint32, h *int16, scale *float32, bias *float32, sq float32, th float32, pairs int, ntiles int) {
 	panic("cache: no assembly kernel on this platform")
 }

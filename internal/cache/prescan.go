@@ -5,91 +5,104 @@ import (
 	"math/bits"
 )
 
-// The float16 pre-scan: a second copy of the catalogue in IEEE binary16, in
-// the same tiled layout, half the bytes of float32 (KuaiRec's 10,728 x 64
-// catalogue is 1.4 MB: it stays in a 2 MB L2, where the float32 copy, 2.7
-// MB, streams from L3). TopK scans it for approximate scores, keeps every row
-// whose approximate score is within twice the error bound E of the k-th
-// best approximate score, and re-ranks those candidates with the exact
-// float32 kernel. The result is the exact float32 top-K, bit for bit (the
-// proof is on topKPrescan).
+// The int16 pre-scan: a second copy of the catalogue quantised to int16, half
+// the bytes of float32 (KuaiRec's 10,728 x 64 catalogue is 1.4 MB: it stays
+// in a 2 MB L2, where the float32 copy, 2.7 MB, streams from L3), scored
+// with VPMADDWD (16 int16 products summed in pairs into 8 int32 lanes per
+// instruction; no conversion per element, unlike a float16 copy, whose
+// VCVTPH2PS per 8 values measured slower than the float32 kernel from L1).
+// TopK scans it for approximate scores, keeps every row whose interval
+// [approx - E_r, approx + E_r] can still reach the k-th best lower bound,
+// and re-ranks those candidates with the exact float32 kernel. The result is
+// the exact float32 top-K, bit for bit (the proof is on topKPrescan).
 //
-// Each row r is stored scaled by a power of two s_r, h_rj = fp16(v_rj / s_r),
-// with s_r chosen so that max_j |v_rj| / s_r lies in [2^14, 2^15): no row
-// overflows binary16 (max 65504), a row of tiny values is not flushed to
-// zero, and multiplying back by s_r is exact. The approximate score is
+// # Quantisation
 //
-//	a0, a1 = the two FMA chains of the kernel (kernel.go) over q and h_r
-//	approx_r = ((a0 + a1) * s_r) + b_r        (float32)
+// Row r: sigma_r = max_j |v_rj| / R rounded up to a float32, w_rj =
+// round(v_rj / sigma_r), so |w_rj| <= R. Query: sigma_q likewise from
+// max_j |q_j|, z_j = round(q_j / sigma_q). R = min(32767, floor(sqrt((2^31 -
+// 1) / d'))) with d' = d rounded up to even, so that no VPMADDWD pair sum
+// (<= 2 R^2) and no int32 accumulator (<= d' R^2) overflows: the integer dot
+// product S_r = sum_j z_j w_rj is exact. The layout is the tiles of
+// kernel.go with pairs of coordinates interleaved, as VPMADDWD wants them:
+// h[((t*P + p)*32 + c)*2 + i] = w[32t+c][2p+i], P = d'/2, the odd
+// coordinate of an odd d padded with 0 (in the query too).
+//
+// The approximate score is approx_r = ((float32(S_r) * sigma_r) * sigma_q)
+// + b_r in float32.
 //
 // # The error bound
 //
-// Notation: u = 2^-24 (float32 unit roundoff), gamma(n) = n*u / (1 - n*u),
-// m = ceil(d/2) (the longer chain), g = gamma(m+2), D_r = sum_j q_j v_rj + b_r
-// (the real value), N_r = sum_j |q_j v_rj|, Q1 = sum_j |q_j|.
+// Notation: u = 2^-24, gamma(n) = n*u / (1 - n*u), m = ceil(d/2), g =
+// gamma(m+2), qn = |q|_2, n_r = |v_r|_2 (stored rounded up), dequantised
+// vectors q^ = sigma_q z and v^ = sigma_r w_r, so that |q^_j - q_j| <=
+// sigma_q/2 and |v^_j - v_rj| <= sigma_r/2 (rounding to the nearest integer;
+// the float64 division that precedes it is exact to 2^-53 relative, covered
+// by the final inflation), and sigma_q sigma_r S_r = sum_j q^_j v^_j.
 //
-//  1. The exact kernel: each FMA rounds (acc + q_j v_j) once, then the two
-//     chains are added, then the bias: |exact_r - D_r| <= g (N_r + |b_r|)
-//     (Higham, Accuracy and Stability of Numerical Algorithms, 3.1), plus
-//     at most 2^-150 per operation whose result is subnormal: (d+2) 2^-150.
-//  2. Rounding to binary16 (nearest): |h_rj s_r - v_rj| <= 2^-11 |v_rj| +
-//     2^-25 s_r (relative 2^-11 for normal halves, half the subnormal
-//     spacing 2^-24 below 2^-14). So |s_r sum_j q_j h_rj - sum_j q_j v_rj|
-//     <= 2^-11 N_r + 2^-25 s_r Q1, and s_r sum_j |q_j h_rj| <=
-//     (1 + 2^-11) N_r + 2^-25 s_r Q1.
-//  3. The pre-scan's own float32 arithmetic, as in 1 (the product by the
-//     power of two s_r is exact unless it is subnormal): |approx_r -
-//     (s_r sum_j q_j h_rj + b_r)| <= g (s_r sum_j |q_j h_rj| + |b_r|) +
-//     (d+2) 2^-150 (1 + s_r).
+//  1. The exact kernel (kernel.go): each FMA rounds once, then the two
+//     chains are added, then the bias: |exact_r - (q.v_r + b_r)| <= g (qn n_r
+//     + |b_r|) (Higham, Accuracy and Stability of Numerical Algorithms, 3.1;
+//     sum_j |q_j v_rj| <= qn n_r by Cauchy-Schwarz), plus at most 2^-150 per
+//     operation whose result is subnormal.
+//  2. Quantisation: |q^.v^ - q.v_r| <= sum |q^_j - q_j| |v^_j| + sum |q_j|
+//     |v^_j - v_rj| <= (sigma_q/2)(sqrt(d) n_r + d sigma_r/2) + (sigma_r/2)
+//     sqrt(d) qn.
+//  3. The pre-scan's float32 arithmetic (a conversion, two products, a sum,
+//     each rounding once): |approx_r - (q^.v^ + b_r)| <= 4u (|q^.v^| +
+//     |b_r|) + 3 2^-150, and |q^.v^| <= |q^|_2 |v^|_2 <= (qn + sqrt(d)
+//     sigma_q/2)(n_r + sqrt(d) sigma_r/2).
 //
-// Adding 1-3, with N_r <= |q|_2 |v_r|_2 (Cauchy-Schwarz) and Q1 <= sqrt(d)
-// |q|_2, per row:
+// So |approx_r - exact_r| <= E_r, the sum of these terms (the bias terms
+// only with the bias), evaluated in float64 and inflated by 1e-6 relative
+// (which covers the rounding of that evaluation and of the stored n_r and
+// sigmas). The bound assumes no overflow: TopK scans exactly unless qn
+// sqrt(d) + qn Vmax + Bmax is below 2^100 and Vmax below 2^90 (Vmax, Bmax:
+// the largest n_r and |b_r|; float32(S_r) sigma_r <= 2^31 Vmax), and q is
+// not all zero. Emax, E_r with the maxima of the index,
+// sets the threshold of the kernel's mask, a superset filter.
 //
-//	|approx_r - exact_r| <= E_r = |q|_2 |v_r|_2 (2^-11 + g (2 + 2^-11))
-//	                             + 2^-25 s_r sqrt(d) |q|_2 (1 + g)
-//	                             + 2 g |b_r|   (only with the bias)
-//	                             + (d+4) 2^-149 (1 + s_r)
-//
-// |v_r|_2 is computed once in float64 and stored rounded up; E_r is
-// evaluated in float64 and inflated by 1e-6 relative to cover the rounding
-// of its own evaluation. The bound assumes no overflow: TopK falls back to
-// the exact scan unless |q|_2 sqrt(d) 2^16 and |q|_2 Vmax + Bmax are below
-// 2^120 (Vmax, Bmax: the largest row norm and |bias|; every partial sum of
-// either kernel is below those). A per-row bound keeps the candidates few
-// when row norms differ by orders of magnitude; Emax (E_r with the maxima)
-// only sets the threshold of the kernel's mask, a superset filter.
+// At dim 64 (R = 5792) the dominant term is sqrt(d)/R = 1.4e-3 of qn n_r.
 
 // prescanMinRows is the catalogue size from which TopK uses the pre-scan:
-// below it the float32 copy fits in L2 and the exact scan is faster
-// (BenchmarkTopK, kernel=own vs kernel=exact).
+// below it the float32 copy fits in L2 and the exact scan is as fast
+// (BenchmarkTopK, kernel=own vs kernel=exact at 3,327 rows).
 const prescanMinRows = 6144
 
 // prescanMaxK bounds the k served by the pre-scan (beyond, the exact scan).
 const prescanMaxK = 1024
 
-// prescanIndex is the binary16 copy of an ItemIndex.
+// prescanIndex is the int16 copy of an ItemIndex.
 type prescanIndex struct {
-	h     []uint16  // tiled like ItemIndex.tiles
-	scale []float32 // per row s_r, padded with 1
+	h     []int16   // the interleaved tiles (above)
+	scale []float32 // per row sigma_r, padded with 0
 	norm  []float32 // per row |v_r|_2, rounded up
-	vmax  float64   // max_r |v_r|_2, rounded up
+	pairs int       // P
+	r     float64   // R
+	vmax  float64
 	smax  float64
 	bmax  float64
 }
 
-// errCoef are the coefficients of E_r for one query:
-// E_r = a |v_r|_2 + s s_r + b |b_r| + c (1 + s_r).
-type errCoef struct{ a, s, b, c float64 }
+// quantRange returns R for dimension dim.
+func quantRange(dim int) int {
+	dp := dim + dim&1
+	return min(32767, int(math.Sqrt(float64(1<<31-1)/float64(dp))))
+}
 
-func (e errCoef) row(norm, scale, bias float32) float64 {
-	return (e.a*float64(norm) + e.s*float64(scale) + e.b*math.Abs(float64(bias)) + e.c*(1+float64(scale))) * (1 + 1e-6)
+// upScale returns the smallest float32 >= mx/r (mx > 0).
+func upScale(mx, r float64) float32 {
+	s := float32(mx / r)
+	if float64(s) < mx/r || s == 0 {
+		s = math.Nextafter32(s, float32(math.Inf(1)))
+	}
+	return s
 }
 
 func buildPrescan(vecs, biases []float32, n, dim, ntiles int) *prescanIndex {
-	p := &prescanIndex{h: make([]uint16, ntiles*dim*tileRows), scale: make([]float32, ntiles*tileRows), norm: make([]float32, n)}
-	for i := range p.scale {
-		p.scale[i] = 1
-	}
+	pairs := (dim + 1) / 2
+	p := &prescanIndex{h: make([]int16, ntiles*pairs*tileRows*2), scale: make([]float32, ntiles*tileRows),
+		norm: make([]float32, n), pairs: pairs, r: float64(quantRange(dim))}
 	for r := range n {
 		row := vecs[r*dim : (r+1)*dim]
 		var mx, ss float64
@@ -107,90 +120,78 @@ func buildPrescan(vecs, biases []float32, n, dim, ntiles int) *prescanIndex {
 		if r < len(biases) {
 			p.bmax = max(p.bmax, math.Abs(float64(biases[r])))
 		}
-		s := 1.0
-		if mx > 0 {
-			_, e := math.Frexp(mx) // mx in [2^(e-1), 2^e)
-			s = math.Ldexp(1, max(e-1-14, -126))
+		if mx == 0 {
+			continue // w = 0, sigma = 0: exact
 		}
-		p.smax = max(p.smax, s)
-		p.scale[r] = float32(s)
+		s := upScale(mx, p.r)
+		p.scale[r] = s
+		p.smax = max(p.smax, float64(s))
 		t, c := r/tileRows, r%tileRows
-		base := p.h[t*dim*tileRows+c:]
 		for j, v := range row {
-			base[j*tileRows] = f32to16(float32(float64(v) / s))
+			p.h[((t*pairs+j/2)*tileRows+c)*2+j&1] = int16(math.RoundToEven(float64(v) / float64(s)))
 		}
 	}
 	return p
 }
 
-// bound returns the coefficients of E_r (above) for a query of norm qn, and
-// whether the pre-scan may be used (no overflow possible, all finite).
-func (p *prescanIndex) bound(qn float64, dim int, useBias bool) (errCoef, bool) {
+// errCoef holds what E_r needs of one query.
+type errCoef struct {
+	qn, sq, sd, d, g float64
+	bias             bool
+}
+
+// row returns E_r for a row of norm n, scale s and bias b.
+func (e *errCoef) row(n, s, b float32) float64 {
 	const u = 1.0 / (1 << 24)
-	m := float64((dim + 1) / 2)
-	g := (m + 2) * u / (1 - (m+2)*u)
-	sd := math.Sqrt(float64(dim))
-	if !(qn*sd*(1<<16) < 0x1p120) || !(qn*p.vmax+p.bmax < 0x1p120) {
-		return errCoef{}, false // also NaN and Inf
+	nr, sr := float64(n), float64(s)
+	quant := e.sq/2*(e.sd*nr+e.d*sr/2) + sr/2*e.sd*e.qn
+	arith := 4 * u * (e.qn + e.sd*e.sq/2) * (nr + e.sd*sr/2)
+	exact := e.g * e.qn * nr
+	if e.bias {
+		ab := math.Abs(float64(b))
+		arith += 4 * u * ab
+		exact += e.g * ab
 	}
-	e := errCoef{a: qn * (0x1p-11 + g*(2+0x1p-11)), s: 0x1p-25 * sd * qn * (1 + g), c: float64(dim+4) * 0x1p-149}
-	if useBias {
-		e.b = 2 * g
+	return (quant + arith + exact + (e.d+5)*0x1p-149) * (1 + 1e-6)
+}
+
+// quantQuery quantises q into z (P int32 words, each two int16: the pair
+// VPMADDWD multiplies) and returns the error coefficients and sigma_q, or
+// false when the bound cannot be used (overflow possible, NaN, zero query).
+func (p *prescanIndex) quantQuery(z []uint32, q []float32, useBias bool) (errCoef, float32, bool) {
+	var mx, ss float64
+	for _, v := range q {
+		a := math.Abs(float64(v))
+		mx = max(mx, a)
+		ss += a * a
 	}
-	return e, true
+	qn := math.Sqrt(ss) * (1 + 1e-12)
+	d := float64(len(q))
+	sd := math.Sqrt(d)
+	if !(mx > 0) || !(qn*sd+qn*p.vmax+p.bmax < 0x1p100) || !(p.vmax < 0x1p90) {
+		return errCoef{}, 0, false // also NaN and Inf
+	}
+	const u = 1.0 / (1 << 24)
+	m := float64((len(q) + 1) / 2)
+	sq := upScale(mx, p.r)
+	for i := range z {
+		var lo, hi int16
+		lo = int16(math.RoundToEven(float64(q[2*i]) / float64(sq)))
+		if 2*i+1 < len(q) {
+			hi = int16(math.RoundToEven(float64(q[2*i+1]) / float64(sq)))
+		}
+		z[i] = uint32(uint16(lo)) | uint32(uint16(hi))<<16
+	}
+	return errCoef{qn: qn, sq: float64(sq), sd: sd, d: d, g: (m + 2) * u / (1 - (m+2)*u), bias: useBias}, sq, true
 }
 
 // emax is E_r with the maxima of the index: >= every E_r.
-func (p *prescanIndex) emax(e errCoef) float64 {
-	return (e.a*p.vmax + e.s*p.smax + e.b*p.bmax + e.c*(1+p.smax)) * (1 + 1e-6)
-}
-
-// f32to16 rounds f to the nearest binary16 (ties to even). |f| must be
-// below 65520 (the scaling above keeps it below 2^15).
-func f32to16(f float32) uint16 {
-	b := math.Float32bits(f)
-	sign := uint16(b>>16) & 0x8000
-	a := b & 0x7fffffff
-	e := int(a >> 23) // biased float32 exponent
-	if e < 127-25 {   // |f| < 2^-25: rounds to zero
-		return sign
+func (p *prescanIndex) emax(e *errCoef) float64 {
+	var b float32
+	if e.bias {
+		b = float32(p.bmax)
 	}
-	m := a&0x7fffff | 0x800000 // value = m * 2^(e-150)
-	if e >= 127-14 {           // a normal half: keep 11 of the 24 bits
-		r, rem := m>>13, m&0x1fff
-		if rem > 0x1000 || (rem == 0x1000 && r&1 == 1) {
-			r++
-		}
-		he := e - 127 + 15
-		if r == 0x800 {
-			r, he = 0x400, he+1
-		}
-		if he >= 31 {
-			panic("cache: f32to16 overflow")
-		}
-		return sign | uint16(he)<<10 | uint16(r-0x400)
-	}
-	// A subnormal half: value = r * 2^-24 with r = m * 2^(e-126).
-	sh := uint(126 - e) // 14..24
-	r, rem, half := m>>sh, m&(1<<sh-1), uint32(1)<<(sh-1)
-	if rem > half || (rem == half && r&1 == 1) {
-		r++
-	}
-	return sign | uint16(r) // r = 0x400 is the smallest normal: the encoding is right
-}
-
-// f16to32 converts a binary16 to float32 (exactly).
-func f16to32(h uint16) float32 {
-	sign := uint32(h&0x8000) << 16
-	e, m := uint32(h>>10)&0x1f, uint32(h&0x3ff)
-	switch e {
-	case 0:
-		f := float32(m) * 0x1p-24
-		return math.Float32frombits(math.Float32bits(f) | sign)
-	case 31:
-		return math.Float32frombits(sign | 0x7f800000 | m<<13)
-	}
-	return math.Float32frombits(sign | (e-15+127)<<23 | m<<13)
+	return e.row(math.Nextafter32(float32(p.vmax), float32(math.Inf(1))), math.Nextafter32(float32(p.smax), float32(math.Inf(1))), math.Nextafter32(b, float32(math.Inf(1)))) * (1 + 1e-6)
 }
 
 // f32floor returns the largest float32 <= v.
@@ -204,6 +205,7 @@ func f32floor(v float64) float32 {
 
 // prescanScratch is the pre-scan's per-call working memory (pooled).
 type prescanScratch struct {
+	z      []uint32  // the quantised query
 	approx []float32 // one chunk
 	masks  []uint32  // one per tile of the chunk
 	heap   []float64 // min-heap of the k largest lower bounds
@@ -213,7 +215,7 @@ type prescanScratch struct {
 	gather []float32 // one tile of candidate rows
 	gbias  []float32 // their biases
 	// passed counts the rows of the last call that passed the kernel's mask
-	// (benchmarks report it).
+	// (tests and benchmarks report it).
 	passed int
 }
 
@@ -228,7 +230,8 @@ func newPrescanScratch() *prescanScratch {
 
 // topKPrescan computes into sel the exact top-k by the pre-scan and an
 // exact re-rank. It returns false (sel untouched) when it cannot vouch for
-// the result cheaply (too many candidates); the caller then scans exactly.
+// the result (the bound does not apply to this query, or too many
+// candidates); the caller then scans exactly.
 //
 // Why the result is exact: every row has exact_r in [lo_r, up_r] with lo_r
 // = approx_r - E_r and up_r = approx_r + E_r. Let L be the k-th largest lo_r
@@ -239,9 +242,17 @@ func newPrescanScratch() *prescanScratch {
 // looser still). Candidates are re-scored with the exact kernel and ranked
 // by the same order (score, then id), so the top-k of the candidates is the
 // top-k of all rows.
-func (x *ItemIndex) topKPrescan(sel *selector, query []float32, bias []float32, ec errCoef, ps *prescanScratch) bool {
+func (x *ItemIndex) topKPrescan(sel *selector, query []float32, bias []float32, ps *prescanScratch) bool {
 	p, dim, n, k := x.pre, x.dim, len(x.ids), sel.k
-	emax := p.emax(ec)
+	if cap(ps.z) < p.pairs {
+		ps.z = make([]uint32, p.pairs)
+	}
+	z := ps.z[:p.pairs]
+	ec, sq, ok := p.quantQuery(z, query, bias != nil)
+	if !ok {
+		return false
+	}
+	emax := p.emax(&ec)
 	hp := ps.heap[:0]
 	cRows, cUp := ps.cRows[:0], ps.cUp[:0]
 	lim := math.Inf(-1) // L
@@ -255,7 +266,7 @@ func (x *ItemIndex) topKPrescan(sel *selector, query []float32, bias []float32, 
 		if bias != nil {
 			bp = &bias[lo]
 		}
-		prescanF16(&ps.approx[0], &ps.masks[0], &query[0], &p.h[lo*dim], &p.scale[lo], bp, f32floor(lim-emax), dim, nt)
+		prescanI16(&ps.approx[0], &ps.masks[0], &z[0], &p.h[lo*p.pairs*2], &p.scale[lo], bp, sq, f32floor(lim-emax), p.pairs, nt)
 		for ti, mk := range ps.masks[:nt] {
 			for mk != 0 {
 				c := bits.TrailingZeros32(mk)
@@ -306,15 +317,14 @@ func (x *ItemIndex) topKPrescan(sel *selector, query []float32, bias []float32, 
 	// row-major copy (4 cache lines per row at dim 64, where their tiles
 	// would be 8 KB each) into one scratch tile and scored by the same
 	// kernel. A lane's score depends only on its row, the query and its
-	// bias, so it is bit for bit the score of the full scan.
+	// bias, so it is bit for bit the score of the full scan; lanes past the
+	// batch hold stale rows whose scores are ignored.
 	if cap(ps.gather) < dim*tileRows {
 		ps.gather = make([]float32, dim*tileRows)
 	}
 	g := ps.gather[:dim*tileRows]
 	for i0 := 0; i0 < len(cRows); i0 += tileRows {
 		batch := cRows[i0:min(len(cRows), i0+tileRows)]
-		clear(g)
-		clear(ps.gbias)
 		for c, r := range batch {
 			row := x.vecs[int(r)*dim : (int(r)+1)*dim]
 			for j, v := range row {

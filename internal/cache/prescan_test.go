@@ -8,70 +8,82 @@ import (
 	"testing"
 )
 
-func TestF16ConversionsMatchHardware(t *testing.T) {
-	if !useFMA {
-		t.Skip("no F16C kernel on this machine")
-	}
-	// Every finite half through VCVTPH2PS: dim 1, q = [1], scale 1, no bias.
-	const dim = 1
-	h := make([]uint16, tileRows)
-	scale := make([]float32, tileRows)
-	for i := range scale {
-		scale[i] = 1
-	}
-	out, mask := make([]float32, tileRows), make([]uint32, 1)
-	q := []float32{1}
-	for base := 0; base < 1<<16; base += tileRows {
-		for c := range h {
-			h[c] = uint16(base + c)
-		}
-		prescanF16(&out[0], &mask[0], &q[0], &h[0], &scale[0], nil, 0, dim, 1)
-		for c, got := range out {
-			want := f16to32(h[c])
-			if math.IsNaN(float64(want)) || math.IsInf(float64(want), 0) {
-				continue
-			}
-			if got != want { // +0 and -0 compare equal: the sum with +0 loses the sign
-				t.Fatalf("half %#04x: VCVTPH2PS %g, f16to32 %g", h[c], got, want)
-			}
-			if (mask[0]>>c)&1 == 1 != (got >= 0) {
-				t.Fatalf("half %#04x: mask bit %d for %g >= 0", h[c], (mask[0]>>c)&1, got)
-			}
+// prescanRef is the pre-scan of row r by its definition, in Go: the exact
+// int64 dot product of the quantised vectors, then the float32 operations.
+func prescanRef(p *prescanIndex, z []uint32, sq float32, r int, bias []float32) float32 {
+	t, c := r/tileRows, r%tileRows
+	var s int64
+	for pi, zz := range z {
+		for i := range 2 {
+			w := p.h[((t*p.pairs+pi)*tileRows+c)*2+i]
+			s += int64(int16(uint16(zz>>(16*i)))) * int64(w)
 		}
 	}
+	if s != int64(int32(s)) {
+		panic("int32 overflow")
+	}
+	a := float32(int32(s)) * p.scale[r] * sq
+	if bias != nil {
+		a += bias[r]
+	}
+	return a
 }
 
-func TestF32to16RoundsToNearestEven(t *testing.T) {
+// TestPrescanKernelMatchesDefinition: the assembly's approximate scores and
+// masks equal the Go definition bit for bit, including rows and queries at
+// the edge of the int32 range (every product at R^2, same sign).
+func TestPrescanKernelMatchesDefinition(t *testing.T) {
+	if !useFMA {
+		t.Skip("no pre-scan kernel on this machine")
+	}
 	r := rand.New(rand.NewPCG(71, 72))
-	for i := range 200000 {
-		var x float32
-		switch i % 3 {
-		case 0:
-			x = float32(r.NormFloat64() * math.Pow(2, float64(r.IntN(44)-30))) // normals and subnormals
-		case 1:
-			x = float32(math.Ldexp(float64(r.IntN(1<<11)), r.IntN(20)-34)) // exact halves
-		case 2: // ties: an exact half plus half its spacing
-			k, e := r.IntN(1<<10)+1<<10, r.IntN(20)-24
-			x = float32(math.Ldexp(float64(k)+0.5, e))
-		}
-		if math.Abs(float64(x)) >= 65504 {
-			continue
-		}
-		h := f32to16(x)
-		got := float64(f16to32(h))
-		d := math.Abs(got - float64(x))
-		for _, nb := range []uint16{h + 1, h - 1} {
-			v := float64(f16to32(nb))
-			if math.IsNaN(v) || math.IsInf(v, 0) || (nb^h)&0x8000 != 0 {
-				continue
+	for _, dim := range []int{1, 2, 3, 7, 64, 65, 128, 300} {
+		for _, kind := range []string{"normal", "extreme", "mixed"} {
+			n := 100 + r.IntN(100)
+			var vecs, q []float32
+			switch kind {
+			case "extreme": // all +-1: every |w| = |z| = R, S = +-d R^2 at most
+				vecs, q = make([]float32, n*dim), make([]float32, dim)
+				for i := range vecs {
+					vecs[i] = 1
+					if i%dim == 0 && r.IntN(2) == 0 {
+						vecs[i] = -1
+					}
+				}
+				for i := range q {
+					q[i] = 1
+				}
+			default:
+				vecs, q = adversarialVectors(r, kind, n, dim), adversarialVectors(r, "normal", 1, dim)
 			}
-			dn := math.Abs(v - float64(x))
-			if dn < d || (dn == d && h&1 == 1) {
-				t.Fatalf("f32to16(%g) = %g (%#04x), neighbour %g (%#04x) is nearer or an even tie", x, got, h, v, nb)
+			_, ntiles := buildTiles(vecs, n, dim)
+			p := buildPrescan(vecs, nil, n, dim, ntiles)
+			bias := make([]float32, ntiles*tileRows)
+			for i := range n {
+				bias[i] = float32(r.NormFloat64())
 			}
-		}
-		if d > 0x1p-11*math.Abs(float64(x))+0x1p-25 {
-			t.Fatalf("f32to16(%g) = %g: error %g beyond the bound", x, got, d)
+			z := make([]uint32, p.pairs)
+			_, sq, ok := p.quantQuery(z, q, true)
+			if !ok {
+				if kind == "mixed" {
+					continue
+				}
+				t.Fatalf("dim=%d %s: query refused", dim, kind)
+			}
+			for _, b := range [][]float32{nil, bias} {
+				out, masks := make([]float32, ntiles*tileRows), make([]uint32, ntiles)
+				th := float32(r.NormFloat64())
+				prescanI16(&out[0], &masks[0], &z[0], &p.h[0], &p.scale[0], ptrOrNil(b), sq, th, p.pairs, ntiles)
+				for i := range n {
+					want := prescanRef(p, z, sq, i, b)
+					if !sameBits(out[i], want) {
+						t.Fatalf("dim=%d %s row %d: kernel %g, definition %g", dim, kind, i, out[i], want)
+					}
+					if bit := masks[i/tileRows]>>(i%tileRows)&1 == 1; bit != (out[i] >= th) {
+						t.Fatalf("dim=%d %s row %d: mask %v for %g >= %g", dim, kind, i, bit, out[i], th)
+					}
+				}
+			}
 		}
 	}
 }
@@ -111,13 +123,13 @@ func prescanItems(r *rand.Rand, kind string, n, dim int, q []float32) Items {
 }
 
 // TestPrescanBoundHolds checks the derived bound directly: for every row,
-// |approx - exact| <= E.
+// |approx - exact| <= E_r.
 func TestPrescanBoundHolds(t *testing.T) {
 	if !useFMA {
 		t.Skip("no pre-scan kernel on this machine")
 	}
 	r := rand.New(rand.NewPCG(73, 74))
-	for _, kind := range []string{"normal", "tiny", "mixed", "scaled-rows", "near-top-ties", "equal"} {
+	for _, kind := range []string{"normal", "tiny", "mixed", "scaled-rows", "near-top-ties", "equal", "large"} {
 		for _, dim := range []int{1, 7, 64, 128} {
 			n := prescanMinRows + r.IntN(2000)
 			q := adversarialVectors(r, "normal", 1, dim)
@@ -129,13 +141,10 @@ func TestPrescanBoundHolds(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var ss float64
-			for _, v := range q {
-				ss += float64(v) * float64(v)
-			}
-			ec, ok := x.pre.bound(math.Sqrt(ss)*(1+1e-12), dim, true)
+			z := make([]uint32, x.pre.pairs)
+			ec, sq, ok := x.pre.quantQuery(z, q, true)
 			if !ok {
-				if kind == "mixed" { // |q| up to 1e30: overflow is possible, refused
+				if kind == "mixed" || kind == "large" { // |q| or |v| huge: overflow possible, refused
 					continue
 				}
 				t.Fatalf("%s dim=%d: the bound refused a finite, small query", kind, dim)
@@ -143,7 +152,7 @@ func TestPrescanBoundHolds(t *testing.T) {
 			approx := make([]float32, x.ntiles*tileRows)
 			exact := make([]float32, x.ntiles*tileRows)
 			masks := make([]uint32, x.ntiles)
-			prescanF16(&approx[0], &masks[0], &q[0], &x.pre.h[0], &x.pre.scale[0], &x.biasPad[0], float32(math.Inf(-1)), dim, x.ntiles)
+			prescanI16(&approx[0], &masks[0], &z[0], &x.pre.h[0], &x.pre.scale[0], &x.biasPad[0], sq, float32(math.Inf(-1)), x.pre.pairs, x.ntiles)
 			scoreTiles(exact, q, x.tiles, x.biasPad, dim, x.ntiles)
 			worst := 0.0
 			for i := range n {
@@ -197,20 +206,19 @@ func TestPrescanTopKIsExact(t *testing.T) {
 						if bias {
 							b = x.biasPad
 						}
-						var ss float64
-						for _, v := range q {
-							ss += float64(v) * float64(v)
-						}
-						ec, _ := x.pre.bound(math.Sqrt(ss)*(1+1e-12), dim, bias)
 						if sc.pre == nil {
 							sc.pre = newPrescanScratch()
 						}
-						if !x.topKPrescan(&sel, q, b, ec, sc.pre) {
-							t.Fatalf("k=%d: the pre-scan fell back (too many candidates)", k)
+						used := x.topKPrescan(&sel, q, b, sc.pre)
+						if !used && kind != "mixed" { // mixed: |v| up to 1e30, refused (overflow possible)
+							t.Fatalf("k=%d: the pre-scan fell back", k)
 						}
 						nCand, nPassed := len(sc.pre.cRows), sc.pre.passed
 						scratchPool.Put(sc)
 						pre := sel.sorted()
+						if !used {
+							pre = bruteTopK(ref, dim, q, k, opts)
+						}
 						viaTopK := x.TopK(nil, q, k, opts)
 						opts.Exact = true
 						exact := x.TopK(nil, q, k, opts)
