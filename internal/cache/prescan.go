@@ -259,8 +259,10 @@ func (x *ItemIndex) topKPrescan(sel *selector, query []float32, bias []float32, 
 	excl := sel.excl
 	passed := 0
 	defer func() { ps.passed = passed }()
-	for t0 := 0; t0 < x.ntiles; t0 += chunkTiles {
-		nt := min(chunkTiles, x.ntiles-t0)
+	// Chunks grow 1, 2, 4, 8 tiles: the threshold L - Emax of the kernel's
+	// mask is set per call, so a small first chunk gives a useful L sooner.
+	for t0, nt := 0, 1; t0 < x.ntiles; t0, nt = t0+nt, min(2*nt, chunkTiles) {
+		nt := min(nt, x.ntiles-t0)
 		lo := t0 * tileRows
 		var bp *float32
 		if bias != nil {
@@ -280,6 +282,9 @@ func (x *ItemIndex) topKPrescan(sel *selector, query []float32, bias []float32, 
 					continue
 				}
 				a := float64(ps.approx[ti*tileRows+c])
+				if a+emax < lim { // L rose since the kernel's mask: cheap reject (Emax >= E_r)
+					continue
+				}
 				var b float32
 				if bias != nil {
 					b = bias[r]
