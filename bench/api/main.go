@@ -68,6 +68,7 @@ type opts struct {
 	runs               int
 	apiProcs           int
 	only               string
+	pprofAddr          string
 }
 
 func run(ctx context.Context, args []string) error {
@@ -84,6 +85,7 @@ func run(ctx context.Context, args []string) error {
 	fs.IntVar(&o.runs, "runs", 3, "runs; every figure printed is the median over them")
 	fs.IntVar(&o.apiProcs, "api-gomaxprocs", 0, "GOMAXPROCS of the API process (0: Go's default, every core)")
 	fs.StringVar(&o.only, "only", "", "measure only this endpoint: api or reference")
+	fs.StringVar(&o.pprofAddr, "api-pprof-addr", "", "pass --pprof-addr to the API (profile it during the run)")
 	config.Usage(fs, "bench-api: the API's latency and throughput against an in-process reference endpoint, on real Redis")
 	if err := config.Parse(fs, args, nil); err != nil {
 		return &config.UsageError{Err: err}
@@ -344,6 +346,9 @@ func startAPI(ctx context.Context, bin string, o opts, ns string) (*apiProc, err
 	l.Close()
 	cmd := exec.Command(bin, "--listen", addr, "--redis-addr", o.redisAddr, "--namespace", ns, "--brokers", o.brokers,
 		"--bench-reference", "--log-level", "warn")
+	if o.pprofAddr != "" {
+		cmd.Args = append(cmd.Args, "--pprof-addr", o.pprofAddr)
+	}
 	cmd.Stderr = os.Stderr
 	cmd.Env = os.Environ()
 	if o.apiProcs > 0 {

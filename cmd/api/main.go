@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"strings"
 	"time"
@@ -35,6 +36,7 @@ type options struct {
 	api                                          api.Config
 	modelPoll, shutdownTimeout                   time.Duration
 	logLevel                                     string
+	pprofAddr                                    string
 }
 
 func parse(args []string) (*options, error) {
@@ -59,6 +61,7 @@ func parse(args []string) (*options, error) {
 	fs.DurationVar(&o.modelPoll, "model-poll", 2*time.Second, "how often to poll for a new model version (besides the pub/sub notice)")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "deadline for draining in-flight requests on SIGINT/SIGTERM")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.pprofAddr, "pprof-addr", "", "serve /debug/pprof/ on this address (off when empty; never on the API's listener)")
 	config.Usage(fs, "api: streamrec's HTTP API (recommendations, interaction intake, health, metrics)")
 	if err := config.Parse(fs, args, nil); err != nil {
 		return nil, &config.UsageError{Err: err}
@@ -138,6 +141,19 @@ func run(ctx context.Context, args []string) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return items.Follow(gctx, store, o.modelPoll, base) })
+	if o.pprofAddr != "" {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		ps := &http.Server{Addr: o.pprofAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		g.Go(func() error {
+			if err := ps.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("serving pprof: %w", err)
+			}
+			return nil
+		})
+		g.Go(func() error { <-gctx.Done(); return ps.Close() })
+	}
 	g.Go(func() error {
 		if err := e.Start(""); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("serving HTTP: %w", err)

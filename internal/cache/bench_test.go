@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
@@ -90,34 +92,31 @@ func BenchmarkTopK(b *testing.B) {
 				for i := range qs {
 					qs[i] = randVec(r, dim)
 				}
-				b.Run("kernel=own", func(b *testing.B) {
-					dst := make([]Scored, 0, 25)
-					i := 0
-					for b.Loop() {
-						dst = x.TopK(dst, qs[i%len(qs)], 25, TopKOptions{UseBias: true})
-						i++
-					}
-					b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1e3, "us/query")
-				})
-				b.Run("kernel=exact", func(b *testing.B) {
-					dst := make([]Scored, 0, 25)
-					i := 0
-					for b.Loop() {
-						dst = x.TopK(dst, qs[i%len(qs)], 25, TopKOptions{UseBias: true, Exact: true})
-						i++
-					}
-					b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1e3, "us/query")
-				})
-				b.Run("kernel=gonum", func(b *testing.B) {
-					dst := make([]Scored, 0, 25)
-					scores := make([]float32, 256)
-					i := 0
-					for b.Loop() {
-						dst = gonumTopK(x, dst, qs[i%len(qs)], 25, true, scores)
-						i++
-					}
-					b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1e3, "us/query")
-				})
+				dst := make([]Scored, 0, 25)
+				scores := make([]float32, 256)
+				for _, kern := range []struct {
+					name string
+					run  func(q []float32)
+				}{
+					{"own", func(q []float32) { dst = x.TopK(dst, q, 25, TopKOptions{UseBias: true}) }},
+					{"exact", func(q []float32) { dst = x.TopK(dst, q, 25, TopKOptions{UseBias: true, Exact: true}) }},
+					{"gonum", func(q []float32) { dst = gonumTopK(x, dst, q, 25, true, scores) }},
+				} {
+					b.Run("kernel="+kern.name, func(b *testing.B) {
+						lat := make([]float64, 0, 1024)
+						i := 0
+						for b.Loop() {
+							t0 := time.Now()
+							kern.run(qs[i%len(qs)])
+							lat = append(lat, float64(time.Since(t0).Nanoseconds())/1e3)
+							i++
+						}
+						slices.Sort(lat)
+						b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1e3, "us/query")
+						b.ReportMetric(lat[len(lat)/2], "p50-us")
+						b.ReportMetric(lat[min(len(lat)-1, len(lat)*99/100)], "p99-us")
+					})
+				}
 			})
 		}
 	}
