@@ -134,25 +134,33 @@ func buildPrescan(vecs, biases []float32, n, dim, ntiles int) *prescanIndex {
 	return p
 }
 
-// errCoef holds what E_r needs of one query.
-type errCoef struct {
-	qn, sq, sd, d, g float64
-	bias             bool
+// errCoef holds E_r for one query as a linear form in the row's norm,
+// scale and |bias|: E_r = (a n_r + s sigma_r + b |b_r| + c) (1 + 1e-6),
+// the terms of the bound above regrouped (each is linear in n_r and
+// sigma_r once the query is fixed).
+type errCoef struct{ a, s, b, c float64 }
+
+func newErrCoef(qn, sq float64, dim int, useBias bool) errCoef {
+	const u = 1.0 / (1 << 24)
+	d := float64(dim)
+	sd := math.Sqrt(d)
+	m := float64((dim + 1) / 2)
+	g := (m + 2) * u / (1 - (m+2)*u)
+	arith := 4 * u * (qn + sd*sq/2) // 3: times (n_r + sqrt(d) sigma_r/2)
+	e := errCoef{
+		a: sq*sd/2 + arith + g*qn,        // 2 (sigma_q/2 sqrt(d) n_r), 3, 1 (g qn n_r)
+		s: sq*d/4 + sd*qn/2 + arith*sd/2, // 2 (sigma_q d sigma_r/4 + sigma_r sqrt(d) qn/2), 3
+		c: (d + 5) * 0x1p-149,            // subnormal results, 1 and 3
+	}
+	if useBias {
+		e.b = 4*u + g // 3 and 1
+	}
+	return e
 }
 
 // row returns E_r for a row of norm n, scale s and bias b.
 func (e *errCoef) row(n, s, b float32) float64 {
-	const u = 1.0 / (1 << 24)
-	nr, sr := float64(n), float64(s)
-	quant := e.sq/2*(e.sd*nr+e.d*sr/2) + sr/2*e.sd*e.qn
-	arith := 4 * u * (e.qn + e.sd*e.sq/2) * (nr + e.sd*sr/2)
-	exact := e.g * e.qn * nr
-	if e.bias {
-		ab := math.Abs(float64(b))
-		arith += 4 * u * ab
-		exact += e.g * ab
-	}
-	return (quant + arith + exact + (e.d+5)*0x1p-149) * (1 + 1e-6)
+	return (e.a*float64(n) + e.s*float64(s) + e.b*math.Abs(float64(b)) + e.c) * (1 + 1e-6)
 }
 
 // quantQuery quantises q into z (P int32 words, each two int16: the pair
@@ -171,8 +179,6 @@ func (p *prescanIndex) quantQuery(z []uint32, q []float32, useBias bool) (errCoe
 	if !(mx > 0) || !(qn*sd+qn*p.vmax+p.bmax < 0x1p100) || !(p.vmax < 0x1p90) {
 		return errCoef{}, 0, false // also NaN and Inf
 	}
-	const u = 1.0 / (1 << 24)
-	m := float64((len(q) + 1) / 2)
 	sq := upScale(mx, p.r)
 	for i := range z {
 		var lo, hi int16
@@ -182,15 +188,12 @@ func (p *prescanIndex) quantQuery(z []uint32, q []float32, useBias bool) (errCoe
 		}
 		z[i] = uint32(uint16(lo)) | uint32(uint16(hi))<<16
 	}
-	return errCoef{qn: qn, sq: float64(sq), sd: sd, d: d, g: (m + 2) * u / (1 - (m+2)*u), bias: useBias}, sq, true
+	return newErrCoef(qn, float64(sq), len(q), useBias), sq, true
 }
 
 // emax is E_r with the maxima of the index: >= every E_r.
 func (p *prescanIndex) emax(e *errCoef) float64 {
-	var b float32
-	if e.bias {
-		b = float32(p.bmax)
-	}
+	b := float32(p.bmax)
 	return e.row(math.Nextafter32(float32(p.vmax), float32(math.Inf(1))), math.Nextafter32(float32(p.smax), float32(math.Inf(1))), math.Nextafter32(b, float32(math.Inf(1)))) * (1 + 1e-6)
 }
 
