@@ -70,7 +70,7 @@ var benchSizes = []int{3327, kuaiItems, 100_000, 1_000_000}
 
 // BenchmarkTopK runs, per size and dim, in the same process on the same
 // index and queries (one of 64 random queries per call, in turn): TopK as
-// served (kernel=own: the float16 pre-scan + exact re-rank from
+// served (kernel=own: the int16 pre-scan + exact re-rank from
 // prescanMinRows rows, else the exact float32 scan), the exact float32 scan
 // alone (kernel=exact), and gonum GEMV + the same selection (kernel=gonum).
 // With -tags noasm, own and exact are the pure-Go kernel. -short skips 1M.

@@ -212,7 +212,9 @@ func (x *ItemIndex) checkQuery(q []float32) {
 // TopK returns the min(k, eligible items) items with the highest score
 // dot(query, item) (+ item bias with opts.UseBias), exact over all items,
 // best first; ties go to the lower id. Items in opts.Exclude and items whose
-// score is NaN are never returned.
+// score is NaN are never returned. The score is the float32 one defined in
+// kernel.go, the same bit for bit whichever kernel runs (and whether the
+// int16 pre-scan served the call or not).
 //
 // The result is written into dst's backing array from index 0 (dst's length
 // is ignored) and returned; with cap(dst) >= k, TopK does not allocate. The
@@ -256,7 +258,7 @@ func (x *ItemIndex) TopK(dst []Scored, query []float32, k int, opts TopKOptions)
 		bias = x.biasPad
 	}
 	sel := selector{h: h, k: k, th: float32(math.Inf(-1)), excl: excl, ids: x.ids}
-	if x.pre != nil && !opts.Exact && k <= prescanMaxK && k <= n/8 {
+	if x.pre != nil && useFMA && !opts.Exact && k <= prescanMaxK && k <= n/8 {
 		if sc.pre == nil {
 			sc.pre = newPrescanScratch()
 		}

@@ -3,7 +3,7 @@ package cache
 import "math"
 
 // The scoring kernel. Every score in the package (TopK, Score, the re-rank
-// of the float16 pre-scan) comes from one definition, computed either by the
+// of the int16 pre-scan) comes from one definition, computed either by the
 // amd64 assembly (AVX2 + FMA, kernel_amd64.s) or by the pure-Go code in this
 // file; both perform the same IEEE operations in the same order, so they
 // agree bit for bit (TestKernelsBitIdentical).

@@ -90,7 +90,7 @@ func TestPrescanKernelMatchesDefinition(t *testing.T) {
 
 // prescanItems returns n items of one kind for the pre-scan tests; the
 // "near-top-ties" kind puts 300 rows within a few ulps of a row aligned with
-// q, so that the top-k is decided by differences float16 cannot see.
+// q, so that the top-k is decided by differences the int16 copy cannot see.
 func prescanItems(r *rand.Rand, kind string, n, dim int, q []float32) Items {
 	it := Items{IDs: make([]uint32, n), Biases: make([]float32, n)}
 	for i := range it.IDs {
