@@ -16,8 +16,10 @@
 // saturation: a closed loop of --sat-conns connections as fast as they go.
 // Each figure is the median of --runs runs; API and reference alternate
 // within a run. It prints throughput and p50/p99/p99.9 at each offered rate,
-// the saturation throughputs and their ratio, the load average, and the
-// API's peak RSS (VmHWM).
+// the API process's CPU time per request (from /proc/PID/stat: a figure the
+// other processes on the machine disturb less than throughput), the
+// saturation throughputs and their ratio, the load average, and the API's
+// peak RSS (VmHWM).
 //
 //	go run ./bench/api --redis-addr 127.0.0.1:16379
 //
@@ -165,18 +167,22 @@ func run(ctx context.Context, args []string) error {
 	for run := range o.runs {
 		for ri, rate := range rates {
 			for _, ep := range endpoints {
+				c0 := cpuTime(api.cmd.Process.Pid)
 				r, err := openLoop(ctx, client, ep, rate, o.duration, o.conns, uint64(run*100+ri))
 				if err != nil {
 					return err
 				}
+				r.cpuPerReq = perRequest(cpuTime(api.cmd.Process.Pid)-c0, r)
 				res[key{ep.name, rate}] = append(res[key{ep.name, rate}], r)
 			}
 		}
 		for _, ep := range endpoints {
+			c0 := cpuTime(api.cmd.Process.Pid)
 			r, err := closedLoop(ctx, client, ep, o.satConns, o.satDuration, uint64(run))
 			if err != nil {
 				return err
 			}
+			r.cpuPerReq = perRequest(cpuTime(api.cmd.Process.Pid)-c0, r)
 			res[key{ep.name, 0}] = append(res[key{ep.name, 0}], r)
 		}
 		loads = append(loads, benchkit.LoadAvg())
@@ -184,24 +190,26 @@ func run(ctx context.Context, args []string) error {
 	}
 
 	fmt.Printf("\n== open loop (Poisson arrivals; latency from the intended send time), medians of %d runs of %v\n", o.runs, o.duration)
-	fmt.Printf("%-10s %9s %11s %9s %9s %9s %8s\n", "endpoint", "offered/s", "achieved/s", "p50 ms", "p99 ms", "p99.9 ms", "errors")
+	fmt.Printf("%-10s %9s %11s %9s %9s %9s %8s %12s\n", "endpoint", "offered/s", "achieved/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "api CPU us/req")
 	for _, rate := range rates {
 		for _, ep := range endpoints {
 			rs := res[key{ep.name, rate}]
-			fmt.Printf("%-10s %9.0f %11.0f %9.3f %9.3f %9.3f %8.0f\n", ep.name, rate, med(rs, func(r result) float64 { return r.throughput }),
+			fmt.Printf("%-10s %9.0f %11.0f %9.3f %9.3f %9.3f %8.0f %12.0f\n", ep.name, rate, med(rs, func(r result) float64 { return r.throughput }),
 				med(rs, func(r result) float64 { return r.p50 }), med(rs, func(r result) float64 { return r.p99 }),
-				med(rs, func(r result) float64 { return r.p999 }), med(rs, func(r result) float64 { return float64(r.errors) }))
+				med(rs, func(r result) float64 { return r.p999 }), med(rs, func(r result) float64 { return float64(r.errors) }),
+				med(rs, func(r result) float64 { return r.cpuPerReq }))
 		}
 	}
 	fmt.Printf("\n== saturation (closed loop, %d connections, %v), medians of %d runs\n", o.satConns, o.satDuration, o.runs)
-	fmt.Printf("%-10s %11s %9s %9s %9s %8s\n", "endpoint", "requests/s", "p50 ms", "p99 ms", "p99.9 ms", "errors")
+	fmt.Printf("%-10s %11s %9s %9s %9s %8s %12s\n", "endpoint", "requests/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "api CPU us/req")
 	sat := map[string]float64{}
 	for _, ep := range endpoints {
 		rs := res[key{ep.name, 0}]
 		sat[ep.name] = med(rs, func(r result) float64 { return r.throughput })
-		fmt.Printf("%-10s %11.0f %9.3f %9.3f %9.3f %8.0f\n", ep.name, sat[ep.name],
+		fmt.Printf("%-10s %11.0f %9.3f %9.3f %9.3f %8.0f %12.0f\n", ep.name, sat[ep.name],
 			med(rs, func(r result) float64 { return r.p50 }), med(rs, func(r result) float64 { return r.p99 }),
-			med(rs, func(r result) float64 { return r.p999 }), med(rs, func(r result) float64 { return float64(r.errors) }))
+			med(rs, func(r result) float64 { return r.p999 }), med(rs, func(r result) float64 { return float64(r.errors) }),
+			med(rs, func(r result) float64 { return r.cpuPerReq }))
 	}
 	if sat["reference"] > 0 && sat["api"] > 0 {
 		fmt.Printf("saturation ratio api/reference: %.2f\n", sat["api"]/sat["reference"])
@@ -220,6 +228,8 @@ type result struct {
 	throughput     float64 // completed requests per second
 	p50, p99, p999 float64 // ms
 	errors         int64
+	cpuPerReq      float64 // CPU time of the API process per completed request, us
+	completed      int
 }
 
 func med(rs []result, f func(result) float64) float64 {
@@ -321,6 +331,38 @@ func closedLoop(ctx context.Context, client *http.Client, ep endpoint, conns int
 	return summarize(slices.Concat(lat...), time.Since(start), errs.Load()), nil
 }
 
+// cpuTime returns the user + system CPU time of process pid so far (from
+// /proc/pid/stat, in clock ticks of 10 ms), or 0.
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')') // the command name may hold spaces
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:]) // f[0] is field 3 (state): utime is field 14, stime 15
+	if len(f) < 13 {
+		return 0
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return time.Duration(ut+st) * 10 * time.Millisecond // USER_HZ is 100 on Linux
+}
+
+// perRequest is cpu spread over the requests r completed, in us.
+func perRequest(cpu time.Duration, r result) float64 {
+	if r.completed == 0 {
+		return 0
+	}
+	return float64(cpu.Microseconds()) / float64(r.completed)
+}
+
 func summarize(ms []float64, el time.Duration, errs int64) result {
 	slices.Sort(ms)
 	q := func(p float64) float64 {
@@ -329,7 +371,7 @@ func summarize(ms []float64, el time.Duration, errs int64) result {
 		}
 		return ms[min(len(ms)-1, int(p*float64(len(ms))))]
 	}
-	return result{throughput: float64(len(ms)) / el.Seconds(), p50: q(0.5), p99: q(0.99), p999: q(0.999), errors: errs}
+	return result{throughput: float64(len(ms)) / el.Seconds(), p50: q(0.5), p99: q(0.99), p999: q(0.999), errors: errs, completed: len(ms)}
 }
 
 type apiProc struct {
