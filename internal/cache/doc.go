@@ -74,7 +74,7 @@
 // Selection: a bounded min-heap of the k best (score, id), ties to the lower
 // id, fed 256 scores at a time; a row below the heap's worst is rejected by
 // one compare. From 6,144 rows and k <= n/8, TopK first scans the int16 copy
-// (half the bytes: KuaiRec's catalogue stays in L2) for approximate scores
+// (half the bytes: KuaiRec's catalogue fits in L2) for approximate scores
 // with a proven per-row error bound E_r, keeps every row whose upper bound
 // reaches the k-th best lower bound, and re-scores only those candidates
 // with the float32 kernel: the result equals the exact scan's, bit for bit

@@ -6,7 +6,7 @@ import (
 )
 
 // The int16 pre-scan: a second copy of the catalogue quantised to int16, half
-// the bytes of float32 (KuaiRec's 10,728 x 64 catalogue is 1.4 MB: it stays
+// the bytes of float32 (KuaiRec's 10,728 x 64 catalogue is 1.4 MB: it fits
 // in a 2 MB L2, where the float32 copy, 2.7 MB, streams from L3), scored
 // with VPMADDWD (16 int16 products summed in pairs into 8 int32 lanes per
 // instruction; no conversion per element, unlike a float16 copy, whose
