@@ -33,6 +33,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/streamrec/streamrec/bench/benchkit"
 	"github.com/streamrec/streamrec/internal/cache"
 	"github.com/streamrec/streamrec/internal/config"
 	"github.com/streamrec/streamrec/internal/promtext"
@@ -103,7 +104,7 @@ func run(ctx context.Context, args []string) error {
 		if err != nil {
 			return "", err
 		}
-		if err := publishModel(ctx, store); err != nil {
+		if err := benchkit.PublishSyntheticModel(ctx, store, users, items, dim); err != nil {
 			return "", err
 		}
 		fmt.Printf("\nmodel: %d users x %d videos, dim %d, namespace %s\n", users, items, dim, ns)
@@ -141,38 +142,6 @@ func run(ctx context.Context, args []string) error {
 		cleanup(rdb, ns)
 		if err != nil {
 			return err
-		}
-	}
-	return nil
-}
-
-func publishModel(ctx context.Context, store *cache.Store) error {
-	r := rand.New(rand.NewPCG(1, 1))
-	it := cache.Items{}
-	for id := uint32(0); id < items; id++ {
-		it.IDs = append(it.IDs, id)
-		it.Biases = append(it.Biases, 0)
-		for j := 0; j < dim; j++ {
-			it.Vectors = append(it.Vectors, float32(r.NormFloat64()*0.1))
-		}
-	}
-	if _, err := store.Publish(ctx, cache.Model{Version: "bench", Dim: dim, CreatedAtMs: time.Now().UnixMilli(),
-		Calibration: cache.Calibration{GlobalMean: 0.9, Scale: 1}, Items: it, TowerWeights: []byte("bench")}); err != nil {
-		return err
-	}
-	recs := make([]cache.UserRecord, 0, 1000)
-	for uid := uint32(0); uid < users; uid++ {
-		e := make([]float32, dim)
-		for j := range e {
-			e[j] = float32(r.NormFloat64() * 0.1)
-		}
-		e[dim-1] = 1
-		recs = append(recs, cache.UserRecord{UserID: uid, Embedding: e, UpdatedAtMs: 1})
-		if len(recs) == cap(recs) || uid == users-1 {
-			if err := store.PutUsers(ctx, "bench", recs); err != nil {
-				return err
-			}
-			recs = recs[:0]
 		}
 	}
 	return nil
@@ -237,18 +206,7 @@ func (p *proc) done() float64 {
 		p.metric("streamrec_updater_duplicates_skipped_total")
 }
 
-func (p *proc) vmHWM() string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
-	if err != nil {
-		return "?"
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "?"
-}
+func (p *proc) vmHWM() string { return benchkit.VmHWM(p.cmd.Process.Pid) }
 
 func topicFor(o opts, phase string) (string, error) {
 	t := fmt.Sprintf("bench-upd-%s-%d", phase, time.Now().UnixNano())

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"strings"
 	"time"
@@ -36,6 +37,7 @@ type options struct {
 	api                                          api.Config
 	modelPoll, shutdownTimeout                   time.Duration
 	logLevel                                     string
+	pprofAddr                                    string
 	eval                                         evalOptions
 }
 
@@ -68,6 +70,7 @@ func parse(args []string) (*options, error) {
 	fs.DurationVar(&o.api.ReadyTimeout, "ready-timeout", o.api.ReadyTimeout, "bound on each readiness check")
 	fs.IntVar(&o.api.WatchedUsers, "watched-users", o.api.WatchedUsers, "users whose recent-watched sets are kept in memory (exclude_watched)")
 	fs.IntVar(&o.api.WatchedPerUser, "watched-per-user", o.api.WatchedPerUser, "videos kept per user's recent-watched set")
+	fs.BoolVar(&o.api.BenchReference, "bench-reference", false, "also serve the load harness's reference endpoint "+api.BenchReferencePath+" (bench/api; not part of the public API)")
 	fs.DurationVar(&o.modelPoll, "model-poll", 2*time.Second, "how often to poll for a new model version (besides the pub/sub notice)")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "deadline for draining in-flight requests on SIGINT/SIGTERM")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -84,6 +87,7 @@ func parse(args []string) (*options, error) {
 	fs.IntVar(&o.eval.batch, "eval-batch", 1000, "most messages of a partition applied in one atomic step")
 	fs.DurationVar(&o.eval.flushEvery, "eval-flush", 200*time.Millisecond, "apply a partial batch once it is this old")
 	fs.IntVar(&o.eval.servedQueue, "served-queue", 4096, "served lists waiting to be written to the log (a full queue drops and counts)")
+	fs.StringVar(&o.pprofAddr, "pprof-addr", "", "serve /debug/pprof/ on this address (off when empty; never on the API's listener)")
 	config.Usage(fs, "api: streamrec's HTTP API (recommendations, interaction intake, health, metrics)")
 	if err := config.Parse(fs, args, nil); err != nil {
 		return nil, &config.UsageError{Err: err}
@@ -184,6 +188,19 @@ func run(ctx context.Context, args []string) error {
 	g.Go(func() error { return srv.RunServedLog(gctx, o.shutdownTimeout) })
 	if runner != nil {
 		g.Go(func() error { return runner.Run(gctx) })
+	}
+	if o.pprofAddr != "" {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		ps := &http.Server{Addr: o.pprofAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		g.Go(func() error {
+			if err := ps.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("serving pprof: %w", err)
+			}
+			return nil
+		})
+		g.Go(func() error { <-gctx.Done(); return ps.Close() })
 	}
 	g.Go(func() error {
 		if err := e.Start(""); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -80,6 +80,9 @@ type Config struct {
 	// WatchedPerUser bounds each user's recent-watched set (oldest evicted).
 	// Default: 200.
 	WatchedPerUser int
+	// BenchReference registers the load harness's reference endpoint
+	// (BenchReferencePath; see benchref.go). Default: false.
+	BenchReference bool
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -198,6 +201,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 			[]string{"metric"}, nil)}); err != nil {
 			return nil, err
 		}
+	}
+	if cfg.BenchReference {
+		e.GET(BenchReferencePath, s.benchReference)
 	}
 	s.e = e
 	s.routePaths = map[string]string{}

@@ -52,26 +52,6 @@ func TestDotMatchesFloat64Reference(t *testing.T) {
 	}
 }
 
-func TestScoreBlockMatchesFloat64Reference(t *testing.T) {
-	r := rand.New(rand.NewPCG(3, 4))
-	for _, dim := range []int{1, 5, 8, 13, 64, 100} {
-		q, rows := randVec(r, dim), randVec(r, 37*dim)
-		out := make([]float32, 37)
-		scoreBlock(out, q, rows, dim)
-		for i, got := range out {
-			var ref, mag float64
-			for j := range dim {
-				p := float64(q[j]) * float64(rows[i*dim+j])
-				ref += p
-				mag += math.Abs(p)
-			}
-			if math.Abs(float64(got)-ref) > 1e-5*(mag+1) {
-				t.Errorf("dim=%d row %d: %v, float64 reference %v", dim, i, got, ref)
-			}
-		}
-	}
-}
-
 func BenchmarkDot(b *testing.B) {
 	r := rand.New(rand.NewPCG(5, 6))
 	for _, n := range []int{16, 64, 256} {

@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"fmt"
+	"math"
 	"sync"
 )
 
@@ -27,7 +28,15 @@ type ItemIndex struct {
 	dim    int
 	ids    []uint32
 	biases []float32
-	vecs   []float32
+	vecs   []float32 // row-major, for Item
+	// tiles is the scoring layout of vecs (kernel.go); biasPad is biases
+	// padded with zeros to ntiles*tileRows.
+	tiles   []float32
+	biasPad []float32
+	ntiles  int
+	// pre is the int16 copy for the pre-scan (prescan.go); nil for small
+	// catalogues or without the assembly kernels.
+	pre *prescanIndex
 	// id -> row: dense (rowPlus1[id]-1, 0 = absent) when ids are small, else sparse.
 	rowPlus1 []int32
 	sparse   map[uint32]int32
@@ -52,7 +61,8 @@ func LoadItemIndex(ctx context.Context, src ItemSource, version string) (*ItemIn
 // NewItemIndex builds an index over items and takes ownership of its slices:
 // the caller must not modify them afterwards. meta.Dim gives the dimension;
 // meta.ItemCount, if non-zero, must equal len(items.IDs). Biases may be nil
-// (all zero). Ids must be unique.
+// (all zero). Ids must be unique, and every vector value and bias finite
+// (NaN or Inf is rejected: a score is then NaN only for a non-finite query).
 func NewItemIndex(meta ModelMeta, items Items) (*ItemIndex, error) {
 	n, dim := len(items.IDs), meta.Dim
 	switch {
@@ -67,11 +77,27 @@ func NewItemIndex(meta ModelMeta, items Items) (*ItemIndex, error) {
 	case int64(n) > 1<<31-1:
 		return nil, fmt.Errorf("%w: item index: %d items", ErrInvalid, n)
 	}
+	for i, v := range items.Vectors {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return nil, fmt.Errorf("%w: item index: item %d (id %d) has a non-finite value %v", ErrInvalid, i/dim, items.IDs[i/dim], v)
+		}
+	}
+	for i, b := range items.Biases {
+		if math.IsNaN(float64(b)) || math.IsInf(float64(b), 0) {
+			return nil, fmt.Errorf("%w: item index: item %d (id %d) has a non-finite bias %v", ErrInvalid, i, items.IDs[i], b)
+		}
+	}
 	if items.Biases == nil {
 		items.Biases = make([]float32, n)
 	}
 	meta.ItemCount = n
 	x := &ItemIndex{meta: meta, dim: dim, ids: items.IDs, biases: items.Biases, vecs: items.Vectors}
+	x.tiles, x.ntiles = buildTiles(items.Vectors, n, dim)
+	x.biasPad = make([]float32, x.ntiles*tileRows)
+	copy(x.biasPad, items.Biases)
+	if useFMA && n >= prescanMinRows {
+		x.pre = buildPrescan(items.Vectors, items.Biases, n, dim, x.ntiles)
+	}
 	var maxID uint32
 	for _, id := range items.IDs {
 		maxID = max(maxID, id)
@@ -141,9 +167,7 @@ func (x *ItemIndex) Score(query []float32, id uint32, useBias bool) (float32, bo
 	if !ok {
 		return 0, false
 	}
-	var out [1]float32
-	scoreBlock(out[:], query, x.vecs[r*x.dim:(r+1)*x.dim], x.dim)
-	s := out[0]
+	s := scoreRowGeneric(query, x.tiles, x.dim, r)
 	if useBias {
 		s += x.biases[r]
 	}
@@ -157,20 +181,26 @@ type TopKOptions struct {
 	// Exclude lists video ids never to return (already watched). Ids not in
 	// the index are ignored. Only read during the call.
 	Exclude []uint32
+	// Exact skips the int16 pre-scan and scans the float32 copy. The
+	// result is the same either way (the pre-scan re-ranks exactly); this
+	// is for benchmarks and tests.
+	Exact bool
 }
 
-// scoreBlockRows is how many rows TopK scores per kernel call.
-const scoreBlockRows = 256
+// chunkTiles is how many tiles TopK scores per kernel call (256 rows: the
+// scores stay in L1 for the selection that follows).
+const chunkTiles = 8
 
 // topKScratch is TopK's per-call working memory, recycled through a pool so
 // that TopK does not allocate.
 type topKScratch struct {
 	excl   []uint64  // bitset over rows: excluded
 	scores []float32 // scores of one block of rows
+	pre    *prescanScratch
 }
 
 var scratchPool = sync.Pool{New: func() any {
-	return &topKScratch{scores: make([]float32, scoreBlockRows)}
+	return &topKScratch{scores: make([]float32, chunkTiles*tileRows)}
 }}
 
 func (x *ItemIndex) checkQuery(q []float32) {
@@ -182,7 +212,9 @@ func (x *ItemIndex) checkQuery(q []float32) {
 // TopK returns the min(k, eligible items) items with the highest score
 // dot(query, item) (+ item bias with opts.UseBias), exact over all items,
 // best first; ties go to the lower id. Items in opts.Exclude and items whose
-// score is NaN are never returned.
+// score is NaN are never returned. The score is the float32 one defined in
+// kernel.go, the same bit for bit whichever kernel runs (and whether the
+// int16 pre-scan served the call or not).
 //
 // The result is written into dst's backing array from index 0 (dst's length
 // is ignored) and returned; with cap(dst) >= k, TopK does not allocate. The
@@ -221,32 +253,97 @@ func (x *ItemIndex) TopK(dst []Scored, query []float32, k int, opts TopKOptions)
 	}
 
 	dim, n := x.dim, len(x.ids)
-	ids, biases := x.ids, x.biases[:n]
-	for lo := 0; lo < n; lo += scoreBlockRows {
-		hi := min(n, lo+scoreBlockRows)
-		scores := sc.scores[:hi-lo]
-		scoreBlock(scores, query, x.vecs[lo*dim:hi*dim], dim)
-		for i, s := range scores {
-			r := lo + i
-			if excl != nil && excl[r>>6]&(1<<(r&63)) != 0 {
-				continue
-			}
-			if opts.UseBias {
-				s += biases[r]
-			}
-			if s != s { // NaN
-				continue
-			}
-			id := ids[r]
-			if len(h) < k {
-				h = append(h, Scored{ID: id, Score: s})
-				siftUp(h, len(h)-1)
-			} else if better(s, id, h[0]) {
-				h[0] = Scored{ID: id, Score: s}
-				siftDown(h, 0, len(h))
-			}
+	var bias []float32
+	if opts.UseBias {
+		bias = x.biasPad
+	}
+	sel := selector{h: h, k: k, th: float32(math.Inf(-1)), excl: excl, ids: x.ids}
+	if x.pre != nil && useFMA && !opts.Exact && k <= prescanMaxK && k <= n/8 {
+		if sc.pre == nil {
+			sc.pre = newPrescanScratch()
+		}
+		if x.topKPrescan(&sel, query, bias, sc.pre) {
+			return sel.sorted()
 		}
 	}
+	for t0 := 0; t0 < x.ntiles; t0 += chunkTiles {
+		nt := min(chunkTiles, x.ntiles-t0)
+		lo := t0 * tileRows
+		var b []float32
+		if bias != nil {
+			b = bias[lo : lo+nt*tileRows]
+		}
+		scores := sc.scores[:nt*tileRows]
+		scoreTiles(scores, query, x.tiles[lo*dim:(lo+nt*tileRows)*dim], b, dim, nt)
+		sel.add(scores[:min(len(scores), n-lo)], lo) // without the padding rows
+	}
+	return sel.sorted()
+}
+
+// selector keeps the k best (score, id) of the rows it is shown in a
+// bounded min-heap by rank (h[0] is the worst kept).
+type selector struct {
+	h  []Scored
+	k  int
+	th float32 // the score to reach to enter: -Inf until the heap is full, then h[0].Score
+	// excl is a bitset over rows (nil: none excluded).
+	excl []uint64
+	ids  []uint32
+}
+
+// add offers rows lo, lo+1, ... with scores. The test "!(s >= th)" rejects
+// almost every row with one predictable branch, and NaN too.
+func (sel *selector) add(scores []float32, lo int) {
+	h, k, th, excl, ids := sel.h, sel.k, sel.th, sel.excl, sel.ids
+	for i, s := range scores {
+		if !(s >= th) {
+			continue
+		}
+		r := lo + i
+		if excl != nil && excl[r>>6]&(1<<(r&63)) != 0 {
+			continue
+		}
+		id := ids[r]
+		if len(h) < k {
+			h = append(h, Scored{ID: id, Score: s})
+			siftUp(h, len(h)-1)
+			if len(h) == k {
+				th = h[0].Score
+			}
+		} else if better(s, id, h[0]) {
+			h[0] = Scored{ID: id, Score: s}
+			siftDown(h, 0, len(h))
+			th = h[0].Score
+		}
+	}
+	sel.h, sel.th = h, th
+}
+
+// offer offers row r with score s.
+func (sel *selector) offer(s float32, r int) {
+	if !(s >= sel.th) {
+		return
+	}
+	if sel.excl != nil && sel.excl[r>>6]&(1<<(r&63)) != 0 {
+		return
+	}
+	id := sel.ids[r]
+	if len(sel.h) < sel.k {
+		sel.h = append(sel.h, Scored{ID: id, Score: s})
+		siftUp(sel.h, len(sel.h)-1)
+		if len(sel.h) == sel.k {
+			sel.th = sel.h[0].Score
+		}
+	} else if better(s, id, sel.h[0]) {
+		sel.h[0] = Scored{ID: id, Score: s}
+		siftDown(sel.h, 0, len(sel.h))
+		sel.th = sel.h[0].Score
+	}
+}
+
+// sorted heap-sorts the kept items best first and returns them.
+func (sel *selector) sorted() []Scored {
+	h := sel.h
 	// Heap sort: repeatedly move the worst to the end, leaving h best first.
 	for end := len(h) - 1; end > 0; end-- {
 		h[0], h[end] = h[end], h[0]

@@ -1,0 +1,30 @@
+//go:build amd64 && !noasm
+
+package cache
+
+import "golang.org/x/sys/cpu"
+
+// useFMA selects the assembly kernels (AVX2 + FMA; the int16 pre-scan is
+// AVX2 alone), detected once at start; x/sys/cpu also checks that the OS
+// saves the YMM state. Tests switch it off to run the pure-Go kernels on the
+// same data.
+var useFMA = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+
+// kernelName names the kernel in use (for benchmarks and logs).
+func kernelName() string {
+	if useFMA {
+		return "avx2-fma"
+	}
+	return "generic"
+}
+
+// scoreTilesFMA is scoreTilesGeneric in AVX2 + FMA assembly. bias may be nil.
+//
+//go:noescape
+func scoreTilesFMA(out, q, tiles, bias *float32, dim, ntiles int)
+
+// prescanI16 is the int16 pre-scan (prescan.go) over ntiles tiles. bias may
+// be nil.
+//
+//go:noescape
+func prescanI16(out *float32, mask *uint32, z *uint32, h *int16, scale *float32, bias *float32, sq float32, th float32, pairs int, ntiles int)

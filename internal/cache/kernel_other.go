@@ -1,0 +1,16 @@
+//go:build !amd64 || noasm
+
+package cache
+
+// useFMA is false without the amd64 assembly: the pure-Go kernels run.
+var useFMA = false
+
+func kernelName() string { return "generic" }
+
+func scoreTilesFMA(out, q, tiles, bias *float32, dim, ntiles int) {
+	panic("cache: no assembly kernel on this platform")
+}
+
+func prescanI16(out *float32, mask *uint32, z *uint32, h *int16, scale *float32, bias *float32, sq float32, th float32, pairs int, ntiles int) {
+	panic("cache: no assembly kernel on this platform")
+}

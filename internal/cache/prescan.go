@@ -1,0 +1,396 @@
+package cache
+
+import (
+	"math"
+	"math/bits"
+)
+
+// The int16 pre-scan: a second copy of the catalogue quantised to int16, half
+// the bytes of float32 (KuaiRec's 10,728 x 64 catalogue is 1.4 MB: it fits
+// in a 2 MB L2, where the float32 copy, 2.7 MB, streams from L3), scored
+// with VPMADDWD (16 int16 products summed in pairs into 8 int32 lanes per
+// instruction; no conversion per element, unlike a float16 copy, whose
+// VCVTPH2PS per 8 values measured slower than the float32 kernel from L1).
+// TopK scans it for approximate scores, keeps every row whose interval
+// [approx - E_r, approx + E_r] can still reach the k-th best lower bound,
+// and re-ranks those candidates with the exact float32 kernel. The result is
+// the exact float32 top-K, bit for bit (the proof is on topKPrescan).
+//
+// # Quantisation
+//
+// Row r: sigma_r = max_j |v_rj| / R rounded up to a float32, w_rj =
+// round(v_rj / sigma_r), so |w_rj| <= R. Query: sigma_q likewise from
+// max_j |q_j|, z_j = round(q_j / sigma_q). R = min(32767, floor(sqrt((2^31 -
+// 1) / d'))) with d' = d rounded up to even, so that no VPMADDWD pair sum
+// (<= 2 R^2) and no int32 accumulator (<= d' R^2) overflows: the integer dot
+// product S_r = sum_j z_j w_rj is exact. The layout is the tiles of
+// kernel.go with pairs of coordinates interleaved, as VPMADDWD wants them:
+// h[((t*P + p)*32 + c)*2 + i] = w[32t+c][2p+i], P = d'/2, the odd
+// coordinate of an odd d padded with 0 (in the query too).
+//
+// The approximate score is approx_r = ((float32(S_r) * sigma_r) * sigma_q)
+// + b_r in float32.
+//
+// # The error bound
+//
+// Notation: u = 2^-24, gamma(n) = n*u / (1 - n*u), m = ceil(d/2), g =
+// gamma(m+2), qn = |q|_2, n_r = |v_r|_2 (stored rounded up), dequantised
+// vectors q^ = sigma_q z and v^ = sigma_r w_r, so that |q^_j - q_j| <=
+// sigma_q/2 and |v^_j - v_rj| <= sigma_r/2 (rounding to the nearest integer;
+// the float64 division that precedes it is exact to 2^-53 relative, covered
+// by the final inflation), and sigma_q sigma_r S_r = sum_j q^_j v^_j.
+//
+//  1. The exact kernel (kernel.go): each FMA rounds once, then the two
+//     chains are added, then the bias: |exact_r - (q.v_r + b_r)| <= g (qn n_r
+//     + |b_r|) (Higham, Accuracy and Stability of Numerical Algorithms, 3.1;
+//     sum_j |q_j v_rj| <= qn n_r by Cauchy-Schwarz), plus at most 2^-150 per
+//     operation whose result is subnormal.
+//  2. Quantisation: |q^.v^ - q.v_r| <= sum |q^_j - q_j| |v^_j| + sum |q_j|
+//     |v^_j - v_rj| <= (sigma_q/2)(sqrt(d) n_r + d sigma_r/2) + (sigma_r/2)
+//     sqrt(d) qn.
+//  3. The pre-scan's float32 arithmetic (a conversion, two products, a sum,
+//     each rounding once): |approx_r - (q^.v^ + b_r)| <= 4u (|q^.v^| +
+//     |b_r|) + 3 2^-150, and |q^.v^| <= |q^|_2 |v^|_2 <= (qn + sqrt(d)
+//     sigma_q/2)(n_r + sqrt(d) sigma_r/2).
+//
+// So |approx_r - exact_r| <= E_r, the sum of these terms (the bias terms
+// only with the bias), evaluated in float64 and inflated by 1e-6 relative
+// (which covers the rounding of that evaluation and of the stored n_r and
+// sigmas). The bound assumes no overflow: TopK scans exactly unless qn
+// sqrt(d) + qn Vmax + Bmax is below 2^100 and Vmax below 2^90 (Vmax, Bmax:
+// the largest n_r and |b_r|; float32(S_r) sigma_r <= 2^31 Vmax), and q is
+// not all zero. Emax, E_r with the maxima of the index,
+// sets the threshold of the kernel's mask, a superset filter.
+//
+// At dim 64 (R = 5792) the dominant term is sqrt(d)/R = 1.4e-3 of qn n_r.
+
+// prescanMinRows is the catalogue size from which TopK uses the pre-scan:
+// below it the float32 copy fits in L2 and the exact scan is as fast
+// (BenchmarkTopK, kernel=own vs kernel=exact at 3,327 rows).
+const prescanMinRows = 6144
+
+// prescanMaxK bounds the k served by the pre-scan (beyond, the exact scan).
+const prescanMaxK = 1024
+
+// prescanIndex is the int16 copy of an ItemIndex.
+type prescanIndex struct {
+	h     []int16   // the interleaved tiles (above)
+	scale []float32 // per row sigma_r, padded with 0
+	norm  []float32 // per row |v_r|_2, rounded up
+	pairs int       // P
+	r     float64   // R
+	vmax  float64
+	smax  float64
+	bmax  float64
+}
+
+// quantRange returns R for dimension dim.
+func quantRange(dim int) int {
+	dp := dim + dim&1
+	return min(32767, int(math.Sqrt(float64(1<<31-1)/float64(dp))))
+}
+
+// upScale returns the smallest float32 >= mx/r (mx > 0).
+func upScale(mx, r float64) float32 {
+	s := float32(mx / r)
+	if float64(s) < mx/r || s == 0 {
+		s = math.Nextafter32(s, float32(math.Inf(1)))
+	}
+	return s
+}
+
+func buildPrescan(vecs, biases []float32, n, dim, ntiles int) *prescanIndex {
+	pairs := (dim + 1) / 2
+	p := &prescanIndex{h: make([]int16, ntiles*pairs*tileRows*2), scale: make([]float32, ntiles*tileRows),
+		norm: make([]float32, n), pairs: pairs, r: float64(quantRange(dim))}
+	for r := range n {
+		row := vecs[r*dim : (r+1)*dim]
+		var mx, ss float64
+		for _, v := range row {
+			a := math.Abs(float64(v))
+			mx = max(mx, a)
+			ss += a * a
+		}
+		nr := math.Sqrt(ss) * (1 + 1e-12)
+		p.norm[r] = float32(nr)
+		if float64(p.norm[r]) < nr {
+			p.norm[r] = math.Nextafter32(p.norm[r], float32(math.Inf(1)))
+		}
+		p.vmax = max(p.vmax, float64(p.norm[r]))
+		if r < len(biases) {
+			p.bmax = max(p.bmax, math.Abs(float64(biases[r])))
+		}
+		if mx == 0 {
+			continue // w = 0, sigma = 0: exact
+		}
+		s := upScale(mx, p.r)
+		p.scale[r] = s
+		p.smax = max(p.smax, float64(s))
+		t, c := r/tileRows, r%tileRows
+		for j, v := range row {
+			p.h[((t*pairs+j/2)*tileRows+c)*2+j&1] = int16(math.RoundToEven(float64(v) / float64(s)))
+		}
+	}
+	return p
+}
+
+// errCoef holds E_r for one query as a linear form in the row's norm,
+// scale and |bias|: E_r = (a n_r + s sigma_r + b |b_r| + c) (1 + 1e-6),
+// the terms of the bound above regrouped (each is linear in n_r and
+// sigma_r once the query is fixed).
+type errCoef struct{ a, s, b, c float64 }
+
+func newErrCoef(qn, sq float64, dim int, useBias bool) errCoef {
+	const u = 1.0 / (1 << 24)
+	d := float64(dim)
+	sd := math.Sqrt(d)
+	m := float64((dim + 1) / 2)
+	g := (m + 2) * u / (1 - (m+2)*u)
+	arith := 4 * u * (qn + sd*sq/2) // 3: times (n_r + sqrt(d) sigma_r/2)
+	e := errCoef{
+		a: sq*sd/2 + arith + g*qn,        // 2 (sigma_q/2 sqrt(d) n_r), 3, 1 (g qn n_r)
+		s: sq*d/4 + sd*qn/2 + arith*sd/2, // 2 (sigma_q d sigma_r/4 + sigma_r sqrt(d) qn/2), 3
+		c: (d + 5) * 0x1p-149,            // subnormal results, 1 and 3
+	}
+	if useBias {
+		e.b = 4*u + g // 3 and 1
+	}
+	return e
+}
+
+// row returns E_r for a row of norm n, scale s and bias b.
+func (e *errCoef) row(n, s, b float32) float64 {
+	return (e.a*float64(n) + e.s*float64(s) + e.b*math.Abs(float64(b)) + e.c) * (1 + 1e-6)
+}
+
+// quantQuery quantises q into z (P int32 words, each two int16: the pair
+// VPMADDWD multiplies) and returns the error coefficients and sigma_q, or
+// false when the bound cannot be used (overflow possible, NaN, zero query).
+func (p *prescanIndex) quantQuery(z []uint32, q []float32, useBias bool) (errCoef, float32, bool) {
+	var mx, ss float64
+	for _, v := range q {
+		a := math.Abs(float64(v))
+		mx = max(mx, a)
+		ss += a * a
+	}
+	qn := math.Sqrt(ss) * (1 + 1e-12)
+	d := float64(len(q))
+	sd := math.Sqrt(d)
+	if !(mx > 0) || !(qn*sd+qn*p.vmax+p.bmax < 0x1p100) || !(p.vmax < 0x1p90) {
+		return errCoef{}, 0, false // also NaN and Inf
+	}
+	sq := upScale(mx, p.r)
+	for i := range z {
+		var lo, hi int16
+		lo = int16(math.RoundToEven(float64(q[2*i]) / float64(sq)))
+		if 2*i+1 < len(q) {
+			hi = int16(math.RoundToEven(float64(q[2*i+1]) / float64(sq)))
+		}
+		z[i] = uint32(uint16(lo)) | uint32(uint16(hi))<<16
+	}
+	return newErrCoef(qn, float64(sq), len(q), useBias), sq, true
+}
+
+// emax is E_r with the maxima of the index: >= every E_r.
+func (p *prescanIndex) emax(e *errCoef) float64 {
+	b := float32(p.bmax)
+	return e.row(math.Nextafter32(float32(p.vmax), float32(math.Inf(1))), math.Nextafter32(float32(p.smax), float32(math.Inf(1))), math.Nextafter32(b, float32(math.Inf(1)))) * (1 + 1e-6)
+}
+
+// f32floor returns the largest float32 <= v.
+func f32floor(v float64) float32 {
+	f := float32(v)
+	if float64(f) > v {
+		f = math.Nextafter32(f, float32(math.Inf(-1)))
+	}
+	return f
+}
+
+// prescanScratch is the pre-scan's per-call working memory (pooled).
+type prescanScratch struct {
+	z      []uint32  // the quantised query
+	approx []float32 // one chunk
+	masks  []uint32  // one per tile of the chunk
+	heap   []float64 // min-heap of the k largest lower bounds
+	cRows  []int32   // candidate rows, ascending
+	cUp    []float64 // their upper bounds
+	exact  []float32 // one tile of exact scores
+	gather []float32 // one tile of candidate rows
+	gbias  []float32 // their biases
+	// passed counts the rows of the last call that passed the kernel's mask
+	// (tests and benchmarks report it).
+	passed int
+}
+
+// candCap bounds the candidates kept before compaction.
+const candCap = 4096
+
+func newPrescanScratch() *prescanScratch {
+	return &prescanScratch{approx: make([]float32, chunkTiles*tileRows), masks: make([]uint32, chunkTiles),
+		heap: make([]float64, 0, prescanMaxK), cRows: make([]int32, 0, candCap), cUp: make([]float64, 0, candCap),
+		exact: make([]float32, tileRows), gbias: make([]float32, tileRows)}
+}
+
+// topKPrescan computes into sel the exact top-k by the pre-scan and an
+// exact re-rank. It returns false (sel untouched) when it cannot vouch for
+// the result (the bound does not apply to this query, or too many
+// candidates); the caller then scans exactly.
+//
+// Why the result is exact: every row has exact_r in [lo_r, up_r] with lo_r
+// = approx_r - E_r and up_r = approx_r + E_r. Let L be the k-th largest lo_r
+// over the eligible rows (-Inf when fewer than k). k rows have exact >= L,
+// so the k-th best exact score V is >= L, and a row of the exact top-k has
+// up_r >= exact_r >= V >= L: it is a candidate (the running L only grows, so
+// the running filter is looser, and the kernel's mask threshold L - Emax is
+// looser still). Candidates are re-scored with the exact kernel and ranked
+// by the same order (score, then id), so the top-k of the candidates is the
+// top-k of all rows.
+func (x *ItemIndex) topKPrescan(sel *selector, query []float32, bias []float32, ps *prescanScratch) bool {
+	p, dim, n, k := x.pre, x.dim, len(x.ids), sel.k
+	if cap(ps.z) < p.pairs {
+		ps.z = make([]uint32, p.pairs)
+	}
+	z := ps.z[:p.pairs]
+	ec, sq, ok := p.quantQuery(z, query, bias != nil)
+	if !ok {
+		return false
+	}
+	emax := p.emax(&ec)
+	hp := ps.heap[:0]
+	cRows, cUp := ps.cRows[:0], ps.cUp[:0]
+	lim := math.Inf(-1) // L
+	excl := sel.excl
+	passed := 0
+	defer func() { ps.passed = passed }()
+	// Chunks grow 1, 2, 4, 8 tiles: the threshold L - Emax of the kernel's
+	// mask is set per call, so a small first chunk gives a useful L sooner.
+	for t0, nt := 0, 1; t0 < x.ntiles; t0, nt = t0+nt, min(2*nt, chunkTiles) {
+		nt := min(nt, x.ntiles-t0)
+		lo := t0 * tileRows
+		var bp *float32
+		if bias != nil {
+			bp = &bias[lo]
+		}
+		prescanI16(&ps.approx[0], &ps.masks[0], &z[0], &p.h[lo*p.pairs*2], &p.scale[lo], bp, sq, f32floor(lim-emax), p.pairs, nt)
+		for ti, mk := range ps.masks[:nt] {
+			for mk != 0 {
+				c := bits.TrailingZeros32(mk)
+				mk &= mk - 1
+				r := lo + ti*tileRows + c
+				if r >= n {
+					break
+				}
+				passed++
+				if excl != nil && excl[r>>6]&(1<<(r&63)) != 0 {
+					continue
+				}
+				a := float64(ps.approx[ti*tileRows+c])
+				if a+emax < lim { // L rose since the kernel's mask: cheap reject (Emax >= E_r)
+					continue
+				}
+				var b float32
+				if bias != nil {
+					b = bias[r]
+				}
+				er := ec.row(p.norm[r], p.scale[r], b)
+				if a+er < lim {
+					continue
+				}
+				if low := a - er; len(hp) < k {
+					hp = append(hp, low)
+					fSiftUp(hp, len(hp)-1)
+					if len(hp) == k {
+						lim = hp[0]
+					}
+				} else if low > hp[0] {
+					hp[0] = low
+					fSiftDown(hp, 0, len(hp))
+					lim = hp[0]
+				}
+				if len(cRows) == cap(cRows) {
+					cRows, cUp = compact(cRows, cUp, lim)
+					if len(cRows) > cap(cRows)/2 {
+						ps.heap, ps.cRows, ps.cUp = hp, cRows, cUp
+						return false
+					}
+				}
+				cRows, cUp = append(cRows, int32(r)), append(cUp, a+er)
+			}
+		}
+	}
+	ps.heap = hp
+	cRows, cUp = compact(cRows, cUp, lim)
+	ps.cRows, ps.cUp = cRows, cUp
+	// Exact re-rank: up to 32 candidates at a time are gathered from the
+	// row-major copy (4 cache lines per row at dim 64, where their tiles
+	// would be 8 KB each) into one scratch tile and scored by the same
+	// kernel. A lane's score depends only on its row, the query and its
+	// bias, so it is bit for bit the score of the full scan; lanes past the
+	// batch hold stale rows whose scores are ignored.
+	if cap(ps.gather) < dim*tileRows {
+		ps.gather = make([]float32, dim*tileRows)
+	}
+	g := ps.gather[:dim*tileRows]
+	for i0 := 0; i0 < len(cRows); i0 += tileRows {
+		batch := cRows[i0:min(len(cRows), i0+tileRows)]
+		for c, r := range batch {
+			row := x.vecs[int(r)*dim : (int(r)+1)*dim]
+			for j, v := range row {
+				g[j*tileRows+c] = v
+			}
+			if bias != nil {
+				ps.gbias[c] = bias[r]
+			}
+		}
+		var b []float32
+		if bias != nil {
+			b = ps.gbias
+		}
+		scoreTiles(ps.exact, query, g, b, dim, 1)
+		for c, r := range batch {
+			sel.offer(ps.exact[c], int(r))
+		}
+	}
+	return true
+}
+
+// compact keeps the candidates whose upper bound is >= lim.
+func compact(rows []int32, up []float64, lim float64) ([]int32, []float64) {
+	j := 0
+	for i, a := range up {
+		if a >= lim {
+			rows[j], up[j] = rows[i], a
+			j++
+		}
+	}
+	return rows[:j], up[:j]
+}
+
+func fSiftUp(h []float64, i int) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if !(h[i] < h[p]) {
+			return
+		}
+		h[i], h[p] = h[p], h[i]
+		i = p
+	}
+}
+
+func fSiftDown(h []float64, i, n int) {
+	for {
+		l := 2*i + 1
+		if l >= n {
+			return
+		}
+		m := l
+		if r := l + 1; r < n && h[r] < h[l] {
+			m = r
+		}
+		if !(h[m] < h[i]) {
+			return
+		}
+		h[i], h[m] = h[m], h[i]
+		i = m
+	}
+}
