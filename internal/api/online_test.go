@@ -71,6 +71,10 @@ func TestServedListsReachTheLog(t *testing.T) {
 			t.Errorf("user %d: %+v", c.user, got)
 		}
 	}
+	// With the log on, the request path writes nothing to Redis for the list.
+	if _, ok, err := f.store.GetServed(context.Background(), 1); ok || err != nil {
+		t.Errorf("the synchronous served-list record was written (%v, %v)", ok, err)
+	}
 	if !strings.Contains(f.metricsText(), `streamrec_api_served_log_total{result="written"} 2`) {
 		t.Errorf("written counter:\n%s", grepLines(f.metricsText(), "served_log"))
 	}

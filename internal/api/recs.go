@@ -131,10 +131,14 @@ func (s *Server) recommendations(c echo.Context) error {
 	for i, it := range resp.Items {
 		served.Items[i], served.Scores[i], served.Predicted[i] = it.VideoID, it.Score, it.PredictedWatchRatio
 	}
-	if reason == ReasonRedisError {
+	switch {
+	case s.online != nil:
+		// The served-list log (version 2) is written off the request path
+		// below; the synchronous last-list record is not needed.
+	case reason == ReasonRedisError:
 		// Redis just failed or timed out: do not spend a second timeout on it.
 		s.metrics.servedStore.WithLabelValues("skipped").Inc()
-	} else {
+	default:
 		ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.RedisTimeout)
 		err := s.deps.Store.PutServed(ctx, uid, served)
 		cancel()
