@@ -51,6 +51,7 @@ import (
 	"github.com/streamrec/streamrec/bench/benchkit"
 	"github.com/streamrec/streamrec/internal/cache"
 	"github.com/streamrec/streamrec/internal/config"
+	"github.com/streamrec/streamrec/internal/stream"
 )
 
 const (
@@ -71,6 +72,8 @@ type opts struct {
 	apiProcs           int
 	only               string
 	pprofAddr          string
+	evalCompare        bool
+	evalEvents         float64
 }
 
 func run(ctx context.Context, args []string) error {
@@ -88,6 +91,8 @@ func run(ctx context.Context, args []string) error {
 	fs.IntVar(&o.apiProcs, "api-gomaxprocs", 0, "GOMAXPROCS of the API process (0: Go's default, every core)")
 	fs.StringVar(&o.only, "only", "", "measure only this endpoint: api or reference")
 	fs.StringVar(&o.pprofAddr, "api-pprof-addr", "", "pass --pprof-addr to the API (profile it during the run)")
+	fs.BoolVar(&o.evalCompare, "eval-compare", false, "also measure a second API process running the online evaluation (--eval) on a topic fed --eval-events interactions/s for the whole run: endpoint api+eval")
+	fs.Float64Var(&o.evalEvents, "eval-events", 2000, "interactions per second produced to the evaluated topic with --eval-compare")
 	config.Usage(fs, "bench-api: the API's latency and throughput against an in-process reference endpoint, on real Redis")
 	if err := config.Parse(fs, args, nil); err != nil {
 		return &config.UsageError{Err: err}
@@ -133,18 +138,44 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer api.stop()
+	var evalAPI *apiProc
+	if o.evalCompare {
+		topic := "bench-api-eval-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+		brokers := strings.Split(o.brokers, ",")
+		if err := stream.EnsureTopics(ctx, brokers, stream.InteractionsTopic(topic, 4)); err != nil {
+			return fmt.Errorf("--eval-compare needs Kafka at %s: %w", o.brokers, err)
+		}
+		evalAPI, err = startAPI(ctx, bin, o, ns, "--topic", topic, "--eval", "--eval-partitions", "all", "--eval-from-first")
+		if err != nil {
+			return err
+		}
+		defer evalAPI.stop()
+		pctx, stopFeed := context.WithCancel(ctx)
+		defer stopFeed()
+		fed, err := feed(pctx, brokers, topic, o.evalEvents)
+		if err != nil {
+			return err
+		}
+		defer func() { fmt.Printf("interactions produced to the evaluated topic: %d\n", fed()) }()
+		fmt.Printf("api+eval: pid %d on %s, evaluating topic %s fed %.0f interactions/s\n", evalAPI.cmd.Process.Pid, evalAPI.addr, topic, o.evalEvents)
+	}
 	fmt.Printf("api: pid %d on %s (GOMAXPROCS %s); generator: this process, %d cores shared\n",
 		api.cmd.Process.Pid, api.addr, map[bool]string{true: "default", false: strconv.Itoa(o.apiProcs)}[o.apiProcs == 0], runtime.NumCPU())
 
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.conns + o.satConns, MaxConnsPerHost: 0,
 		DisableCompression: true, IdleConnTimeout: time.Minute}, Timeout: 10 * time.Second}
 	endpoints := []endpoint{
-		{name: "api", path: func(uid uint32) string {
+		{name: "api", pid: api.cmd.Process.Pid, path: func(uid uint32) string {
 			return "http://" + api.addr + "/v1/users/" + strconv.FormatUint(uint64(uid), 10) + "/recommendations"
 		}},
-		{name: "reference", path: func(uid uint32) string {
+		{name: "reference", pid: api.cmd.Process.Pid, path: func(uid uint32) string {
 			return "http://" + api.addr + "/v1/bench/reference/users/" + strconv.FormatUint(uint64(uid), 10)
 		}},
+	}
+	if evalAPI != nil {
+		endpoints = append(endpoints, endpoint{name: "api+eval", pid: evalAPI.cmd.Process.Pid, path: func(uid uint32) string {
+			return "http://" + evalAPI.addr + "/v1/users/" + strconv.FormatUint(uint64(uid), 10) + "/recommendations"
+		}})
 	}
 	if o.only != "" {
 		endpoints = slices.DeleteFunc(endpoints, func(e endpoint) bool { return e.name != o.only })
@@ -167,22 +198,22 @@ func run(ctx context.Context, args []string) error {
 	for run := range o.runs {
 		for ri, rate := range rates {
 			for _, ep := range endpoints {
-				c0 := cpuTime(api.cmd.Process.Pid)
+				c0 := cpuTime(ep.pid)
 				r, err := openLoop(ctx, client, ep, rate, o.duration, o.conns, uint64(run*100+ri))
 				if err != nil {
 					return err
 				}
-				r.cpuPerReq = perRequest(cpuTime(api.cmd.Process.Pid)-c0, r)
+				r.cpuPerReq = perRequest(cpuTime(ep.pid)-c0, r)
 				res[key{ep.name, rate}] = append(res[key{ep.name, rate}], r)
 			}
 		}
 		for _, ep := range endpoints {
-			c0 := cpuTime(api.cmd.Process.Pid)
+			c0 := cpuTime(ep.pid)
 			r, err := closedLoop(ctx, client, ep, o.satConns, o.satDuration, uint64(run))
 			if err != nil {
 				return err
 			}
-			r.cpuPerReq = perRequest(cpuTime(api.cmd.Process.Pid)-c0, r)
+			r.cpuPerReq = perRequest(cpuTime(ep.pid)-c0, r)
 			res[key{ep.name, 0}] = append(res[key{ep.name, 0}], r)
 		}
 		loads = append(loads, benchkit.LoadAvg())
@@ -215,12 +246,19 @@ func run(ctx context.Context, args []string) error {
 		fmt.Printf("saturation ratio api/reference: %.2f\n", sat["api"]/sat["reference"])
 	}
 	fmt.Printf("load average after each run: %s\n", strings.Join(loads, " | "))
+	if sat["api+eval"] > 0 && sat["api"] > 0 {
+		fmt.Printf("saturation ratio api+eval/api: %.2f\n", sat["api+eval"]/sat["api"])
+	}
 	fmt.Printf("api peak RSS (VmHWM): %s\n", benchkit.VmHWM(api.cmd.Process.Pid))
+	if evalAPI != nil {
+		fmt.Printf("api+eval peak RSS (VmHWM): %s\n", benchkit.VmHWM(evalAPI.cmd.Process.Pid))
+	}
 	return nil
 }
 
 type endpoint struct {
 	name string
+	pid  int // the process serving it (CPU time per request)
 	path func(uid uint32) string
 }
 
@@ -379,7 +417,7 @@ type apiProc struct {
 	addr string
 }
 
-func startAPI(ctx context.Context, bin string, o opts, ns string) (*apiProc, error) {
+func startAPI(ctx context.Context, bin string, o opts, ns string, extra ...string) (*apiProc, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -388,9 +426,10 @@ func startAPI(ctx context.Context, bin string, o opts, ns string) (*apiProc, err
 	l.Close()
 	cmd := exec.Command(bin, "--listen", addr, "--redis-addr", o.redisAddr, "--namespace", ns, "--brokers", o.brokers,
 		"--bench-reference", "--log-level", "warn")
-	if o.pprofAddr != "" {
+	if o.pprofAddr != "" && len(extra) == 0 {
 		cmd.Args = append(cmd.Args, "--pprof-addr", o.pprofAddr)
 	}
+	cmd.Args = append(cmd.Args, extra...)
 	cmd.Stderr = os.Stderr
 	cmd.Env = os.Environ()
 	if o.apiProcs > 0 {
@@ -430,4 +469,41 @@ func cleanup(rdb *redis.Client, ns string) {
 	for iter.Next(ctx) {
 		rdb.Del(ctx, iter.Val())
 	}
+}
+
+// feed produces rate interactions/s of random users and videos of the
+// synthetic model to topic until ctx ends; the returned function counts them.
+func feed(ctx context.Context, brokers []string, topic string, rate float64) (func() uint64, error) {
+	p, err := stream.NewProducer(stream.ProducerConfig{Brokers: brokers, Topic: topic})
+	if err != nil {
+		return nil, err
+	}
+	go func() {
+		defer p.Close()
+		r := rand.New(rand.NewPCG(7, 7))
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		var id uint64
+		evs := make([]stream.Event, 0, 64)
+		carry := 0.0
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			carry += rate / 100
+			evs = evs[:0]
+			for ; carry >= 1; carry-- {
+				id++
+				now := time.Now()
+				evs = append(evs, stream.Event{EventID: id, UserID: uint32(r.IntN(users)), VideoID: uint32(r.IntN(items)), PlayDurationMs: 8000,
+					VideoDurationMs: 10000, EventTimeMs: now.UnixMilli(), WatchRatio: r.Float64() * 2, Source: stream.SourceSimulator, ProducedAtUs: now.UnixMicro()})
+			}
+			if len(evs) > 0 && p.Publish(ctx, evs) != nil && ctx.Err() != nil {
+				return
+			}
+		}
+	}()
+	return p.Published, nil
 }
