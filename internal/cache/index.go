@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 )
 
@@ -40,6 +41,27 @@ type ItemIndex struct {
 	// id -> row: dense (rowPlus1[id]-1, 0 = absent) when ids are small, else sparse.
 	rowPlus1 []int32
 	sparse   map[uint32]int32
+	// sets are the sub-indexes of the version's candidate sets.
+	sets map[string]*ItemIndex
+}
+
+// Candidates returns the sub-index of the candidate set name (see
+// Model.CandidateSets): the same items, vectors and biases, scored by the
+// same kernels, so a list over it is the full catalogue's ranking restricted
+// to the set.
+func (x *ItemIndex) Candidates(name string) (*ItemIndex, bool) {
+	s, ok := x.sets[name]
+	return s, ok
+}
+
+// CandidateSetNames lists the version's candidate sets.
+func (x *ItemIndex) CandidateSetNames() []string {
+	names := make([]string, 0, len(x.sets))
+	for n := range x.sets {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
 }
 
 // ItemSource provides a model version's items; *Store implements it.
@@ -118,6 +140,28 @@ func NewItemIndex(meta ModelMeta, items Items) (*ItemIndex, error) {
 			}
 			x.sparse[id] = int32(i)
 		}
+	}
+	for name, ids := range meta.CandidateSets {
+		sub := Items{IDs: make([]uint32, 0, len(ids)), Biases: make([]float32, 0, len(ids)), Vectors: make([]float32, 0, len(ids)*dim)}
+		for _, id := range ids {
+			r, ok := x.row(id)
+			if !ok {
+				return nil, fmt.Errorf("%w: item index: candidate set %s: id %d is not an item", ErrInvalid, name, id)
+			}
+			sub.IDs = append(sub.IDs, id)
+			sub.Biases = append(sub.Biases, items.Biases[r])
+			sub.Vectors = append(sub.Vectors, items.Vectors[r*dim:(r+1)*dim]...)
+		}
+		subMeta := meta
+		subMeta.ItemCount, subMeta.CandidateSets = 0, nil
+		si, err := NewItemIndex(subMeta, sub)
+		if err != nil {
+			return nil, fmt.Errorf("item index: candidate set %s: %w", name, err)
+		}
+		if x.sets == nil {
+			x.sets = map[string]*ItemIndex{}
+		}
+		x.sets[name] = si
 	}
 	return x, nil
 }

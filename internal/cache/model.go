@@ -44,6 +44,11 @@ type Model struct {
 	Items       Items
 	// TowerWeights is the serialised user tower, opaque to this package.
 	TowerWeights []byte
+	// CandidateSets are named subsets of the items a request may restrict
+	// its list to (for example "small_matrix": the videos of KuaiRec's fully
+	// observed small matrix). Names follow the version's rules; every id must
+	// be an item of the model.
+	CandidateSets map[string][]uint32
 }
 
 // ModelMeta describes a stored model version (stored as JSON).
@@ -61,6 +66,8 @@ type ModelMeta struct {
 	Chunks int `json:"chunks"`
 	// PublishedAtMs is when Publish wrote the version (unix ms).
 	PublishedAtMs int64 `json:"published_at_ms"`
+	// CandidateSets: see Model.CandidateSets.
+	CandidateSets map[string][]uint32 `json:"candidate_sets,omitempty"`
 }
 
 // ModelUpdate is the notice PUBLISHed on "<ns>:model-updates" after each flip.
@@ -128,6 +135,21 @@ func validateModel(m *Model) error {
 			return fmt.Errorf("%w: model %s: duplicate item id %d", ErrInvalid, m.Version, id)
 		}
 		seen[id] = struct{}{}
+	}
+	for name, ids := range m.CandidateSets {
+		if !namePattern.MatchString(name) || len(ids) == 0 {
+			return fmt.Errorf("%w: model %s: candidate set %q: want a name of [A-Za-z0-9._-]{1,64} and at least one id", ErrInvalid, m.Version, name)
+		}
+		in := make(map[uint32]struct{}, len(ids))
+		for _, id := range ids {
+			if _, ok := seen[id]; !ok {
+				return fmt.Errorf("%w: model %s: candidate set %s: id %d is not an item", ErrInvalid, m.Version, name, id)
+			}
+			if _, dup := in[id]; dup {
+				return fmt.Errorf("%w: model %s: candidate set %s: duplicate id %d", ErrInvalid, m.Version, name, id)
+			}
+			in[id] = struct{}{}
+		}
 	}
 	return nil
 }
@@ -213,6 +235,7 @@ func (s *Store) Publish(ctx context.Context, m Model) (ModelMeta, error) {
 		TowerBytes:    len(m.TowerWeights),
 		ChunkItems:    chunkItems,
 		Chunks:        chunks,
+		CandidateSets: m.CandidateSets,
 		PublishedAtMs: time.Now().UnixMilli(),
 	}
 	js, err := json.Marshal(meta)

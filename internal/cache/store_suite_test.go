@@ -37,6 +37,7 @@ func runStoreSuite(t *testing.T, newStore newStoreFunc) {
 	t.Run("UserFeatures", func(t *testing.T) { testUserFeatures(t, newStore) })
 	t.Run("Windows", func(t *testing.T) { testWindows(t, newStore) })
 	t.Run("ServedLog", func(t *testing.T) { testServedLog(t, newStore) })
+	t.Run("CandidateSets", func(t *testing.T) { testCandidateSetsPublished(t, newStore) })
 }
 
 // smallChunks forces many chunks and several pipelines on small models.
