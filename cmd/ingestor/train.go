@@ -310,7 +310,7 @@ func trainMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 	// 7. Publish.
 	if st != nil {
-		pr, err := publish(ctx, logger, st, o.redisAddr, m, feats)
+		pr, err := publish(ctx, logger, st, o.redisAddr, m, feats, map[string][]uint32{"small_matrix": ev.SortedVideoIDs()})
 		if err != nil {
 			return err
 		}

@@ -50,8 +50,8 @@ func openStore(ctx context.Context, addr, namespace string) (*cache.Store, *redi
 
 // publish publishes m to st (see publishModel) and logs a failure after the
 // flip as a warning: the version is current all the same.
-func publish(ctx context.Context, logger *slog.Logger, st *cache.Store, addr string, m *towers.TwoTower, feats *kuairec.Features) (*publishReport, error) {
-	pr, err := publishModel(ctx, st, m, feats, time.Now())
+func publish(ctx context.Context, logger *slog.Logger, st *cache.Store, addr string, m *towers.TwoTower, feats *kuairec.Features, sets map[string][]uint32) (*publishReport, error) {
+	pr, err := publishModel(ctx, st, m, feats, sets, time.Now())
 	if pr != nil {
 		pr.Addr = addr
 		if pr.AfterFlip != "" {
@@ -75,6 +75,8 @@ func publish(ctx context.Context, logger *slog.Logger, st *cache.Store, addr str
 //     the model was trained with a cut, "cut_ms" (see towers.MetaCutMS);
 //   - tower weights: the towers tower-weights blob (towers.DecodeTowers),
 //     towers "user" and "item";
+//   - candidate sets: sets, restricted to the published items (train
+//     publishes "small_matrix", the videos of the small matrix);
 //
 // and for every user of user_features.csv the record {Embedding e_u, Bias
 // a_u[D-1], UpdatedAtMs now, LastEventID 0}. The user records are written
@@ -84,7 +86,7 @@ func publish(ctx context.Context, logger *slog.Logger, st *cache.Store, addr str
 // version finds every user's embedding at once. If the process dies between
 // the two, the user records of the never-registered version are left behind
 // (they are not garbage collected; set Config.UserTTL to bound them).
-func publishModel(ctx context.Context, st *cache.Store, m *towers.TwoTower, feats *kuairec.Features, now time.Time) (*publishReport, error) {
+func publishModel(ctx context.Context, st *cache.Store, m *towers.TwoTower, feats *kuairec.Features, sets map[string][]uint32, now time.Time) (*publishReport, error) {
 	D := m.Dim()
 	nItems := len(feats.Items.IDs)
 	emb := m.ItemEmbeddings(feats.Items.Reduced, allRows32(nItems))
@@ -103,6 +105,24 @@ func publishModel(ctx context.Context, st *cache.Store, m *towers.TwoTower, feat
 		Calibration:  cache.Calibration{GlobalMean: m.GlobalMean, Scale: m.Scale(), Extra: extra},
 		Items:        items,
 		TowerWeights: m.TowerBlob(),
+	}
+	if len(sets) > 0 {
+		known := make(map[uint32]bool, nItems)
+		for _, id := range items.IDs {
+			known[id] = true
+		}
+		model.CandidateSets = map[string][]uint32{}
+		for name, ids := range sets {
+			var in []uint32
+			for _, id := range ids {
+				if known[id] {
+					in = append(in, id)
+				}
+			}
+			if len(in) > 0 {
+				model.CandidateSets[name] = in
+			}
+		}
 	}
 	pr := &publishReport{Namespace: st.Namespace(), Version: m.Version, Items: nItems}
 	if _, err := st.Meta(ctx, m.Version); err == nil {

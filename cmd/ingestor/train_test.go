@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -229,6 +230,14 @@ func publishAndCheck(t *testing.T, rdb *redis.Client, addr, ns string) {
 	if meta.Calibration.Extra[towers.MetaCutMS] != float64(cut.UnixMilli()) || meta.Calibration.GlobalMean != tt.GlobalMean || meta.Calibration.Scale != tt.Scale() {
 		t.Errorf("calibration %+v; want cut %d, mean %v, scale %v", meta.Calibration, cut.UnixMilli(), tt.GlobalMean, tt.Scale())
 	}
+	// The small matrix's videos are published as the candidate set small_matrix.
+	ev, _, err := kuairec.LoadEval(root, kuairec.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := meta.CandidateSets["small_matrix"], ev.SortedVideoIDs(); !slices.Equal(got, want) || len(got) != synth.Scales["tiny"].SmallVideos {
+		t.Errorf("candidate set small_matrix: %d ids, want the %d small-matrix videos", len(got), len(want))
+	}
 	blob, err := st.TowerWeights(ctx, cur)
 	if err != nil {
 		t.Fatal(err)
@@ -300,7 +309,7 @@ func publishAndCheck(t *testing.T, rdb *redis.Client, addr, ns string) {
 	// A second version flips current and keeps the first for rollback; the
 	// same version name again is refused before any user record is written.
 	tt.Version = "pub-v2"
-	if _, err := publishModel(ctx, st, tt, feats, time.Now()); err != nil {
+	if _, err := publishModel(ctx, st, tt, feats, nil, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if c, p, err := st.Versions(ctx); c != "pub-v2" || p != "pub-v1" || err != nil {
@@ -309,7 +318,7 @@ func publishAndCheck(t *testing.T, rdb *redis.Client, addr, ns string) {
 	if _, ok, err := st.GetUser(ctx, "pub-v2", uid); !ok || err != nil {
 		t.Errorf("user %d under pub-v2: found %v, %v", uid, ok, err)
 	}
-	if _, err := publishModel(ctx, st, tt, feats, time.Now()); !errors.Is(err, cache.ErrVersionExists) {
+	if _, err := publishModel(ctx, st, tt, feats, nil, time.Now()); !errors.Is(err, cache.ErrVersionExists) {
 		t.Errorf("publishing pub-v2 again: %v, want ErrVersionExists", err)
 	}
 }
