@@ -224,3 +224,80 @@ func TestIndexPopularity(t *testing.T) {
 		}
 	}
 }
+
+func TestRecommendationsOverACandidateSet(t *testing.T) {
+	f := newFixture(t, 60, 4, 2, DefaultConfig())
+	ctx := context.Background()
+	// v2: the same items, a candidate set of every third one, and the users
+	// under it.
+	m := f.model
+	m.Version, m.CreatedAtMs = "v2", 2
+	var set []uint32
+	for i, id := range m.Items.IDs {
+		if i%3 == 0 {
+			set = append(set, id)
+		}
+	}
+	m.CandidateSets = map[string][]uint32{"small_matrix": set}
+	var recs []cache.UserRecord
+	for _, u := range f.users {
+		u.ModelVersion = "v2"
+		recs = append(recs, u)
+	}
+	if err := f.store.PutUsers(ctx, "v2", recs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.Publish(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.items.Refresh(ctx, f.store); err != nil {
+		t.Fatal(err)
+	}
+	in := map[uint32]bool{}
+	for _, id := range set {
+		in[id] = true
+	}
+	get := func(q string) Recommendations {
+		t.Helper()
+		w := f.do(http.MethodGet, "/v1/users/"+q, "")
+		if w.Code != http.StatusOK {
+			t.Fatalf("%s: %d %s", q, w.Code, w.Body)
+		}
+		var r Recommendations
+		if err := json.Unmarshal(w.Body.Bytes(), &r); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	full := get("1/recommendations?k=60")
+	sub := get("1/recommendations?k=10&candidates=small_matrix")
+	var want []RecItem
+	for _, it := range full.Items {
+		if in[it.VideoID] && len(want) < 10 {
+			want = append(want, it)
+		}
+	}
+	if sub.Candidates != "small_matrix" || full.Candidates != "" || len(sub.Items) != 10 {
+		t.Fatalf("candidates field %q / %q, %d items", sub.Candidates, full.Candidates, len(sub.Items))
+	}
+	for i := range want {
+		if sub.Items[i] != want[i] {
+			t.Fatalf("rank %d: %+v, want %+v (the full ranking restricted to the set)", i, sub.Items[i], want[i])
+		}
+	}
+	fb := get("999/recommendations?k=5&candidates=small_matrix")
+	if fb.Fallback != FallbackPopularity || len(fb.Items) != 5 {
+		t.Fatalf("fallback over the set: %+v", fb)
+	}
+	for _, it := range fb.Items {
+		if !in[it.VideoID] {
+			t.Errorf("the popularity fallback served %d, not in the set", it.VideoID)
+		}
+	}
+	for _, q := range []string{"candidates=nope", "candidates=small_matrix&candidates=small_matrix", "candidates="} {
+		w := f.do(http.MethodGet, "/v1/users/1/recommendations?"+q, "")
+		if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), "small_matrix") {
+			t.Errorf("%s: %d %s", q, w.Code, w.Body)
+		}
+	}
+}

@@ -27,6 +27,9 @@ type Recommendations struct {
 	UserID       uint32 `json:"user_id"`
 	ModelVersion string `json:"model_version"`
 	K            int    `json:"k"`
+	// Candidates is the candidate set the list was restricted to (absent: the
+	// whole catalogue).
+	Candidates string `json:"candidates,omitempty"`
 	// Fallback is "popularity" when the list does not come from the user's
 	// embedding, with FallbackReason; both are absent otherwise.
 	Fallback       string `json:"fallback,omitempty"`
@@ -81,12 +84,26 @@ func (s *Server) recommendations(c echo.Context) error {
 	if idx == nil {
 		return errorf(http.StatusServiceUnavailable, CodeNoModel, "", "no model version is loaded yet; retry later")
 	}
+	// scoreIdx is what the list is ranked over: the catalogue, or a candidate
+	// set's sub-index (the same scores, restricted).
+	scoreIdx, cands := idx, ""
+	if vs, ok := q["candidates"]; ok {
+		sub, found := (*cache.ItemIndex)(nil), false
+		if len(vs) == 1 {
+			sub, found = idx.Candidates(vs[0])
+		}
+		if !found {
+			return errorf(http.StatusBadRequest, CodeInvalidParameter, "candidates", "candidates: want one of the candidate sets of model version %s: %v",
+				idx.Version(), idx.CandidateSetNames())
+		}
+		scoreIdx, cands = sub, vs[0]
+	}
 	var watched []uint32
 	if exclude {
 		watched = s.watched.Get(uid, nil)
 	}
 	now := s.now()
-	resp := Recommendations{UserID: uid, ModelVersion: idx.Version(), K: k, ExcludeWatched: exclude,
+	resp := Recommendations{UserID: uid, ModelVersion: idx.Version(), K: k, Candidates: cands, ExcludeWatched: exclude,
 		Excluded: len(watched), ServedAtMs: now.UnixMilli()}
 	meta := idx.Meta()
 	mu := float32(meta.Calibration.GlobalMean)
@@ -107,7 +124,7 @@ func (s *Server) recommendations(c echo.Context) error {
 	}
 	if reason == "" {
 		bufp := scoredPool.Get().(*[]cache.Scored)
-		top := idx.TopK((*bufp)[:0], rec.Embedding, k, cache.TopKOptions{UseBias: true, Exclude: watched})
+		top := scoreIdx.TopK((*bufp)[:0], rec.Embedding, k, cache.TopKOptions{UseBias: true, Exclude: watched})
 		resp.Items = make([]RecItem, len(top))
 		for i, t := range top {
 			resp.Items[i] = RecItem{VideoID: t.ID, Score: t.Score, PredictedWatchRatio: mu + rec.Bias + t.Score}
@@ -120,7 +137,7 @@ func (s *Server) recommendations(c echo.Context) error {
 		s.metrics.recs.WithLabelValues("model").Inc()
 	} else {
 		resp.Fallback, resp.FallbackReason = FallbackPopularity, reason
-		resp.Items = s.fb.popular(idx, k, watched, mu)
+		resp.Items = s.fb.popular(idx, k, watched, mu, scoreIdx)
 		s.metrics.recs.WithLabelValues("fallback").Inc()
 		s.metrics.fallbacks.WithLabelValues(reason).Inc()
 	}
@@ -150,7 +167,7 @@ func (s *Server) recommendations(c echo.Context) error {
 		}
 	}
 	if s.online != nil {
-		r := &cache.ServedRecord{User: uid, Version: idx.Version(), Fallback: resp.Fallback, K: k,
+		r := &cache.ServedRecord{User: uid, Version: idx.Version(), Fallback: resp.Fallback, K: k, Candidates: cands,
 			LastPartition: -1, LastOffset: -1, ServedMS: resp.ServedAtMs, Slots: make([]cache.ServedSlot, len(resp.Items))}
 		if reason == "" {
 			r.UserVec, r.UserBias, r.LastProducedMS = slices.Clone(rec.Embedding), rec.Bias, rec.EventProducedAtMs
@@ -227,8 +244,9 @@ func (f *fallbackCache) ranking(idx *cache.ItemIndex) []cache.Scored {
 	return ranked
 }
 
-// popular returns the k most popular items not in exclude.
-func (f *fallbackCache) popular(idx *cache.ItemIndex, k int, exclude []uint32, mu float32) []RecItem {
+// popular returns the k most popular items of idx not in exclude, and in
+// only when only is not idx itself (a candidate set's sub-index).
+func (f *fallbackCache) popular(idx *cache.ItemIndex, k int, exclude []uint32, mu float32, only *cache.ItemIndex) []RecItem {
 	ranked := f.ranking(idx)
 	var ex []uint32
 	if len(exclude) > 0 {
@@ -242,6 +260,11 @@ func (f *fallbackCache) popular(idx *cache.ItemIndex, k int, exclude []uint32, m
 		}
 		if ex != nil {
 			if _, found := slices.BinarySearch(ex, r.ID); found {
+				continue
+			}
+		}
+		if only != idx {
+			if _, _, in := only.Item(r.ID); !in {
 				continue
 			}
 		}
