@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -223,73 +222,22 @@ func TestOnlineEvaluationSurvivesKill9(t *testing.T) {
 	}
 	cfg := eval.Config{OpenFor: 1500 * time.Millisecond, Grace: 300 * time.Millisecond, Window: time.Second, CountWindow: 50, RankEvery: 3,
 		Scorer: api.IndexScorer{Items: items}, Popularity: (&api.IndexPopularity{Items: items}).Percentile}
-	ref := eval.NewWindows()
-	var msgs int64
-	for p := range int32(4) {
-		pe, err := eval.NewPartition(p, cfg, store, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: int(p), MaxWait: 50 * time.Millisecond})
-		var ev stream.Event
-		for off := int64(0); off < ends[p]; off++ {
-			m, err := rd.ReadMessage(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := stream.DecodeEvent(m.Value, &ev); err != nil {
-				t.Fatal(err)
-			}
-			incs, err := pe.Process(ctx, m.Offset, eval.Interaction{User: ev.UserID, Video: ev.VideoID, EventID: ev.EventID,
-				WatchRatio: ev.WatchRatio, ProducedMS: ev.ProducedAtUs / 1000, Source: ev.Source.String()})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ref.Apply(incs)
-			msgs++
-		}
-		rd.Close()
+	ref, err := eval.Replay(ctx, brokers, topic, []int64{ends[0], ends[1], ends[2], ends[3]}, cfg, store)
+	if err != nil {
+		t.Fatal(err)
 	}
-	var checked int
-	var hits, lists int64
-	for _, kind := range []eval.WindowKind{eval.ByTime, eval.ByCount} {
-		for _, k := range ref.Keys(kind) {
-			got, err := store.Window(ctx, "online", byte(kind), k.Index)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want := maps.Clone(ref.Fields(k))
-			if want == nil {
-				want = map[string]int64{}
-			}
-			if n := ref.Get(k, "served_videos"); n > 0 {
-				want["served_videos"] = n
-			}
-			if !maps.Equal(got, want) {
-				var diff []string
-				for f, v := range want {
-					if got[f] != v {
-						diff = append(diff, fmt.Sprintf("%s: redis %d, in process %d", f, got[f], v))
-					}
-				}
-				for f, v := range got {
-					if _, ok := want[f]; !ok {
-						diff = append(diff, fmt.Sprintf("%s: redis %d, in process absent", f, v))
-					}
-				}
-				t.Errorf("window %c%d:\n%s", kind, k.Index, strings.Join(diff, "\n"))
-			}
-			checked++
-			if kind == eval.ByTime {
-				hits += ref.Get(k, "hits")
-				lists += ref.Get(k, "lists")
-			}
-		}
+	diffs, checked, err := ref.Diff(ctx, store, "online")
+	if err != nil {
+		t.Fatal(err)
 	}
+	if len(diffs) > 0 {
+		t.Errorf("%d differences:\n%s", len(diffs), strings.Join(diffs, "\n"))
+	}
+	hits, lists := ref.Total("hits"), ref.Total("lists")
 	if checked < 5 || hits == 0 || lists == 0 {
 		t.Fatalf("too little checked: %d windows, %d hits, %d lists", checked, hits, lists)
 	}
-	t.Logf("%d windows equal over %d messages: %d hits, %d closed lists", checked, msgs, hits, lists)
+	t.Logf("%d windows equal over %d messages: %d hits, %d closed lists", checked, ends[0]+ends[1]+ends[2]+ends[3], hits, lists)
 
 	// The series endpoint of either replica serves those windows.
 	var s api.OnlineSeries
@@ -298,11 +246,7 @@ func TestOnlineEvaluationSurvivesKill9(t *testing.T) {
 	for _, p := range s.Points {
 		n += p.Values["interactions"]
 	}
-	var want int64
-	for _, k := range ref.Keys(eval.ByTime) {
-		want += ref.Get(k, "interactions")
-	}
-	if int64(n) != want {
+	if want := ref.Total("interactions"); int64(n) != want {
 		t.Errorf("GET /v1/metrics/online: %v interactions, in process %d", n, want)
 	}
 }

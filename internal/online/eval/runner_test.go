@@ -3,7 +3,6 @@ package eval
 import (
 	"context"
 	"fmt"
-	"maps"
 	"math/rand/v2"
 	"os"
 	"strings"
@@ -157,69 +156,19 @@ func (env *runnerEnv) runToEnd(t *testing.T, rcfg RunnerConfig) {
 // per partition over the same messages and lists.
 func (env *runnerEnv) check(t *testing.T, group string) {
 	t.Helper()
-	ctx := t.Context()
 	ends := env.ends(t)
-	ref := NewWindows()
-	for p := range int32(2) {
-		pe, err := NewPartition(p, env.cfg, env.st, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{env.kafka}, Topic: env.topic, Partition: int(p), MaxWait: 50 * time.Millisecond})
-		var ev stream.Event
-		for off := int64(0); off < ends[p]; off++ {
-			m, err := rd.ReadMessage(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := stream.DecodeEvent(m.Value, &ev); err != nil {
-				t.Fatal(err)
-			}
-			incs, err := pe.Process(ctx, m.Offset, Interaction{User: ev.UserID, Video: ev.VideoID, EventID: ev.EventID, WatchRatio: ev.WatchRatio,
-				ProducedMS: ev.ProducedAtUs / 1000, Source: ev.Source.String()})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ref.Apply(incs)
-		}
-		rd.Close()
+	ref, err := Replay(t.Context(), []string{env.kafka}, env.topic, []int64{ends[0], ends[1]}, env.cfg, env.st)
+	if err != nil {
+		t.Fatal(err)
 	}
-	checked := 0
-	for _, kind := range []WindowKind{ByTime, ByCount} {
-		for _, k := range ref.Keys(kind) {
-			got, err := env.st.Window(ctx, group, byte(kind), k.Index)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want := maps.Clone(ref.Fields(k))
-			if want == nil {
-				want = map[string]int64{}
-			}
-			if n := ref.Get(k, "served_videos"); n > 0 {
-				want["served_videos"] = n
-			}
-			if !maps.Equal(got, want) {
-				var diff []string
-				for f, v := range want {
-					if got[f] != v {
-						diff = append(diff, fmt.Sprintf("%s: store %d, in process %d", f, got[f], v))
-					}
-				}
-				for f, v := range got {
-					if _, ok := want[f]; !ok {
-						diff = append(diff, fmt.Sprintf("%s: store %d, in process absent", f, v))
-					}
-				}
-				t.Errorf("window %c%d:\n%s", kind, k.Index, strings.Join(diff, "\n"))
-			}
-			checked++
-		}
+	diffs, checked, err := ref.Diff(t.Context(), env.st, group)
+	if err != nil {
+		t.Fatal(err)
 	}
-	var hits, dups int64
-	for _, k := range ref.Keys(ByTime) {
-		hits += ref.Get(k, "hits")
-		dups += ref.Get(k, "duplicates")
+	if len(diffs) > 0 {
+		t.Errorf("%d differences:\n%s", len(diffs), strings.Join(diffs, "\n"))
 	}
+	hits, dups := ref.Total("hits"), ref.Total("duplicates")
 	if checked < 5 || hits == 0 || dups == 0 {
 		t.Fatalf("too little was checked: %d windows, %d hits, %d duplicates", checked, hits, dups)
 	}
