@@ -284,6 +284,21 @@ func (c *Consumer) RunAsync(ctx context.Context, h AsyncHandler) error {
 		if held != nil {
 			it, held = *held, nil
 		} else {
+			if inflight != nil {
+				// Nothing more to read yet: commit the batch in flight rather
+				// than leave it until the next batch arrives.
+				select {
+				case x, ok := <-items:
+					if ok {
+						held = &x
+						continue
+					}
+				default:
+				}
+				if err := settle(); err != nil {
+					return err
+				}
+			}
 			// Block for the first item.
 			select {
 			case x, ok := <-items:
@@ -341,11 +356,15 @@ func (c *Consumer) RunAsync(ctx context.Context, h AsyncHandler) error {
 		var next *pending
 		recs, next, err = c.process(ctx, cur, raw, recs[:0], h)
 		if err == nil {
-			err = settle()
-			if next.wait == nil {
-				c.commit(ctx, next) // already durable
-			} else {
-				inflight = next
+			// The batch before this one must be durable and committed first:
+			// if it is not, nothing after it may be committed (a later commit
+			// on its partitions would cover it), so RunAsync ends here.
+			if err = settle(); err == nil {
+				if next.wait == nil {
+					c.commit(ctx, next) // already durable
+				} else {
+					inflight = next
+				}
 			}
 		}
 		if err != nil {
