@@ -242,7 +242,7 @@ func apiStep(ctx context.Context, bin string, st *devstack.Stack) error {
 		if err != nil {
 			return err
 		}
-		if ok && r.LastEventID > 0 {
+		if ok && r.InputNext > 0 {
 			rec = r
 			break
 		}
@@ -314,7 +314,7 @@ func apiStep(ctx context.Context, bin string, st *devstack.Stack) error {
 	}
 	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
 		now, ok, err := store.GetUser(ctx, v, uid)
-		if err == nil && ok && now.LastEventID > rec.LastEventID {
+		if err == nil && ok && now.InputNext > rec.InputNext {
 			say("POST /v1/interactions (user %d watched video %d twice over) -> Kafka -> updater -> new embedding in Redis after %v",
 				uid, video, time.Since(sent).Round(time.Millisecond))
 			return nil

@@ -123,13 +123,16 @@ func run(ctx context.Context, args []string) error {
 
 	// Topics: the input (created if missing), its dead-letter topic, and the
 	// changelog co-partitioned with the input.
-	counts, err := stream.PartitionCounts(ctx, brokers, o.topic)
+	counts, err := stream.PartitionCounts(ctx, brokers, o.topic, o.changelog)
 	if err != nil {
 		return err
 	}
 	nparts, ok := counts[o.topic]
 	if !ok {
 		nparts = o.partitions
+	}
+	if err := checkPartitions(o.topic, nparts, o.changelog, counts); err != nil {
+		return err
 	}
 	if err := stream.EnsureTopics(ctx, brokers, stream.InteractionsTopic(o.topic, nparts),
 		stream.InteractionsTopic(o.topic+".dlq", 1), stream.CompactedTopic(o.changelog, nparts),
@@ -141,9 +144,9 @@ func run(ctx context.Context, args []string) error {
 	defer changelog.Close()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	flushHist := newFlushHistogram(reg)
+	flushHist, lateHist := newFlushHistogram(reg), newLatenessHistogram(reg)
 	upd := online.NewUpdater(online.Config{LR: float32(o.lr), L2: float32(o.l2), TargetCap: float32(o.targetCap), Logger: log,
-		ObserveFlush: flushHist.Observe}, model, store, changelog)
+		ObserveFlush: flushHist.Observe, ObserveLateness: lateHist.Observe}, model, store, changelog)
 	instance := markerName(o.group)
 	// The marker lives markerTTL unless touched; each check touches it
 	// (atomically: a flushed marker is never recreated by a touch).
@@ -164,6 +167,14 @@ func run(ctx context.Context, args []string) error {
 		FlushInterval: o.flush, SessionTimeout: o.sessionTimeout, Logger: base,
 		OnAssign: func(ctx context.Context, parts []int) error {
 			start := time.Now()
+			now, err := stream.PartitionCounts(ctx, brokers, o.topic)
+			if err != nil {
+				return err
+			}
+			if now[o.topic] != nparts {
+				return stream.Permanent(fmt.Errorf("the partition count of %s changed from %d to %d while the updater ran: "+
+					"users moved partitions, so input positions no longer say what was applied; stopping", o.topic, nparts, now[o.topic]))
+			}
 			restored, err := changelog.Read(ctx, parts)
 			if err != nil {
 				return err
@@ -249,12 +260,28 @@ func run(ctx context.Context, args []string) error {
 	cerr := cons.Close()
 	upd.Close()
 	c := upd.Counters()
-	log.Info("updater stopped", "applied", c.Applied, "duplicates", c.Duplicates, "cold_items", c.ColdItems,
+	log.Info("updater stopped", "applied", c.Applied, "redelivered", c.Redelivered, "duplicates", c.Duplicates, "late", c.Late, "cold_items", c.ColdItems,
 		"flushes", c.Flushes, "dead_letters", cons.Stats().DeadLettered)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
 	return cerr
+}
+
+// checkPartitions refuses to start when the interactions topic and its
+// changelog (which was created co-partitioned with it) differ in partition
+// count: partitions were added to the input, so users moved partitions, and
+// neither their input positions nor the changelog's layout say what was
+// applied any more. Rather than skip or re-apply events silently, the updater
+// stops with what to do.
+func checkPartitions(topic string, nparts int, changelog string, counts map[string]int) error {
+	if n, ok := counts[changelog]; ok && n != nparts {
+		return fmt.Errorf("the interactions topic %s has %d partitions but its changelog %s has %d: the partition count changed "+
+			"since the changelog was made, so users moved partitions and their input positions no longer say what was applied; "+
+			"refusing to start (restore the partition count, or rebuild the state: a new --changelog-topic and --group replay the log from the start)",
+			topic, nparts, changelog, n)
+	}
+	return nil
 }
 
 // waitModel waits until a model version is published and loads its items.

@@ -22,8 +22,10 @@ func newMetrics(reg prometheus.Registerer, u *online.Updater, c *stream.Consumer
 	}
 	reg.MustRegister(
 		counter("events_applied_total", "Events whose SGD step was applied to the user vector.", func() uint64 { return u.Counters().Applied }),
-		counter("duplicates_skipped_total", "Events skipped because their id was not above the user's high-water mark.", func() uint64 { return u.Counters().Duplicates }),
-		counter("cold_items_total", "Events for a video without an embedding (HWM advanced, no step).", func() uint64 { return u.Counters().ColdItems }),
+		counter("redelivered_skipped_total", "Messages skipped because the user's state already covers their input position (a redelivery after a crash, a rebalance or a retry).", func() uint64 { return u.Counters().Redelivered }),
+		counter("duplicates_skipped_total", "Messages skipped because their event id is in the user's ring of recent events (the same event published twice).", func() uint64 { return u.Counters().Duplicates }),
+		counter("late_events_total", "Events applied although older (event time) than the user's newest applied event.", func() uint64 { return u.Counters().Late }),
+		counter("cold_items_total", "Events for a video without an embedding (recorded in the user's state, no step).", func() uint64 { return u.Counters().ColdItems }),
 		counter("new_users_total", "Users first seen without an offline vector.", func() uint64 { return u.Counters().NewUsers }),
 		counter("flushes_total", "Flushes of dirty users to the changelog and Redis.", func() uint64 { return u.Counters().Flushes }),
 		counter("user_writes_total", "User states written to the changelog and Redis (coalesced per flush).", func() uint64 { return u.Counters().Written }),
@@ -31,7 +33,8 @@ func newMetrics(reg prometheus.Registerer, u *online.Updater, c *stream.Consumer
 		counter("events_fetched_total", "Messages fetched from the interactions topic.", func() uint64 { return c.Stats().Fetched }),
 		counter("dead_letters_total", "Malformed messages sent to the dead-letter topic.", func() uint64 { return c.Stats().DeadLettered }),
 		counter("commit_errors_total", "Offset commits that failed (a later commit covers them).", func() uint64 { return c.Stats().CommitErrors }),
-		counter("handler_retries_total", "Batches retried after a failed flush.", func() uint64 { return c.Stats().HandlerRetries }),
+		counter("handler_retries_total", "Handler calls that failed before applying their batch (offline vectors unreadable) and were retried.", func() uint64 { return c.Stats().HandlerRetries }),
+		counter("flush_retries_total", "Flushes to the changelog and Redis that failed and were retried.", func() uint64 { return u.Counters().FlushRetries }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "streamrec", Subsystem: "updater", Name: "prequential_abs_error_total",
 			Help: "Sum of |prediction before the step - capped watch ratio| over applied events (test-then-train); divide its rate by events_applied_total's for the online MAE."},
 			func() float64 { return u.Counters().AbsError }),
@@ -54,6 +57,17 @@ var flushBuckets = []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .2, .5,
 func newFlushHistogram(reg prometheus.Registerer) prometheus.Histogram {
 	h := prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "streamrec", Subsystem: "updater", Name: "flush_seconds",
 		Help: "Time to write one flush of dirty users to the changelog (acks=all) and Redis.", Buckets: flushBuckets})
+	reg.MustRegister(h)
+	return h
+}
+
+// latenessBuckets span a second to a decade: a replayed 2020 event among
+// live ones is years late.
+var latenessBuckets = []float64{1, 10, 60, 600, 3600, 6 * 3600, 86400, 7 * 86400, 30 * 86400, 365 * 86400, 3 * 365 * 86400, 10 * 365 * 86400}
+
+func newLatenessHistogram(reg prometheus.Registerer) prometheus.Histogram {
+	h := prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "streamrec", Subsystem: "updater", Name: "late_event_lateness_seconds",
+		Help: "How far a late event's time is behind its user's newest applied event.", Buckets: latenessBuckets})
 	reg.MustRegister(h)
 	return h
 }

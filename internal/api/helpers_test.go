@@ -100,7 +100,7 @@ func newFixture(t testing.TB, nItems, dim, nUsers int, cfg Config) *fixture {
 		}
 		e[dim-1] = 1
 		rec := cache.UserRecord{UserID: uint32(u), ModelVersion: m.Version, Embedding: e, Bias: float32(r.NormFloat64() * 0.1),
-			UpdatedAtMs: now.Add(-90 * time.Second).UnixMilli(), LastEventID: stream.MakeEventID(now.Add(-100*time.Second).UnixMilli(), 3)}
+			UpdatedAtMs: now.Add(-90 * time.Second).UnixMilli(), InputPartition: 3, InputNext: 1209}
 		users[uint32(u)] = rec
 		recs = append(recs, rec)
 	}

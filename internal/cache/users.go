@@ -24,8 +24,15 @@ type UserRecord struct {
 	// UpdatedAtMs is when the embedding was computed (unix ms): its age is
 	// now - UpdatedAtMs.
 	UpdatedAtMs int64
-	// LastEventID is the high-water mark: the id of the last event applied.
-	LastEventID uint64
+	// InputPartition and InputNext are the input position of the last event
+	// the embedding reflects: its interactions topic partition, and its offset
+	// + 1 (the offset after it, as Kafka commits offsets). InputNext 0 (the
+	// zero value, as the ingestor's offline records have it): no event. A
+	// user's events all come from one partition, so InputNext orders the
+	// user's records (see PutUsersIfNewer); event ids do not (they need not
+	// increase).
+	InputPartition int32
+	InputNext      int64
 	// EventProducedAtMs is when that last event was produced (unix ms), for
 	// end-to-end freshness (event produced -> embedding in Redis).
 	EventProducedAtMs int64

@@ -205,9 +205,13 @@ func (c *Changelog) ReadDense(ctx context.Context) (*DenseCheckpoint, error) {
 }
 
 // staleAfter reports whether next, a record after prev in the changelog, is a
-// stale write to ignore: one with a lower high-water mark (a writer that lost
-// its partitions and still flushed, before fencing). Equal marks take the later
-// record (a re-materialisation under a new model version keeps the mark).
-// Log compaction keeps only the latest record per user, so this guards the
-// restore only until compaction runs; the changelog is not fenced.
-func staleAfter(prev, next *UserState) bool { return next.HWM < prev.HWM }
+// stale write to ignore: one at an earlier input position on the same
+// partition (a writer that lost its partitions and still flushed, before
+// fencing). Equal positions take the later record (a re-materialisation under
+// a new model version keeps the position). Event ids say nothing here: they
+// need not increase. Log compaction keeps only the latest record per user, so
+// this guards the restore only until compaction runs; the changelog is not
+// fenced.
+func staleAfter(prev, next *UserState) bool {
+	return next.Pos.Partition == prev.Pos.Partition && next.Pos.Offset < prev.Pos.Offset
+}

@@ -56,6 +56,9 @@ type Config struct {
 	// ObserveFlush, if set, receives the seconds each successful flush took
 	// (changelog and Redis writes).
 	ObserveFlush func(seconds float64)
+	// ObserveLateness, if set, receives the lateness in seconds (event time
+	// behind the user's newest applied event) of each late event applied.
+	ObserveLateness func(seconds float64)
 }
 
 func (c *Config) setDefaults() {
@@ -78,13 +81,23 @@ func (c *Config) setDefaults() {
 
 // Counters are the updater's cumulative counts.
 type Counters struct {
-	Applied    uint64 // events applied (SGD step taken)
-	Duplicates uint64 // events skipped: id not above the user's high-water mark
-	ColdItems  uint64 // events for a video without an embedding: HWM advanced, no step
-	NewUsers   uint64 // users first seen with no offline vector (base 0)
-	Flushes    uint64 // successful flushes
-	Written    uint64 // user states written (changelog and Redis)
-	Stale      uint64 // Redis writes skipped because Redis held a newer record
+	Applied uint64 // events applied (SGD step taken)
+	// Redelivered counts messages skipped because the user's state already
+	// covers their input position (after a crash, a rebalance, a retry).
+	Redelivered uint64
+	// Duplicates counts messages skipped because their event id is in the
+	// user's ring of recent events (the same event published twice).
+	Duplicates uint64
+	// Late counts events applied although older (by event time) than the
+	// user's newest applied event.
+	Late      uint64
+	ColdItems uint64 // events for a video without an embedding: recorded in the state, no step
+	NewUsers  uint64 // users first seen with no offline vector (base 0)
+	Flushes   uint64 // successful flushes
+	Written   uint64 // user states written (changelog and Redis)
+	Stale     uint64 // Redis writes skipped because Redis held a newer record
+	// FlushRetries counts flushes that failed and were retried.
+	FlushRetries uint64
 	// AbsError is the sum over applied events of |prediction before the step -
 	// capped target|: prequential (test-then-train) evaluation. AbsError /
 	// Applied is the online MAE; over a window, the learning curve.
@@ -114,9 +127,9 @@ type Updater struct {
 	stop   context.CancelFunc
 	closed chan struct{}
 
-	nApplied, dups, cold, newUsers, flushes, written, stale atomic.Uint64
-	absErrMicro                                             atomic.Uint64 // AbsError in 1e-6 units
-	fresh                                                   *Reservoir
+	nApplied, redelivered, dups, late, cold, newUsers, flushes, written, stale, flushRetries atomic.Uint64
+	absErrMicro                                                                              atomic.Uint64 // AbsError in 1e-6 units
+	fresh                                                                                    *Reservoir
 }
 
 type batchKey struct {
@@ -167,9 +180,11 @@ func (u *Updater) Version() string {
 
 // Counters returns the counts so far.
 func (u *Updater) Counters() Counters {
-	return Counters{Applied: u.nApplied.Load(), Duplicates: u.dups.Load(), ColdItems: u.cold.Load(),
+	return Counters{Applied: u.nApplied.Load(), Redelivered: u.redelivered.Load(), Duplicates: u.dups.Load(),
+		Late: u.late.Load(), ColdItems: u.cold.Load(),
 		NewUsers: u.newUsers.Load(), Flushes: u.flushes.Load(), Written: u.written.Load(), Stale: u.stale.Load(),
-		AbsError: float64(u.absErrMicro.Load()) / 1e6}
+		FlushRetries: u.flushRetries.Load(),
+		AbsError:     float64(u.absErrMicro.Load()) / 1e6}
 }
 
 // Freshness returns the reservoir of event-produced -> embedding-in-Redis delays.
@@ -191,7 +206,7 @@ func (u *Updater) State(uid uint32) (UserState, bool) {
 		return UserState{}, false
 	}
 	c := *s
-	c.Base, c.Vec = slices.Clone(s.Base), slices.Clone(s.Vec)
+	c.Base, c.Vec, c.Ring = slices.Clone(s.Base), slices.Clone(s.Vec), slices.Clone(s.Ring)
 	return c, true
 }
 
@@ -263,11 +278,27 @@ func (u *Updater) apply(ctx context.Context, batch []stream.Record) error {
 	now := u.cfg.Now().UnixMilli()
 	var absErr float64
 	for i := range batch {
-		e := &batch[i].Event
+		rec := &batch[i]
+		e := &rec.Event
 		s := u.states[e.UserID]
-		if e.EventID <= s.HWM {
-			u.dups.Add(1)
+		if s.Pos.Covers(rec.Partition, rec.Offset) {
+			u.redelivered.Add(1)
 			continue
+		}
+		pos := Position{Partition: int32(rec.Partition), Offset: rec.Offset}
+		if s.inRing(e.EventID) {
+			u.dups.Add(1)
+			// The state moves to this message's position (so that its own
+			// redelivery is told apart), and nothing else changes.
+			s.Pos = pos
+			u.markDirty(e.UserID)
+			continue
+		}
+		if s.NewestEventMs != 0 && e.EventTimeMs < s.NewestEventMs {
+			u.late.Add(1)
+			if u.cfg.ObserveLateness != nil {
+				u.cfg.ObserveLateness(float64(s.NewestEventMs-e.EventTimeMs) / 1000)
+			}
 		}
 		if item, _, ok := u.model.Items.Item(e.VideoID); ok {
 			dense, tuned := s.Base, false
@@ -296,16 +327,24 @@ func (u *Updater) apply(ctx context.Context, batch []stream.Record) error {
 		} else {
 			u.cold.Add(1) // no embedding yet: the event counts as seen, the vector stays
 		}
-		s.HWM = e.EventID
+		s.Pos = pos
+		s.NewestEventMs = max(s.NewestEventMs, e.EventTimeMs)
+		s.remember(RecentEvent{EventID: e.EventID, VideoID: e.VideoID, WatchRatio: float32(e.WatchRatio),
+			EventTimeMs: e.EventTimeMs, Offset: rec.Offset})
 		s.ProducedAtUs = e.ProducedAtUs
 		s.UpdatedAtMs = now
-		if !u.isDirty[e.UserID] {
-			u.isDirty[e.UserID] = true
-			u.dirty = append(u.dirty, e.UserID)
-		}
+		u.markDirty(e.UserID)
 	}
 	u.absErrMicro.Add(uint64(absErr * 1e6))
 	return nil
+}
+
+// markDirty queues a user for the next flush. Called with u.mu held.
+func (u *Updater) markDirty(uid uint32) {
+	if !u.isDirty[uid] {
+		u.isDirty[uid] = true
+		u.dirty = append(u.dirty, uid)
+	}
 }
 
 // materialize (re)builds the state of users under the current version from
@@ -320,7 +359,7 @@ func (u *Updater) materialize(ctx context.Context, ids []uint32) error {
 	for i, uid := range ids {
 		s := u.states[uid]
 		if s == nil {
-			s = &UserState{UserID: uid}
+			s = newState(uid)
 			u.states[uid] = s
 		}
 		s.ModelVersion = version
@@ -331,7 +370,7 @@ func (u *Updater) materialize(ctx context.Context, ids []uint32) error {
 		clear(s.Vec)
 		r := recs[i]
 		if !found[i] || len(r.Embedding) != dim {
-			if s.HWM == 0 {
+			if s.Pos == NoPosition {
 				u.newUsers.Add(1)
 			}
 			clear(s.Base)
@@ -342,11 +381,14 @@ func (u *Updater) materialize(ctx context.Context, ids []uint32) error {
 			s.Base[j] = r.Embedding[j] / u.model.Scale
 		}
 		s.Base[dim-1] = r.Bias
-		if r.LastEventID > s.HWM {
-			// Redis holds a fresher serving vector than any state we have: the
-			// changelog lost this user. Continue from Redis rather than regress.
-			s.HWM = r.LastEventID
-			u.cfg.Logger.Warn("user state taken from Redis: not in the changelog", "user", uid, "hwm", r.LastEventID)
+		if rp := (Position{Partition: r.InputPartition, Offset: r.InputNext - 1}); r.InputNext > 0 &&
+			(s.Pos == NoPosition || rp.Partition == s.Pos.Partition && rp.Offset > s.Pos.Offset) {
+			// Redis holds a serving vector past any state we have: the
+			// changelog lost this user. Continue from Redis's position rather
+			// than apply its events twice (the ring is lost with the state).
+			s.Pos = rp
+			u.cfg.Logger.Warn("user position taken from Redis: not in the changelog", "user", uid,
+				"partition", rp.Partition, "offset", rp.Offset)
 		}
 	}
 	return nil
@@ -373,6 +415,11 @@ func (u *Updater) snapshot() *flushJob {
 	dim := len(u.states[u.dirty[0]].Base)
 	vecs := make([]float32, 3*dim*len(u.dirty)) // base, vec, embedding per user
 	copies := make([]UserState, len(u.dirty))
+	nring := 0
+	for _, uid := range u.dirty {
+		nring += len(u.states[uid].Ring)
+	}
+	rings := make([]RecentEvent, nring)
 	job.states = make([]*UserState, len(u.dirty))
 	for i, uid := range u.dirty {
 		s := u.states[uid]
@@ -383,6 +430,8 @@ func (u *Updater) snapshot() *flushJob {
 		c.Vec = vecs[off+dim : off+2*dim : off+2*dim]
 		copy(c.Base, s.Base)
 		copy(c.Vec, s.Vec)
+		c.Ring = append(rings[:0:0], s.Ring...) // apply changes s.Ring in place
+		rings = rings[len(c.Ring):]
 		emb := vecs[off+2*dim : off+3*dim : off+3*dim]
 		dense := s.Base
 		if d := u.model.Dense; d != nil && d.Dense(u.denseBuf, s.Base, uid) {
@@ -390,7 +439,7 @@ func (u *Updater) snapshot() *flushJob {
 		}
 		bias := towers.UserEmbedding(emb, dense, s.Vec, u.model.Scale)
 		job.recs[s.ModelVersion] = append(job.recs[s.ModelVersion], cache.UserRecord{UserID: uid, Embedding: emb, Bias: bias,
-			UpdatedAtMs: s.UpdatedAtMs, LastEventID: s.HWM, EventProducedAtMs: s.ProducedAtUs / 1000})
+			UpdatedAtMs: s.UpdatedAtMs, InputPartition: s.Pos.Partition, InputNext: s.Pos.Offset + 1, EventProducedAtMs: s.ProducedAtUs / 1000})
 		job.allDurable = job.allDurable && s.durable
 		job.states[i] = c
 		// Jobs run one at a time in order, so once this one is done every later
@@ -451,6 +500,7 @@ func (u *Updater) flusher(ctx context.Context) {
 				job.err = err
 				break
 			}
+			u.flushRetries.Add(1)
 			u.cfg.Logger.Warn("flush failed; retrying", "users", len(job.states), "err", err, "backoff", backoff)
 			select {
 			case <-ctx.Done():
@@ -583,10 +633,7 @@ func (u *Updater) Rematerialize(ctx context.Context) (int, error) {
 			return i, err
 		}
 		for _, uid := range stale {
-			if !u.isDirty[uid] {
-				u.isDirty[uid] = true
-				u.dirty = append(u.dirty, uid)
-			}
+			u.markDirty(uid)
 		}
 		job := u.snapshot()
 		u.mu.Unlock()
@@ -647,7 +694,7 @@ func (u *Updater) Rebuild(ctx context.Context) (int, error) {
 			}
 			bias := towers.UserEmbedding(emb, dense, s.Vec, u.model.Scale)
 			recs[j] = cache.UserRecord{UserID: s.UserID, Embedding: emb, Bias: bias,
-				UpdatedAtMs: s.UpdatedAtMs, LastEventID: s.HWM, EventProducedAtMs: s.ProducedAtUs / 1000}
+				UpdatedAtMs: s.UpdatedAtMs, InputPartition: s.Pos.Partition, InputNext: s.Pos.Offset + 1, EventProducedAtMs: s.ProducedAtUs / 1000}
 		}
 		if err := u.putRecords(ctx, map[string][]cache.UserRecord{version: recs}); err != nil {
 			return i, err

@@ -135,7 +135,8 @@ type ConsumerStats struct {
 	Handled        uint64 // valid events whose batch the Handler accepted
 	DeadLettered   uint64 // messages written to the dead-letter topic
 	Committed      uint64 // messages whose offsets were committed
-	HandlerRetries uint64 // Handler calls that failed and were retried
+	HandlerRetries uint64 // Handler calls that returned an error and were retried
+	OtherRetries   uint64 // dead-letter writes and OnAssign calls that failed and were retried
 	CommitErrors   uint64 // commits that failed (the next commit covers them)
 	Lag            int64  // messages behind the end of the owned partitions (kafka-go's estimate)
 	PartitionLag   map[int]int64
@@ -148,7 +149,7 @@ type Consumer struct {
 	src source
 	dlq *DeadLetters
 
-	fetched, handled, committed, retries, commitErrs atomic.Uint64
+	fetched, handled, committed, retries, otherRetries, commitErrs atomic.Uint64
 }
 
 // NewConsumer builds a Consumer; Run starts it.
@@ -189,6 +190,7 @@ func (c *Consumer) Stats() ConsumerStats {
 		DeadLettered:   c.dlq.Count(),
 		Committed:      c.committed.Load(),
 		HandlerRetries: c.retries.Load(),
+		OtherRetries:   c.otherRetries.Load(),
 		CommitErrors:   c.commitErrs.Load(),
 	}
 	st.PartitionLag = c.src.lag()
@@ -443,7 +445,19 @@ func (c *Consumer) commit(ctx context.Context, p *pending) {
 	}
 }
 
-// retry runs f until it succeeds or ctx ends, backing off exponentially.
+// permanentError marks an error that retrying cannot fix.
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+// Permanent wraps an error of a Handler or of OnAssign that retrying cannot
+// fix (a configuration that no longer matches the topic): the consumer does
+// not retry it, and Run returns it, leaving the batch uncommitted.
+func Permanent(err error) error { return &permanentError{err} }
+
+// retry runs f until it succeeds or ctx ends, backing off exponentially; an
+// error marked Permanent ends it at once.
 func (c *Consumer) retry(ctx context.Context, what string, f func(context.Context) error) error {
 	backoff := c.cfg.RetryBackoff
 	// The attempt itself runs uncancelled, so that a shutdown lets the batch in
@@ -456,7 +470,15 @@ func (c *Consumer) retry(ctx context.Context, what string, f func(context.Contex
 		if ctx.Err() != nil {
 			return fmt.Errorf("%s: stopped before success: %w", what, ctx.Err())
 		}
-		c.retries.Add(1)
+		var perm *permanentError
+		if errors.As(err, &perm) {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		if what == "handling" {
+			c.retries.Add(1)
+		} else {
+			c.otherRetries.Add(1)
+		}
 		c.cfg.Logger.Warn(what+" failed; retrying the batch", "component", "consumer", "err", err, "backoff", backoff)
 		select {
 		case <-ctx.Done():
