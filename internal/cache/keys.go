@@ -19,6 +19,7 @@ import (
 //	ns:served:uid               string: one ServedList (binary), with a TTL
 //	ns:model-updates            pub/sub channel: ModelUpdate JSON notices
 //	ns:marker:name              string: a liveness marker (see Store.SetMarker)
+//	ns:intake:h                 hash: an intake idempotency record, h = hex SHA-256 of client, 0, key (see BeginIntake)
 const (
 	keySep = ":"
 
@@ -33,6 +34,7 @@ const (
 	segUser     = "user"
 	segServed   = "served"
 	segMarker   = "marker"
+	segIntake   = "intake"
 
 	channelModelUpdates = "model-updates"
 

@@ -28,6 +28,7 @@ func runStoreSuite(t *testing.T, newStore newStoreFunc) {
 	t.Run("ModelUpdateNotices", func(t *testing.T) { testNotices(t, newStore) })
 	t.Run("Users", func(t *testing.T) { testUsers(t, newStore) })
 	t.Run("UsersIfNewer", func(t *testing.T) { testUsersIfNewer(t, newStore) })
+	t.Run("Intake", func(t *testing.T) { testIntake(t, newStore) })
 	t.Run("UserTTL", func(t *testing.T) { testUserTTL(t, newStore) })
 	t.Run("UsersConcurrent", func(t *testing.T) { testUsersConcurrent(t, newStore) })
 	t.Run("UserCorrupt", func(t *testing.T) { testUserCorrupt(t, newStore) })
