@@ -147,6 +147,7 @@ func run(ctx context.Context, args []string) error {
 	flushHist, lateHist := newFlushHistogram(reg), newLatenessHistogram(reg)
 	upd := online.NewUpdater(online.Config{LR: float32(o.lr), L2: float32(o.l2), TargetCap: float32(o.targetCap), Logger: log,
 		ObserveFlush: flushHist.Observe, ObserveLateness: lateHist.Observe}, model, store, changelog)
+	changelog.Poison, changelog.Logger = upd.Poison(), log
 	instance := markerName(o.group)
 	// The marker lives markerTTL unless touched; each check touches it
 	// (atomically: a flushed marker is never recreated by a touch).

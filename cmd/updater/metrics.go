@@ -12,7 +12,7 @@ import (
 // newMetrics registers the updater's metrics on reg. Counters are read from the
 // updater and the consumer at scrape time, so the hot path pays nothing.
 func newMetrics(reg prometheus.Registerer, u *online.Updater, c *stream.Consumer) {
-	reg.MustRegister(lagCollector{c})
+	reg.MustRegister(lagCollector{c}, poisonCollector{u.Poison()})
 	counter := func(name, help string, f func() uint64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "streamrec", Subsystem: "updater", Name: name, Help: help},
 			func() float64 { return float64(f()) })
@@ -70,6 +70,23 @@ func newLatenessHistogram(reg prometheus.Registerer) prometheus.Histogram {
 		Help: "How far a late event's time is behind its user's newest applied event.", Buckets: latenessBuckets})
 	reg.MustRegister(h)
 	return h
+}
+
+var poisonDesc = prometheus.NewDesc("streamrec_updater_poison_records_total",
+	"Records skipped because they do not decode (counted, logged once with their position, never retried), by reason: "+
+		"changelog_key, changelog_state, dense_checkpoint, redis_user.", []string{"reason"}, nil)
+
+// poisonCollector reports the poison counts at scrape time; every reason is
+// exported from the start, at 0.
+type poisonCollector struct{ p *online.Poison }
+
+func (c poisonCollector) Describe(ch chan<- *prometheus.Desc) { ch <- poisonDesc }
+
+func (c poisonCollector) Collect(ch chan<- prometheus.Metric) {
+	counts := c.p.Counts()
+	for _, r := range []string{online.PoisonChangelogKey, online.PoisonChangelogState, online.PoisonDense, online.PoisonRedisUser} {
+		ch <- prometheus.MustNewConstMetric(poisonDesc, prometheus.CounterValue, float64(counts[r]), r)
+	}
 }
 
 var lagDesc = prometheus.NewDesc("streamrec_updater_consumer_lag_messages",

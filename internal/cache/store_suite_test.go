@@ -462,8 +462,17 @@ func testUserCorrupt(t *testing.T, newStore newStoreFunc) {
 	if _, _, err := s.GetUser(ctx, "v1", 3); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("GetUser of garbage: %v, want ErrCorrupt", err)
 	}
-	if _, _, err := s.GetUsers(ctx, "v1", []uint32{1, 3}); !errors.Is(err, ErrCorrupt) {
-		t.Fatalf("GetUsers of garbage: %v, want ErrCorrupt", err)
+	if err := s.PutUsers(ctx, "v1", []UserRecord{{UserID: 1, Embedding: []float32{2}, InputNext: 5}}); err != nil {
+		t.Fatal(err)
+	}
+	// GetUsers reports the corrupt record and still answers the others.
+	recs, found, err := s.GetUsers(ctx, "v1", []uint32{1, 3, 2})
+	var cue *CorruptUsersError
+	if !errors.Is(err, ErrCorrupt) || !errors.As(err, &cue) || len(cue.Users) != 1 || cue.Users[3] == nil {
+		t.Fatalf("GetUsers of garbage: %v, want a CorruptUsersError naming user 3", err)
+	}
+	if !found[0] || recs[0].InputNext != 5 || found[1] || found[2] || recs[1].UserID != 3 {
+		t.Fatalf("GetUsers beside a corrupt record: %+v %v", recs, found)
 	}
 	// A record stored under a key of another version is corrupt, never served.
 	s.rdb.Set(ctx, s.k.user("v1", 4), appendUserRecord(nil, "v0", &UserRecord{}), 0)
@@ -629,6 +638,13 @@ func testUsersIfNewer(t *testing.T, newStore newStoreFunc) {
 	s.rdb.Set(ctx, s.k.user("v1", 7), "\x09junk", 0)
 	if put(rec(7, 3)) != 0 || stored(7) != 3 {
 		t.Fatal("corrupt value not overwritten")
+	}
+	// So is one tagged format 2 whose length does not match its dim, even
+	// when its bytes read as a huge offset on the same partition.
+	junk := appendUserRecord(nil, "v1", &UserRecord{InputPartition: 3, InputNext: 1 << 60, Embedding: []float32{1, 2}})
+	s.rdb.Set(ctx, s.k.user("v1", 6), junk[:len(junk)-1], 0)
+	if put(rec(6, 3)) != 0 || stored(6) != 3 {
+		t.Fatal("a truncated format-2 value blocked the write")
 	}
 	if _, err := s.PutUsersIfNewer(ctx, "v1", []UserRecord{{UserID: 1, ModelVersion: "v2"}}); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("mismatched version: %v, want ErrInvalid", err)

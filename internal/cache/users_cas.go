@@ -13,7 +13,8 @@ import (
 // with a greater input next offset (equal rewrites: idempotent). It compares the
 // little-endian fields at the fixed offsets byte by byte, the offset from its
 // most significant byte, because Lua numbers cannot hold a uint64. A stored
-// value of another format, or of another partition, is overwritten. ARGV[2]
+// value of another format or length (a corrupt record), or of another
+// partition, is overwritten. ARGV[2]
 // is the TTL in ms (0: none). Returns 1 if written.
 var putIfNewerScript = redis.NewScript(`
 local old = redis.call('GET', KEYS[1])
@@ -21,7 +22,11 @@ local new = ARGV[1]
 if old and string.len(old) >= 2 and string.byte(old, 1) == 2 then
   local o = 3 + string.byte(old, 2)
   local n = 3 + string.byte(new, 2)
-  if string.len(old) >= o + 11 and string.sub(old, o, o + 3) == string.sub(new, n, n + 3) then
+  local dim = -1
+  if string.len(old) >= o + 35 then
+    dim = string.byte(old, o + 32) + 256 * (string.byte(old, o + 33) + 256 * (string.byte(old, o + 34) + 256 * string.byte(old, o + 35)))
+  end
+  if string.len(old) == o + 35 + 4 * dim and string.sub(old, o, o + 3) == string.sub(new, n, n + 3) then
     for i = 11, 4, -1 do
       local a, b = string.byte(old, o + i), string.byte(new, n + i)
       if a > b then return 0 end

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"sync"
 	"time"
@@ -18,6 +19,11 @@ import (
 // the same key), so the owner of an input partition restores exactly the
 // changelog partition of the same number.
 type Changelog struct {
+	// Poison, if set, counts the records Read and ReadDense skip as
+	// undecodable; Logger, if set, logs each once with its position.
+	Poison *Poison
+	Logger *slog.Logger
+
 	brokers []string
 	topic   string
 	w       *kafka.Writer
@@ -139,19 +145,41 @@ func (c *Changelog) readPartition(ctx context.Context, p int, first, last int64)
 		}
 		uid, err := strconv.ParseUint(string(m.Key), 10, 32)
 		if err != nil {
-			return nil, fmt.Errorf("changelog partition %d offset %d: bad key %q", p, m.Offset, m.Key)
-		}
-		s := &UserState{UserID: uint32(uid), durable: true}
-		if err := DecodeState(m.Value, s); err != nil {
-			return nil, fmt.Errorf("changelog partition %d offset %d: %w", p, m.Offset, err)
-		}
-		if prev, ok := out[s.UserID]; !ok || !staleAfter(prev, s) {
-			out[s.UserID] = s
+			c.poison(PoisonChangelogKey, p, m.Offset, fmt.Errorf("key %q is not a user id", truncateKey(m.Key)))
+		} else {
+			s := &UserState{UserID: uint32(uid), durable: true}
+			if err := DecodeState(m.Value, s); err != nil {
+				// The user's state is unknown past this record: drop any
+				// earlier one (it would silently regress the user); a later
+				// good record restores it, else the user is materialised
+				// from its Redis record at its next event.
+				c.poison(PoisonChangelogState, p, m.Offset, fmt.Errorf("user %d: %w", uid, err))
+				delete(out, uint32(uid))
+			} else if prev, ok := out[s.UserID]; !ok || !staleAfter(prev, s) {
+				out[s.UserID] = s
+			}
 		}
 		if m.Offset >= last-1 {
 			return out, nil
 		}
 	}
+}
+
+func (c *Changelog) poison(reason string, partition int, offset int64, err error) {
+	if c.Poison != nil {
+		c.Poison.Add(reason)
+	}
+	if c.Logger != nil {
+		c.Logger.Warn("skipping a poison changelog record", "reason", reason, "topic", c.topic,
+			"partition", partition, "offset", offset, "err", err)
+	}
+}
+
+func truncateKey(k []byte) string {
+	if len(k) > 32 {
+		return string(k[:32]) + "..."
+	}
+	return string(k)
 }
 
 // DenseTopic is the topic of dense checkpoints next to a changelog topic.
@@ -201,7 +229,13 @@ func (c *Changelog) ReadDense(ctx context.Context) (*DenseCheckpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the last dense checkpoint: %w", err)
 	}
-	return DecodeDense(m.Value)
+	cp, err := DecodeDense(m.Value)
+	if err != nil {
+		// The tower then restarts from the version's published weights.
+		c.poison(PoisonDense, 0, m.Offset, err)
+		return nil, nil
+	}
+	return cp, nil
 }
 
 // staleAfter reports whether next, a record after prev in the changelog, is a

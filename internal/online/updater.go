@@ -129,6 +129,7 @@ type Updater struct {
 
 	nApplied, redelivered, dups, late, cold, newUsers, flushes, written, stale, flushRetries atomic.Uint64
 	absErrMicro                                                                              atomic.Uint64 // AbsError in 1e-6 units
+	poison                                                                                   Poison
 	fresh                                                                                    *Reservoir
 }
 
@@ -186,6 +187,10 @@ func (u *Updater) Counters() Counters {
 		FlushRetries: u.flushRetries.Load(),
 		AbsError:     float64(u.absErrMicro.Load()) / 1e6}
 }
+
+// Poison returns the counts of records skipped as undecodable. A Changelog
+// whose Poison is this counts into it too.
+func (u *Updater) Poison() *Poison { return &u.poison }
 
 // Freshness returns the reservoir of event-produced -> embedding-in-Redis delays.
 func (u *Updater) Freshness() *Reservoir { return u.fresh }
@@ -353,6 +358,18 @@ func (u *Updater) materialize(ctx context.Context, ids []uint32) error {
 	version := u.model.Items.Version()
 	dim := u.model.Items.Dim()
 	recs, found, err := u.users.GetUsers(ctx, version, ids)
+	var bad *cache.CorruptUsersError
+	if errors.As(err, &bad) {
+		// Poison: retrying cannot fix a record that does not decode. The
+		// user starts from the next good source (the changelog holds none for
+		// it, or it would not be read here): no offline vector.
+		for uid, cerr := range bad.Users {
+			u.poison.Add(PoisonRedisUser)
+			u.cfg.Logger.Warn("skipping a poison user record in Redis", "reason", PoisonRedisUser, "user", uid,
+				"version", version, "err", cerr)
+		}
+		err = nil
+	}
 	if err != nil {
 		return fmt.Errorf("reading offline user vectors: %w", err)
 	}

@@ -454,3 +454,41 @@ func TestUpdaterRingBound(t *testing.T) {
 		t.Fatalf("ring %+v", s.Ring)
 	}
 }
+
+// corruptUsers answers user 3's record as corrupt, as cache.Store does.
+type corruptUsers struct{ *fakeUsers }
+
+func (c corruptUsers) GetUsers(ctx context.Context, v string, ids []uint32) ([]cache.UserRecord, []bool, error) {
+	recs, found, err := c.fakeUsers.GetUsers(ctx, v, ids)
+	if err != nil {
+		return nil, nil, err
+	}
+	for i, id := range ids {
+		if id == 3 {
+			recs[i], found[i] = cache.UserRecord{UserID: 3}, false
+			return recs, found, &cache.CorruptUsersError{Version: v, Users: map[uint32]error{3: cache.ErrCorrupt}}
+		}
+	}
+	return recs, found, nil
+}
+
+// A corrupt user record in Redis is poison: counted, skipped (the user starts
+// without an offline vector), and the batch goes on; it is not retried.
+func TestUpdaterSkipsPoisonRedisRecord(t *testing.T) {
+	_, users, m := fixture(t)
+	u := newTestUpdater(t, m, corruptUsers{users}, &fakeLog{})
+	evs := events(100, 6)
+	if err := u.Handle(t.Context(), evs); err != nil {
+		t.Fatalf("a corrupt record failed the batch: %v", err)
+	}
+	if c := u.Counters(); c.Applied+c.ColdItems != 100 {
+		t.Fatalf("counters %+v", c)
+	}
+	if p := u.Poison().Counts(); p[PoisonRedisUser] != 1 {
+		t.Fatalf("poison counts %v, want one %s", p, PoisonRedisUser)
+	}
+	s, ok := u.State(3)
+	if !ok || s.Applied == 0 || slices.ContainsFunc(s.Base, func(x float32) bool { return x != 0 }) {
+		t.Fatalf("user 3: %+v, want applied from a zero base", s)
+	}
+}
