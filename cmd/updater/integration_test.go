@@ -200,7 +200,7 @@ func expectedFrom(t *testing.T, e *env, offline map[uint32]cache.UserRecord, evs
 	for id, r := range offline {
 		mem.recs[id] = r
 	}
-	u := online.NewUpdater(online.Config{}, m, mem, nopLog{})
+	u := online.NewUpdater(online.DefaultConfig(), m, mem, nopLog{})
 	defer u.Close()
 	if err := u.Handle(t.Context(), asRecords(evs, testPartitions)); err != nil {
 		t.Fatal(err)

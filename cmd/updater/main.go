@@ -65,7 +65,7 @@ func parse(args []string) (*options, error) {
 	fs.IntVar(&o.maxBatch, "max-batch", 8192, "most events per batch")
 	fs.Float64Var(&o.lr, "lr", 0.05, "online SGD learning rate on the user vector")
 	fs.Float64Var(&o.l2, "l2", 0.001, "online L2 pull toward the offline user vector")
-	fs.Float64Var(&o.targetCap, "target-cap", 5, "cap of the target watch ratio (as in training)")
+	fs.Float64Var(&o.targetCap, "target-cap", 0, "cap of the target watch ratio; 0: the model version's own (from its metadata, as trained; 5 if it has none); another value overrides it")
 	fs.Float64Var(&o.denseLR, "dense-lr", 0, "dense mode: also fine-tune the user tower online at this SGD learning rate (0: per-user mode only); needs --assign all and a model published with user features")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "127.0.0.1:9101", "address of /metrics and /healthz ('' disables)")
 	fs.DurationVar(&o.markerEvery, "redis-check", time.Second, "how often to check that Redis still holds our data (rebuilt from the changelog if not)")
@@ -83,8 +83,8 @@ func parse(args []string) (*options, error) {
 		return nil, config.Usagef("--assign %q: want group or all", o.assign)
 	case o.flush <= 0 || o.maxBatch <= 0 || o.partitions <= 0 || o.shutdownTimeout <= 0:
 		return nil, config.Usagef("--flush-interval, --max-batch, --partitions and --shutdown-timeout must be positive")
-	case o.lr <= 0 || o.l2 < 0 || o.targetCap <= 0 || o.denseLR < 0:
-		return nil, config.Usagef("--lr and --target-cap must be positive, --l2 and --dense-lr not negative")
+	case o.lr <= 0 || o.l2 < 0 || o.targetCap < 0 || o.denseLR < 0:
+		return nil, config.Usagef("--lr must be positive, --l2, --target-cap and --dense-lr not negative")
 	case o.denseLR > 0 && o.assign != "all":
 		return nil, config.Usagef("--dense-lr needs --assign all: the dense weights have one writer")
 	case o.topic == o.changelog:
@@ -145,6 +145,11 @@ func run(ctx context.Context, args []string) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	flushHist, lateHist := newFlushHistogram(reg), newLatenessHistogram(reg)
+	if o.targetCap > 0 {
+		if model.TargetCap > 0 && model.TargetCap != float32(o.targetCap) {
+			log.Warn("--target-cap overrides the model's own cap", "flag", o.targetCap, "model", model.TargetCap)
+		}
+	}
 	upd := online.NewUpdater(online.Config{LR: float32(o.lr), L2: float32(o.l2), TargetCap: float32(o.targetCap), Logger: log,
 		ObserveFlush: flushHist.Observe, ObserveLateness: lateHist.Observe}, model, store, changelog)
 	changelog.Poison, changelog.Logger = upd.Poison(), log
@@ -314,7 +319,8 @@ func loadModel(ctx context.Context, store *cache.Store, version string, denseLR 
 		return online.Model{}, fmt.Errorf("loading items of model %s: %w", version, err)
 	}
 	cal := idx.Meta().Calibration
-	m := online.Model{Items: idx, GlobalMean: float32(cal.GlobalMean), Scale: float32(cal.Scale)}
+	m := online.Model{Items: idx, GlobalMean: float32(cal.GlobalMean), Scale: float32(cal.Scale),
+		TargetCap: float32(cal.Extra[towers.MetaTargetCap])}
 	if denseLR <= 0 {
 		return m, nil
 	}

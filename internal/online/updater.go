@@ -31,6 +31,9 @@ type Model struct {
 	Items      Items
 	GlobalMean float32
 	Scale      float32
+	// TargetCap is the cap of the training targets the version was trained
+	// with (0: unknown); Config.TargetCap, when set, overrides it.
+	TargetCap float32
 	// Dense, when set, fine-tunes the user tower online (dense mode).
 	Dense *DenseTower
 }
@@ -48,9 +51,14 @@ type ChangelogWriter interface {
 
 // Config configures an Updater.
 type Config struct {
-	LR        float32 // SGD learning rate on the user vector. Default: 0.05.
-	L2        float32 // pull toward the offline vector. Default: 0.001.
-	TargetCap float32 // cap of the target watch ratio, as in training. Default: 5.
+	LR float32 // SGD learning rate on the user vector. Default: 0.05.
+	// L2 is the pull toward the offline vector; 0 is no pull (DefaultConfig
+	// has 0.001).
+	L2 float32
+	// TargetCap caps the target watch ratio; 0 (the default) takes the
+	// model's own, Model.TargetCap, as trained (5 when the model does not
+	// say); another value overrides it.
+	TargetCap float32
 	Now       func() time.Time
 	Logger    *slog.Logger
 	// ObserveFlush, if set, receives the seconds each successful flush took
@@ -61,15 +69,12 @@ type Config struct {
 	ObserveLateness func(seconds float64)
 }
 
+// DefaultConfig returns the defaults: LR 0.05, L2 0.001, the model's target cap.
+func DefaultConfig() Config { return Config{LR: 0.05, L2: 0.001} }
+
 func (c *Config) setDefaults() {
 	if c.LR == 0 {
 		c.LR = 0.05
-	}
-	if c.L2 == 0 {
-		c.L2 = 0.001
-	}
-	if c.TargetCap == 0 {
-		c.TargetCap = 5
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -161,7 +166,14 @@ func (u *Updater) setModel(m Model) {
 	u.model = m
 	u.denseBuf = make([]float32, m.Items.Dim())
 	u.gradBuf = make([]float32, m.Items.Dim())
-	u.params = towers.OnlineParams{LR: u.cfg.LR, L2: u.cfg.L2, GlobalMean: m.GlobalMean, Scale: m.Scale, TargetCap: u.cfg.TargetCap}
+	capped := u.cfg.TargetCap
+	if capped == 0 {
+		capped = m.TargetCap
+	}
+	if capped == 0 {
+		capped = 5
+	}
+	u.params = towers.OnlineParams{LR: u.cfg.LR, L2: u.cfg.L2, GlobalMean: m.GlobalMean, Scale: m.Scale, TargetCap: capped}
 }
 
 // SetModel switches to a new model version. Users are re-materialised under it
@@ -477,15 +489,33 @@ func (u *Updater) enqueue(job *flushJob) (func() error, error) {
 		return nil, nil
 	}
 	select {
+	case <-u.closed:
+		return nil, errUpdaterClosed
+	default:
+	}
+	select {
 	case u.jobs <- job:
 	case <-u.closed:
-		return nil, errors.New("updater closed")
+		return nil, errUpdaterClosed
 	}
 	return func() error {
-		<-job.done
-		return job.err
+		select {
+		case <-job.done:
+			return job.err
+		case <-u.closed:
+			// The flusher is gone: it failed what it found queued, but not a
+			// job that slipped into the queue after that.
+			select {
+			case <-job.done:
+				return job.err
+			default:
+				return errUpdaterClosed
+			}
+		}
 	}, nil
 }
+
+var errUpdaterClosed = errors.New("updater closed")
 
 // flusher writes jobs one at a time, in order, retrying each until it
 // succeeds or the updater is closed.

@@ -101,7 +101,7 @@ func (f *fakeLog) Write(_ context.Context, states []*UserState) error {
 }
 
 func newTestUpdater(t *testing.T, m Model, users UserStore, log ChangelogWriter) *Updater {
-	u := NewUpdater(Config{}, m, users, log)
+	u := NewUpdater(DefaultConfig(), m, users, log)
 	t.Cleanup(u.Close)
 	return u
 }
@@ -369,7 +369,9 @@ func ev(uid uint32, off int64, id uint64, ts int64) stream.Record {
 func TestUpdaterLateEventsApplied(t *testing.T) {
 	_, users, m := fixture(t)
 	var lateness []float64
-	u := NewUpdater(Config{ObserveLateness: func(s float64) { lateness = append(lateness, s) }}, m, users, &fakeLog{})
+	cfg := DefaultConfig()
+	cfg.ObserveLateness = func(s float64) { lateness = append(lateness, s) }
+	u := NewUpdater(cfg, m, users, &fakeLog{})
 	t.Cleanup(u.Close)
 	now := int64(1764180000000)
 	var batch []stream.Record
@@ -490,5 +492,51 @@ func TestUpdaterSkipsPoisonRedisRecord(t *testing.T) {
 	s, ok := u.State(3)
 	if !ok || s.Applied == 0 || slices.ContainsFunc(s.Base, func(x float32) bool { return x != 0 }) {
 		t.Fatalf("user 3: %+v, want applied from a zero base", s)
+	}
+}
+
+// --l2 0 means no pull toward the offline vector (it was replaced by the
+// default); the target cap is the model's unless configured.
+func TestUpdaterConfigHonoured(t *testing.T) {
+	_, users, m := fixture(t)
+	u := NewUpdater(Config{LR: 0.1, L2: 0}, m, users, &fakeLog{})
+	defer u.Close()
+	if u.params.L2 != 0 || u.params.TargetCap != 5 {
+		t.Fatalf("params %+v, want L2 0 and cap 5 (the model says none)", u.params)
+	}
+	m.TargetCap = 3
+	u.SetModel(m)
+	if u.params.TargetCap != 3 {
+		t.Fatalf("params %+v, want the model's cap 3", u.params)
+	}
+	u2 := NewUpdater(Config{TargetCap: 7}, m, users, &fakeLog{})
+	defer u2.Close()
+	if u2.params.TargetCap != 7 || u2.params.L2 != 0 {
+		t.Fatalf("params %+v, want the configured cap 7", u2.params)
+	}
+}
+
+// After Close, a batch is refused or its wait fails: it never blocks.
+func TestUpdaterEnqueueAfterClose(t *testing.T) {
+	_, users, m := fixture(t)
+	u := NewUpdater(DefaultConfig(), m, users, &fakeLog{})
+	u.Close()
+	done := make(chan error, 1)
+	go func() {
+		for i := range 50 { // the queue has room: try more than once
+			if err := u.Handle(t.Context(), events(3, uint64(i))); err == nil {
+				done <- errors.New("Handle succeeded after Close")
+				return
+			}
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Handle blocked after Close")
 	}
 }

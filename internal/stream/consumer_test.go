@@ -171,3 +171,35 @@ func TestRunAsyncCommitsDurableBatches(t *testing.T) {
 		prev = c[0]
 	}
 }
+
+// HandlerRetries counts the Handler's failed calls, and only those.
+func TestRunAsyncCountsHandlerRetries(t *testing.T) {
+	asg := &assignment{partitions: []int{0}}
+	src := newFakeSource(asg, []kafka.Message{goodMsg(t, 0, 0), badMsg(0, 1)})
+	c := fakeConsumer(src, 2)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	calls := 0
+	done := make(chan error, 1)
+	go func() {
+		done <- c.RunAsync(ctx, func(ctx context.Context, batch []Record) (func() error, error) {
+			calls++
+			if calls <= 2 {
+				return nil, errors.New("redis down")
+			}
+			return nil, nil
+		})
+	}()
+	for deadline := time.Now().Add(5 * time.Second); len(src.committed()) == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("never committed")
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if st := c.Stats(); st.HandlerRetries != 2 || st.OtherRetries != 0 || st.DeadLettered != 1 {
+		t.Fatalf("stats %+v, want 2 handler retries, 1 dead letter", st)
+	}
+}
