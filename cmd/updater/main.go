@@ -11,10 +11,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
-	"net"
-	"net/http"
-	"net/http/pprof"
 	"os"
 	"runtime/debug"
 	"strings"
@@ -22,7 +18,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
@@ -30,7 +25,6 @@ import (
 	"github.com/streamrec/streamrec/internal/config"
 	"github.com/streamrec/streamrec/internal/online"
 	"github.com/streamrec/streamrec/internal/stream"
-	"github.com/streamrec/streamrec/internal/towers"
 )
 
 func main() { config.Main("updater", run) }
@@ -153,55 +147,14 @@ func run(ctx context.Context, args []string) error {
 	upd := online.NewUpdater(online.Config{LR: float32(o.lr), L2: float32(o.l2), TargetCap: float32(o.targetCap), Logger: log,
 		ObserveFlush: flushHist.Observe, ObserveLateness: lateHist.Observe}, model, store, changelog)
 	changelog.Poison, changelog.Logger = upd.Poison(), log
-	instance := markerName(o.group)
-	// The marker lives markerTTL unless touched; each check touches it
-	// (atomically: a flushed marker is never recreated by a touch).
-	const markerTTL = time.Hour
-	ensureRedis := func(ctx context.Context) error {
-		if ok, err := store.TouchMarker(ctx, instance, markerTTL); err != nil || ok {
-			return err
-		}
-		n, err := upd.Rebuild(ctx)
-		if err != nil {
-			return fmt.Errorf("rebuilding Redis from the changelog: %w", err)
-		}
-		log.Info("Redis (re)built from the changelog", "users", n)
-		return store.SetMarker(ctx, instance, time.Now().UnixMilli(), markerTTL)
-	}
-
-	ccfg := stream.ConsumerConfig{Brokers: brokers, GroupID: o.group, Topic: o.topic, MaxBatch: o.maxBatch,
-		FlushInterval: o.flush, SessionTimeout: o.sessionTimeout, Logger: base,
-		OnAssign: func(ctx context.Context, parts []int) error {
-			start := time.Now()
-			now, err := stream.PartitionCounts(ctx, brokers, o.topic)
-			if err != nil {
-				return err
-			}
-			if now[o.topic] != nparts {
-				return stream.Permanent(fmt.Errorf("the partition count of %s changed from %d to %d while the updater ran: "+
-					"users moved partitions, so input positions no longer say what was applied; stopping", o.topic, nparts, now[o.topic]))
-			}
-			restored, err := changelog.Read(ctx, parts)
-			if err != nil {
-				return err
-			}
-			upd.Restore(restored, parts, nparts)
-			log.Info("state restored from the changelog", "partitions", parts, "users", len(restored), "took", time.Since(start))
-			if o.denseLR > 0 {
-				cp, err := changelog.ReadDense(ctx)
-				if err != nil {
-					return err
-				}
-				if ok, err := upd.RestoreDense(cp); err != nil {
-					return err
-				} else if ok {
-					log.Info("dense weights restored from their checkpoint", "version", cp.Version, "steps", cp.Steps, "offsets", cp.Offsets)
-				}
-			}
-			// Whatever Redis holds, the restored states are written once more
-			// when the marker says Redis lost them.
-			return ensureRedis(ctx)
+	keeper := &online.Keeper{Updater: upd, State: changelog, Markers: store, Marker: markerName(o.group),
+		MarkerTTL: time.Hour, Partitions: nparts, Dense: o.denseLR > 0, Logger: log,
+		CountPartitions: func(ctx context.Context) (int, error) {
+			counts, err := stream.PartitionCounts(ctx, brokers, o.topic)
+			return counts[o.topic], err
 		}}
+	ccfg := stream.ConsumerConfig{Brokers: brokers, GroupID: o.group, Topic: o.topic, MaxBatch: o.maxBatch,
+		FlushInterval: o.flush, SessionTimeout: o.sessionTimeout, Logger: base, OnAssign: keeper.OnAssign}
 	if o.assign == "all" {
 		ccfg.Partitions = []int{stream.AllPartitions}
 	}
@@ -220,7 +173,7 @@ func run(ctx context.Context, args []string) error {
 		}
 		return err
 	})
-	g.Go(func() error { return watchRedis(gctx, o.markerEvery, ensureRedis, log) })
+	g.Go(func() error { return keeper.WatchRedis(gctx, o.markerEvery) })
 	g.Go(func() error { return followModel(gctx, store, upd, o.denseLR, log) })
 	if o.metricsAddr != "" {
 		srv, err := serveMetrics(o.metricsAddr, reg)
@@ -288,125 +241,6 @@ func checkPartitions(topic string, nparts int, changelog string, counts map[stri
 			topic, nparts, changelog, n)
 	}
 	return nil
-}
-
-// waitModel waits until a model version is published and loads its items.
-func waitModel(ctx context.Context, store *cache.Store, wait time.Duration, denseLR float64, log *slog.Logger) (online.Model, error) {
-	deadline := time.Now().Add(wait)
-	for {
-		v, err := store.CurrentVersion(ctx)
-		if err == nil {
-			return loadModel(ctx, store, v, denseLR)
-		}
-		if !errors.Is(err, cache.ErrNoModel) {
-			log.Warn("reading the current model version", "err", err)
-		}
-		if time.Now().After(deadline) {
-			return online.Model{}, fmt.Errorf("no model version published in Redis after %v (run the ingestor's train first): %w", wait, err)
-		}
-		log.Info("waiting for a published model version")
-		select {
-		case <-ctx.Done():
-			return online.Model{}, ctx.Err()
-		case <-time.After(time.Second):
-		}
-	}
-}
-
-func loadModel(ctx context.Context, store *cache.Store, version string, denseLR float64) (online.Model, error) {
-	idx, err := cache.LoadItemIndex(ctx, store, version)
-	if err != nil {
-		return online.Model{}, fmt.Errorf("loading items of model %s: %w", version, err)
-	}
-	cal := idx.Meta().Calibration
-	m := online.Model{Items: idx, GlobalMean: float32(cal.GlobalMean), Scale: float32(cal.Scale),
-		TargetCap: float32(cal.Extra[towers.MetaTargetCap])}
-	if denseLR <= 0 {
-		return m, nil
-	}
-	blob, err := store.TowerWeights(ctx, version)
-	if err != nil {
-		return m, err
-	}
-	tw, err := towers.DecodeTowers(blob)
-	if err != nil {
-		return m, fmt.Errorf("decoding the towers of model %s: %w", version, err)
-	}
-	user := towers.FindTower(tw, "user")
-	if user == nil {
-		return m, fmt.Errorf("model %s has no user tower for dense mode", version)
-	}
-	feats, ok, err := store.GetUserFeatures(ctx, version)
-	if err != nil {
-		return m, err
-	}
-	if !ok {
-		return m, fmt.Errorf("model %s was published without user features: dense mode needs them (publish with ingestor train)", version)
-	}
-	if m.Dense, err = online.NewDenseTower(user, feats, float32(denseLR)); err != nil {
-		return m, fmt.Errorf("model %s: %w", version, err)
-	}
-	return m, nil
-}
-
-// followModel switches to each newly published model version and
-// re-materialises the users it holds under it.
-func followModel(ctx context.Context, store *cache.Store, upd *online.Updater, denseLR float64, log *slog.Logger) error {
-	t := time.NewTicker(2 * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-		v, err := store.CurrentVersion(ctx)
-		if err != nil || v == upd.Version() {
-			continue
-		}
-		m, err := loadModel(ctx, store, v, denseLR)
-		if err != nil {
-			log.Warn("loading a new model version", "version", v, "err", err)
-			continue
-		}
-		upd.SetModel(m)
-		n, err := upd.Rematerialize(ctx)
-		if err != nil {
-			log.Warn("re-materialising users under the new version; the rest follow at their next event", "version", v, "err", err)
-		}
-		log.Info("switched to a new model version", "version", v, "users_rematerialised", n)
-	}
-}
-
-func watchRedis(ctx context.Context, every time.Duration, ensure func(context.Context) error, log *slog.Logger) error {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			if err := ensure(ctx); err != nil && ctx.Err() == nil {
-				log.Warn("checking Redis", "err", err)
-			}
-		}
-	}
-}
-
-func serveMetrics(addr string, reg *prometheus.Registry) (*http.Server, error) {
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/heap", pprof.Index)
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("metrics listener: %w", err)
-	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(ln)
-	return srv, nil
 }
 
 // markerName is this process's Redis marker: one per instance, so that every

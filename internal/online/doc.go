@@ -37,6 +37,17 @@
 // run. Redis's write guard (cache.Store.PutUsersIfNewer) and the restore's
 // stale-writer guard compare input positions too.
 //
+// # Files
+//
+// updater.go holds the Updater's types, configuration and counters; apply.go
+// the per-event semantics (redelivery, duplicate, late, the SGD step) and the
+// materialisation of users from Redis; flush.go the flusher that writes dirty
+// users to the changelog and Redis before a batch is committed; restore.go
+// what a restore, a model switch and a Redis rebuild do to the held states;
+// keeper.go the policy that calls them (on assignment, on a lost marker);
+// changelog.go the encoding side of the Kafka state topics, whose Kafka
+// reader and writer is stream.StateLog; state.go the per-user state format.
+//
 // Dense mode (DenseTower) also fine-tunes the user tower's weights online; see
 // the README.
 package online

@@ -456,6 +456,12 @@ func (e *permanentError) Unwrap() error { return e.err }
 // not retry it, and Run returns it, leaving the batch uncommitted.
 func Permanent(err error) error { return &permanentError{err} }
 
+// IsPermanent reports whether err was marked Permanent.
+func IsPermanent(err error) bool {
+	var p *permanentError
+	return errors.As(err, &p)
+}
+
 // retry runs f until it succeeds or ctx ends, backing off exponentially; an
 // error marked Permanent ends it at once.
 func (c *Consumer) retry(ctx context.Context, what string, f func(context.Context) error) error {
@@ -470,8 +476,7 @@ func (c *Consumer) retry(ctx context.Context, what string, f func(context.Contex
 		if ctx.Err() != nil {
 			return fmt.Errorf("%s: stopped before success: %w", what, ctx.Err())
 		}
-		var perm *permanentError
-		if errors.As(err, &perm) {
+		if IsPermanent(err) {
 			return fmt.Errorf("%s: %w", what, err)
 		}
 		if what == "handling" {
