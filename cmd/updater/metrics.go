@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,6 +20,7 @@ import (
 // updater and the consumer at scrape time, so the hot path pays nothing.
 func newMetrics(reg prometheus.Registerer, u *online.Updater, c *stream.Consumer) {
 	reg.MustRegister(lagCollector{c}, poisonCollector{u.Poison()})
+	fresh := &quantileCache{r: u.Freshness()}
 	counter := func(name, help string, f func() uint64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "streamrec", Subsystem: "updater", Name: name, Help: help},
 			func() float64 { return float64(f()) })
@@ -46,13 +48,11 @@ func newMetrics(reg prometheus.Registerer, u *online.Updater, c *stream.Consumer
 			func() float64 { return u.Counters().AbsError }),
 		counter("dense_steps_total", "Events whose gradient reached the dense user tower (dense mode; the dense weights' version within the model version).", u.DenseSteps),
 		gauge("users", "Users with state held by this instance.", func() float64 { return float64(u.Users()) }),
-		gauge("freshness_p50_seconds", "Median delay from event produced to embedding in Redis (last 65536 events).", func() float64 {
-			q, _ := u.Freshness().Quantiles(0.5)
-			return q[0]
+		gauge("freshness_p50_seconds", "Median delay from event produced to embedding in Redis (last 65536 events; computed at most once a second).", func() float64 {
+			return fresh.get(0)
 		}),
-		gauge("freshness_p99_seconds", "99th percentile delay from event produced to embedding in Redis (last 65536 events).", func() float64 {
-			q, _ := u.Freshness().Quantiles(0.99)
-			return q[0]
+		gauge("freshness_p99_seconds", "99th percentile delay from event produced to embedding in Redis (last 65536 events; computed at most once a second).", func() float64 {
+			return fresh.get(1)
 		}),
 	)
 }
@@ -76,6 +76,26 @@ func newLatenessHistogram(reg prometheus.Registerer) prometheus.Histogram {
 		Help: "How far a late event's time is behind its user's newest applied event.", Buckets: latenessBuckets})
 	reg.MustRegister(h)
 	return h
+}
+
+// quantileCache computes the freshness quantiles (a sort of up to 65536
+// samples) at most once a second, for both gauges, however often /metrics is
+// scraped.
+type quantileCache struct {
+	r  *online.Reservoir
+	mu sync.Mutex
+	at time.Time
+	q  []float64
+}
+
+func (c *quantileCache) get(i int) float64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.q == nil || time.Since(c.at) >= time.Second {
+		c.q, _ = c.r.Quantiles(0.5, 0.99)
+		c.at = time.Now()
+	}
+	return c.q[i]
 }
 
 var poisonDesc = prometheus.NewDesc("streamrec_updater_poison_records_total",

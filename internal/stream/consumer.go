@@ -45,7 +45,13 @@ type ConsumerConfig struct {
 	HeartbeatInterval time.Duration
 	// RebalanceTimeout. Default: 5s.
 	RebalanceTimeout time.Duration
-	// MaxWait is how long a fetch waits on the broker for MinBytes. Default: 50ms.
+	// MaxWait is how long an idle fetch waits on the broker for data (a fetch
+	// returns as soon as there is any, so it costs no freshness). kafka-go
+	// sets the socket's read deadline to MaxWait and asks the broker to wait
+	// MaxWait minus a quarter of it (below 1s), so a short MaxWait leaves too
+	// little slack for the answer on a busy machine: the read times out ("i/o
+	// timeout"), and the reader drops its connection and backs off. Default:
+	// 500ms (125ms of slack).
 	MaxWait time.Duration
 	// RetryBackoff is the first wait after a Handler error; it doubles up to 5s.
 	// Default: 100ms.
@@ -91,7 +97,7 @@ func (c *ConsumerConfig) setDefaults() {
 		c.RebalanceTimeout = 5 * time.Second
 	}
 	if c.MaxWait == 0 {
-		c.MaxWait = 50 * time.Millisecond
+		c.MaxWait = 500 * time.Millisecond
 	}
 	if c.RetryBackoff == 0 {
 		c.RetryBackoff = 100 * time.Millisecond

@@ -134,7 +134,7 @@ func (l *StateLog) spans(ctx context.Context, partitions []int) (map[int][2]int6
 
 func (l *StateLog) readPartition(ctx context.Context, p int, first, end int64, fn func(offset int64, key, value []byte) error) error {
 	r := kafka.NewReader(kafka.ReaderConfig{Brokers: l.brokers, Topic: l.topic, Partition: p,
-		MinBytes: 1, MaxBytes: 32 << 20, MaxWait: 100 * time.Millisecond})
+		MinBytes: 1, MaxBytes: 32 << 20, MaxWait: 500 * time.Millisecond}) // see ConsumerConfig.MaxWait
 	defer r.Close()
 	if err := r.SetOffset(first); err != nil {
 		return fmt.Errorf("seeking %s partition %d: %w", l.topic, p, err)
