@@ -28,8 +28,10 @@ func (p Position) Covers(partition int, offset int64) bool {
 // RingSize is the number of a user's most recent events kept in the state's
 // ring: a message whose event id is in the ring is a duplicate (a producer
 // retry, a re-POST). A duplicate published more than RingSize events of the
-// same user after the original is applied again.
-const RingSize = 32
+// same user after the original is applied again. 16 entries are 512 bytes of
+// every changelog record, written at each flush of the user: at 32 the
+// changelog's bytes bounded the updater's drain rate.
+const RingSize = 16
 
 // RecentEvent is one entry of a user's ring of recent events.
 type RecentEvent struct {
