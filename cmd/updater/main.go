@@ -38,7 +38,7 @@ type options struct {
 	lr, l2, targetCap, denseLR               float64
 	metricsAddr                              string
 	markerEvery, modelWait                   time.Duration
-	sessionTimeout                           time.Duration
+	sessionTimeout, fetchMaxWait             time.Duration
 	memLimitMiB                              int
 	shutdownTimeout                          time.Duration
 	logLevel                                 string
@@ -65,6 +65,7 @@ func parse(args []string) (*options, error) {
 	fs.DurationVar(&o.markerEvery, "redis-check", time.Second, "how often to check that Redis still holds our data (rebuilt from the changelog if not)")
 	fs.DurationVar(&o.modelWait, "model-wait", 10*time.Minute, "how long to wait at start for a published model version")
 	fs.DurationVar(&o.sessionTimeout, "session-timeout", 10*time.Second, "consumer-group session timeout")
+	fs.DurationVar(&o.fetchMaxWait, "fetch-max-wait", 500*time.Millisecond, "how long an idle fetch waits on the broker (a fetch returns as soon as there is data; below ~200ms kafka-go's reads time out under load)")
 	fs.IntVar(&o.memLimitMiB, "memory-limit-mib", 256, "soft memory limit of the Go runtime in MiB (GC works harder near it; at 96 it ran nearly continuously at the bench's 7,176 users and batches of 16,384); 0 disables")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long SIGINT/SIGTERM waits for the batch in flight to become durable and be committed before giving it up (it stays uncommitted)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -154,7 +155,7 @@ func run(ctx context.Context, args []string) error {
 			return counts[o.topic], err
 		}}
 	ccfg := stream.ConsumerConfig{Brokers: brokers, GroupID: o.group, Topic: o.topic, MaxBatch: o.maxBatch,
-		FlushInterval: o.flush, SessionTimeout: o.sessionTimeout, Logger: base, OnAssign: keeper.OnAssign}
+		FlushInterval: o.flush, SessionTimeout: o.sessionTimeout, MaxWait: o.fetchMaxWait, Logger: base, OnAssign: keeper.OnAssign}
 	if o.assign == "all" {
 		ccfg.Partitions = []int{stream.AllPartitions}
 	}
