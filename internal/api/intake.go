@@ -29,8 +29,8 @@ const IdempotencyHeader = "Idempotency-Key"
 // maxIdempotencyKey bounds the header's length.
 const maxIdempotencyKey = 200
 
-// ClientHeader names the client: the identity that idempotency keys (and the
-// rate limits) are scoped to. 1 to 64 visible ASCII characters; a request
+// ClientHeader names the client: the identity that idempotency keys (and,
+// once built, rate limits) are scoped to. 1 to 64 visible ASCII characters; a request
 // without it is from AnonymousClient.
 const ClientHeader = "X-Client-Id"
 
