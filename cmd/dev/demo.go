@@ -167,7 +167,7 @@ func demo(ctx context.Context, args []string) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	applied := scrape(metrics, "streamrec_updater_events_applied_total")
-	say("updater: %.0f events applied, %.0f cold items (no embedding: counted, HWM advanced), %.0f duplicates skipped, %.0f dead letters, %.0f users held",
+	say("updater: %.0f events applied, %.0f cold items (no embedding: counted, recorded in the user's state), %.0f duplicates skipped, %.0f dead letters, %.0f users held",
 		applied, scrape(metrics, "streamrec_updater_cold_items_total"), scrape(metrics, "streamrec_updater_duplicates_skipped_total"),
 		scrape(metrics, "streamrec_updater_dead_letters_total"), scrape(metrics, "streamrec_updater_users"))
 	if applied > 0 {
