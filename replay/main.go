@@ -283,6 +283,11 @@ func (r *replayer) run(ctx context.Context, pub *publisher, start, end int, sum 
 	pending := make([]*chunk, len(pub.parts))
 	flush := func() error {
 		for p, c := range pending {
+			// Taken out of pending first: a send cut short by ctx returns the
+			// chunk to the free list itself, and the signal path below
+			// returns what is still pending; a chunk in both overfilled the
+			// free list, and a partition writer then blocked forever.
+			pending[p] = nil
 			if c != nil && len(c.events) > 0 {
 				if err := pub.send(ctx, p, c); err != nil {
 					return err
@@ -290,7 +295,6 @@ func (r *replayer) run(ctx context.Context, pub *publisher, start, end int, sum 
 			} else if c != nil {
 				pub.free <- c
 			}
-			pending[p] = nil
 		}
 		return nil
 	}

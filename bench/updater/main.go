@@ -61,6 +61,9 @@ type opts struct {
 	cpuprofile         string
 	freshFlush         time.Duration
 	replayData         string
+	updaterSrc         string
+	updaterArgs        string
+	poll               time.Duration
 }
 
 func run(ctx context.Context, args []string) error {
@@ -78,6 +81,9 @@ func run(ctx context.Context, args []string) error {
 	fs.StringVar(&o.phases, "phases", "max,sustained,fresh", "phases to run")
 	fs.DurationVar(&o.freshFlush, "fresh-flush", 5*time.Millisecond, "updater --flush-interval in the freshness phase")
 	fs.StringVar(&o.replayData, "replay-data", "", "phase 'replay': a KuaiRec folder the real replay tool publishes in full while the updater runs (peak RSS during a full-size replay)")
+	fs.StringVar(&o.updaterSrc, "updater-src", ".", "the source tree whose ./cmd/updater is built and measured (for example a git worktree of another commit, to measure it beside this one with the same harness)")
+	fs.StringVar(&o.updaterArgs, "updater-args", "", "extra updater flags, space-separated")
+	fs.DurationVar(&o.poll, "poll", 100*time.Millisecond, "how often the harness scrapes the updater's /metrics (each scrape costs the updater CPU)")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a 5s CPU profile of the updater during the max phase to this file")
 	config.Usage(fs, "bench-updater: the updater's throughput, lag, freshness and RSS on real Kafka and Redis")
 	if err := config.Parse(fs, args, nil); err != nil {
@@ -89,13 +95,19 @@ func run(ctx context.Context, args []string) error {
 	}
 	defer os.RemoveAll(dir)
 	bin := filepath.Join(dir, "updater")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/updater").CombinedOutput(); err != nil {
-		return fmt.Errorf("building the updater: %v\n%s", err, out)
+	build := exec.Command("go", "build", "-o", bin, "./cmd/updater")
+	build.Dir = o.updaterSrc
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("building the updater in %s: %v\n%s", o.updaterSrc, err, out)
 	}
+	if out, err := exec.Command("git", "-C", o.updaterSrc, "log", "-1", "--format=%h %s").Output(); err == nil {
+		fmt.Printf("updater built from %s: %s", o.updaterSrc, out)
+	}
+	extraArgs = strings.Fields(o.updaterArgs)
 	rdb := redis.NewClient(&redis.Options{Addr: o.redisAddr})
 	defer rdb.Close()
 	// Each phase gets its own namespace with a freshly published model, so that
-	// no phase sees user records (high-water marks) left by another.
+	// no phase sees user records (input positions) left by another.
 	fresh := func(phase string) (string, error) {
 		ns := fmt.Sprintf("bench-upd-%s-%d", phase, time.Now().UnixNano())
 		scfg := cache.DefaultConfig()
@@ -147,7 +159,7 @@ func run(ctx context.Context, args []string) error {
 	return nil
 }
 
-// gen makes events with per-user increasing ids.
+// gen makes events (ids from stream.MakeEventID: unique per user).
 type gen struct {
 	r    *rand.Rand
 	last []int64
@@ -177,6 +189,9 @@ type proc struct {
 	metrics string
 }
 
+// extraArgs are --updater-args, passed to every updater run.
+var extraArgs []string
+
 func startUpdater(bin, brokers, redisAddr, ns, topic string, extra ...string) (*proc, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -186,6 +201,7 @@ func startUpdater(bin, brokers, redisAddr, ns, topic string, extra ...string) (*
 	l.Close()
 	args := append([]string{"--brokers", brokers, "--topic", topic, "--group", topic + "-g", "--changelog-topic", topic + ".state",
 		"--redis-addr", redisAddr, "--namespace", ns, "--metrics-addr", addr, "--log-level", "warn", "--assign", "all"}, extra...)
+	args = append(args, extraArgs...)
 	cmd := exec.Command(bin, args...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
@@ -201,9 +217,20 @@ func (p *proc) stop() {
 
 func (p *proc) metric(name string) float64 { return promtext.Scrape(p.metrics, name) }
 
+// done is the number of messages the updater processed, from one scrape (a
+// metric it does not export counts 0).
 func (p *proc) done() float64 {
-	return p.metric("streamrec_updater_events_applied_total") + p.metric("streamrec_updater_cold_items_total") +
-		p.metric("streamrec_updater_duplicates_skipped_total")
+	body, ok := promtext.ScrapeBody(p.metrics)
+	if !ok {
+		return -1
+	}
+	n := 0.0
+	for _, name := range []string{"streamrec_updater_events_applied_total", "streamrec_updater_cold_items_total",
+		"streamrec_updater_duplicates_skipped_total", "streamrec_updater_redelivered_skipped_total"} {
+		v, _ := promtext.Value(body, name)
+		n += v
+	}
+	return n
 }
 
 func (p *proc) vmHWM() string { return benchkit.VmHWM(p.cmd.Process.Pid) }
@@ -258,7 +285,7 @@ func phaseMax(ctx context.Context, o opts, bin, ns string, g *gen) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("backlog not drained in 10 minutes (%v of %d)", n, o.backlog)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(o.poll)
 	}
 }
 
@@ -303,7 +330,7 @@ func phaseRate(ctx context.Context, o opts, bin, ns string, g *gen, rate int, d 
 			published += len(evs)
 		}
 		time.Sleep(tick)
-		if time.Since(lastSample) >= time.Second {
+		if time.Since(lastSample) >= time.Second { // one scrape a second
 			lastSample = time.Now()
 			backlog := float64(published) - u.done()
 			lags = append(lags, backlog/float64(rate))
@@ -311,7 +338,7 @@ func phaseRate(ctx context.Context, o opts, bin, ns string, g *gen, rate int, d 
 	}
 	achieved := float64(published) / time.Since(start).Seconds()
 	for end := time.Now().Add(60 * time.Second); u.done() < float64(published) && time.Now().Before(end); {
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(o.poll)
 	}
 	caught := time.Since(start)
 	s := slices.Clone(lags)

@@ -68,6 +68,7 @@ func parse(args []string) (*options, error) {
 	fs.DurationVar(&o.api.RedisTimeout, "redis-timeout", o.api.RedisTimeout, "bound on each Redis call of a recommendation request (past it: popularity fallback)")
 	fs.DurationVar(&o.api.PublishTimeout, "publish-timeout", o.api.PublishTimeout, "bound on the Kafka acknowledgement of an intake request (past it: 503)")
 	fs.DurationVar(&o.api.ReadyTimeout, "ready-timeout", o.api.ReadyTimeout, "bound on each readiness check")
+	fs.DurationVar(&o.api.IdempotencyTTL, "idempotency-ttl", o.api.IdempotencyTTL, "how long an intake idempotency record (per X-Client-Id and Idempotency-Key) is kept in Redis")
 	fs.IntVar(&o.api.WatchedUsers, "watched-users", o.api.WatchedUsers, "users whose recent-watched sets are kept in memory (exclude_watched)")
 	fs.IntVar(&o.api.WatchedPerUser, "watched-per-user", o.api.WatchedPerUser, "videos kept per user's recent-watched set")
 	fs.BoolVar(&o.api.BenchReference, "bench-reference", false, "also serve the load harness's reference endpoint "+api.BenchReferencePath+" (bench/api; not part of the public API)")
@@ -157,7 +158,7 @@ func run(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	srv, err := api.New(o.api, api.Deps{Items: items, Store: store, Publisher: producer, Registry: reg, Logger: base, Online: online,
+	srv, err := api.New(o.api, api.Deps{Items: items, Store: store, Publisher: producer, Intake: store, Registry: reg, Logger: base, Online: online,
 		Checks: []api.Check{
 			{Name: "redis", Fn: store.Ping},
 			{Name: "model", Fn: func(context.Context) error {

@@ -167,7 +167,7 @@ func demo(ctx context.Context, args []string) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	applied := scrape(metrics, "streamrec_updater_events_applied_total")
-	say("updater: %.0f events applied, %.0f cold items (no embedding: counted, HWM advanced), %.0f duplicates skipped, %.0f dead letters, %.0f users held",
+	say("updater: %.0f events applied, %.0f cold items (no embedding: counted, recorded in the user's state), %.0f duplicates skipped, %.0f dead letters, %.0f users held",
 		applied, scrape(metrics, "streamrec_updater_cold_items_total"), scrape(metrics, "streamrec_updater_duplicates_skipped_total"),
 		scrape(metrics, "streamrec_updater_dead_letters_total"), scrape(metrics, "streamrec_updater_users"))
 	if applied > 0 {
@@ -242,7 +242,7 @@ func apiStep(ctx context.Context, bin string, st *devstack.Stack) error {
 		if err != nil {
 			return err
 		}
-		if ok && r.LastEventID > 0 {
+		if ok && r.InputNext > 0 {
 			rec = r
 			break
 		}
@@ -314,7 +314,7 @@ func apiStep(ctx context.Context, bin string, st *devstack.Stack) error {
 	}
 	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
 		now, ok, err := store.GetUser(ctx, v, uid)
-		if err == nil && ok && now.LastEventID > rec.LastEventID {
+		if err == nil && ok && now.InputNext > rec.InputNext {
 			say("POST /v1/interactions (user %d watched video %d twice over) -> Kafka -> updater -> new embedding in Redis after %v",
 				uid, video, time.Since(sent).Round(time.Millisecond))
 			return nil

@@ -79,7 +79,7 @@ func publish(ctx context.Context, logger *slog.Logger, st *cache.Store, addr str
 //     publishes "small_matrix", the videos of the small matrix);
 //
 // and for every user of user_features.csv the record {Embedding e_u, Bias
-// a_u[D-1], UpdatedAtMs now, LastEventID 0}. The user records are written
+// a_u[D-1], UpdatedAtMs now, no input position (InputNext 0)}. The user records are written
 // first (PutUsers in batches, under the new version's keys, which nobody reads
 // yet), then Store.Publish writes the items and flips the current version (the
 // old current is kept as previous for rollback), so a reader that sees the new

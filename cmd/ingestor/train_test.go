@@ -261,8 +261,8 @@ func publishAndCheck(t *testing.T, rdb *redis.Client, addr, ns string) {
 	if err != nil || !ok {
 		t.Fatalf("user %d: found %v, %v", uid, ok, err)
 	}
-	if len(rec.Embedding) != D || rec.LastEventID != 0 || rec.ModelVersion != cur {
-		t.Fatalf("user %d record: dim %d, last event %d, version %q", uid, len(rec.Embedding), rec.LastEventID, rec.ModelVersion)
+	if len(rec.Embedding) != D || rec.InputNext != 0 || rec.ModelVersion != cur {
+		t.Fatalf("user %d record: dim %d, input next %d, version %q", uid, len(rec.Embedding), rec.InputNext, rec.ModelVersion)
 	}
 	ue, ub := tt.UserEmbeddings(feats.Users.Reduced, []int32{rowIndex(feats.Users.IDs)[uid]})
 	for j, v := range ue.Row(0) {

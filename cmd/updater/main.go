@@ -11,10 +11,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
-	"net"
-	"net/http"
-	"net/http/pprof"
 	"os"
 	"runtime/debug"
 	"strings"
@@ -22,7 +18,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
@@ -30,7 +25,6 @@ import (
 	"github.com/streamrec/streamrec/internal/config"
 	"github.com/streamrec/streamrec/internal/online"
 	"github.com/streamrec/streamrec/internal/stream"
-	"github.com/streamrec/streamrec/internal/towers"
 )
 
 func main() { config.Main("updater", run) }
@@ -44,7 +38,7 @@ type options struct {
 	lr, l2, targetCap, denseLR               float64
 	metricsAddr                              string
 	markerEvery, modelWait                   time.Duration
-	sessionTimeout                           time.Duration
+	sessionTimeout, fetchMaxWait             time.Duration
 	memLimitMiB                              int
 	shutdownTimeout                          time.Duration
 	logLevel                                 string
@@ -65,13 +59,14 @@ func parse(args []string) (*options, error) {
 	fs.IntVar(&o.maxBatch, "max-batch", 8192, "most events per batch")
 	fs.Float64Var(&o.lr, "lr", 0.05, "online SGD learning rate on the user vector")
 	fs.Float64Var(&o.l2, "l2", 0.001, "online L2 pull toward the offline user vector")
-	fs.Float64Var(&o.targetCap, "target-cap", 5, "cap of the target watch ratio (as in training)")
+	fs.Float64Var(&o.targetCap, "target-cap", 0, "cap of the target watch ratio; 0: the model version's own (from its metadata, as trained; 5 if it has none); another value overrides it")
 	fs.Float64Var(&o.denseLR, "dense-lr", 0, "dense mode: also fine-tune the user tower online at this SGD learning rate (0: per-user mode only); needs --assign all and a model published with user features")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "127.0.0.1:9101", "address of /metrics and /healthz ('' disables)")
 	fs.DurationVar(&o.markerEvery, "redis-check", time.Second, "how often to check that Redis still holds our data (rebuilt from the changelog if not)")
 	fs.DurationVar(&o.modelWait, "model-wait", 10*time.Minute, "how long to wait at start for a published model version")
 	fs.DurationVar(&o.sessionTimeout, "session-timeout", 10*time.Second, "consumer-group session timeout")
-	fs.IntVar(&o.memLimitMiB, "memory-limit-mib", 96, "soft memory limit of the Go runtime in MiB (GC works harder near it); 0 disables")
+	fs.DurationVar(&o.fetchMaxWait, "fetch-max-wait", 500*time.Millisecond, "how long an idle fetch waits on the broker (a fetch returns as soon as there is data; below ~200ms kafka-go's reads time out under load)")
+	fs.IntVar(&o.memLimitMiB, "memory-limit-mib", 256, "soft memory limit of the Go runtime in MiB (GC works harder near it; at 96 it ran nearly continuously at the bench's 7,176 users and batches of 16,384); 0 disables")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long SIGINT/SIGTERM waits for the batch in flight to become durable and be committed before giving it up (it stays uncommitted)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	config.Usage(fs, "updater: incremental SGD on the user tower from the interactions topic; user embeddings to Redis")
@@ -83,8 +78,8 @@ func parse(args []string) (*options, error) {
 		return nil, config.Usagef("--assign %q: want group or all", o.assign)
 	case o.flush <= 0 || o.maxBatch <= 0 || o.partitions <= 0 || o.shutdownTimeout <= 0:
 		return nil, config.Usagef("--flush-interval, --max-batch, --partitions and --shutdown-timeout must be positive")
-	case o.lr <= 0 || o.l2 < 0 || o.targetCap <= 0 || o.denseLR < 0:
-		return nil, config.Usagef("--lr and --target-cap must be positive, --l2 and --dense-lr not negative")
+	case o.lr <= 0 || o.l2 < 0 || o.targetCap < 0 || o.denseLR < 0:
+		return nil, config.Usagef("--lr must be positive, --l2, --target-cap and --dense-lr not negative")
 	case o.denseLR > 0 && o.assign != "all":
 		return nil, config.Usagef("--dense-lr needs --assign all: the dense weights have one writer")
 	case o.topic == o.changelog:
@@ -123,13 +118,16 @@ func run(ctx context.Context, args []string) error {
 
 	// Topics: the input (created if missing), its dead-letter topic, and the
 	// changelog co-partitioned with the input.
-	counts, err := stream.PartitionCounts(ctx, brokers, o.topic)
+	counts, err := stream.PartitionCounts(ctx, brokers, o.topic, o.changelog)
 	if err != nil {
 		return err
 	}
 	nparts, ok := counts[o.topic]
 	if !ok {
 		nparts = o.partitions
+	}
+	if err := checkPartitions(o.topic, nparts, o.changelog, counts); err != nil {
+		return err
 	}
 	if err := stream.EnsureTopics(ctx, brokers, stream.InteractionsTopic(o.topic, nparts),
 		stream.InteractionsTopic(o.topic+".dlq", 1), stream.CompactedTopic(o.changelog, nparts),
@@ -141,50 +139,23 @@ func run(ctx context.Context, args []string) error {
 	defer changelog.Close()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	flushHist := newFlushHistogram(reg)
-	upd := online.NewUpdater(online.Config{LR: float32(o.lr), L2: float32(o.l2), TargetCap: float32(o.targetCap), Logger: log,
-		ObserveFlush: flushHist.Observe}, model, store, changelog)
-	instance := markerName(o.group)
-	// The marker lives markerTTL unless touched; each check touches it
-	// (atomically: a flushed marker is never recreated by a touch).
-	const markerTTL = time.Hour
-	ensureRedis := func(ctx context.Context) error {
-		if ok, err := store.TouchMarker(ctx, instance, markerTTL); err != nil || ok {
-			return err
+	flushHist, lateHist := newFlushHistogram(reg), newLatenessHistogram(reg)
+	if o.targetCap > 0 {
+		if model.TargetCap > 0 && model.TargetCap != float32(o.targetCap) {
+			log.Warn("--target-cap overrides the model's own cap", "flag", o.targetCap, "model", model.TargetCap)
 		}
-		n, err := upd.Rebuild(ctx)
-		if err != nil {
-			return fmt.Errorf("rebuilding Redis from the changelog: %w", err)
-		}
-		log.Info("Redis (re)built from the changelog", "users", n)
-		return store.SetMarker(ctx, instance, time.Now().UnixMilli(), markerTTL)
 	}
-
-	ccfg := stream.ConsumerConfig{Brokers: brokers, GroupID: o.group, Topic: o.topic, MaxBatch: o.maxBatch,
-		FlushInterval: o.flush, SessionTimeout: o.sessionTimeout, Logger: base,
-		OnAssign: func(ctx context.Context, parts []int) error {
-			start := time.Now()
-			restored, err := changelog.Read(ctx, parts)
-			if err != nil {
-				return err
-			}
-			upd.Restore(restored, parts, nparts)
-			log.Info("state restored from the changelog", "partitions", parts, "users", len(restored), "took", time.Since(start))
-			if o.denseLR > 0 {
-				cp, err := changelog.ReadDense(ctx)
-				if err != nil {
-					return err
-				}
-				if ok, err := upd.RestoreDense(cp); err != nil {
-					return err
-				} else if ok {
-					log.Info("dense weights restored from their checkpoint", "version", cp.Version, "steps", cp.Steps, "offsets", cp.Offsets)
-				}
-			}
-			// Whatever Redis holds, the restored states are written once more
-			// when the marker says Redis lost them.
-			return ensureRedis(ctx)
+	upd := online.NewUpdater(online.Config{LR: float32(o.lr), L2: float32(o.l2), TargetCap: float32(o.targetCap), Logger: log,
+		ObserveFlush: flushHist.Observe, ObserveLateness: lateHist.Observe}, model, store, changelog)
+	changelog.Poison, changelog.Logger = upd.Poison(), log
+	keeper := &online.Keeper{Updater: upd, State: changelog, Markers: store, Marker: markerName(o.group),
+		MarkerTTL: time.Hour, Partitions: nparts, Dense: o.denseLR > 0, Logger: log,
+		CountPartitions: func(ctx context.Context) (int, error) {
+			counts, err := stream.PartitionCounts(ctx, brokers, o.topic)
+			return counts[o.topic], err
 		}}
+	ccfg := stream.ConsumerConfig{Brokers: brokers, GroupID: o.group, Topic: o.topic, MaxBatch: o.maxBatch,
+		FlushInterval: o.flush, SessionTimeout: o.sessionTimeout, MaxWait: o.fetchMaxWait, Logger: base, OnAssign: keeper.OnAssign}
 	if o.assign == "all" {
 		ccfg.Partitions = []int{stream.AllPartitions}
 	}
@@ -203,7 +174,7 @@ func run(ctx context.Context, args []string) error {
 		}
 		return err
 	})
-	g.Go(func() error { return watchRedis(gctx, o.markerEvery, ensureRedis, log) })
+	g.Go(func() error { return keeper.WatchRedis(gctx, o.markerEvery) })
 	g.Go(func() error { return followModel(gctx, store, upd, o.denseLR, log) })
 	if o.metricsAddr != "" {
 		srv, err := serveMetrics(o.metricsAddr, reg)
@@ -249,7 +220,7 @@ func run(ctx context.Context, args []string) error {
 	cerr := cons.Close()
 	upd.Close()
 	c := upd.Counters()
-	log.Info("updater stopped", "applied", c.Applied, "duplicates", c.Duplicates, "cold_items", c.ColdItems,
+	log.Info("updater stopped", "applied", c.Applied, "redelivered", c.Redelivered, "duplicates", c.Duplicates, "late", c.Late, "cold_items", c.ColdItems,
 		"flushes", c.Flushes, "dead_letters", cons.Stats().DeadLettered)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
@@ -257,122 +228,20 @@ func run(ctx context.Context, args []string) error {
 	return cerr
 }
 
-// waitModel waits until a model version is published and loads its items.
-func waitModel(ctx context.Context, store *cache.Store, wait time.Duration, denseLR float64, log *slog.Logger) (online.Model, error) {
-	deadline := time.Now().Add(wait)
-	for {
-		v, err := store.CurrentVersion(ctx)
-		if err == nil {
-			return loadModel(ctx, store, v, denseLR)
-		}
-		if !errors.Is(err, cache.ErrNoModel) {
-			log.Warn("reading the current model version", "err", err)
-		}
-		if time.Now().After(deadline) {
-			return online.Model{}, fmt.Errorf("no model version published in Redis after %v (run the ingestor's train first): %w", wait, err)
-		}
-		log.Info("waiting for a published model version")
-		select {
-		case <-ctx.Done():
-			return online.Model{}, ctx.Err()
-		case <-time.After(time.Second):
-		}
+// checkPartitions refuses to start when the interactions topic and its
+// changelog (which was created co-partitioned with it) differ in partition
+// count: partitions were added to the input, so users moved partitions, and
+// neither their input positions nor the changelog's layout say what was
+// applied any more. Rather than skip or re-apply events silently, the updater
+// stops with what to do.
+func checkPartitions(topic string, nparts int, changelog string, counts map[string]int) error {
+	if n, ok := counts[changelog]; ok && n != nparts {
+		return fmt.Errorf("the interactions topic %s has %d partitions but its changelog %s has %d: the partition count changed "+
+			"since the changelog was made, so users moved partitions and their input positions no longer say what was applied; "+
+			"refusing to start (restore the partition count, or rebuild the state: a new --changelog-topic and --group replay the log from the start)",
+			topic, nparts, changelog, n)
 	}
-}
-
-func loadModel(ctx context.Context, store *cache.Store, version string, denseLR float64) (online.Model, error) {
-	idx, err := cache.LoadItemIndex(ctx, store, version)
-	if err != nil {
-		return online.Model{}, fmt.Errorf("loading items of model %s: %w", version, err)
-	}
-	cal := idx.Meta().Calibration
-	m := online.Model{Items: idx, GlobalMean: float32(cal.GlobalMean), Scale: float32(cal.Scale)}
-	if denseLR <= 0 {
-		return m, nil
-	}
-	blob, err := store.TowerWeights(ctx, version)
-	if err != nil {
-		return m, err
-	}
-	tw, err := towers.DecodeTowers(blob)
-	if err != nil {
-		return m, fmt.Errorf("decoding the towers of model %s: %w", version, err)
-	}
-	user := towers.FindTower(tw, "user")
-	if user == nil {
-		return m, fmt.Errorf("model %s has no user tower for dense mode", version)
-	}
-	feats, ok, err := store.GetUserFeatures(ctx, version)
-	if err != nil {
-		return m, err
-	}
-	if !ok {
-		return m, fmt.Errorf("model %s was published without user features: dense mode needs them (publish with ingestor train)", version)
-	}
-	if m.Dense, err = online.NewDenseTower(user, feats, float32(denseLR)); err != nil {
-		return m, fmt.Errorf("model %s: %w", version, err)
-	}
-	return m, nil
-}
-
-// followModel switches to each newly published model version and
-// re-materialises the users it holds under it.
-func followModel(ctx context.Context, store *cache.Store, upd *online.Updater, denseLR float64, log *slog.Logger) error {
-	t := time.NewTicker(2 * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-		v, err := store.CurrentVersion(ctx)
-		if err != nil || v == upd.Version() {
-			continue
-		}
-		m, err := loadModel(ctx, store, v, denseLR)
-		if err != nil {
-			log.Warn("loading a new model version", "version", v, "err", err)
-			continue
-		}
-		upd.SetModel(m)
-		n, err := upd.Rematerialize(ctx)
-		if err != nil {
-			log.Warn("re-materialising users under the new version; the rest follow at their next event", "version", v, "err", err)
-		}
-		log.Info("switched to a new model version", "version", v, "users_rematerialised", n)
-	}
-}
-
-func watchRedis(ctx context.Context, every time.Duration, ensure func(context.Context) error, log *slog.Logger) error {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			if err := ensure(ctx); err != nil && ctx.Err() == nil {
-				log.Warn("checking Redis", "err", err)
-			}
-		}
-	}
-}
-
-func serveMetrics(addr string, reg *prometheus.Registry) (*http.Server, error) {
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/heap", pprof.Index)
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("metrics listener: %w", err)
-	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(ln)
-	return srv, nil
+	return nil
 }
 
 // markerName is this process's Redis marker: one per instance, so that every

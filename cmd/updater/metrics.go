@@ -1,9 +1,16 @@
 package main
 
 import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/pprof"
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/streamrec/streamrec/internal/online"
 	"github.com/streamrec/streamrec/internal/stream"
@@ -12,7 +19,8 @@ import (
 // newMetrics registers the updater's metrics on reg. Counters are read from the
 // updater and the consumer at scrape time, so the hot path pays nothing.
 func newMetrics(reg prometheus.Registerer, u *online.Updater, c *stream.Consumer) {
-	reg.MustRegister(lagCollector{c})
+	reg.MustRegister(lagCollector{c}, poisonCollector{u.Poison()})
+	fresh := &quantileCache{r: u.Freshness()}
 	counter := func(name, help string, f func() uint64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "streamrec", Subsystem: "updater", Name: name, Help: help},
 			func() float64 { return float64(f()) })
@@ -22,8 +30,10 @@ func newMetrics(reg prometheus.Registerer, u *online.Updater, c *stream.Consumer
 	}
 	reg.MustRegister(
 		counter("events_applied_total", "Events whose SGD step was applied to the user vector.", func() uint64 { return u.Counters().Applied }),
-		counter("duplicates_skipped_total", "Events skipped because their id was not above the user's high-water mark.", func() uint64 { return u.Counters().Duplicates }),
-		counter("cold_items_total", "Events for a video without an embedding (HWM advanced, no step).", func() uint64 { return u.Counters().ColdItems }),
+		counter("redelivered_skipped_total", "Messages skipped because the user's state already covers their input position (a redelivery after a crash, a rebalance or a retry).", func() uint64 { return u.Counters().Redelivered }),
+		counter("duplicates_skipped_total", "Messages skipped because their event id is in the user's ring of recent events (the same event published twice).", func() uint64 { return u.Counters().Duplicates }),
+		counter("late_events_total", "Events applied although older (event time) than the user's newest applied event.", func() uint64 { return u.Counters().Late }),
+		counter("cold_items_total", "Events for a video without an embedding (recorded in the user's state, no step).", func() uint64 { return u.Counters().ColdItems }),
 		counter("new_users_total", "Users first seen without an offline vector.", func() uint64 { return u.Counters().NewUsers }),
 		counter("flushes_total", "Flushes of dirty users to the changelog and Redis.", func() uint64 { return u.Counters().Flushes }),
 		counter("user_writes_total", "User states written to the changelog and Redis (coalesced per flush).", func() uint64 { return u.Counters().Written }),
@@ -31,19 +41,18 @@ func newMetrics(reg prometheus.Registerer, u *online.Updater, c *stream.Consumer
 		counter("events_fetched_total", "Messages fetched from the interactions topic.", func() uint64 { return c.Stats().Fetched }),
 		counter("dead_letters_total", "Malformed messages sent to the dead-letter topic.", func() uint64 { return c.Stats().DeadLettered }),
 		counter("commit_errors_total", "Offset commits that failed (a later commit covers them).", func() uint64 { return c.Stats().CommitErrors }),
-		counter("handler_retries_total", "Batches retried after a failed flush.", func() uint64 { return c.Stats().HandlerRetries }),
+		counter("handler_retries_total", "Handler calls that failed before applying their batch (offline vectors unreadable) and were retried.", func() uint64 { return c.Stats().HandlerRetries }),
+		counter("flush_retries_total", "Flushes to the changelog and Redis that failed and were retried.", func() uint64 { return u.Counters().FlushRetries }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "streamrec", Subsystem: "updater", Name: "prequential_abs_error_total",
 			Help: "Sum of |prediction before the step - capped watch ratio| over applied events (test-then-train); divide its rate by events_applied_total's for the online MAE."},
 			func() float64 { return u.Counters().AbsError }),
 		counter("dense_steps_total", "Events whose gradient reached the dense user tower (dense mode; the dense weights' version within the model version).", u.DenseSteps),
 		gauge("users", "Users with state held by this instance.", func() float64 { return float64(u.Users()) }),
-		gauge("freshness_p50_seconds", "Median delay from event produced to embedding in Redis (last 65536 events).", func() float64 {
-			q, _ := u.Freshness().Quantiles(0.5)
-			return q[0]
+		gauge("freshness_p50_seconds", "Median delay from event produced to embedding in Redis (last 65536 events; computed at most once a second).", func() float64 {
+			return fresh.get(0)
 		}),
-		gauge("freshness_p99_seconds", "99th percentile delay from event produced to embedding in Redis (last 65536 events).", func() float64 {
-			q, _ := u.Freshness().Quantiles(0.99)
-			return q[0]
+		gauge("freshness_p99_seconds", "99th percentile delay from event produced to embedding in Redis (last 65536 events; computed at most once a second).", func() float64 {
+			return fresh.get(1)
 		}),
 	)
 }
@@ -58,6 +67,54 @@ func newFlushHistogram(reg prometheus.Registerer) prometheus.Histogram {
 	return h
 }
 
+// latenessBuckets span a second to a decade: a replayed 2020 event among
+// live ones is years late.
+var latenessBuckets = []float64{1, 10, 60, 600, 3600, 6 * 3600, 86400, 7 * 86400, 30 * 86400, 365 * 86400, 3 * 365 * 86400, 10 * 365 * 86400}
+
+func newLatenessHistogram(reg prometheus.Registerer) prometheus.Histogram {
+	h := prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "streamrec", Subsystem: "updater", Name: "late_event_lateness_seconds",
+		Help: "How far a late event's time is behind its user's newest applied event.", Buckets: latenessBuckets})
+	reg.MustRegister(h)
+	return h
+}
+
+// quantileCache computes the freshness quantiles (a sort of up to 65536
+// samples) at most once a second, for both gauges, however often /metrics is
+// scraped.
+type quantileCache struct {
+	r  *online.Reservoir
+	mu sync.Mutex
+	at time.Time
+	q  []float64
+}
+
+func (c *quantileCache) get(i int) float64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.q == nil || time.Since(c.at) >= time.Second {
+		c.q, _ = c.r.Quantiles(0.5, 0.99)
+		c.at = time.Now()
+	}
+	return c.q[i]
+}
+
+var poisonDesc = prometheus.NewDesc("streamrec_updater_poison_records_total",
+	"Records skipped because they do not decode (counted, logged once with their position, never retried), by reason: "+
+		"changelog_key, changelog_state, dense_checkpoint, redis_user.", []string{"reason"}, nil)
+
+// poisonCollector reports the poison counts at scrape time; every reason is
+// exported from the start, at 0.
+type poisonCollector struct{ p *online.Poison }
+
+func (c poisonCollector) Describe(ch chan<- *prometheus.Desc) { ch <- poisonDesc }
+
+func (c poisonCollector) Collect(ch chan<- prometheus.Metric) {
+	counts := c.p.Counts()
+	for _, r := range []string{online.PoisonChangelogKey, online.PoisonChangelogState, online.PoisonDense, online.PoisonRedisUser} {
+		ch <- prometheus.MustNewConstMetric(poisonDesc, prometheus.CounterValue, float64(counts[r]), r)
+	}
+}
+
 var lagDesc = prometheus.NewDesc("streamrec_updater_consumer_lag_messages",
 	"Messages behind the end of each owned partition of the interactions topic.", []string{"partition"}, nil)
 
@@ -70,4 +127,20 @@ func (l lagCollector) Collect(ch chan<- prometheus.Metric) {
 	for p, n := range l.c.Stats().PartitionLag {
 		ch <- prometheus.MustNewConstMetric(lagDesc, prometheus.GaugeValue, float64(n), strconv.Itoa(p))
 	}
+}
+
+func serveMetrics(addr string, reg *prometheus.Registry) (*http.Server, error) {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/heap", pprof.Index)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics listener: %w", err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	return srv, nil
 }

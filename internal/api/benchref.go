@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"net/http"
-	"strconv"
 
 	"github.com/labstack/echo/v4"
 )
@@ -43,7 +42,9 @@ func (s *Server) benchReference(c echo.Context) error {
 	} else {
 		upd, age := rec.UpdatedAtMs, rec.Age(now).Milliseconds()
 		resp.EmbeddingUpdatedAtMs, resp.EmbeddingAgeMs = &upd, &age
-		resp.LastEventID = strconv.FormatUint(rec.LastEventID, 10)
+		if rec.InputNext > 0 {
+			resp.InputPosition = &InputPosition{Partition: rec.InputPartition, Offset: rec.InputNext - 1}
+		}
 	}
 	ids := idx.IDs()
 	resp.Items = make([]RecItem, min(benchReferenceK, len(ids)))

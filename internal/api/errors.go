@@ -24,6 +24,11 @@ const (
 	CodeEmptyBatch           = "empty_batch"            // batch holds no event
 	CodeUnsupportedMediaType = "unsupported_media_type" // Content-Type is not application/json
 	CodeInvalidIdempotency   = "invalid_idempotency_key"
+	CodeInvalidClientID      = "invalid_client_id"
+	// 409: a request with the same client and Idempotency-Key is being published.
+	CodeIdempotencyInProgress = "idempotency_in_progress"
+	// 409: the client's Idempotency-Key was used with another body.
+	CodeIdempotencyKeyReused = "idempotency_key_reused"
 	CodeNotFound             = "not_found"
 	CodeMethodNotAllowed     = "method_not_allowed"
 	CodeNoModel              = "no_model"                 // 503: no model version loaded yet

@@ -27,9 +27,19 @@ type fakePublisher struct {
 	events []stream.Event
 	calls  int
 	err    error
+	// block, when set, holds every Publish until it is closed (entered is
+	// signalled first).
+	block, entered chan struct{}
 }
 
 func (p *fakePublisher) Publish(_ context.Context, events []stream.Event) error {
+	p.mu.Lock()
+	block, entered := p.block, p.entered
+	p.mu.Unlock()
+	if block != nil {
+		entered <- struct{}{}
+		<-block
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.calls++
@@ -100,7 +110,7 @@ func newFixture(t testing.TB, nItems, dim, nUsers int, cfg Config) *fixture {
 		}
 		e[dim-1] = 1
 		rec := cache.UserRecord{UserID: uint32(u), ModelVersion: m.Version, Embedding: e, Bias: float32(r.NormFloat64() * 0.1),
-			UpdatedAtMs: now.Add(-90 * time.Second).UnixMilli(), LastEventID: stream.MakeEventID(now.Add(-100*time.Second).UnixMilli(), 3)}
+			UpdatedAtMs: now.Add(-90 * time.Second).UnixMilli(), InputPartition: 3, InputNext: 1209}
 		users[uint32(u)] = rec
 		recs = append(recs, rec)
 	}
@@ -119,7 +129,7 @@ func newFixture(t testing.TB, nItems, dim, nUsers int, cfg Config) *fixture {
 	}
 	f := &fixture{t: t, mr: mr, store: store, items: ic, pub: &fakePublisher{}, model: m, users: users, now: now,
 		reg: prometheus.NewRegistry()}
-	f.srv, err = New(cfg, Deps{Items: ic, Store: store, Publisher: f.pub, Registry: f.reg, Now: func() time.Time { return f.now },
+	f.srv, err = New(cfg, Deps{Items: ic, Store: store, Publisher: f.pub, Intake: store, Registry: f.reg, Now: func() time.Time { return f.now },
 		Checks: []Check{{Name: "redis", Fn: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }}}})
 	if err != nil {
 		t.Fatal(err)

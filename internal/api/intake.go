@@ -3,9 +3,10 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
-	"hash/fnv"
 	"io"
 	"math/rand/v2"
 	"mime"
@@ -13,9 +14,11 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/streamrec/streamrec/internal/cache"
 	"github.com/streamrec/streamrec/internal/stream"
 )
 
@@ -25,6 +28,20 @@ const IdempotencyHeader = "Idempotency-Key"
 
 // maxIdempotencyKey bounds the header's length.
 const maxIdempotencyKey = 200
+
+// ClientHeader names the client: the identity that idempotency keys (and,
+// once built, rate limits) are scoped to. 1 to 64 visible ASCII characters; a request
+// without it is from AnonymousClient.
+const ClientHeader = "X-Client-Id"
+
+// AnonymousClient is the client of a request without ClientHeader.
+const AnonymousClient = "anonymous"
+
+const maxClientID = 64
+
+// ReplayedHeader is set to "true" on an answer replayed from a completed
+// request with the same Idempotency-Key.
+const ReplayedHeader = "Idempotency-Replayed"
 
 // Interaction is the JSON body of POST /v1/interactions (one element of the
 // batch array). Required: user_id, video_id, play_duration_ms,
@@ -56,18 +73,51 @@ func (s *Server) postInteractionBatch(c echo.Context) error {
 }
 
 func (s *Server) intake(c echo.Context, batch bool) error {
-	events, err := s.readEvents(c, batch)
-	if err != nil {
+	reject := func(err error) error {
 		var ae *Error
 		if errors.As(err, &ae) {
 			s.metrics.rejected.WithLabelValues(ae.Code).Inc()
 		}
 		return err
 	}
+	in, err := s.readEvents(c, batch)
+	if err != nil {
+		return reject(err)
+	}
+	events := in.events
+	// With a key, the intake record decides: publish (first attempt, or a
+	// retry after a failure), answer from the record, or refuse.
+	keyed := in.key != "" && s.deps.Intake != nil
+	if keyed {
+		ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.RedisTimeout)
+		st, answer, err := s.deps.Intake.BeginIntake(ctx, in.client, in.key, in.hash, s.now(), s.intakeLease(), s.cfg.IdempotencyTTL)
+		cancel()
+		switch {
+		case err != nil:
+			// Without the record the ids still make a retry harmless: the
+			// updater drops a second copy by event id. Publish, and say so.
+			s.metrics.intakeRecordErrors.Inc()
+			s.log.Warn("intake idempotency record unavailable; publishing without it", "err", err)
+			keyed = false
+		case st == cache.IntakeDone:
+			s.metrics.intakeReplayed.Inc()
+			c.Response().Header().Set(ReplayedHeader, "true")
+			return c.JSONBlob(http.StatusAccepted, answer)
+		case st == cache.IntakeInProgress:
+			return reject(errorf(http.StatusConflict, CodeIdempotencyInProgress, IdempotencyHeader,
+				"a request with this %s is being published; retry after it finished", IdempotencyHeader))
+		case st == cache.IntakeReused:
+			return reject(errorf(http.StatusConflict, CodeIdempotencyKeyReused, IdempotencyHeader,
+				"this %s was used with another request body", IdempotencyHeader))
+		}
+	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.PublishTimeout)
 	err = s.deps.Publisher.Publish(ctx, events)
 	cancel()
 	if err != nil {
+		if keyed {
+			s.endIntake(in, nil)
+		}
 		s.metrics.rejected.WithLabelValues(CodePublishFailed).Inc()
 		s.log.Warn("publishing interactions", "events", len(events), "err", err)
 		return errorf(http.StatusServiceUnavailable, CodePublishFailed, "",
@@ -83,12 +133,51 @@ func (s *Server) intake(c echo.Context, batch bool) error {
 	if s.deps.Observer != nil {
 		s.deps.Observer.Accepted(events)
 	}
-	return c.JSON(http.StatusAccepted, &resp)
+	body, err := json.Marshal(&resp)
+	if err != nil {
+		return err
+	}
+	if keyed {
+		s.endIntake(in, body)
+	}
+	return c.JSONBlob(http.StatusAccepted, body)
+}
+
+// intakeLease is how long a pending intake record holds off concurrent
+// retries: the publish timeout and a margin. A process that dies while
+// publishing leaves the record to expire into a retry.
+func (s *Server) intakeLease() time.Duration { return s.cfg.PublishTimeout + 5*time.Second }
+
+// endIntake marks the request's intake record done with answer, or failed
+// (answer nil). It runs even when the client went away: the events' fate is
+// known now.
+func (s *Server) endIntake(in *intakeRequest, answer []byte) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RedisTimeout)
+	defer cancel()
+	var err error
+	if answer != nil {
+		err = s.deps.Intake.FinishIntake(ctx, in.client, in.key, in.hash, answer, s.cfg.IdempotencyTTL)
+	} else {
+		err = s.deps.Intake.FailIntake(ctx, in.client, in.key, in.hash, s.cfg.IdempotencyTTL)
+	}
+	if err != nil {
+		// A retry then finds no record (or a pending one until its lease
+		// ends) and publishes the same ids again, which the updater drops.
+		s.metrics.intakeRecordErrors.Inc()
+		s.log.Warn("writing the intake idempotency record", "done", answer != nil, "err", err)
+	}
+}
+
+// intakeRequest is a validated intake request.
+type intakeRequest struct {
+	events      []stream.Event
+	client, key string
+	hash        []byte // SHA-256 of the route and the body: what a key is bound to
 }
 
 // readEvents reads, validates and completes the body's events: all of them or
 // an error (a batch is all-or-nothing on validation).
-func (s *Server) readEvents(c echo.Context, batch bool) ([]stream.Event, error) {
+func (s *Server) readEvents(c echo.Context, batch bool) (*intakeRequest, error) {
 	req := c.Request()
 	if err := checkJSONContentType(req.Header.Get(echo.HeaderContentType)); err != nil {
 		return nil, err
@@ -97,11 +186,23 @@ func (s *Server) readEvents(c echo.Context, batch bool) ([]stream.Event, error) 
 	if err != nil {
 		return nil, err
 	}
+	client, err := clientID(req.Header.Values(ClientHeader))
+	if err != nil {
+		return nil, err
+	}
 	if req.ContentLength > s.cfg.MaxBodyBytes {
 		return nil, s.tooLarge()
 	}
-	body := http.MaxBytesReader(c.Response(), req.Body, s.cfg.MaxBodyBytes)
-	dec := json.NewDecoder(body)
+	raw, err := io.ReadAll(http.MaxBytesReader(c.Response(), req.Body, s.cfg.MaxBodyBytes))
+	if err != nil {
+		return nil, s.decodeErr(err, -1)
+	}
+	h := sha256.New()
+	h.Write([]byte(c.Path()))
+	h.Write([]byte{0})
+	h.Write(raw)
+	out := &intakeRequest{client: client, key: key, hash: h.Sum(nil)}
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 
 	var in []Interaction
@@ -156,9 +257,9 @@ func (s *Server) readEvents(c echo.Context, batch bool) ([]stream.Event, error) 
 			return nil, err
 		}
 		if key != "" {
-			events[i].EventID = stream.MakeEventID(events[i].EventTimeMs, idempotentSeq(key, i))
+			events[i].EventID = keyedEventID(client, key, i)
 		} else {
-			events[i].EventID = stream.MakeEventID(events[i].EventTimeMs, s.ids.next())
+			events[i].EventID = s.ids.next()
 		}
 		events[i].Source = stream.SourceAPI
 		events[i].ProducedAtUs = now.UnixMicro()
@@ -166,15 +267,16 @@ func (s *Server) readEvents(c echo.Context, batch bool) ([]stream.Event, error) 
 			return nil, eventError(err, idx)
 		}
 	}
-	return events, nil
+	out.events = events
+	return out, nil
 }
 
 func (s *Server) tooLarge() *Error {
 	return errorf(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "", "request body exceeds %d bytes", s.cfg.MaxBodyBytes)
 }
 
-// maxEventTimeMs keeps MakeEventID's shift in range (year ~ 141,000: any
-// larger value is a client bug).
+// maxEventTimeMs bounds event times (year ~ 141,000, the range of
+// stream.MakeEventID, which replay uses: any larger value is a client bug).
 const maxEventTimeMs = 1<<(64-stream.EventIDSeqBits) - 1
 
 // toEvent checks presence and ranges of the JSON fields and fills e.
@@ -292,26 +394,55 @@ func idempotencyKey(vs []string) (string, error) {
 	return k, nil
 }
 
-// idempotentSeq derives the event id's tiebreak of the i-th event of a request
-// from its Idempotency-Key: FNV-1a 64 of key, a 0 byte and i, reduced to
-// EventIDSeqBits bits. A retry with the same key and body gets the same ids.
-func idempotentSeq(key string, i int) uint32 {
-	h := fnv.New64a()
+// clientID is the value of ClientHeader, AnonymousClient when absent.
+func clientID(vs []string) (string, error) {
+	switch {
+	case len(vs) == 0:
+		return AnonymousClient, nil
+	case len(vs) > 1:
+		return "", errorf(http.StatusBadRequest, CodeInvalidClientID, ClientHeader, "%s: given more than once", ClientHeader)
+	}
+	id := vs[0]
+	if id == "" || len(id) > maxClientID || bytes.ContainsFunc([]byte(id), func(r rune) bool { return r < 0x21 || r > 0x7e }) {
+		return "", errorf(http.StatusBadRequest, CodeInvalidClientID, ClientHeader,
+			"%s: want 1 to %d visible ASCII characters", ClientHeader, maxClientID)
+	}
+	return id, nil
+}
+
+// keyedEventID derives the event id of the i-th event of a request with an
+// Idempotency-Key: the first 8 bytes (big endian) of SHA-256 of
+// "streamrec-event", 0, client, 0, key, 0, decimal i; 0 becomes 1. A retry
+// with the same client, key and body gets the same ids, whatever Redis
+// holds, so the updater drops its second copy by event id. Ids of different
+// (client, key, index) collide with probability 2^-64 per pair.
+func keyedEventID(client, key string, i int) uint64 {
+	h := sha256.New()
+	h.Write([]byte("streamrec-event\x00"))
+	h.Write([]byte(client))
+	h.Write([]byte{0})
 	h.Write([]byte(key))
 	h.Write([]byte{0})
 	h.Write(strconv.AppendInt(nil, int64(i), 10))
-	return uint32(h.Sum64() & stream.MaxEventSeq)
+	return max(binary.BigEndian.Uint64(h.Sum(nil)), 1)
 }
 
-// idAssigner hands out tiebreaks for events without an Idempotency-Key: a
-// process-wide counter from a random start, so that two events of one user in
-// the same millisecond through this process get different ids.
-type idAssigner struct{ n atomic.Uint32 }
+// idAssigner hands out the ids of events without an Idempotency-Key: a 64-bit
+// counter from a random start, skipping 0. Within a process no two events get
+// the same id (until 2^64 ids); two processes collide only if their ranges
+// meet, with probability about (ids handed out) / 2^64.
+type idAssigner struct{ n atomic.Uint64 }
 
 func newIDAssigner() *idAssigner {
 	a := &idAssigner{}
-	a.n.Store(rand.Uint32())
+	a.n.Store(rand.Uint64())
 	return a
 }
 
-func (a *idAssigner) next() uint32 { return a.n.Add(1) & stream.MaxEventSeq }
+func (a *idAssigner) next() uint64 {
+	for {
+		if id := a.n.Add(1); id != 0 {
+			return id
+		}
+	}
+}

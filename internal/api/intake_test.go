@@ -29,8 +29,8 @@ func TestPostInteraction(t *testing.T) {
 	if e != want {
 		t.Fatalf("published %+v, want %+v", e, want)
 	}
-	if stream.EventIDTime(e.EventID) != 1700000000123 || a.EventIDs[0] != strconv.FormatUint(e.EventID, 10) {
-		t.Fatalf("event id %d (%s) does not encode the event time", e.EventID, a.EventIDs[0])
+	if e.EventID == 0 || a.EventIDs[0] != strconv.FormatUint(e.EventID, 10) {
+		t.Fatalf("event id %d, answered %s", e.EventID, a.EventIDs[0])
 	}
 	// Defaults: event time = now, watch ratio = play / duration.
 	f.do(http.MethodPost, "/v1/interactions", `{"user_id":1,"video_id":2,"play_duration_ms":3000,"video_duration_ms":12000}`)
@@ -64,32 +64,138 @@ func TestPostInteractionBatch(t *testing.T) {
 
 func TestIdempotencyKey(t *testing.T) {
 	f := newFixture(t, 10, 4, 1, DefaultConfig())
-	post := func(path, body, key string) Accepted {
-		w := f.do(http.MethodPost, path, body, IdempotencyHeader, key)
+	post := func(path, body string, hdr ...string) Accepted {
+		t.Helper()
+		w := f.do(http.MethodPost, path, body, hdr...)
 		if w.Code != http.StatusAccepted {
 			t.Fatalf("%d %s", w.Code, w.Body.String())
 		}
 		return decode[Accepted](t, w)
 	}
-	a1 := post("/v1/interactions", okEvent, "req-123")
+	a1 := post("/v1/interactions", okEvent, IdempotencyHeader, "req-123")
 	f.now = f.now.Add(time.Second) // a retry, later
-	a2 := post("/v1/interactions", okEvent, "req-123")
-	if a1.EventIDs[0] != a2.EventIDs[0] {
-		t.Fatalf("retry got id %s, first %s", a2.EventIDs[0], a1.EventIDs[0])
+	calls := f.pub.Calls()
+	w := f.do(http.MethodPost, "/v1/interactions", okEvent, IdempotencyHeader, "req-123")
+	if w.Code != http.StatusAccepted || w.Header().Get(ReplayedHeader) != "true" || f.pub.Calls() != calls {
+		t.Fatalf("retry of a done request: %d %q, %d publishes (want the stored answer, none)", w.Code, w.Header().Get(ReplayedHeader), f.pub.Calls()-calls)
+	}
+	if a2 := decode[Accepted](t, w); a2.EventIDs[0] != a1.EventIDs[0] {
+		t.Fatalf("retry answered id %s, first %s", a2.EventIDs[0], a1.EventIDs[0])
 	}
 	batch := "[" + okEvent + "," + okEvent + "]"
-	b1 := post("/v1/interactions:batch", batch, "batch-9")
-	b2 := post("/v1/interactions:batch", batch, "batch-9")
-	if b1.EventIDs[0] != b2.EventIDs[0] || b1.EventIDs[1] != b2.EventIDs[1] || b1.EventIDs[0] == b1.EventIDs[1] {
-		t.Fatalf("batch ids %v then %v", b1.EventIDs, b2.EventIDs)
+	b1 := post("/v1/interactions:batch", batch, IdempotencyHeader, "batch-9")
+	if b1.EventIDs[0] == b1.EventIDs[1] {
+		t.Fatalf("batch ids %v", b1.EventIDs)
 	}
-	// Different keys give different ids (all but certainly: 12 bits of hash).
-	distinct := map[string]bool{}
-	for i := range 20 {
-		distinct[post("/v1/interactions", okEvent, "k"+strconv.Itoa(i)).EventIDs[0]] = true
+	// The same key from another client is another request: other ids.
+	c1 := post("/v1/interactions:batch", batch, IdempotencyHeader, "batch-9", ClientHeader, "phone-7")
+	if c1.EventIDs[0] == b1.EventIDs[0] || c1.EventIDs[1] == b1.EventIDs[1] {
+		t.Fatalf("two clients' keys gave the same ids: %v %v", c1.EventIDs, b1.EventIDs)
 	}
-	if len(distinct) < 18 {
-		t.Fatalf("only %d distinct ids for 20 keys", len(distinct))
+	// The key with another body: 409, nothing published.
+	calls = f.pub.Calls()
+	wantError(t, f.do(http.MethodPost, "/v1/interactions:batch", "["+okEvent+"]", IdempotencyHeader, "batch-9"),
+		http.StatusConflict, CodeIdempotencyKeyReused)
+	if f.pub.Calls() != calls {
+		t.Fatal("a reused key published")
+	}
+	wantError(t, f.do(http.MethodPost, "/v1/interactions", okEvent, ClientHeader, "a b"), http.StatusBadRequest, CodeInvalidClientID)
+}
+
+// Concurrent retries: while the first attempt is publishing, a retry gets 409
+// idempotency_in_progress; once it is done, a retry gets its answer.
+func TestIdempotencyConcurrentRetry(t *testing.T) {
+	f := newFixture(t, 10, 4, 1, DefaultConfig())
+	f.pub.block, f.pub.entered = make(chan struct{}), make(chan struct{}, 1)
+	first := make(chan int, 1)
+	go func() { first <- f.do(http.MethodPost, "/v1/interactions", okEvent, IdempotencyHeader, "k1").Code }()
+	<-f.pub.entered
+	wantError(t, f.do(http.MethodPost, "/v1/interactions", okEvent, IdempotencyHeader, "k1"), http.StatusConflict, CodeIdempotencyInProgress)
+	close(f.pub.block)
+	if code := <-first; code != http.StatusAccepted {
+		t.Fatalf("first attempt: %d", code)
+	}
+	f.pub.mu.Lock()
+	f.pub.block = nil
+	f.pub.mu.Unlock()
+	w := f.do(http.MethodPost, "/v1/interactions", okEvent, IdempotencyHeader, "k1")
+	if w.Code != http.StatusAccepted || w.Header().Get(ReplayedHeader) != "true" || f.pub.Calls() != 1 || len(f.pub.events) != 1 {
+		t.Fatalf("after the first finished: %d, %d publishes", w.Code, f.pub.Calls())
+	}
+}
+
+// A retry after a failed publish publishes the same ids again; so does a
+// retry after Redis lost the record (a flush): the ids do not depend on it.
+func TestIdempotencyRetryAfterFailureAndFlush(t *testing.T) {
+	f := newFixture(t, 10, 4, 1, DefaultConfig())
+	body := "[" + okEvent + "," + okEvent + "]"
+	f.pub.err = errors.New("broker down")
+	wantError(t, f.do(http.MethodPost, "/v1/interactions:batch", body, IdempotencyHeader, "k2"), http.StatusServiceUnavailable, CodePublishFailed)
+	f.pub.err = nil
+	w := f.do(http.MethodPost, "/v1/interactions:batch", body, IdempotencyHeader, "k2")
+	if w.Code != http.StatusAccepted || w.Header().Get(ReplayedHeader) != "" {
+		t.Fatalf("retry after a failure: %d %q, want a fresh publish", w.Code, w.Header().Get(ReplayedHeader))
+	}
+	a := decode[Accepted](t, w)
+	f.mr.FlushAll()
+	w = f.do(http.MethodPost, "/v1/interactions:batch", body, IdempotencyHeader, "k2")
+	if w.Code != http.StatusAccepted || w.Header().Get(ReplayedHeader) != "" {
+		t.Fatalf("retry after a flush: %d", w.Code)
+	}
+	b := decode[Accepted](t, w)
+	if len(f.pub.events) != 4 || a.EventIDs[0] != b.EventIDs[0] || a.EventIDs[1] != b.EventIDs[1] ||
+		f.pub.events[0].EventID != f.pub.events[2].EventID || f.pub.events[1].EventID != f.pub.events[3].EventID {
+		t.Fatalf("ids %v then %v; published %d events", a.EventIDs, b.EventIDs, len(f.pub.events))
+	}
+}
+
+// Without a key, ids never collide: 4,096 events of one user in one
+// millisecond get 4,096 distinct ids.
+func TestEventIDsWithoutKeyDistinct(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxBatch = 4096
+	f := newFixture(t, 10, 4, 1, cfg)
+	var b strings.Builder
+	b.WriteString("[")
+	for i := range 4096 {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		b.WriteString(okEvent)
+	}
+	b.WriteString("]")
+	w := f.do(http.MethodPost, "/v1/interactions:batch", b.String())
+	if w.Code != http.StatusAccepted {
+		t.Fatalf("%d %s", w.Code, w.Body.String())
+	}
+	seen := map[uint64]bool{}
+	for _, e := range f.pub.events {
+		if e.EventID == 0 || seen[e.EventID] {
+			t.Fatalf("id %d repeated or zero", e.EventID)
+		}
+		seen[e.EventID] = true
+	}
+	if len(seen) != 4096 {
+		t.Fatalf("%d distinct ids", len(seen))
+	}
+}
+
+func TestKeyedEventIDs(t *testing.T) {
+	seen := map[uint64]string{}
+	for _, c := range []string{"anonymous", "a"} {
+		for _, k := range []string{"k", "k0", "0"} {
+			for i := range 100 {
+				id := keyedEventID(c, k, i)
+				what := c + "/" + k + "/" + strconv.Itoa(i)
+				if prev, ok := seen[id]; ok || id == 0 {
+					t.Fatalf("id %d of %s repeats %s", id, what, prev)
+				}
+				seen[id] = what
+				if keyedEventID(c, k, i) != id {
+					t.Fatal("not deterministic")
+				}
+			}
+		}
 	}
 }
 

@@ -11,16 +11,19 @@ import (
 // metrics are the API's Prometheus metrics, registered on the injected
 // registry. Online served-list metrics and drift will get their own struct.
 type metrics struct {
-	requests      *prometheus.CounterVec   // route, method, code
-	latency       *prometheus.HistogramVec // route, method
-	recs          *prometheus.CounterVec   // kind: model | fallback
-	fallbacks     *prometheus.CounterVec   // reason
-	recItems      prometheus.Histogram
-	servedStore   *prometheus.CounterVec // result: ok | error | skipped
-	servedLog     *prometheus.CounterVec // result: written | dropped | error
-	accepted      prometheus.Counter
-	rejected      *prometheus.CounterVec // reason
-	acceptBatches prometheus.Histogram
+	requests    *prometheus.CounterVec   // route, method, code
+	latency     *prometheus.HistogramVec // route, method
+	recs        *prometheus.CounterVec   // kind: model | fallback
+	fallbacks   *prometheus.CounterVec   // reason
+	recItems    prometheus.Histogram
+	servedStore *prometheus.CounterVec // result: ok | error | skipped
+	servedLog   *prometheus.CounterVec // result: written | dropped | error
+	accepted    prometheus.Counter
+	rejected    *prometheus.CounterVec // reason
+	// intakeReplayed counts answers replayed from a done intake record;
+	// intakeRecordErrors counts intake records that could not be read or written.
+	intakeReplayed, intakeRecordErrors prometheus.Counter
+	acceptBatches                      prometheus.Histogram
 }
 
 // latencyBuckets span 25µs to ~0.8s (doubling): in-process scoring is tens of
@@ -54,9 +57,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Interaction intake requests rejected, by reason (the error code)."}, []string{"reason"}),
 		acceptBatches: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "streamrec_api_interaction_batch_events",
 			Help: "Events per accepted intake request.", Buckets: []float64{1, 2, 5, 10, 50, 100, 500, 1000, 5000}}),
+		intakeReplayed: prometheus.NewCounter(prometheus.CounterOpts{Name: "streamrec_api_intake_replayed_total",
+			Help: "Intake requests answered from a completed request with the same client and Idempotency-Key (nothing published)."}),
+		intakeRecordErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "streamrec_api_intake_record_errors_total",
+			Help: "Intake idempotency records that could not be read or written in Redis (the request was published without them)."}),
 	}
 	for _, c := range []prometheus.Collector{m.requests, m.latency, m.recs, m.fallbacks, m.recItems, m.servedStore, m.servedLog,
-		m.accepted, m.rejected, m.acceptBatches} {
+		m.accepted, m.rejected, m.acceptBatches, m.intakeReplayed, m.intakeRecordErrors} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -83,11 +83,21 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		}
 	}
 	walk(all)
+	// The intake endpoints document their identity and idempotency headers
+	// and the 409 answers.
+	for _, p := range []string{"/v1/interactions", "/v1/interactions:batch"} {
+		op := string(doc.Paths[p]["post"])
+		for _, want := range []string{"#/components/parameters/ClientId", "#/components/parameters/IdempotencyKey", `"409"`} {
+			if !strings.Contains(op, want) {
+				t.Errorf("POST %s: %s not documented", p, want)
+			}
+		}
+	}
 	// Every error code constant is in the document's enum.
 	for _, c := range []string{CodeInvalidUserID, CodeInvalidParameter, CodeInvalidK, CodeInvalidJSON, CodeUnknownField,
 		CodeInvalidField, CodeMissingField, CodeInvalidEvent, CodeBodyTooLarge, CodeBatchTooLarge, CodeEmptyBatch,
 		CodeUnsupportedMediaType, CodeInvalidIdempotency, CodeNotFound, CodeMethodNotAllowed, CodeNoModel,
-		CodePublishFailed, CodeNotReady, CodeInternal} {
+		CodePublishFailed, CodeNotReady, CodeInternal, CodeInvalidClientID, CodeIdempotencyInProgress, CodeIdempotencyKeyReused} {
 		if !strings.Contains(string(openAPIDoc), `"`+c+`"`) {
 			t.Errorf("error code %s not documented", c)
 		}

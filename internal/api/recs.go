@@ -38,15 +38,23 @@ type Recommendations struct {
 	// (absent on a fallback).
 	EmbeddingUpdatedAtMs *int64 `json:"embedding_updated_at_ms,omitempty"`
 	EmbeddingAgeMs       *int64 `json:"embedding_age_ms,omitempty"`
-	// LastEventID is the id of the last event applied to the embedding, as a
-	// decimal string (uint64 does not fit a JSON number exactly); "0" for an
-	// embedding straight from offline training.
-	LastEventID    string `json:"last_event_id,omitempty"`
-	ExcludeWatched bool   `json:"exclude_watched"`
+	// InputPosition is the freshness of the embedding: the interactions
+	// topic position of the last event applied to it (absent for an
+	// embedding straight from offline training, and on a fallback). A user's
+	// events all come from one partition, so a larger offset is a fresher
+	// embedding; event ids say nothing of order.
+	InputPosition  *InputPosition `json:"input_position,omitempty"`
+	ExcludeWatched bool           `json:"exclude_watched"`
 	// Excluded is how many recently watched videos were excluded.
 	Excluded   int       `json:"excluded"`
 	ServedAtMs int64     `json:"served_at_ms"`
 	Items      []RecItem `json:"items"`
+}
+
+// InputPosition is a partition and offset of the interactions topic.
+type InputPosition struct {
+	Partition int32 `json:"partition"`
+	Offset    int64 `json:"offset"`
 }
 
 // RecItem is one recommended video.
@@ -133,7 +141,9 @@ func (s *Server) recommendations(c echo.Context) error {
 		scoredPool.Put(bufp)
 		upd, age := rec.UpdatedAtMs, rec.Age(now).Milliseconds()
 		resp.EmbeddingUpdatedAtMs, resp.EmbeddingAgeMs = &upd, &age
-		resp.LastEventID = strconv.FormatUint(rec.LastEventID, 10)
+		if rec.InputNext > 0 {
+			resp.InputPosition = &InputPosition{Partition: rec.InputPartition, Offset: rec.InputNext - 1}
+		}
 		s.metrics.recs.WithLabelValues("model").Inc()
 	} else {
 		resp.Fallback, resp.FallbackReason = FallbackPopularity, reason
@@ -171,6 +181,9 @@ func (s *Server) recommendations(c echo.Context) error {
 			LastPartition: -1, LastOffset: -1, ServedMS: resp.ServedAtMs, Slots: make([]cache.ServedSlot, len(resp.Items))}
 		if reason == "" {
 			r.UserVec, r.UserBias, r.LastProducedMS = slices.Clone(rec.Embedding), rec.Bias, rec.EventProducedAtMs
+			if rec.InputNext > 0 {
+				r.LastPartition, r.LastOffset = rec.InputPartition, rec.InputNext-1
+			}
 		}
 		for i, it := range resp.Items {
 			r.Slots[i] = cache.ServedSlot{Video: it.VideoID, Score: it.Score, PredictedWatchRatio: it.PredictedWatchRatio, Propensity: 1}

@@ -87,8 +87,8 @@ func TestRecommendationsEqualBruteForce(t *testing.T) {
 			if r.EmbeddingAgeMs == nil || *r.EmbeddingAgeMs != 90_000 || *r.EmbeddingUpdatedAtMs != rec.UpdatedAtMs {
 				t.Fatalf("user %d: embedding age %v updated %v", u, r.EmbeddingAgeMs, r.EmbeddingUpdatedAtMs)
 			}
-			if r.LastEventID != strconv.FormatUint(rec.LastEventID, 10) {
-				t.Fatalf("last_event_id %q, want %d", r.LastEventID, rec.LastEventID)
+			if r.InputPosition == nil || *r.InputPosition != (InputPosition{rec.InputPartition, rec.InputNext - 1}) {
+				t.Fatalf("input_position %+v, want %d/%d", r.InputPosition, rec.InputPartition, rec.InputNext-1)
 			}
 			checkRanking(t, r.Items, bruteForce(f.model, rec.Embedding, nil), k, testMu+float64(rec.Bias))
 		}
@@ -132,7 +132,7 @@ func TestRecommendationsFallback(t *testing.T) {
 			t.Fatalf("%d %s", w.Code, w.Body.String())
 		}
 		r := decode[Recommendations](t, w)
-		if r.Fallback != FallbackPopularity || r.FallbackReason != ReasonNoEmbedding || r.EmbeddingAgeMs != nil || r.LastEventID != "" {
+		if r.Fallback != FallbackPopularity || r.FallbackReason != ReasonNoEmbedding || r.EmbeddingAgeMs != nil || r.InputPosition != nil {
 			t.Fatalf("%+v", r)
 		}
 		checkRanking(t, r.Items, popularityRanking(f.model, nil), 30, testMu)

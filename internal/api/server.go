@@ -40,6 +40,14 @@ type Publisher interface {
 	Publish(ctx context.Context, events []stream.Event) error
 }
 
+// IntakeStore keeps the intake idempotency records (per client and
+// Idempotency-Key); *cache.Store implements it.
+type IntakeStore interface {
+	BeginIntake(ctx context.Context, client, key string, bodyHash []byte, now time.Time, lease, ttl time.Duration) (cache.IntakeState, []byte, error)
+	FinishIntake(ctx context.Context, client, key string, bodyHash, answer []byte, ttl time.Duration) error
+	FailIntake(ctx context.Context, client, key string, bodyHash []byte, ttl time.Duration) error
+}
+
 // Check is one readiness check; Fn returns nil when the dependency is ready.
 type Check struct {
 	Name string
@@ -83,13 +91,16 @@ type Config struct {
 	// BenchReference registers the load harness's reference endpoint
 	// (BenchReferencePath; see benchref.go). Default: false.
 	BenchReference bool
+	// IdempotencyTTL is how long an intake idempotency record (per client and
+	// Idempotency-Key) is kept after its last change. Default: 24h.
+	IdempotencyTTL time.Duration
 }
 
 // DefaultConfig returns the defaults documented on Config.
 func DefaultConfig() Config {
 	return Config{DefaultK: 25, MaxK: 100, MaxBodyBytes: 1 << 20, MaxBatch: 1000,
 		RedisTimeout: 100 * time.Millisecond, PublishTimeout: 10 * time.Second, ReadyTimeout: 2 * time.Second,
-		WatchedUsers: 100_000, WatchedPerUser: 200}
+		WatchedUsers: 100_000, WatchedPerUser: 200, IdempotencyTTL: 24 * time.Hour}
 }
 
 // Validate reports every invalid field.
@@ -110,6 +121,9 @@ func (c Config) Validate() error {
 	if c.RedisTimeout <= 0 || c.PublishTimeout <= 0 || c.ReadyTimeout <= 0 {
 		errs = append(errs, errors.New("redis, publish and ready timeouts must be positive"))
 	}
+	if c.IdempotencyTTL < c.PublishTimeout+5*time.Second {
+		errs = append(errs, fmt.Errorf("idempotency ttl %v: want at least the publish timeout + 5s", c.IdempotencyTTL))
+	}
 	if c.WatchedUsers < 1 || c.WatchedPerUser < 1 {
 		errs = append(errs, errors.New("watched-users and watched-per-user must be positive"))
 	}
@@ -121,6 +135,10 @@ type Deps struct {
 	Items     ItemSource
 	Store     UserStore
 	Publisher Publisher
+	// Intake keeps the intake idempotency records. Nil: none (a retry with
+	// the same Idempotency-Key is published again with the same ids, which
+	// the updater drops as duplicates).
+	Intake IntakeStore
 	// Checks are run in order by /readyz.
 	Checks []Check
 	// Observer may be nil.

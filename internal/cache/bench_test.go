@@ -201,7 +201,7 @@ func BenchmarkPublish(b *testing.B) {
 func benchUsers(r *rand.Rand, n int) []UserRecord {
 	recs := make([]UserRecord, n)
 	for i := range recs {
-		recs[i] = UserRecord{UserID: uint32(i), Embedding: randVec(r, kuaiDim), Bias: 0.1, UpdatedAtMs: 1764180000000, LastEventID: uint64(i) << 20, EventProducedAtMs: 1764179999000}
+		recs[i] = UserRecord{UserID: uint32(i), Embedding: randVec(r, kuaiDim), Bias: 0.1, UpdatedAtMs: 1764180000000, InputPartition: int32(i % 8), InputNext: int64(i) << 20, EventProducedAtMs: 1764179999000}
 	}
 	return recs
 }
@@ -226,7 +226,7 @@ func BenchmarkPutUsersIfNewer(b *testing.B) {
 		b.Run("batch=1000/dim=64", func(b *testing.B) {
 			for b.Loop() {
 				for i := range recs {
-					recs[i].LastEventID++
+					recs[i].InputNext++
 				}
 				if _, err := s.PutUsersIfNewer(b.Context(), "v1", recs); err != nil {
 					b.Fatal(err)

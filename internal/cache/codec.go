@@ -13,7 +13,8 @@ import (
 // bits are little-endian; floats round-trip bit-exactly (NaN payloads included).
 
 const (
-	userRecordFormatV1 = 1
+	userRecordFormatV1 = 1 // before input positions; still decoded (position unknown)
+	userRecordFormatV2 = 2
 	servedListFormatV1 = 1
 	itemChunkFormatV1  = 1
 
@@ -63,23 +64,32 @@ func decodeUint32s(dst []uint32, s string, off int) {
 	}
 }
 
-// User record, format 1:
+// User record, format 2:
 //
-//	[0]      format = 1
+//	[0]      format = 2
 //	[1]      L = len(model version), 0..255
 //	[2:2+L]  model version
-//	then     uint64 last event id, int64 updated-at ms, int64 event produced-at ms,
+//	then     int32 input partition, uint64 input next offset (0: none),
+//	         int64 updated-at ms, int64 event produced-at ms,
 //	         float32 bias, uint32 dim, dim x float32 embedding
-const userRecordFixed = 1 + 1 + 8 + 8 + 8 + 4 + 4
+//
+// Format 1 (written before input positions) had a uint64 last event id in
+// place of the partition and offset; it is still decoded, with the position
+// unknown (InputNext 0), and any write replaces it.
+const (
+	userRecordFixed   = 1 + 1 + 4 + 8 + 8 + 8 + 4 + 4
+	userRecordFixedV1 = 1 + 1 + 8 + 8 + 8 + 4 + 4
+)
 
 // appendUserRecord appends the encoding of r, with model version v, to b.
 func appendUserRecord(b []byte, v string, r *UserRecord) []byte {
 	if len(v) > maxVersionLen || len(r.Embedding) > maxDim {
 		panic("cache: user record exceeds encoding limits") // callers validate first
 	}
-	b = append(b, userRecordFormatV1, byte(len(v)))
+	b = append(b, userRecordFormatV2, byte(len(v)))
 	b = append(b, v...)
-	b = binary.LittleEndian.AppendUint64(b, r.LastEventID)
+	b = binary.LittleEndian.AppendUint32(b, uint32(r.InputPartition))
+	b = binary.LittleEndian.AppendUint64(b, uint64(max(r.InputNext, 0)))
 	b = binary.LittleEndian.AppendUint64(b, uint64(r.UpdatedAtMs))
 	b = binary.LittleEndian.AppendUint64(b, uint64(r.EventProducedAtMs))
 	b = binary.LittleEndian.AppendUint32(b, math.Float32bits(r.Bias))
@@ -90,30 +100,46 @@ func appendUserRecord(b []byte, v string, r *UserRecord) []byte {
 // decodeUserRecord decodes s into r (UserID is left to the caller). The
 // embedding is freshly allocated.
 func decodeUserRecord(s string, r *UserRecord) error {
-	if len(s) < userRecordFixed {
-		return fmt.Errorf("%w: user record: %d bytes, want >= %d", ErrCorrupt, len(s), userRecordFixed)
+	if len(s) < 2 {
+		return fmt.Errorf("%w: user record: %d bytes", ErrCorrupt, len(s))
 	}
-	if s[0] != userRecordFormatV1 {
+	fixed := userRecordFixed
+	switch s[0] {
+	case userRecordFormatV2:
+	case userRecordFormatV1:
+		fixed = userRecordFixedV1
+	default:
 		return fmt.Errorf("%w: user record: unknown format %d", ErrCorrupt, s[0])
 	}
 	vl := int(s[1])
-	if len(s) < userRecordFixed+vl {
-		return fmt.Errorf("%w: user record: %d bytes, too short for version of %d bytes", ErrCorrupt, len(s), vl)
+	if len(s) < fixed+vl {
+		return fmt.Errorf("%w: user record: %d bytes, want >= %d for a version of %d bytes", ErrCorrupt, len(s), fixed+vl, vl)
 	}
 	off := 2
 	version := s[off : off+vl]
 	off += vl
-	eventID := le64(s, off)
-	updated := int64(le64(s, off+8))
-	produced := int64(le64(s, off+16))
-	bias := math.Float32frombits(le32(s, off+24))
-	dim := le32(s, off+28)
-	off += 32
+	var part int32
+	var next int64
+	if s[0] == userRecordFormatV2 {
+		part = int32(le32(s, off))
+		next = int64(le64(s, off+4))
+		off += 12
+	} else {
+		off += 8 // the format-1 event id, meaningless now
+	}
+	updated := int64(le64(s, off))
+	produced := int64(le64(s, off+8))
+	bias := math.Float32frombits(le32(s, off+16))
+	dim := le32(s, off+20)
+	off += 24
 	if dim > maxDim {
 		return fmt.Errorf("%w: user record: dim %d > %d", ErrCorrupt, dim, maxDim)
 	}
 	if want := off + 4*int(dim); len(s) != want {
 		return fmt.Errorf("%w: user record: %d bytes, want %d for dim %d", ErrCorrupt, len(s), want, dim)
+	}
+	if next < 0 {
+		return fmt.Errorf("%w: user record: input offset %d", ErrCorrupt, next)
 	}
 	emb := make([]float32, dim)
 	decodeFloats(emb, s, off)
@@ -123,7 +149,8 @@ func decodeUserRecord(s string, r *UserRecord) error {
 		Embedding:         emb,
 		Bias:              bias,
 		UpdatedAtMs:       updated,
-		LastEventID:       eventID,
+		InputPartition:    part,
+		InputNext:         next,
 		EventProducedAtMs: produced,
 	}
 	return nil

@@ -33,9 +33,9 @@ func TestUserRecordRoundTripBitExact(t *testing.T) {
 		{"empty embedding", "v1", UserRecord{UserID: 7}},
 		{"weird floats", "2026-11-26T18.00_a-b", UserRecord{
 			UserID: 1, Embedding: weirdFloats, Bias: math.Float32frombits(0x7fc0beef),
-			UpdatedAtMs: -5, LastEventID: math.MaxUint64, EventProducedAtMs: math.MaxInt64,
+			UpdatedAtMs: -5, InputPartition: math.MaxInt32, InputNext: math.MaxInt64, EventProducedAtMs: math.MaxInt64,
 		}},
-		{"dim 64", "v", UserRecord{UserID: math.MaxUint32, Embedding: make([]float32, 64), Bias: 0.25, UpdatedAtMs: 1764182000123, LastEventID: 1 << 40, EventProducedAtMs: 1764182000000}},
+		{"dim 64", "v", UserRecord{UserID: math.MaxUint32, Embedding: make([]float32, 64), Bias: 0.25, UpdatedAtMs: 1764182000123, InputPartition: 0, InputNext: 1 << 40, EventProducedAtMs: 1764182000000}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -44,7 +44,7 @@ func TestUserRecordRoundTripBitExact(t *testing.T) {
 			if err := decodeUserRecord(string(b), &got); err != nil {
 				t.Fatalf("decode: %v", err)
 			}
-			if got.ModelVersion != tc.version || got.UserID != tc.rec.UserID || got.LastEventID != tc.rec.LastEventID ||
+			if got.ModelVersion != tc.version || got.UserID != tc.rec.UserID || got.InputPartition != tc.rec.InputPartition || got.InputNext != tc.rec.InputNext ||
 				got.UpdatedAtMs != tc.rec.UpdatedAtMs || got.EventProducedAtMs != tc.rec.EventProducedAtMs ||
 				math.Float32bits(got.Bias) != math.Float32bits(tc.rec.Bias) ||
 				!reflect.DeepEqual(floatBits(got.Embedding), floatBits(tc.rec.Embedding)) {
@@ -65,10 +65,11 @@ func TestUserRecordDecodeRejects(t *testing.T) {
 	}{
 		{"empty", nil},
 		{"format 0", append([]byte{0}, good[1:]...)},
-		{"format 2", append([]byte{2}, good[1:]...)},
+		{"format 3", append([]byte{3}, good[1:]...)},
+		{"format 1 tag on a format 2 body", append([]byte{1}, good[1:]...)},
 		{"truncated", good[:len(good)-1]},
 		{"trailing byte", append(append([]byte{}, good...), 0)},
-		{"version longer than value", append([]byte{1, 200}, good[2:]...)},
+		{"version longer than value", append([]byte{2, 200}, good[2:]...)},
 	}
 	huge := append([]byte{}, good...)
 	huge[len(huge)-13] = 0xff // high byte of the dim field: dim = 0xff000003
@@ -135,7 +136,7 @@ func TestItemChunkRoundTripBitExact(t *testing.T) {
 // FuzzDecodeUserRecord: the decoder never panics, and whatever it accepts
 // re-encodes to exactly the same bytes (the encoding is canonical).
 func FuzzDecodeUserRecord(f *testing.F) {
-	f.Add(appendUserRecord(nil, "v1", &UserRecord{Embedding: []float32{1, 2}, Bias: 3, LastEventID: 9}))
+	f.Add(appendUserRecord(nil, "v1", &UserRecord{Embedding: []float32{1, 2}, Bias: 3, InputPartition: 1, InputNext: 9}))
 	f.Add(appendUserRecord(nil, "", &UserRecord{}))
 	f.Add(appendUserRecord(nil, "2026-11-26", &UserRecord{Embedding: weirdFloats}))
 	f.Add([]byte{1})

@@ -28,6 +28,7 @@ func runStoreSuite(t *testing.T, newStore newStoreFunc) {
 	t.Run("ModelUpdateNotices", func(t *testing.T) { testNotices(t, newStore) })
 	t.Run("Users", func(t *testing.T) { testUsers(t, newStore) })
 	t.Run("UsersIfNewer", func(t *testing.T) { testUsersIfNewer(t, newStore) })
+	t.Run("Intake", func(t *testing.T) { testIntake(t, newStore) })
 	t.Run("UserTTL", func(t *testing.T) { testUserTTL(t, newStore) })
 	t.Run("UsersConcurrent", func(t *testing.T) { testUsersConcurrent(t, newStore) })
 	t.Run("UserCorrupt", func(t *testing.T) { testUserCorrupt(t, newStore) })
@@ -360,7 +361,7 @@ func testUsers(t *testing.T, newStore newStoreFunc) {
 	for i := range recs {
 		recs[i] = UserRecord{
 			UserID: uint32(i * 3), Embedding: randVec(r, 64), Bias: float32(i),
-			UpdatedAtMs: 1764180000000 + int64(i), LastEventID: uint64(i) << 20, EventProducedAtMs: 1764170000000 + int64(i),
+			UpdatedAtMs: 1764180000000 + int64(i), InputPartition: int32(i % 8), InputNext: int64(i) << 20, EventProducedAtMs: 1764170000000 + int64(i),
 		}
 	}
 	recs[7].ModelVersion = "v1" // explicit and equal: accepted
@@ -393,7 +394,7 @@ func testUsers(t *testing.T, newStore newStoreFunc) {
 	}
 	// Overwrite.
 	upd := recs[0]
-	upd.LastEventID++
+	upd.InputNext++
 	upd.Embedding = []float32{9, 9}
 	if err := s.PutUsers(ctx, "v1", []UserRecord{upd}); err != nil {
 		t.Fatal(err)
@@ -424,7 +425,7 @@ func withVersion(r UserRecord, v string) UserRecord { r.ModelVersion = v; return
 
 func equalUser(a, b UserRecord) bool {
 	return a.UserID == b.UserID && a.ModelVersion == b.ModelVersion && floatBits([]float32{a.Bias})[0] == floatBits([]float32{b.Bias})[0] &&
-		a.UpdatedAtMs == b.UpdatedAtMs && a.LastEventID == b.LastEventID && a.EventProducedAtMs == b.EventProducedAtMs &&
+		a.UpdatedAtMs == b.UpdatedAtMs && a.InputPartition == b.InputPartition && a.InputNext == b.InputNext && a.EventProducedAtMs == b.EventProducedAtMs &&
 		slices.Equal(floatBits(a.Embedding), floatBits(b.Embedding))
 }
 
@@ -438,7 +439,7 @@ func testUsersConcurrent(t *testing.T, newStore newStoreFunc) {
 			for i := range 20 {
 				batch := make([]UserRecord, 10)
 				for j := range batch {
-					batch[j] = UserRecord{UserID: uint32(g*1000 + i*10 + j), Embedding: randVec(r, 8), LastEventID: uint64(i)}
+					batch[j] = UserRecord{UserID: uint32(g*1000 + i*10 + j), Embedding: randVec(r, 8), InputNext: int64(i)}
 				}
 				if err := s.PutUsers(ctx, "v1", batch); err != nil {
 					t.Error(err)
@@ -464,8 +465,17 @@ func testUserCorrupt(t *testing.T, newStore newStoreFunc) {
 	if _, _, err := s.GetUser(ctx, "v1", 3); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("GetUser of garbage: %v, want ErrCorrupt", err)
 	}
-	if _, _, err := s.GetUsers(ctx, "v1", []uint32{1, 3}); !errors.Is(err, ErrCorrupt) {
-		t.Fatalf("GetUsers of garbage: %v, want ErrCorrupt", err)
+	if err := s.PutUsers(ctx, "v1", []UserRecord{{UserID: 1, Embedding: []float32{2}, InputNext: 5}}); err != nil {
+		t.Fatal(err)
+	}
+	// GetUsers reports the corrupt record and still answers the others.
+	recs, found, err := s.GetUsers(ctx, "v1", []uint32{1, 3, 2})
+	var cue *CorruptUsersError
+	if !errors.Is(err, ErrCorrupt) || !errors.As(err, &cue) || len(cue.Users) != 1 || cue.Users[3] == nil {
+		t.Fatalf("GetUsers of garbage: %v, want a CorruptUsersError naming user 3", err)
+	}
+	if !found[0] || recs[0].InputNext != 5 || found[1] || found[2] || recs[1].UserID != 3 {
+		t.Fatalf("GetUsers beside a corrupt record: %+v %v", recs, found)
 	}
 	// A record stored under a key of another version is corrupt, never served.
 	s.rdb.Set(ctx, s.k.user("v1", 4), appendUserRecord(nil, "v0", &UserRecord{}), 0)
@@ -563,20 +573,21 @@ func testUsersIfNewer(t *testing.T, newStore newStoreFunc) {
 		}
 		return skipped
 	}
-	stored := func(uid uint32) uint64 {
+	stored := func(uid uint32) int64 {
 		t.Helper()
 		r, ok, err := s.GetUser(ctx, "v1", uid)
 		if err != nil || !ok {
 			t.Fatalf("GetUser(%d): %v %v", uid, ok, err)
 		}
-		return r.LastEventID
+		return r.InputNext
 	}
-	rec := func(uid uint32, hwm uint64) UserRecord {
-		return UserRecord{UserID: uid, LastEventID: hwm, Embedding: []float32{float32(hwm)}}
+	recAt := func(uid uint32, part int32, off int64) UserRecord {
+		return UserRecord{UserID: uid, InputPartition: part, InputNext: off, Embedding: []float32{float32(off)}}
 	}
+	rec := func(uid uint32, off int64) UserRecord { return recAt(uid, 3, off) }
 	tests := []struct {
 		name        string
-		stored, put uint64
+		stored, put int64
 		wantWritten bool
 	}{
 		{"newer", 10, 11, true},
@@ -584,7 +595,9 @@ func testUsersIfNewer(t *testing.T, newStore newStoreFunc) {
 		{"older skipped", 10, 9, false},
 		{"older by a high byte", 1 << 40, 1<<40 - 1, false},
 		{"newer by a high byte", 1<<8 - 1, 1 << 8, true},
-		{"max", 1<<64 - 1, 1<<64 - 2, false},
+		{"first event over none", 0, 1, true},
+		{"none under an event", 1, 0, false},
+		{"max", 1<<63 - 1, 1<<63 - 2, false},
 	}
 	for i, tc := range tests {
 		uid := uint32(100 + i)
@@ -600,6 +613,11 @@ func testUsersIfNewer(t *testing.T, newStore newStoreFunc) {
 			t.Errorf("%s: skipped=%d stored=%d, want written=%v stored=%d", tc.name, skipped, stored(uid), tc.wantWritten, want)
 		}
 	}
+	// Another partition's record is replaced whatever its offset (the
+	// partition count changed, which the updater refuses; the newest write wins).
+	if put(recAt(50, 1, 100)) != 0 || put(recAt(50, 2, 5)) != 0 || stored(50) != 5 {
+		t.Fatal("a record of another partition was not overwritten")
+	}
 	// A batch mixes written and skipped records; an unconditional PutUsers
 	// (the rebuild path) still overwrites.
 	if n := put(rec(100, 1), rec(1, 1), rec(101, 50)); n != 1 {
@@ -608,10 +626,28 @@ func testUsersIfNewer(t *testing.T, newStore newStoreFunc) {
 	if err := s.PutUsers(ctx, "v1", []UserRecord{rec(100, 1)}); err != nil || stored(100) != 1 {
 		t.Fatalf("PutUsers did not overwrite: %v, stored %d", err, stored(100))
 	}
+	// A format-1 record (before input positions) is overwritten.
+	old := []byte{1, 2, 'v', '1'}
+	old = append(old, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f) // event id
+	old = append(old, make([]byte, 8+8+4+4)...)
+	s.rdb.Set(ctx, s.k.user("v1", 8), old, 0)
+	if r, ok, err := s.GetUser(ctx, "v1", 8); err != nil || !ok || r.InputNext != 0 {
+		t.Fatalf("format-1 record: %+v %v %v, want position unknown", r, ok, err)
+	}
+	if put(rec(8, 0)) != 0 || stored(8) != 0 {
+		t.Fatal("format-1 value not overwritten")
+	}
 	// A corrupt stored value is overwritten.
 	s.rdb.Set(ctx, s.k.user("v1", 7), "\x09junk", 0)
 	if put(rec(7, 3)) != 0 || stored(7) != 3 {
 		t.Fatal("corrupt value not overwritten")
+	}
+	// So is one tagged format 2 whose length does not match its dim, even
+	// when its bytes read as a huge offset on the same partition.
+	junk := appendUserRecord(nil, "v1", &UserRecord{InputPartition: 3, InputNext: 1 << 60, Embedding: []float32{1, 2}})
+	s.rdb.Set(ctx, s.k.user("v1", 6), junk[:len(junk)-1], 0)
+	if put(rec(6, 3)) != 0 || stored(6) != 3 {
+		t.Fatal("a truncated format-2 value blocked the write")
 	}
 	if _, err := s.PutUsersIfNewer(ctx, "v1", []UserRecord{{UserID: 1, ModelVersion: "v2"}}); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("mismatched version: %v, want ErrInvalid", err)

@@ -24,8 +24,15 @@ type UserRecord struct {
 	// UpdatedAtMs is when the embedding was computed (unix ms): its age is
 	// now - UpdatedAtMs.
 	UpdatedAtMs int64
-	// LastEventID is the high-water mark: the id of the last event applied.
-	LastEventID uint64
+	// InputPartition and InputNext are the input position of the last event
+	// the embedding reflects: its interactions topic partition, and its offset
+	// + 1 (the offset after it, as Kafka commits offsets). InputNext 0 (the
+	// zero value, as the ingestor's offline records have it): no event. A
+	// user's events all come from one partition, so InputNext orders the
+	// user's records (see PutUsersIfNewer); event ids do not (they need not
+	// increase).
+	InputPartition int32
+	InputNext      int64
 	// EventProducedAtMs is when that last event was produced (unix ms), for
 	// end-to-end freshness (event produced -> embedding in Redis).
 	EventProducedAtMs int64
@@ -110,8 +117,10 @@ func (s *Store) GetUser(ctx context.Context, version string, userID uint32) (Use
 
 // GetUsers reads the records of ids under version in one MGET. recs[i] and
 // found[i] answer ids[i]; a missing user has found[i] == false and a zero
-// record (with UserID set). Both slices belong to the caller. A record that
-// does not decode fails the whole call with ErrCorrupt.
+// record (with UserID set). Both slices belong to the caller. Records that do
+// not decode (or hold another version) are reported as not found, and the
+// call then returns the others together with a *CorruptUsersError (which is
+// ErrCorrupt) naming them: a caller can skip them and go on.
 func (s *Store) GetUsers(ctx context.Context, version string, ids []uint32) (recs []UserRecord, found []bool, err error) {
 	if err := checkVersion(version); err != nil {
 		return nil, nil, err
@@ -132,6 +141,14 @@ func (s *Store) GetUsers(ctx context.Context, version string, ids []uint32) (rec
 	}
 	recs = make([]UserRecord, len(ids))
 	found = make([]bool, len(ids))
+	var bad *CorruptUsersError
+	corrupt := func(i int, err error) {
+		if bad == nil {
+			bad = &CorruptUsersError{Version: version, Users: map[uint32]error{}}
+		}
+		bad.Users[ids[i]] = err
+		recs[i] = UserRecord{UserID: ids[i]}
+	}
 	for i, v := range vals {
 		recs[i].UserID = ids[i]
 		if v == nil {
@@ -142,12 +159,30 @@ func (s *Store) GetUsers(ctx context.Context, version string, ids []uint32) (rec
 			return nil, nil, fmt.Errorf("%w: user %d: unexpected reply type %T", ErrCorrupt, ids[i], v)
 		}
 		if err := decodeUserRecord(str, &recs[i]); err != nil {
-			return nil, nil, fmt.Errorf("decoding user %d under version %s: %w", ids[i], version, err)
+			corrupt(i, err)
+			continue
 		}
 		if recs[i].ModelVersion != version {
-			return nil, nil, fmt.Errorf("%w: user %d under version %s holds version %q", ErrCorrupt, ids[i], version, recs[i].ModelVersion)
+			corrupt(i, fmt.Errorf("%w: user record holds version %q", ErrCorrupt, recs[i].ModelVersion))
+			continue
 		}
 		found[i] = true
 	}
+	if bad != nil {
+		return recs, found, bad
+	}
 	return recs, found, nil
 }
+
+// CorruptUsersError names the user records GetUsers could not decode.
+type CorruptUsersError struct {
+	Version string
+	Users   map[uint32]error
+}
+
+func (e *CorruptUsersError) Error() string {
+	return fmt.Sprintf("%d corrupt user records under version %s", len(e.Users), e.Version)
+}
+
+// Is makes a *CorruptUsersError match ErrCorrupt.
+func (e *CorruptUsersError) Is(target error) bool { return target == ErrCorrupt }

@@ -8,20 +8,26 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// putIfNewerScript writes ARGV[1] (an encoded user record) at KEYS[1] unless
-// the stored record's LastEventID is greater than the new one's (equal
-// rewrites: idempotent). It compares the little-endian uint64 at the fixed
-// offsets of format 1 byte by byte, from the most significant, because Lua
-// numbers cannot hold a uint64. A stored value that is not format 1 is
-// overwritten. ARGV[2] is the TTL in ms (0: none). Returns 1 if written.
+// putIfNewerScript writes ARGV[1] (an encoded user record, format 2) at
+// KEYS[1] unless the stored record is format 2, on the same input partition,
+// with a greater input next offset (equal rewrites: idempotent). It compares the
+// little-endian fields at the fixed offsets byte by byte, the offset from its
+// most significant byte, because Lua numbers cannot hold a uint64. A stored
+// value of another format or length (a corrupt record), or of another
+// partition, is overwritten. ARGV[2]
+// is the TTL in ms (0: none). Returns 1 if written.
 var putIfNewerScript = redis.NewScript(`
 local old = redis.call('GET', KEYS[1])
 local new = ARGV[1]
-if old and string.len(old) >= 2 and string.byte(old, 1) == 1 then
+if old and string.len(old) >= 2 and string.byte(old, 1) == 2 then
   local o = 3 + string.byte(old, 2)
   local n = 3 + string.byte(new, 2)
-  if string.len(old) >= o + 7 then
-    for i = 7, 0, -1 do
+  local dim = -1
+  if string.len(old) >= o + 35 then
+    dim = string.byte(old, o + 32) + 256 * (string.byte(old, o + 33) + 256 * (string.byte(old, o + 34) + 256 * string.byte(old, o + 35)))
+  end
+  if string.len(old) == o + 35 + 4 * dim and string.sub(old, o, o + 3) == string.sub(new, n, n + 3) then
+    for i = 11, 4, -1 do
       local a, b = string.byte(old, o + i), string.byte(new, n + i)
       if a > b then return 0 end
       if a < b then break end
@@ -39,7 +45,8 @@ return 1
 
 // PutUsersIfNewer is PutUsers with a per-user guard, applied atomically in
 // Redis: a record is written only if the stored record of the same user and
-// version has a LastEventID no greater than the new one (or there is none).
+// version, on the same input partition, has an InputNext no greater than
+// the new one's (or there is none).
 // It protects Redis from a stale writer (for example an updater instance
 // that lost its partitions but still flushes) overwriting a fresher vector.
 // One pipeline of EVALSHA (one extra round trip when the script is not yet

@@ -86,9 +86,22 @@ func NewLogger(w io.Writer, level string) (*slog.Logger, error) {
 }
 
 // SignalContext returns a context cancelled on SIGINT or SIGTERM (docker stop
-// sends SIGTERM). A second signal kills the process by the default action.
+// sends SIGTERM). The first signal starts a graceful shutdown; from then on
+// the signals have their default action again, so a second one ends the
+// process at once (signal.NotifyContext would keep catching them).
 func SignalContext(parent context.Context) (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(parent)
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+		}
+		signal.Stop(ch) // back to the default action: a second signal kills
+		cancel()
+	}()
+	return ctx, cancel
 }
 
 // Main runs a binary's run function and maps its error to the exit code in one

@@ -15,14 +15,39 @@
 //
 // # Exactly once in effect
 //
-// Each user's state carries the high-water mark (HWM) of applied event ids. An
-// event whose id is not above it (a redelivery after a crash, a duplicate from a
-// producer retry) is skipped and counted. A batch's dirty users are written to
-// the changelog topic (acks=all) and then to Redis before the consumer commits
-// the batch's input offsets, so a crash at any point either replays events the
-// restored state has not seen or skips those it has: the final vectors are bit
-// for bit those of an uninterrupted run.
+// Each user's state (see UserState; format 2 in the changelog) carries the
+// learned vector and its offline base, the input position (partition, offset)
+// of the last message processed for the user, the newest event time applied,
+// and a ring of the user's RingSize most recent events (event id, video, watch
+// ratio, event time, input offset). Per message, in input order:
 //
-// Not built yet: online fine-tuning of the dense tower weights (the dense
-// checkpoint topic); only the per-user vector learns online.
+//   - at or before the state's position: a redelivery (after a crash, a
+//     rebalance, a broker restart), skipped, counted as redelivered;
+//   - an event id in the ring: a duplicate (the same event published twice: a
+//     producer retry, a re-POST), skipped, counted as duplicate; the position
+//     moves to it;
+//   - anything else is applied, whatever its event time; an event older than
+//     the newest applied one is late, counted, and its lateness observed.
+//
+// Event ids only need to be unique per user: nothing compares them for order.
+// A batch's dirty users are written to the changelog topic (acks=all) and then
+// to Redis before the consumer commits the batch's input offsets, so a crash at
+// any point either replays messages past the restored state's position or skips
+// those it covers: the final vectors are bit for bit those of an uninterrupted
+// run. Redis's write guard (cache.Store.PutUsersIfNewer) and the restore's
+// stale-writer guard compare input positions too.
+//
+// # Files
+//
+// updater.go holds the Updater's types, configuration and counters; apply.go
+// the per-event semantics (redelivery, duplicate, late, the SGD step) and the
+// materialisation of users from Redis; flush.go the flusher that writes dirty
+// users to the changelog and Redis before a batch is committed; restore.go
+// what a restore, a model switch and a Redis rebuild do to the held states;
+// keeper.go the policy that calls them (on assignment, on a lost marker);
+// changelog.go the encoding side of the Kafka state topics, whose Kafka
+// reader and writer is stream.StateLog; state.go the per-user state format.
+//
+// Dense mode (DenseTower) also fine-tunes the user tower's weights online; see
+// the README.
 package online

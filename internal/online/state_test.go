@@ -8,8 +8,10 @@ import (
 )
 
 func TestStateRoundTrip(t *testing.T) {
-	s := UserState{UserID: 9, ModelVersion: "v20260101-1", HWM: 1 << 50, Applied: 17, ProducedAtUs: 1764180000123456,
-		UpdatedAtMs: 1764180000123, Base: []float32{1, -2, float32(math.Inf(1)), 3.25}, Vec: []float32{0, math.SmallestNonzeroFloat32, -0.5, 7}}
+	s := UserState{UserID: 9, ModelVersion: "v20260101-1", Pos: Position{7, 1 << 50}, NewestEventMs: 1593878903438, Applied: 17,
+		ProducedAtUs: 1764180000123456, UpdatedAtMs: 1764180000123, Base: []float32{1, -2, float32(math.Inf(1)), 3.25},
+		Vec:  []float32{0, math.SmallestNonzeroFloat32, -0.5, 7},
+		Ring: []RecentEvent{{EventID: math.MaxUint64, VideoID: 3, WatchRatio: 0.75, EventTimeMs: 1593878903438, Offset: 1 << 50}, {EventID: 1, Offset: 2}}}
 	b := AppendState(nil, &s)
 	var got UserState
 	got.UserID = 9
@@ -19,7 +21,13 @@ func TestStateRoundTrip(t *testing.T) {
 	if !reflect.DeepEqual(got, s) {
 		t.Fatalf("round trip: %+v != %+v", got, s)
 	}
-	for _, bad := range [][]byte{nil, {2}, b[:10], append(append([]byte(nil), b...), 0)} {
+	if StateSize(&s) != len(b) {
+		t.Fatalf("StateSize %d, encoded %d", StateSize(&s), len(b))
+	}
+	format1 := append([]byte{1}, b[1:]...)
+	badPos := append([]byte(nil), b...)
+	badPos[3+len(s.ModelVersion)+3] = 0x80 // partition < -1
+	for _, bad := range [][]byte{nil, {2}, b[:10], b[:len(b)-1], append(append([]byte(nil), b...), 0), format1, badPos} {
 		if err := DecodeState(bad, &got); !errors.Is(err, ErrBadState) {
 			t.Fatalf("DecodeState(%x) = %v, want ErrBadState", bad, err)
 		}
@@ -27,8 +35,9 @@ func TestStateRoundTrip(t *testing.T) {
 }
 
 func FuzzDecodeState(f *testing.F) {
-	f.Add(AppendState(nil, &UserState{ModelVersion: "v1", Base: []float32{1, 2}, Vec: []float32{3, 4}}))
-	f.Add([]byte{1, 0, 0})
+	f.Add(AppendState(nil, &UserState{ModelVersion: "v1", Pos: NoPosition, Base: []float32{1, 2}, Vec: []float32{3, 4}}))
+	f.Add(AppendState(nil, &UserState{Pos: Position{1, 5}, Base: []float32{1}, Vec: []float32{3}, Ring: []RecentEvent{{EventID: 4, Offset: 5}}}))
+	f.Add([]byte{2, 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var s UserState
 		if err := DecodeState(b, &s); err != nil {
@@ -45,13 +54,13 @@ func FuzzDecodeState(f *testing.F) {
 }
 
 func TestStaleAfter(t *testing.T) {
-	a := &UserState{HWM: 10, ModelVersion: "v1"}
+	a := &UserState{Pos: Position{2, 10}, ModelVersion: "v1"}
 	for _, tc := range []struct {
-		next  *UserState
+		next  Position
 		stale bool
-	}{{&UserState{HWM: 9}, true}, {&UserState{HWM: 10, ModelVersion: "v2"}, false}, {&UserState{HWM: 11}, false}} {
-		if got := staleAfter(a, tc.next); got != tc.stale {
-			t.Errorf("staleAfter(HWM 10, HWM %d) = %v, want %v", tc.next.HWM, got, tc.stale)
+	}{{Position{2, 9}, true}, {Position{2, 10}, false}, {Position{2, 11}, false}, {Position{3, 1}, false}} {
+		if got := staleAfter(a, &UserState{Pos: tc.next}); got != tc.stale {
+			t.Errorf("staleAfter(2/10, %v) = %v, want %v", tc.next, got, tc.stale)
 		}
 	}
 }

@@ -29,17 +29,27 @@ var client = &http.Client{Timeout: 5 * time.Second}
 // Scrape fetches http://addr/metrics and returns the unlabelled sample name,
 // or -1 when the page or the sample is not there.
 func Scrape(addr, name string) float64 {
+	body, ok := ScrapeBody(addr)
+	if !ok {
+		return -1
+	}
+	if v, ok := Value(body, name); ok {
+		return v
+	}
+	return -1
+}
+
+// ScrapeBody returns the text of addr's /metrics, or false when it cannot be
+// read; read several values from one scrape with Value.
+func ScrapeBody(addr string) (string, bool) {
 	resp, err := client.Get("http://" + addr + "/metrics")
 	if err != nil {
-		return -1
+		return "", false
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return -1
+		return "", false
 	}
-	if v, ok := Value(string(b), name); ok {
-		return v
-	}
-	return -1
+	return string(b), true
 }

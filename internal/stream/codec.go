@@ -73,6 +73,9 @@ func DecodeEvent(b []byte, e *Event) error {
 	if e.EventID, err = parseUint(fields[1], math.MaxUint64, 1); err != nil {
 		return err
 	}
+	if e.EventID == 0 {
+		return &DecodeError{Field: fieldNames[1], Reason: "zero"}
+	}
 	var u uint64
 	if u, err = parseUint(fields[2], math.MaxUint32, 2); err != nil {
 		return err
@@ -154,25 +157,70 @@ func parseInt(b []byte, field int) (int64, error) {
 		return 0, err
 	}
 	if neg {
+		if u == 0 {
+			return 0, &DecodeError{Field: fieldNames[field], Reason: "negative zero"}
+		}
 		return -int64(u), nil
 	}
 	return int64(u), nil
 }
 
+func notFinite(field int) error {
+	return &DecodeError{Field: fieldNames[field], Reason: "not a finite decimal number"}
+}
+
+// parseFloat parses the forms strconv.AppendFloat(v, 'g', -1, 64) writes: an
+// optional '-', an integer part without leading zeros ("0" alone is one), an
+// optional fraction, an optional exponent with an optional sign. A leading '+',
+// a leading zero such as "007.5", a bare "." or "5.", NaN, Inf, hex floats and
+// underscores are rejected, and so is a negative zero ("-0", "-0.0").
 func parseFloat(b []byte, field int) (float64, error) {
 	if len(b) == 0 {
 		return 0, &DecodeError{Field: fieldNames[field], Reason: "missing"}
 	}
-	for _, c := range b {
-		// Only plain decimal or exponent forms: no "NaN", "Inf", hex floats or underscores.
-		if !(c >= '0' && c <= '9' || c == '.' || c == 'e' || c == 'E' || c == '-' || c == '+') {
-			return 0, &DecodeError{Field: fieldNames[field], Reason: "not a finite decimal number"}
+	i := 0
+	neg := b[0] == '-'
+	if neg {
+		i++
+	}
+	digits := func() int {
+		j := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
 		}
+		return i - j
+	}
+	start := i
+	if n := digits(); n == 0 {
+		return 0, notFinite(field)
+	} else if n > 1 && b[start] == '0' {
+		return 0, &DecodeError{Field: fieldNames[field], Reason: "leading zero"}
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		if digits() == 0 {
+			return 0, notFinite(field)
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return 0, notFinite(field)
+		}
+	}
+	if i != len(b) {
+		return 0, notFinite(field)
 	}
 	// strconv on a []byte converted in the call does not allocate.
 	v, err := strconv.ParseFloat(string(b), 64)
 	if err != nil {
-		return 0, &DecodeError{Field: fieldNames[field], Reason: "not a finite decimal number"}
+		return 0, notFinite(field)
+	}
+	if neg && v == 0 {
+		return 0, &DecodeError{Field: fieldNames[field], Reason: "negative zero"}
 	}
 	return v, nil
 }

@@ -32,9 +32,11 @@ func TestCodecRoundTrip(t *testing.T) {
 	e.UserID, e.VideoID, e.EventID = math.MaxUint32, 0, math.MaxUint64
 	e.PlayDurationMs, e.WatchRatio, e.Source = 0, 0, SourceSimulator
 	cases = append(cases, e)
-	e = sampleEvent()
-	e.WatchRatio = 1e-300
-	cases = append(cases, e)
+	for _, r := range []float64{1e-300, 5e-324, 1.5e6, 1e21, 0.5, 10, 1.7976931348623157e308} {
+		e = sampleEvent()
+		e.WatchRatio = r
+		cases = append(cases, e)
+	}
 	for _, want := range cases {
 		b := AppendEvent(nil, &want)
 		var got Event
@@ -83,6 +85,17 @@ func TestDecodeRejects(t *testing.T) {
 		{"hex float", with(7, "0x1p-2"), "watch_ratio", "not a finite decimal number"},
 		{"unknown source", with(8, "kafka"), "source", "unknown source"},
 		{"zero produced", with(9, "0"), "produced_at_us", "must be positive"},
+		{"zero event id", with(1, "0"), "event_id", "zero"},
+		{"plus ratio", with(7, "+1"), "watch_ratio", "not a finite decimal number"},
+		{"negative zero ratio", with(7, "-0"), "watch_ratio", "negative zero"},
+		{"negative zero ratio with fraction", with(7, "-0.0"), "watch_ratio", "negative zero"},
+		{"leading zeros ratio", with(7, "007.5"), "watch_ratio", "leading zero"},
+		{"bare fraction", with(7, ".5"), "watch_ratio", "not a finite decimal number"},
+		{"bare point", with(7, "5."), "watch_ratio", "not a finite decimal number"},
+		{"empty exponent", with(7, "5e"), "watch_ratio", "not a finite decimal number"},
+		{"underscore", with(7, "1_0"), "watch_ratio", "not a finite decimal number"},
+		{"negative zero time", with(6, "-0"), "event_time_ms", "negative zero"},
+		{"negative zero play", with(4, "-0"), "play_duration_ms", "negative zero"},
 		{"too long", good + strings.Repeat("0", MaxEventSize), "", "message too long"},
 	}
 	for _, tc := range tests {

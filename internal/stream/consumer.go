@@ -45,7 +45,13 @@ type ConsumerConfig struct {
 	HeartbeatInterval time.Duration
 	// RebalanceTimeout. Default: 5s.
 	RebalanceTimeout time.Duration
-	// MaxWait is how long a fetch waits on the broker for MinBytes. Default: 50ms.
+	// MaxWait is how long an idle fetch waits on the broker for data (a fetch
+	// returns as soon as there is any, so it costs no freshness). kafka-go
+	// sets the socket's read deadline to MaxWait and asks the broker to wait
+	// MaxWait minus a quarter of it (below 1s), so a short MaxWait leaves too
+	// little slack for the answer on a busy machine: the read times out ("i/o
+	// timeout"), and the reader drops its connection and backs off. Default:
+	// 500ms (125ms of slack).
 	MaxWait time.Duration
 	// RetryBackoff is the first wait after a Handler error; it doubles up to 5s.
 	// Default: 100ms.
@@ -91,7 +97,7 @@ func (c *ConsumerConfig) setDefaults() {
 		c.RebalanceTimeout = 5 * time.Second
 	}
 	if c.MaxWait == 0 {
-		c.MaxWait = 50 * time.Millisecond
+		c.MaxWait = 500 * time.Millisecond
 	}
 	if c.RetryBackoff == 0 {
 		c.RetryBackoff = 100 * time.Millisecond
@@ -135,7 +141,8 @@ type ConsumerStats struct {
 	Handled        uint64 // valid events whose batch the Handler accepted
 	DeadLettered   uint64 // messages written to the dead-letter topic
 	Committed      uint64 // messages whose offsets were committed
-	HandlerRetries uint64 // Handler calls that failed and were retried
+	HandlerRetries uint64 // Handler calls that returned an error and were retried
+	OtherRetries   uint64 // dead-letter writes and OnAssign calls that failed and were retried
 	CommitErrors   uint64 // commits that failed (the next commit covers them)
 	Lag            int64  // messages behind the end of the owned partitions (kafka-go's estimate)
 	PartitionLag   map[int]int64
@@ -148,7 +155,7 @@ type Consumer struct {
 	src source
 	dlq *DeadLetters
 
-	fetched, handled, committed, retries, commitErrs atomic.Uint64
+	fetched, handled, committed, retries, otherRetries, commitErrs atomic.Uint64
 }
 
 // NewConsumer builds a Consumer; Run starts it.
@@ -189,6 +196,7 @@ func (c *Consumer) Stats() ConsumerStats {
 		DeadLettered:   c.dlq.Count(),
 		Committed:      c.committed.Load(),
 		HandlerRetries: c.retries.Load(),
+		OtherRetries:   c.otherRetries.Load(),
 		CommitErrors:   c.commitErrs.Load(),
 	}
 	st.PartitionLag = c.src.lag()
@@ -218,6 +226,10 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 // wait ends RunAsync with the batch uncommitted. The batch slice is reused once
 // the AsyncHandler returns: do not keep it.
 type AsyncHandler func(ctx context.Context, batch []Record) (wait func() error, err error)
+
+// idleCommit is how long the input must stay idle before the batch in flight
+// is committed without waiting for the next batch.
+const idleCommit = 100 * time.Millisecond
 
 // pending is a handled batch whose commit waits for its side effects.
 type pending struct {
@@ -265,10 +277,8 @@ func (c *Consumer) RunAsync(ctx context.Context, h AsyncHandler) error {
 		}
 		p := inflight
 		inflight = nil
-		if p.wait != nil {
-			if err := p.wait(); err != nil {
-				return fmt.Errorf("batch of %d records not durable: %w", p.n, err)
-			}
+		if err := p.wait(); err != nil {
+			return fmt.Errorf("batch of %d records not durable: %w", p.n, err)
 		}
 		c.commit(ctx, p)
 		return nil
@@ -284,6 +294,29 @@ func (c *Consumer) RunAsync(ctx context.Context, h AsyncHandler) error {
 		if held != nil {
 			it, held = *held, nil
 		} else {
+			if inflight != nil {
+				// Nothing more to read yet: commit the batch in flight once it
+				// is durable and the input stayed idle for idleCommit, rather
+				// than only when the next batch arrives. (Committing at once
+				// would put the commit's round trip in front of the next
+				// batch under steady traffic.)
+				idle := time.NewTimer(idleCommit)
+				select {
+				case x, ok := <-items:
+					idle.Stop()
+					if ok {
+						held = &x
+						continue
+					}
+				case <-idle.C:
+					if err := settle(); err != nil {
+						return err
+					}
+				case <-ctx.Done():
+					idle.Stop()
+					return nil
+				}
+			}
 			// Block for the first item.
 			select {
 			case x, ok := <-items:
@@ -341,11 +374,15 @@ func (c *Consumer) RunAsync(ctx context.Context, h AsyncHandler) error {
 		var next *pending
 		recs, next, err = c.process(ctx, cur, raw, recs[:0], h)
 		if err == nil {
-			err = settle()
-			if next.wait == nil {
-				c.commit(ctx, next) // already durable
-			} else {
-				inflight = next
+			// The batch before this one must be durable and committed first:
+			// if it is not, nothing after it may be committed (a later commit
+			// on its partitions would cover it), so RunAsync ends here.
+			if err = settle(); err == nil {
+				if next.wait == nil {
+					c.commit(ctx, next) // already durable
+				} else {
+					inflight = next
+				}
 			}
 		}
 		if err != nil {
@@ -424,7 +461,25 @@ func (c *Consumer) commit(ctx context.Context, p *pending) {
 	}
 }
 
-// retry runs f until it succeeds or ctx ends, backing off exponentially.
+// permanentError marks an error that retrying cannot fix.
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+// Permanent wraps an error of a Handler or of OnAssign that retrying cannot
+// fix (a configuration that no longer matches the topic): the consumer does
+// not retry it, and Run returns it, leaving the batch uncommitted.
+func Permanent(err error) error { return &permanentError{err} }
+
+// IsPermanent reports whether err was marked Permanent.
+func IsPermanent(err error) bool {
+	var p *permanentError
+	return errors.As(err, &p)
+}
+
+// retry runs f until it succeeds or ctx ends, backing off exponentially; an
+// error marked Permanent ends it at once.
 func (c *Consumer) retry(ctx context.Context, what string, f func(context.Context) error) error {
 	backoff := c.cfg.RetryBackoff
 	// The attempt itself runs uncancelled, so that a shutdown lets the batch in
@@ -437,7 +492,14 @@ func (c *Consumer) retry(ctx context.Context, what string, f func(context.Contex
 		if ctx.Err() != nil {
 			return fmt.Errorf("%s: stopped before success: %w", what, ctx.Err())
 		}
-		c.retries.Add(1)
+		if IsPermanent(err) {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		if what == "handling" {
+			c.retries.Add(1)
+		} else {
+			c.otherRetries.Add(1)
+		}
 		c.cfg.Logger.Warn(what+" failed; retrying the batch", "component", "consumer", "err", err, "backoff", backoff)
 		select {
 		case <-ctx.Done():

@@ -29,7 +29,8 @@ type badMessage struct {
 // DeadLetters writes rejected messages, with their reason, to the dead-letter
 // topic and counts them per reason. It is safe for concurrent use.
 type DeadLetters struct {
-	w      *kafka.Writer
+	w      messageWriter
+	topic  string
 	source string
 	count  atomic.Uint64
 
@@ -42,19 +43,29 @@ func NewDeadLetters(brokers []string, topic, source string) (*DeadLetters, error
 	if topic == "" {
 		return nil, errors.New("dead letters: no topic")
 	}
-	return &DeadLetters{
-		w: &kafka.Writer{
-			Addr:         kafka.TCP(brokers...),
-			Topic:        topic,
-			Balancer:     &kafka.Murmur2Balancer{},
-			RequiredAcks: kafka.RequireAll,
-			BatchSize:    1000,
-			BatchTimeout: time.Millisecond,
-			WriteTimeout: 10 * time.Second,
-		},
-		source:  source,
-		reasons: map[string]uint64{},
-	}, nil
+	return newDeadLetters(&kafka.Writer{
+		Addr:         kafka.TCP(brokers...),
+		Topic:        topic,
+		Balancer:     &kafka.Murmur2Balancer{},
+		RequiredAcks: kafka.RequireAll,
+		BatchSize:    1000,
+		BatchTimeout: time.Millisecond,
+		WriteTimeout: 10 * time.Second,
+	}, source), nil
+}
+
+// messageWriter is the part of *kafka.Writer that DeadLetters uses.
+type messageWriter interface {
+	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
+	Close() error
+}
+
+func newDeadLetters(w messageWriter, source string) *DeadLetters {
+	topic := ""
+	if kw, ok := w.(*kafka.Writer); ok {
+		topic = kw.Topic
+	}
+	return &DeadLetters{w: w, topic: topic, source: source, reasons: map[string]uint64{}}
 }
 
 // Send writes the messages and returns once the broker acknowledged them; only
@@ -83,7 +94,7 @@ func (d *DeadLetters) Send(ctx context.Context, bad []badMessage) error {
 		}
 	}
 	if err := d.w.WriteMessages(ctx, out...); err != nil {
-		return fmt.Errorf("writing %d messages to dead-letter topic %s: %w", len(out), d.w.Topic, err)
+		return fmt.Errorf("writing %d messages to dead-letter topic %s: %w", len(out), d.topic, err)
 	}
 	d.count.Add(uint64(len(bad)))
 	d.mu.Lock()

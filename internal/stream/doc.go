@@ -16,7 +16,7 @@
 //
 //	field              type     rule
 //	v1                 literal  the schema version; any other version is rejected
-//	event_id           uint64   unique, increasing per user in event-time order (see MakeEventID)
+//	event_id           uint64   > 0, unique per user; need not increase (replay uses MakeEventID, the API derives its own)
 //	user_id            uint32   0..4294967295; new users are legal
 //	video_id           uint32   0..4294967295; new videos are legal
 //	play_duration_ms   int64    >= 0, milliseconds watched
@@ -28,8 +28,9 @@
 //
 // The format is text so that a message can be read and written by kcat and the
 // Kafka console tools, and it is decoded without allocation by a strict hand-written
-// parser: anything else (a missing or extra field, a sign, a space, a value out of its
-// type's range, NaN, Inf, a negative duration, an unknown source) is an error that
+// parser: anything else (a missing or extra field, a sign other than a negative
+// number's '-', a negative zero, a leading zero such as "007.5", a space, a value out
+// of its type's range, event id 0, NaN, Inf, a negative duration, an unknown source) is an error that
 // names the field and the reason (see DecodeError). Decoding is at least 2M events/s
 // with encoding on one core (BenchmarkCodec).
 //
@@ -40,6 +41,8 @@
 // offset only after the handler returned success for every message up to it; a
 // message that does not decode goes to the dead-letter topic with its reason (and
 // is counted) before its offset is committed, so nothing is lost and nothing stops
-// the consumer. Delivery is at least once; consumers make it exactly once in effect
-// by skipping any event whose id is not above the user's high-water mark.
+// the consumer. Delivery is at least once; consumers make it exactly once in effect:
+// the updater recognises a redelivered message by its input position (partition,
+// offset) and a duplicate message (the same event id published twice) by its id in
+// the user's ring of recent events (see internal/online).
 package stream

@@ -79,6 +79,8 @@ func EventIDTime(id uint64) int64 { return int64(id >> EventIDSeqBits) }
 // Validate checks the rules of schema v1 that the type system does not.
 func (e *Event) Validate() error {
 	switch {
+	case e.EventID == 0:
+		return &DecodeError{Field: "event_id", Reason: "zero"}
 	case e.PlayDurationMs < 0:
 		return &DecodeError{Field: "play_duration_ms", Reason: "negative duration"}
 	case e.VideoDurationMs <= 0:

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/streamrec/streamrec/internal/cache"
+	"github.com/streamrec/streamrec/internal/online"
+	"github.com/streamrec/streamrec/internal/towers"
+)
+
+// waitModel waits until a model version is published and loads its items.
+func waitModel(ctx context.Context, store *cache.Store, wait time.Duration, denseLR float64, log *slog.Logger) (online.Model, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		v, err := store.CurrentVersion(ctx)
+		if err == nil {
+			return loadModel(ctx, store, v, denseLR)
+		}
+		if !errors.Is(err, cache.ErrNoModel) {
+			log.Warn("reading the current model version", "err", err)
+		}
+		if time.Now().After(deadline) {
+			return online.Model{}, fmt.Errorf("no model version published in Redis after %v (run the ingestor's train first): %w", wait, err)
+		}
+		log.Info("waiting for a published model version")
+		select {
+		case <-ctx.Done():
+			return online.Model{}, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func loadModel(ctx context.Context, store *cache.Store, version string, denseLR float64) (online.Model, error) {
+	idx, err := cache.LoadItemIndex(ctx, store, version)
+	if err != nil {
+		return online.Model{}, fmt.Errorf("loading items of model %s: %w", version, err)
+	}
+	cal := idx.Meta().Calibration
+	m := online.Model{Items: idx, GlobalMean: float32(cal.GlobalMean), Scale: float32(cal.Scale),
+		TargetCap: float32(cal.Extra[towers.MetaTargetCap])}
+	if denseLR <= 0 {
+		return m, nil
+	}
+	blob, err := store.TowerWeights(ctx, version)
+	if err != nil {
+		return m, err
+	}
+	tw, err := towers.DecodeTowers(blob)
+	if err != nil {
+		return m, fmt.Errorf("decoding the towers of model %s: %w", version, err)
+	}
+	user := towers.FindTower(tw, "user")
+	if user == nil {
+		return m, fmt.Errorf("model %s has no user tower for dense mode", version)
+	}
+	feats, ok, err := store.GetUserFeatures(ctx, version)
+	if err != nil {
+		return m, err
+	}
+	if !ok {
+		return m, fmt.Errorf("model %s was published without user features: dense mode needs them (publish with ingestor train)", version)
+	}
+	if m.Dense, err = online.NewDenseTower(user, feats, float32(denseLR)); err != nil {
+		return m, fmt.Errorf("model %s: %w", version, err)
+	}
+	return m, nil
+}
+
+// followModel switches to each newly published model version and
+// re-materialises the users it holds under it.
+func followModel(ctx context.Context, store *cache.Store, upd *online.Updater, denseLR float64, log *slog.Logger) error {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		v, err := store.CurrentVersion(ctx)
+		if err != nil || v == upd.Version() {
+			continue
+		}
+		m, err := loadModel(ctx, store, v, denseLR)
+		if err != nil {
+			log.Warn("loading a new model version", "version", v, "err", err)
+			continue
+		}
+		upd.SetModel(m)
+		n, err := upd.Rematerialize(ctx)
+		if err != nil {
+			log.Warn("re-materialising users under the new version; the rest follow at their next event", "version", v, "err", err)
+		}
+		log.Info("switched to a new model version", "version", v, "users_rematerialised", n)
+	}
+}

@@ -1,0 +1,208 @@
+package online
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/streamrec/streamrec/internal/cache"
+	"github.com/streamrec/streamrec/internal/stream"
+	"github.com/streamrec/streamrec/internal/towers"
+)
+
+// Handle is the consumer's Handler: apply the batch, then flush, and return
+// once the flush is durable.
+func (u *Updater) Handle(ctx context.Context, batch []stream.Record) error {
+	wait, err := u.HandleAsync(ctx, batch)
+	if err != nil || wait == nil {
+		return err
+	}
+	return wait()
+}
+
+// HandleAsync is the consumer's AsyncHandler: it applies the batch and hands a
+// snapshot of the dirty users to the flusher, which writes the changelog and
+// Redis (retrying until they succeed) while the next batch is applied; wait
+// returns once they are durable. A retry of the same batch after a failed apply
+// does not apply it twice.
+func (u *Updater) HandleAsync(ctx context.Context, batch []stream.Record) (wait func() error, err error) {
+	if len(batch) == 0 {
+		return nil, nil
+	}
+	u.mu.Lock()
+	key := batchKey{batch[0].Partition, batch[0].Offset, len(batch)}
+	if !u.applied || u.pending != key {
+		if err := u.apply(ctx, batch); err != nil {
+			u.mu.Unlock()
+			return nil, err
+		}
+		u.pending, u.applied = key, true
+	}
+	job := u.snapshot()
+	u.applied = false
+	u.mu.Unlock()
+	// Freshness per event: produced -> its effect durable in Redis (duplicates
+	// included: they are answered by state already there).
+	job.produced = make([]int64, len(batch))
+	for i := range batch {
+		job.produced[i] = batch[i].Event.ProducedAtUs
+	}
+	if job.dense != nil {
+		job.dense.Offsets = map[int]int64{}
+		for i := range batch {
+			job.dense.Offsets[batch[i].Partition] = max(job.dense.Offsets[batch[i].Partition], batch[i].Offset)
+		}
+	}
+	return u.enqueue(job)
+}
+
+// apply runs the SGD step of every event not yet applied. It reads the offline
+// vectors of users it has no current state for first, so it fails before
+// changing anything.
+func (u *Updater) apply(ctx context.Context, batch []stream.Record) error {
+	version := u.model.Items.Version()
+	var missing []uint32
+	seen := map[uint32]bool{}
+	for i := range batch {
+		uid := batch[i].Event.UserID
+		if s, ok := u.states[uid]; (!ok || s.ModelVersion != version) && !seen[uid] {
+			seen[uid] = true
+			missing = append(missing, uid)
+		}
+	}
+	if len(missing) > 0 {
+		if err := u.materialize(ctx, missing); err != nil {
+			return err
+		}
+	}
+	now := u.cfg.Now().UnixMilli()
+	var absErr float64
+	for i := range batch {
+		rec := &batch[i]
+		e := &rec.Event
+		s := u.states[e.UserID]
+		if s.Pos.Covers(rec.Partition, rec.Offset) {
+			u.redelivered.Add(1)
+			continue
+		}
+		pos := Position{Partition: int32(rec.Partition), Offset: rec.Offset}
+		if s.inRing(e.EventID) {
+			u.dups.Add(1)
+			// The state moves to this message's position (so that its own
+			// redelivery is told apart), and nothing else changes.
+			s.Pos = pos
+			u.markDirty(e.UserID)
+			continue
+		}
+		if s.NewestEventMs != 0 && e.EventTimeMs < s.NewestEventMs {
+			u.late.Add(1)
+			if u.cfg.ObserveLateness != nil {
+				u.cfg.ObserveLateness(float64(s.NewestEventMs-e.EventTimeMs) / 1000)
+			}
+		}
+		if item, _, ok := u.model.Items.Item(e.VideoID); ok {
+			dense, tuned := s.Base, false
+			if d := u.model.Dense; d != nil && d.Dense(u.denseBuf, s.Base, e.UserID) {
+				dense, tuned = u.denseBuf, true
+			}
+			pred := towers.OnlineStep(s.Vec, dense, item, float32(e.WatchRatio), 1, u.params)
+			y := float32(e.WatchRatio)
+			if c := u.params.TargetCap; c > 0 && y > c {
+				y = c
+			}
+			absErr += math.Abs(float64(pred - y))
+			if tuned {
+				// The same loss's gradient with respect to the dense input
+				// (OnlineStep's formula), back-propagated into the tower.
+				g, r := u.gradBuf, 2*(pred-y)
+				last := len(g) - 1
+				for j := 0; j < last; j++ {
+					g[j] = r * u.params.Scale * item[j]
+				}
+				g[last] = r
+				u.model.Dense.Step(g)
+			}
+			s.Applied++
+			u.nApplied.Add(1)
+		} else {
+			u.cold.Add(1) // no embedding yet: the event counts as seen, the vector stays
+		}
+		s.Pos = pos
+		s.NewestEventMs = max(s.NewestEventMs, e.EventTimeMs)
+		s.remember(RecentEvent{EventID: e.EventID, VideoID: e.VideoID, WatchRatio: float32(e.WatchRatio),
+			EventTimeMs: e.EventTimeMs, Offset: rec.Offset})
+		s.ProducedAtUs = e.ProducedAtUs
+		s.UpdatedAtMs = now
+		u.markDirty(e.UserID)
+	}
+	u.absErrMicro.Add(uint64(absErr * 1e6))
+	return nil
+}
+
+// markDirty queues a user for the next flush. Called with u.mu held.
+func (u *Updater) markDirty(uid uint32) {
+	if !u.isDirty[uid] {
+		u.isDirty[uid] = true
+		u.dirty = append(u.dirty, uid)
+	}
+}
+
+// materialize (re)builds the state of users under the current version from
+// their offline records in Redis, keeping any high-water mark they had.
+func (u *Updater) materialize(ctx context.Context, ids []uint32) error {
+	version := u.model.Items.Version()
+	dim := u.model.Items.Dim()
+	recs, found, err := u.users.GetUsers(ctx, version, ids)
+	var bad *cache.CorruptUsersError
+	if errors.As(err, &bad) {
+		// Poison: retrying cannot fix a record that does not decode. The
+		// user starts from the next good source (the changelog holds none for
+		// it, or it would not be read here): no offline vector.
+		for uid, cerr := range bad.Users {
+			u.poison.Add(PoisonRedisUser)
+			u.cfg.Logger.Warn("skipping a poison user record in Redis", "reason", PoisonRedisUser, "user", uid,
+				"version", version, "err", cerr)
+		}
+		err = nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading offline user vectors: %w", err)
+	}
+	for i, uid := range ids {
+		s := u.states[uid]
+		if s == nil {
+			s = newState(uid)
+			u.states[uid] = s
+		}
+		s.ModelVersion = version
+		s.Applied = 0
+		s.durable = false // no state under this version in the changelog yet
+		s.Base = growF32(s.Base, dim)
+		s.Vec = growF32(s.Vec, dim)
+		clear(s.Vec)
+		r := recs[i]
+		if !found[i] || len(r.Embedding) != dim {
+			if s.Pos == NoPosition {
+				u.newUsers.Add(1)
+			}
+			clear(s.Base)
+			continue
+		}
+		// Invert towers.UserEmbedding: e = [scale*a[:D-1], 1], bias = a[D-1].
+		for j := 0; j < dim-1; j++ {
+			s.Base[j] = r.Embedding[j] / u.model.Scale
+		}
+		s.Base[dim-1] = r.Bias
+		if rp := (Position{Partition: r.InputPartition, Offset: r.InputNext - 1}); r.InputNext > 0 &&
+			(s.Pos == NoPosition || rp.Partition == s.Pos.Partition && rp.Offset > s.Pos.Offset) {
+			// Redis holds a serving vector past any state we have: the
+			// changelog lost this user. Continue from Redis's position rather
+			// than apply its events twice (the ring is lost with the state).
+			s.Pos = rp
+			u.cfg.Logger.Warn("user position taken from Redis: not in the changelog", "user", uid,
+				"partition", rp.Partition, "offset", rp.Offset)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,211 @@
+package online
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/streamrec/streamrec/internal/cache"
+	"github.com/streamrec/streamrec/internal/towers"
+)
+
+// flushJob is a snapshot of dirty users on its way to the changelog and Redis.
+type flushJob struct {
+	states     []*UserState // copies, owned by the job
+	recs       map[string][]cache.UserRecord
+	allDurable bool
+	produced   []int64 // produced-at times of the batch's events (freshness)
+	dense      *DenseCheckpoint
+	done       chan struct{}
+	err        error
+}
+
+// snapshot moves the dirty users into a job (copies of their states and their
+// serving records). Called with u.mu held.
+func (u *Updater) snapshot() *flushJob {
+	job := &flushJob{allDurable: true, recs: map[string][]cache.UserRecord{}, done: make(chan struct{})}
+	if len(u.dirty) == 0 {
+		return job
+	}
+	dim := len(u.states[u.dirty[0]].Base)
+	vecs := make([]float32, 3*dim*len(u.dirty)) // base, vec, embedding per user
+	copies := make([]UserState, len(u.dirty))
+	nring := 0
+	for _, uid := range u.dirty {
+		nring += len(u.states[uid].Ring)
+	}
+	rings := make([]RecentEvent, nring)
+	job.states = make([]*UserState, len(u.dirty))
+	for i, uid := range u.dirty {
+		s := u.states[uid]
+		c := &copies[i]
+		*c = *s
+		off := 3 * dim * i
+		c.Base = vecs[off : off+dim : off+dim]
+		c.Vec = vecs[off+dim : off+2*dim : off+2*dim]
+		copy(c.Base, s.Base)
+		copy(c.Vec, s.Vec)
+		c.Ring = append(rings[:0:0], s.Ring...) // apply changes s.Ring in place
+		rings = rings[len(c.Ring):]
+		emb := vecs[off+2*dim : off+3*dim : off+3*dim]
+		dense := s.Base
+		if d := u.model.Dense; d != nil && d.Dense(u.denseBuf, s.Base, uid) {
+			dense = u.denseBuf
+		}
+		bias := towers.UserEmbedding(emb, dense, s.Vec, u.model.Scale)
+		job.recs[s.ModelVersion] = append(job.recs[s.ModelVersion], cache.UserRecord{UserID: uid, Embedding: emb, Bias: bias,
+			UpdatedAtMs: s.UpdatedAtMs, InputPartition: s.Pos.Partition, InputNext: s.Pos.Offset + 1, EventProducedAtMs: s.ProducedAtUs / 1000})
+		job.allDurable = job.allDurable && s.durable
+		job.states[i] = c
+		// Jobs run one at a time in order, so once this one is done every later
+		// job finds this user's state in the changelog.
+		s.durable = true
+		delete(u.isDirty, uid)
+	}
+	u.dirty = u.dirty[:0]
+	if d := u.model.Dense; d != nil {
+		job.dense = &DenseCheckpoint{Version: u.model.Items.Version(), Steps: d.Steps, Weights: d.Weights()}
+	}
+	return job
+}
+
+// enqueue hands a job to the flusher and returns its wait.
+func (u *Updater) enqueue(job *flushJob) (func() error, error) {
+	if len(job.states) == 0 && len(job.produced) == 0 && job.dense == nil {
+		return nil, nil
+	}
+	select {
+	case <-u.closed:
+		return nil, errUpdaterClosed
+	default:
+	}
+	select {
+	case u.jobs <- job:
+	case <-u.closed:
+		return nil, errUpdaterClosed
+	}
+	return func() error {
+		select {
+		case <-job.done:
+			return job.err
+		case <-u.closed:
+			// The flusher is gone: it failed what it found queued, but not a
+			// job that slipped into the queue after that.
+			select {
+			case <-job.done:
+				return job.err
+			default:
+				return errUpdaterClosed
+			}
+		}
+	}, nil
+}
+
+var errUpdaterClosed = errors.New("updater closed")
+
+// flusher writes jobs one at a time, in order, retrying each until it
+// succeeds or the updater is closed.
+func (u *Updater) flusher(ctx context.Context) {
+	defer close(u.closed)
+	for {
+		var job *flushJob
+		select {
+		case job = <-u.jobs:
+		case <-ctx.Done():
+			return
+		}
+		backoff := 50 * time.Millisecond
+		for {
+			start := time.Now()
+			err := u.write(ctx, job)
+			if err == nil {
+				if len(job.states) > 0 {
+					if u.cfg.ObserveFlush != nil {
+						u.cfg.ObserveFlush(time.Since(start).Seconds())
+					}
+					u.flushes.Add(1)
+					u.written.Add(uint64(len(job.states)))
+				}
+				u.fresh.AddProduced(u.cfg.Now().UnixMicro(), job.produced)
+				break
+			}
+			if ctx.Err() != nil {
+				job.err = err
+				break
+			}
+			u.flushRetries.Add(1)
+			u.cfg.Logger.Warn("flush failed; retrying", "users", len(job.states), "err", err, "backoff", backoff)
+			select {
+			case <-ctx.Done():
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 5*time.Second)
+		}
+		close(job.done)
+		if ctx.Err() != nil {
+			// Fail whatever is queued behind.
+			for {
+				select {
+				case j := <-u.jobs:
+					j.err = ctx.Err()
+					close(j.done)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// write writes one job: the changelog and Redis. The input offsets are
+// committed only after both succeeded. When every user in the job already has
+// a state in the changelog, the two writes run concurrently: Redis may then
+// briefly hold a state the changelog lacks (a crash between the two), and the
+// restarted updater recomputes it deterministically from the changelog's older
+// state while PutUsersIfNewer keeps Redis from regressing. A user's first state
+// goes to the changelog before Redis, so that Redis never holds the only copy
+// of an online vector whose offline base was overwritten.
+func (u *Updater) write(ctx context.Context, job *flushJob) error {
+	if err := u.writeStates(ctx, job); err != nil {
+		return err
+	}
+	if job.dense != nil {
+		if dw, ok := u.log.(DenseWriter); ok {
+			if err := dw.WriteDense(ctx, job.dense); err != nil {
+				return fmt.Errorf("writing the dense checkpoint: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+func (u *Updater) writeStates(ctx context.Context, job *flushJob) error {
+	if len(job.states) == 0 {
+		return nil
+	}
+	if !job.allDurable {
+		if err := u.log.Write(ctx, job.states); err != nil {
+			return fmt.Errorf("writing the changelog: %w", err)
+		}
+		return u.putRecords(ctx, job.recs)
+	}
+	logErr := make(chan error, 1)
+	go func() { logErr <- u.log.Write(ctx, job.states) }()
+	rerr := u.putRecords(ctx, job.recs)
+	if err := <-logErr; err != nil {
+		return fmt.Errorf("writing the changelog: %w", err)
+	}
+	return rerr
+}
+
+func (u *Updater) putRecords(ctx context.Context, byVersion map[string][]cache.UserRecord) error {
+	for v, recs := range byVersion {
+		skipped, err := u.users.PutUsersIfNewer(ctx, v, recs)
+		if err != nil {
+			return fmt.Errorf("writing user embeddings to Redis: %w", err)
+		}
+		u.stale.Add(uint64(skipped))
+	}
+	return nil
+}

@@ -1,0 +1,138 @@
+package online
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/streamrec/streamrec/internal/cache"
+	"github.com/streamrec/streamrec/internal/stream"
+	"github.com/streamrec/streamrec/internal/towers"
+)
+
+// Restore sets the state to restored, the changelog's content for the owned
+// partitions (of an input topic with nparts partitions): users on other
+// partitions are dropped, and unflushed changes are forgotten (their input was
+// not committed, so it is delivered again).
+func (u *Updater) Restore(restored map[uint32]*UserState, owned []int, nparts int) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	own := make(map[int]bool, len(owned))
+	for _, p := range owned {
+		own[p] = true
+	}
+	// The changelog is authoritative for owned partitions; other partitions'
+	// users belong to other members now.
+	clear(u.states)
+	for uid, s := range restored {
+		if own[stream.PartitionFor(uid, nparts)] {
+			u.states[uid] = s
+		}
+	}
+	u.dirty = u.dirty[:0]
+	clear(u.isDirty)
+	u.applied = false
+}
+
+// Rematerialize re-bases every held user on the current model version (from
+// the version's offline user records; the online residual restarts at zero,
+// the high-water mark is kept) and flushes them, so that the API finds every
+// active user under a new version at once rather than at the user's next event.
+func (u *Updater) Rematerialize(ctx context.Context) (int, error) {
+	u.mu.Lock()
+	version := u.model.Items.Version()
+	var ids []uint32
+	for uid, s := range u.states {
+		if s.ModelVersion != version {
+			ids = append(ids, uid)
+		}
+	}
+	u.mu.Unlock()
+	slices.Sort(ids)
+	for i := 0; i < len(ids); i += 1000 {
+		chunk := ids[i:min(i+1000, len(ids))]
+		u.mu.Lock()
+		if u.model.Items.Version() != version {
+			u.mu.Unlock()
+			return i, fmt.Errorf("model version changed again during re-materialisation")
+		}
+		var stale []uint32
+		for _, uid := range chunk {
+			if s, ok := u.states[uid]; ok && s.ModelVersion != version {
+				stale = append(stale, uid)
+			}
+		}
+		if err := u.materialize(ctx, stale); err != nil {
+			u.mu.Unlock()
+			return i, err
+		}
+		for _, uid := range stale {
+			u.markDirty(uid)
+		}
+		job := u.snapshot()
+		u.mu.Unlock()
+		wait, err := u.enqueue(job)
+		if err == nil && wait != nil {
+			err = wait()
+		}
+		if err != nil {
+			return i, err
+		}
+	}
+	return len(ids), nil
+}
+
+// RestoreDense sets the dense tower's weights from a checkpoint of the
+// current model version (a checkpoint of another version is ignored).
+func (u *Updater) RestoreDense(cp *DenseCheckpoint) (bool, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	d := u.model.Dense
+	if d == nil || cp == nil || cp.Version != u.model.Items.Version() {
+		return false, nil
+	}
+	return true, d.SetWeights(cp.Weights, cp.Steps)
+}
+
+// DenseSteps returns the dense tower's step count (0 when off).
+func (u *Updater) DenseSteps() uint64 {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.model.Dense == nil {
+		return 0
+	}
+	return u.model.Dense.Steps
+}
+
+// Rebuild writes every held state of the current version to Redis (after
+// Redis lost its data). Changelog states are already durable.
+func (u *Updater) Rebuild(ctx context.Context) (int, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	version := u.model.Items.Version()
+	var states []*UserState
+	for _, s := range u.states {
+		if s.ModelVersion == version {
+			states = append(states, s)
+		}
+	}
+	slices.SortFunc(states, func(a, b *UserState) int { return int(a.UserID) - int(b.UserID) })
+	for i := 0; i < len(states); i += 1000 {
+		chunk := states[i:min(i+1000, len(states))]
+		recs := make([]cache.UserRecord, len(chunk))
+		for j, s := range chunk {
+			emb := make([]float32, len(s.Base))
+			dense := s.Base
+			if d := u.model.Dense; d != nil && d.Dense(u.denseBuf, s.Base, s.UserID) {
+				dense = u.denseBuf
+			}
+			bias := towers.UserEmbedding(emb, dense, s.Vec, u.model.Scale)
+			recs[j] = cache.UserRecord{UserID: s.UserID, Embedding: emb, Bias: bias,
+				UpdatedAtMs: s.UpdatedAtMs, InputPartition: s.Pos.Partition, InputNext: s.Pos.Offset + 1, EventProducedAtMs: s.ProducedAtUs / 1000}
+		}
+		if err := u.putRecords(ctx, map[string][]cache.UserRecord{version: recs}); err != nil {
+			return i, err
+		}
+	}
+	return len(states), nil
+}
