@@ -300,7 +300,7 @@ func fallbackTag(f string) string {
 // Grace after its serve time is counted as late_lists.
 func (e *Evaluator) AddList(l List) {
 	s := e.user(l.User)
-	ol := &openList{List: l, closeMS: l.ServedMS + e.cfg.OpenFor.Milliseconds(), watched: map[uint32]float64{}}
+	ol := &openList{List: l, closeMS: l.ServedMS + e.cfg.OpenFor.Milliseconds()}
 	if e.nowMS > l.ServedMS+e.cfg.Grace.Milliseconds() {
 		e.emit(e.timeWindow(l.ServedMS), "late_lists", 1, fallbackTag(l.Fallback))
 	}
@@ -326,6 +326,25 @@ func (e *Evaluator) AddList(l List) {
 		heap.Push(&e.closes, closing{s.lists[i-1].closeMS + e.cfg.Grace.Milliseconds(), s.lists[i-1]})
 	}
 	heap.Push(&e.closes, closing{ol.closeMS + e.cfg.Grace.Milliseconds(), ol})
+	// A user vector no interaction can use any more is dropped (memory): a
+	// list's vector serves the prequential metrics only of interactions with
+	// no open list, and there is always one until a later list with a vector
+	// is served within OpenFor of it (then that one is used).
+	open := e.cfg.OpenFor.Milliseconds()
+	if ol.UserVec != nil {
+		for j := i - 1; j >= 0 && s.lists[j].ServedMS >= ol.ServedMS-open; j-- {
+			s.lists[j].UserVec = nil
+		}
+	}
+	for _, y := range s.lists[i+1:] {
+		if y.ServedMS > ol.ServedMS+open {
+			break
+		}
+		if y.UserVec != nil {
+			ol.UserVec = nil
+			break
+		}
+	}
 }
 
 // AddInteraction queues x; Advance joins it once Grace has passed after its
@@ -441,6 +460,9 @@ func (e *Evaluator) process(x Interaction) {
 		if open.finalised {
 			e.emit(tw, "late_interactions", 1, src, fb)
 		} else if _, ok := open.watched[x.Video]; !ok {
+			if open.watched == nil {
+				open.watched = map[uint32]float64{}
+			}
 			open.watched[x.Video] = x.WatchRatio
 		}
 		return

@@ -34,11 +34,23 @@ type Partition struct {
 	started  bool
 	loadedTo int64
 	wm       int64
-	recent   []offsetTime // processed offsets, produce times and the watermark before each
-	skipped  int          // lists that expired or failed to decode in the log
+	// segments of the processed offsets: each starts at an offset, with the
+	// watermark just before it and the largest produce time in it (a new one
+	// every segmentMS of produce time or segmentLen messages), so that the
+	// resume offset costs O(Keep / segmentMS) memory, not one entry a message.
+	recent  []segment
+	skipped int // lists that expired or failed to decode in the log
 }
 
-type offsetTime struct{ off, ms, wmBefore int64 }
+type segment struct {
+	off, wmBefore, maxMS, firstMS int64
+	n                             int
+}
+
+const (
+	segmentMS  = 100
+	segmentLen = 1000
+)
 
 // NewPartition returns the evaluator of partition id with cfg (validated),
 // starting with watermark wm: 0 for a new partition, or the resume watermark
@@ -57,9 +69,9 @@ func NewPartition(id int32, cfg Config, src ListSource, wm int64) (*Partition, e
 func (p *Partition) Watermark() int64 { return p.wm }
 
 // Resume is the offset from which processing again rebuilds this
-// partition's state, and the watermark just before it: the first processed
-// offset whose interaction was produced within Keep of the watermark (next
-// and the watermark when there is none).
+// partition's state, and the watermark just before it: the start of the
+// oldest segment holding an interaction produced within Keep of the watermark
+// (next and the watermark when nothing was processed).
 func (p *Partition) Resume(next int64) (offset, wm int64) {
 	if len(p.recent) == 0 {
 		return next, p.wm
@@ -100,9 +112,17 @@ func (p *Partition) Process(ctx context.Context, offset int64, x Interaction) ([
 	p.wm = wm
 	p.ev.SetCount(offset)
 	p.ev.AddInteraction(x)
-	p.recent = append(p.recent, offsetTime{offset, x.ProducedMS, wmBefore})
+	if n := len(p.recent); n == 0 || p.recent[n-1].n >= segmentLen || x.ProducedMS-p.recent[n-1].firstMS >= segmentMS {
+		p.recent = append(p.recent, segment{off: offset, wmBefore: wmBefore, maxMS: x.ProducedMS, firstMS: x.ProducedMS, n: 1})
+	} else {
+		sg := &p.recent[n-1]
+		sg.maxMS = max(sg.maxMS, x.ProducedMS)
+		sg.n++
+	}
+	// A segment whose every message was produced before Keep of the
+	// watermark can no longer matter to a restart.
 	i := 0
-	for i < len(p.recent) && p.recent[i].ms < wm-p.keep {
+	for i < len(p.recent)-1 && p.recent[i].maxMS < wm-p.keep {
 		i++
 	}
 	if i > 0 {

@@ -102,6 +102,10 @@ func TestPartitionRestartIsExact(t *testing.T) {
 		t.Fatal(err)
 	}
 	run(p, 0, int64(len(msgs)), 0, ref)
+	// The resume bookkeeping is bounded by Keep, not by the messages.
+	if n, most := len(p.recent), int(p.keep/segmentMS)+2; n > most {
+		t.Errorf("%d resume segments after %d messages, want at most %d", n, len(msgs), most)
+	}
 	for _, crash := range []int64{1, 17, 500, 1234, 2999} {
 		got := NewWindows()
 		p1, _ := NewPartition(0, partCfg(), log, 0)
