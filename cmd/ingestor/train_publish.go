@@ -133,6 +133,10 @@ func publishModel(ctx context.Context, st *cache.Store, m *towers.TwoTower, feat
 	nUsers := len(feats.Users.IDs)
 	ue, bias := m.UserEmbeddings(feats.Users.Reduced, allRows32(nUsers))
 	recs := make([]cache.UserRecord, 0, userBatch)
+	// The offline vectors, kept apart from the serving records (the updater
+	// overwrites those): the frozen twin of the online evaluation scores
+	// with them.
+	off := cache.OfflineUsers{Dim: D, IDs: feats.Users.IDs, Biases: make([]float32, nUsers), Vectors: make([]float32, 0, nUsers*D)}
 	for lo := 0; lo < nUsers; lo += userBatch {
 		recs = recs[:0]
 		for u := lo; u < min(lo+userBatch, nUsers); u++ {
@@ -142,6 +146,7 @@ func publishModel(ctx context.Context, st *cache.Store, m *towers.TwoTower, feat
 			}
 			recs = append(recs, cache.UserRecord{UserID: feats.Users.IDs[u], ModelVersion: m.Version,
 				Embedding: vec, Bias: float32(bias[u]), UpdatedAtMs: now.UnixMilli()})
+			off.Vectors, off.Biases[u] = append(off.Vectors, vec...), float32(bias[u])
 		}
 		if err := st.PutUsers(ctx, m.Version, recs); err != nil {
 			return nil, fmt.Errorf("publishing user embeddings of version %s (%d of %d written): %w", m.Version, lo, nUsers, err)
@@ -159,6 +164,9 @@ func publishModel(ctx context.Context, st *cache.Store, m *towers.TwoTower, feat
 	}
 	if err := st.PutUserFeatures(ctx, m.Version, uf); err != nil {
 		return nil, fmt.Errorf("publishing user features of version %s: %w", m.Version, err)
+	}
+	if err := st.PutOfflineUsers(ctx, m.Version, off); err != nil {
+		return nil, fmt.Errorf("publishing offline user vectors of version %s: %w", m.Version, err)
 	}
 	meta, err := st.Publish(ctx, model)
 	if err != nil && !errors.Is(err, cache.ErrAfterFlip) {

@@ -273,6 +273,16 @@ func publishAndCheck(t *testing.T, rdb *redis.Client, addr, ns string) {
 	if math.Abs(float64(rec.Bias)-ub[0]) > 1e-5 {
 		t.Errorf("user %d bias %v, model %v", uid, rec.Bias, ub[0])
 	}
+	// The offline vectors (the frozen twin's) equal the serving records the
+	// ingestor wrote, for every user.
+	off, ok, err := st.GetOfflineUsers(ctx, cur)
+	if err != nil || !ok || off.Dim != D || len(off.IDs) != len(feats.Users.IDs) {
+		t.Fatalf("offline users: found %v, %v, dim %d, %d users", ok, err, off.Dim, len(off.IDs))
+	}
+	orow := rowIndex(off.IDs)[uid]
+	if !slices.Equal(off.Vectors[int(orow)*D:(int(orow)+1)*D], rec.Embedding) || off.Biases[orow] != rec.Bias {
+		t.Errorf("user %d offline vector differs from its published record", uid)
+	}
 	// The user features (dense mode's input): the published user tower on
 	// them gives the model's dense output.
 	uf, ok, err := st.GetUserFeatures(ctx, cur)

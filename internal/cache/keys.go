@@ -15,6 +15,7 @@ import (
 //	ns:model:v:items:i          string: item chunk i (ids, biases, vectors)
 //	ns:model:v:tower            string: the user-tower weights blob
 //	ns:model:v:ufeat            string: the users' model input features (PutUserFeatures)
+//	ns:model:v:uoff             string: the chunk count of the offline user vectors; ns:model:v:uoff:i chunk i (offline.go)
 //	ns:user:v:uid               string: one UserRecord (binary)
 //	ns:served:uid               string: one ServedList (binary), with a TTL
 //	ns:model-updates            pub/sub channel: ModelUpdate JSON notices
