@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/streamrec/streamrec/internal/api"
 	"github.com/streamrec/streamrec/internal/cache"
 	"github.com/streamrec/streamrec/internal/config"
@@ -47,7 +49,7 @@ func evalPartitions(spec string, n int) ([]int, error) {
 // indexed under its user's partition, so it must be the real one) and builds
 // the served-list writer's configuration and the runner of this replica's
 // partitions (nil for --eval-partitions none).
-func setupEval(ctx context.Context, o *options, brokers []string, store *cache.Store, items *cache.ItemCache, log *slog.Logger) (*api.Online, *eval.Runner, error) {
+func setupEval(ctx context.Context, o *options, brokers []string, store *cache.Store, items *cache.ItemCache, reg prometheus.Registerer, log *slog.Logger) (*api.Online, *eval.Runner, error) {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	counts, err := stream.PartitionCounts(cctx, brokers, o.topic)
 	cancel()
@@ -62,6 +64,7 @@ func setupEval(ctx context.Context, o *options, brokers []string, store *cache.S
 	cfg := o.eval.cfg
 	cfg.Scorer = api.IndexScorer{Items: items}
 	cfg.Popularity = (&api.IndexPopularity{Items: items}).Percentile
+	cfg.Twin = &api.TwinScorer{Items: items, Offline: store, Log: log.With("component", "twin")}
 	online := &api.Online{Log: store, Windows: store, Group: o.eval.group, Window: cfg.Window, CountWindow: cfg.CountWindow,
 		Partitions: n, Queue: o.eval.servedQueue}
 	group := ""
@@ -70,10 +73,15 @@ func setupEval(ctx context.Context, o *options, brokers []string, store *cache.S
 	} else if len(parts) == 0 {
 		return online, nil, nil
 	}
+	effect := api.NewEffectHistogram()
 	r, err := eval.NewRunner(eval.RunnerConfig{Brokers: brokers, Topic: o.topic, Partitions: parts, KafkaGroup: group, Group: o.eval.group, Eval: cfg,
-		Store: store, Batch: o.eval.batch, FlushEvery: o.eval.flushEvery, FromFirst: o.eval.fromFirst, Log: log.With("component", "eval")})
+		Store: store, Batch: o.eval.batch, FlushEvery: o.eval.flushEvery, FromFirst: o.eval.fromFirst, Log: log.With("component", "eval"),
+		Applied: effect.Observe})
 	if err != nil {
 		return nil, nil, &config.UsageError{Err: err}
+	}
+	if err := reg.Register(effect); err != nil {
+		return nil, nil, err
 	}
 	log.Info("online evaluation on", "partitions", parts, "kafka_group", group, "of", n, "group", o.eval.group, "window", cfg.Window.String(), "open_for", cfg.OpenFor.String())
 	return online, r, nil

@@ -154,7 +154,7 @@ func run(ctx context.Context, args []string) error {
 	var online *api.Online
 	var runner *eval.Runner
 	if o.eval.on {
-		if online, runner, err = setupEval(ctx, o, brokers, store, items, base); err != nil {
+		if online, runner, err = setupEval(ctx, o, brokers, store, items, reg, base); err != nil {
 			return err
 		}
 	}

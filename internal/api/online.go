@@ -308,20 +308,34 @@ func (s IndexScorer) Predict(vec []float32, bias float32, video uint32) (float64
 	return ix.Meta().Calibration.GlobalMean + float64(bias) + float64(sc), true
 }
 
-// Rank is 1 + the number of videos scoring above video under vec (a scan of
-// the catalogue; the evaluator samples it).
-func (s IndexScorer) Rank(vec []float32, video uint32) (int, bool) {
+// Rank is 1 + the number of videos of the candidate set ("" for the
+// catalogue) scoring above video under vec (a scan; the evaluator samples it).
+func (s IndexScorer) Rank(vec []float32, video uint32, candidates string) (int, bool) {
 	ix := s.Items.Index()
 	if ix == nil || len(vec) != ix.Dim() {
 		return 0, false
 	}
-	target, ok := ix.Score(vec, video, true)
+	return rankAmong(ix, vec, video, candidates)
+}
+
+// rankAmong is 1 + the number of videos of ix's candidate set scoring
+// above video under vec; false when the video or the set is not in ix.
+func rankAmong(ix *cache.ItemIndex, vec []float32, video uint32, candidates string) (int, bool) {
+	among := ix
+	if candidates != "" {
+		sub, ok := ix.Candidates(candidates)
+		if !ok {
+			return 0, false
+		}
+		among = sub
+	}
+	target, ok := among.Score(vec, video, true)
 	if !ok {
 		return 0, false
 	}
 	rank := 1
-	for _, id := range ix.IDs() {
-		if sc, _ := ix.Score(vec, id, true); sc > target {
+	for _, id := range among.IDs() {
+		if sc, _ := among.Score(vec, id, true); sc > target {
 			rank++
 		}
 	}

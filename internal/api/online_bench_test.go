@@ -52,7 +52,7 @@ func benchScorer(b *testing.B, rank bool) {
 	for i := range b.N {
 		v := uint32(i % n)
 		if rank {
-			if _, ok := sc.Rank(q, v); !ok {
+			if _, ok := sc.Rank(q, v, ""); !ok {
 				b.Fatal("not ranked")
 			}
 		} else if _, ok := sc.Predict(q, 0, v); !ok {

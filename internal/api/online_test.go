@@ -8,7 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/streamrec/streamrec/internal/cache"
+	"github.com/streamrec/streamrec/internal/online/eval"
 	"github.com/streamrec/streamrec/internal/stream"
 )
 
@@ -184,7 +187,7 @@ func TestIndexScorer(t *testing.T) {
 	// The top video of TopK ranks 1, and the predictions are the API's.
 	top := ix.TopK(nil, vec, 20, cache.TopKOptions{UseBias: true})
 	for i, it := range top {
-		r, ok := sc.Rank(vec, it.ID)
+		r, ok := sc.Rank(vec, it.ID, "")
 		if !ok || (i == 0 && r != 1) || r < 1 || r > 20 {
 			t.Fatalf("rank of the %d-th video: %d, %v", i, r, ok)
 		}
@@ -193,13 +196,13 @@ func TestIndexScorer(t *testing.T) {
 			t.Fatalf("predict %v, want %v", p, want)
 		}
 	}
-	if r, _ := sc.Rank(vec, top[len(top)-1].ID); r < 15 {
+	if r, _ := sc.Rank(vec, top[len(top)-1].ID, ""); r < 15 {
 		t.Errorf("the last of TopK ranks %d", r)
 	}
 	if _, ok := sc.Predict([]float32{1}, 0, top[0].ID); ok {
 		t.Error("a vector of another dimension was scored")
 	}
-	if _, ok := sc.Rank(vec, 4242); ok {
+	if _, ok := sc.Rank(vec, 4242, ""); ok {
 		t.Error("an unknown video was ranked")
 	}
 }
@@ -299,5 +302,39 @@ func TestRecommendationsOverACandidateSet(t *testing.T) {
 		if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), "small_matrix") {
 			t.Errorf("%s: %d %s", q, w.Code, w.Body)
 		}
+	}
+}
+
+// The feedback-to-effect histogram sums the applied time-window buckets
+// (untagged only) and exports them cumulative, in seconds.
+func TestEffectHistogram(t *testing.T) {
+	h := NewEffectHistogram()
+	h.Observe([]cache.WindowDelta{
+		{Kind: cache.WindowByTime, Field: "f2e_n", Delta: 3},
+		{Kind: cache.WindowByTime, Field: "f2e_sum_ms", Delta: 660},
+		{Kind: cache.WindowByTime, Field: "f2e_le_10", Delta: 1},
+		{Kind: cache.WindowByTime, Field: "f2e_le_50", Delta: 1},
+		{Kind: cache.WindowByTime, Field: "f2e_le_inf", Delta: 1},
+		{Kind: cache.WindowByTime, Field: "f2e_n|source=api", Delta: 3}, // a tag: not summed
+		{Kind: cache.WindowByCount, Field: "f2e_n", Delta: 3},           // the count window's copy: not summed
+	})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(h)
+	mfs, err := reg.Gather()
+	if err != nil || len(mfs) != 1 {
+		t.Fatalf("gather: %v, %d families", err, len(mfs))
+	}
+	hist := mfs[0].GetMetric()[0].GetHistogram()
+	if hist.GetSampleCount() != 3 || hist.GetSampleSum() != 0.66 {
+		t.Fatalf("count %d sum %v, want 3 and 0.66", hist.GetSampleCount(), hist.GetSampleSum())
+	}
+	want := map[float64]uint64{0.001: 0, 0.005: 0, 0.01: 1, 0.02: 1, 0.05: 2, 60: 2}
+	for _, b := range hist.GetBucket() {
+		if w, ok := want[b.GetUpperBound()]; ok && b.GetCumulativeCount() != w {
+			t.Errorf("bucket le=%v: %d, want %d", b.GetUpperBound(), b.GetCumulativeCount(), w)
+		}
+	}
+	if n := len(hist.GetBucket()); n != len(eval.F2EBucketsMS) {
+		t.Errorf("%d buckets, want %d", n, len(eval.F2EBucketsMS))
 	}
 }

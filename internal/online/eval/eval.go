@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"time"
 )
 
@@ -29,7 +30,16 @@ type List struct {
 	Version  string
 	Fallback string
 	ServedMS int64
-	Slots    []Slot
+	// Candidates is the candidate set the list was ranked over ("" for the
+	// whole catalogue): the frozen twin ranks among the same videos.
+	Candidates string
+	// InputPartition and InputNext are the input position of the user
+	// embedding that was scored: the offset after the last event applied to
+	// it (0: none) in its partition of the interactions topic. An interaction
+	// at an offset below InputNext is included in the list's embedding.
+	InputPartition int32
+	InputNext      int64
+	Slots          []Slot
 	// UserVec and UserBias are the user vector that was scored (nil for a
 	// fallback list); they give the prequential error of the user's later
 	// interactions that find no open list.
@@ -44,14 +54,31 @@ type Interaction struct {
 	WatchRatio  float64
 	ProducedMS  int64
 	Source      string
+	// Partition and Offset are the interaction's position in the
+	// interactions topic (Partition.Process sets them): the feedback-to-effect
+	// latency waits for a list whose InputNext is above Offset.
+	Partition int32
+	Offset    int64
 }
 
 // Scorer scores videos under a user vector, for the prequential metrics.
 type Scorer interface {
 	// Predict is the predicted watch ratio of video for (vec, bias).
 	Predict(vec []float32, bias float32, video uint32) (float64, bool)
-	// Rank is the video's rank (1 = top) among the catalogue under vec.
-	Rank(vec []float32, video uint32) (int, bool)
+	// Rank is the video's rank (1 = top) under vec among the videos of the
+	// candidate set ("" for the whole catalogue).
+	Rank(vec []float32, video uint32, candidates string) (int, bool)
+}
+
+// Twin scores the frozen twin: a model version as it was published, with
+// its offline user vectors, never updated online.
+type Twin interface {
+	// Predict is the twin's predicted watch ratio of video for user under
+	// model version.
+	Predict(version string, user, video uint32) (float64, bool)
+	// Rank is the video's rank (1 = top) among the candidate set ("" for the
+	// catalogue) under the user's offline vector of version.
+	Rank(version string, user, video uint32, candidates string) (int, bool)
 }
 
 // Config configures an Evaluator. Zero fields take the documented defaults.
@@ -79,6 +106,9 @@ type Config struct {
 	Popularity func(video uint32) float64
 	// Scorer, if not nil, gives the prequential metrics.
 	Scorer Scorer
+	// Twin, if not nil (with Scorer), gives the frozen twin's metrics beside
+	// the live model's on the same joined interactions.
+	Twin Twin
 }
 
 // Validate fills the defaults and checks c.
@@ -148,6 +178,7 @@ type openList struct {
 	List
 	closeMS   int64
 	finalised bool
+	hasVec    bool               // served with a user vector (UserVec may be dropped later)
 	watched   map[uint32]float64 // first observed watch ratio per served video
 }
 
@@ -155,7 +186,21 @@ type userState struct {
 	lists []*openList // by ServedMS
 	ring  []ringEntry
 	next  int
+	// unseen: the user's interactions no list's embedding included yet
+	// (feedback-to-effect), oldest first, at most maxUnseen.
+	unseen []effectWait
 }
+
+type effectWait struct {
+	partition int32
+	offset    int64
+	ms        int64
+	src       string
+}
+
+// maxUnseen bounds the interactions per user waiting for a list that
+// includes them; the oldest is dropped first.
+const maxUnseen = 64
 
 type ringEntry struct{ id, ms int64 }
 
@@ -209,7 +254,6 @@ type Evaluator struct {
 	closes    closingHeap
 	seq       uint64
 	processed int64 // interactions processed (count windows)
-	noList    int64
 	nowMS     int64
 	out       []Increment
 	// returned: out was handed to the caller; the next increment starts anew.
@@ -326,25 +370,109 @@ func (e *Evaluator) AddList(l List) {
 		heap.Push(&e.closes, closing{s.lists[i-1].closeMS + e.cfg.Grace.Milliseconds(), s.lists[i-1]})
 	}
 	heap.Push(&e.closes, closing{ol.closeMS + e.cfg.Grace.Milliseconds(), ol})
-	// A user vector no interaction can use any more is dropped (memory): a
-	// list's vector serves the prequential metrics only of interactions with
-	// no open list, and there is always one until a later list with a vector
-	// is served within OpenFor of it (then that one is used).
+	ol.hasVec = ol.UserVec != nil
+	e.dropVectors(s)
+	if ol.InputNext > 0 {
+		// The user's waiting interactions this list's embedding includes.
+		kept := s.unseen[:0]
+		for _, w := range s.unseen {
+			if w.partition == ol.InputPartition && w.offset < ol.InputNext {
+				e.effect(w.ms, ol.ServedMS, w.src)
+			} else {
+				kept = append(kept, w)
+			}
+		}
+		s.unseen = kept
+	}
+}
+
+// dropVectors drops the user vectors no interaction can use any more
+// (memory): a finalised list's vector serves only the prequential metrics of
+// interactions with no open list, and a later list served with a vector
+// within OpenFor of it takes that role.
+func (e *Evaluator) dropVectors(s *userState) {
 	open := e.cfg.OpenFor.Milliseconds()
-	if ol.UserVec != nil {
-		for j := i - 1; j >= 0 && s.lists[j].ServedMS >= ol.ServedMS-open; j-- {
-			s.lists[j].UserVec = nil
+	for j, l := range s.lists {
+		if !l.finalised || l.UserVec == nil {
+			continue
+		}
+		for _, y := range s.lists[j+1:] {
+			if y.ServedMS > l.ServedMS+open {
+				break
+			}
+			if y.hasVec {
+				l.UserVec = nil
+				break
+			}
 		}
 	}
-	for _, y := range s.lists[i+1:] {
-		if y.ServedMS > ol.ServedMS+open {
-			break
-		}
-		if y.UserVec != nil {
-			ol.UserVec = nil
-			break
+}
+
+// F2EBucketsMS are the upper bounds (ms) of the feedback-to-effect latency
+// histogram; its fields are f2e_le_<bound> and f2e_le_inf, not cumulative.
+var F2EBucketsMS = []int64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 30000, 60000}
+
+var f2eFields = func() []string {
+	out := make([]string, 0, len(F2EBucketsMS)+1)
+	for _, b := range F2EBucketsMS {
+		out = append(out, "f2e_le_"+strconv.FormatInt(b, 10))
+	}
+	return append(out, "f2e_le_inf")
+}()
+
+// F2EField is the histogram field of bucket i (len(F2EBucketsMS): +Inf).
+func F2EField(i int) string { return f2eFields[i] }
+
+// effect records the feedback-to-effect latency of an interaction produced
+// at ms whose first including list was served at servedMS, in the window of
+// its produce time. A latency beyond Keep is not counted (a restarted
+// evaluator could not rebuild it).
+func (e *Evaluator) effect(ms, servedMS int64, src string) {
+	lat := max(0, servedMS-ms)
+	if lat > e.cfg.Keep().Milliseconds() {
+		return
+	}
+	b, _ := slices.BinarySearch(F2EBucketsMS, lat)
+	tw := e.timeWindow(ms)
+	tag := sourceTag(src)
+	e.emit(tw, "f2e_n", 1, tag)
+	e.emit(tw, "f2e_sum_ms", lat, tag)
+	e.emit(tw, f2eFields[b], 1, tag)
+}
+
+// waitEffect records x's feedback-to-effect latency if a list already added
+// includes it, or queues it for the next list that does.
+func (e *Evaluator) waitEffect(s *userState, x Interaction) {
+	for _, l := range s.lists {
+		if l.InputNext > 0 && l.InputPartition == x.Partition && x.Offset < l.InputNext {
+			e.effect(x.ProducedMS, l.ServedMS, x.Source)
+			return
 		}
 	}
+	old := e.nowMS - e.cfg.Keep().Milliseconds()
+	i := 0
+	for i < len(s.unseen) && (s.unseen[i].ms < old || len(s.unseen)-i >= maxUnseen) {
+		i++
+	}
+	if i > 0 {
+		s.unseen = append(s.unseen[:0], s.unseen[i:]...)
+	}
+	s.unseen = append(s.unseen, effectWait{x.Partition, x.Offset, x.ProducedMS, x.Source})
+}
+
+// sampled picks 1 in every interactions by a hash of (user, event id), so
+// that processing again after a restart samples the same ones.
+func sampled(user uint32, id uint64, every int) bool {
+	if every <= 1 {
+		return true
+	}
+	h := (uint64(user)<<32 | uint64(user)) ^ id
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
+	return h%uint64(every) == 0
 }
 
 // AddInteraction queues x; Advance joins it once Grace has passed after its
@@ -426,6 +554,7 @@ func (e *Evaluator) process(x Interaction) {
 	}
 	e.emit(tw, "interactions", 1, src)
 	defer func() { e.processed++ }()
+	e.waitEffect(s, x)
 	// The list open at p: the last served at or before p, if p is before its
 	// close; last: the last list at or before p with a user vector.
 	var open, last *openList
@@ -457,6 +586,7 @@ func (e *Evaluator) process(x Interaction) {
 			e.emit(tw, "abs_err_n", 1, src, fb)
 			break
 		}
+		e.compareTwin(tw, open, x, src, fb)
 		if open.finalised {
 			e.emit(tw, "late_interactions", 1, src, fb)
 		} else if _, ok := open.watched[x.Video]; !ok {
@@ -475,12 +605,47 @@ func (e *Evaluator) process(x Interaction) {
 		e.emit(tw, "preq_n", 1, src)
 		e.emit(tw, "preq_abs_err_u", Micro(math.Abs(pred-x.WatchRatio)), src)
 	}
-	e.noList++
-	if (e.noList-1)%int64(e.cfg.RankEvery) == 0 {
-		if r, ok := e.cfg.Scorer.Rank(last.UserVec, x.Video); ok {
+	if sampled(x.User, x.EventID, e.cfg.RankEvery) {
+		if r, ok := e.cfg.Scorer.Rank(last.UserVec, x.Video, ""); ok {
 			e.emit(tw, "preq_rank_n", 1, src)
 			e.emit(tw, "preq_rank_sum", int64(r), src)
 		}
+	}
+}
+
+// compareTwin scores a joined interaction under the live model (the open
+// list's user vector) and under the frozen twin (the list version's offline
+// vector): both absolute errors on every such interaction, and, 1 in
+// RankEvery, both ranks of the watched video among the list's candidates
+// and whether each is within the list's length.
+func (e *Evaluator) compareTwin(tw WindowKey, l *openList, x Interaction, tags ...string) {
+	if e.cfg.Twin == nil || e.cfg.Scorer == nil || l.UserVec == nil {
+		return
+	}
+	live, ok := e.cfg.Scorer.Predict(l.UserVec, l.UserBias, x.Video)
+	twin, ok2 := e.cfg.Twin.Predict(l.Version, x.User, x.Video)
+	if ok && ok2 {
+		e.emit(tw, "twin_n", 1, tags...)
+		e.emit(tw, "live_abs_err_u", Micro(math.Abs(live-x.WatchRatio)), tags...)
+		e.emit(tw, "twin_abs_err_u", Micro(math.Abs(twin-x.WatchRatio)), tags...)
+	}
+	if !sampled(x.User, x.EventID, e.cfg.RankEvery) {
+		return
+	}
+	lr, ok := e.cfg.Scorer.Rank(l.UserVec, x.Video, l.Candidates)
+	tr, ok2 := e.cfg.Twin.Rank(l.Version, x.User, x.Video, l.Candidates)
+	if !ok || !ok2 {
+		return
+	}
+	k := len(l.Slots)
+	e.emit(tw, "twin_rank_n", 1, tags...)
+	e.emit(tw, "live_rank_sum", int64(lr), tags...)
+	e.emit(tw, "twin_rank_sum", int64(tr), tags...)
+	if lr <= k {
+		e.emit(tw, "live_rank_top", 1, tags...)
+	}
+	if tr <= k {
+		e.emit(tw, "twin_rank_top", 1, tags...)
 	}
 }
 
@@ -549,6 +714,7 @@ func (e *Evaluator) finalise(l *openList) {
 		}
 	}
 	l.watched = nil
+	e.dropVectors(e.users[l.User])
 	// Drop the user's finalised lists that no interaction can reach any more.
 	s := e.users[l.User]
 	old := e.nowMS - e.cfg.Keep().Milliseconds() - e.cfg.PreqHorizon.Milliseconds()

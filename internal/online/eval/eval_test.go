@@ -15,7 +15,7 @@ func (s *fixedScorer) Predict([]float32, float32, uint32) (float64, bool) {
 	s.predicts++
 	return 1.0, true
 }
-func (s *fixedScorer) Rank([]float32, uint32) (int, bool) {
+func (s *fixedScorer) Rank([]float32, uint32, string) (int, bool) {
 	s.ranks++
 	return 3, true
 }

@@ -111,6 +111,7 @@ func (p *Partition) Process(ctx context.Context, offset int64, x Interaction) ([
 	}
 	p.wm = wm
 	p.ev.SetCount(offset)
+	x.Partition, x.Offset = p.id, offset
 	p.ev.AddInteraction(x)
 	if n := len(p.recent); n == 0 || p.recent[n-1].n >= segmentLen || x.ProducedMS-p.recent[n-1].firstMS >= segmentMS {
 		p.recent = append(p.recent, segment{off: offset, wmBefore: wmBefore, maxMS: x.ProducedMS, firstMS: x.ProducedMS, n: 1})
@@ -132,7 +133,11 @@ func (p *Partition) Process(ctx context.Context, offset int64, x Interaction) ([
 }
 
 func listOf(r *cache.ServedRecord) List {
-	l := List{ID: r.ID, User: r.User, Version: r.Version, Fallback: r.Fallback, ServedMS: r.ServedMS, Slots: make([]Slot, len(r.Slots))}
+	l := List{ID: r.ID, User: r.User, Version: r.Version, Fallback: r.Fallback, ServedMS: r.ServedMS, Candidates: r.Candidates,
+		Slots: make([]Slot, len(r.Slots))}
+	if r.LastOffset >= 0 && r.LastPartition >= 0 {
+		l.InputPartition, l.InputNext = r.LastPartition, r.LastOffset+1
+	}
 	for i, s := range r.Slots {
 		l.Slots[i] = Slot{Video: s.Video, Score: s.Score, Predicted: s.PredictedWatchRatio, Propensity: s.Propensity}
 	}

@@ -47,13 +47,17 @@ func traffic(seed uint64) ([]msg, *memLog) {
 			for j := range slots {
 				slots[j] = cache.ServedSlot{Video: uint32(r.IntN(80)), PredictedWatchRatio: float32(r.Float64() * 2), Propensity: 1}
 			}
-			rec := cache.ServedRecord{ID: fmt.Sprintf("l%d", i), User: u, ServedMS: now - int64(r.IntN(100)), Slots: slots}
+			rec := cache.ServedRecord{ID: fmt.Sprintf("l%d", i), User: u, ServedMS: now - int64(r.IntN(100)), Slots: slots, Version: "v1",
+				LastPartition: -1, LastOffset: -1}
 			rec.WrittenMS = rec.ServedMS + int64(r.IntN(30))
 			if r.IntN(20) == 0 {
 				rec.WrittenMS += 5000 // later than the grace period
 			}
 			if r.IntN(3) > 0 {
 				rec.UserVec, rec.UserBias = []float32{1, 2}, 0.1
+				// The embedding includes the partition's messages up to a
+				// little before the serve.
+				rec.LastPartition, rec.LastOffset = 0, int64(i-1-r.IntN(3))
 			} else {
 				rec.Fallback = FallbackPopularity
 			}
@@ -74,8 +78,8 @@ func traffic(seed uint64) ([]msg, *memLog) {
 }
 
 func partCfg() Config {
-	return Config{OpenFor: 3 * time.Second, Grace: 500 * time.Millisecond, Window: 5 * time.Second, CountWindow: 100, RankEvery: 7,
-		Popularity: func(v uint32) float64 { return float64(v) / 80 }, Scorer: &fixedScorer{}}
+	return Config{OpenFor: 3 * time.Second, Grace: 500 * time.Millisecond, Window: 5 * time.Second, CountWindow: 100, RankEvery: 7, PreqHorizon: 6 * time.Second,
+		Popularity: func(v uint32) float64 { return float64(v) / 80 }, Scorer: &fixedScorer{}, Twin: &fixedTwin{version: "v1"}}
 }
 
 // A partition evaluator killed after any offset and restarted from its resume
@@ -121,7 +125,7 @@ func TestPartitionRestartIsExact(t *testing.T) {
 			}
 		}
 	}
-	for _, f := range []string{"hits", "late_lists", "stale_interactions", "duplicates", "no_list", "preq_n", "lists", "prec08_u"} {
+	for _, f := range []string{"hits", "late_lists", "stale_interactions", "duplicates", "no_list", "preq_n", "lists", "prec08_u", "twin_n", "twin_rank_n", "f2e_n", "f2e_le_50"} {
 		n := int64(0)
 		for _, k := range ref.Keys(ByTime) {
 			n += ref.Get(k, f)

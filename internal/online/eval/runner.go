@@ -54,6 +54,11 @@ type RunnerConfig struct {
 	// read an 11-million-event log from the beginning).
 	FromFirst bool
 	Log       *slog.Logger
+	// Applied, if not nil, is called after each batch the store applied
+	// (not one it had already recorded) with the batch's summed time-window
+	// increments: a process-local view of what this runner added (the API
+	// builds its Prometheus histograms from it). It must not keep deltas.
+	Applied func(deltas []cache.WindowDelta)
 }
 
 // RunnerStats are the runner's counters since it started.
@@ -315,6 +320,9 @@ func (r *Runner) runPartition(ctx context.Context, p int32) error {
 		if ok {
 			r.batches.Add(1)
 			r.applied.Add(int64(b.n))
+			if r.cfg.Applied != nil {
+				r.cfg.Applied(deltas)
+			}
 		} else {
 			r.repeats.Add(1)
 		}
