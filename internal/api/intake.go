@@ -55,6 +55,10 @@ type Interaction struct {
 	VideoDurationMs *int64   `json:"video_duration_ms"`
 	EventTimeMs     *int64   `json:"event_time_ms"`
 	WatchRatio      *float64 `json:"watch_ratio"`
+	// Source is "api" (the default) or "simulator" (the closed-loop
+	// simulator's events, which the online evaluation and the retrain from
+	// the log tell apart).
+	Source *string `json:"source"`
 }
 
 // Accepted is the 202 answer of the intake endpoints. Event ids are decimal
@@ -262,6 +266,15 @@ func (s *Server) readEvents(c echo.Context, batch bool) (*intakeRequest, error) 
 			events[i].EventID = s.ids.next()
 		}
 		events[i].Source = stream.SourceAPI
+		if src := in[i].Source; src != nil {
+			switch *src {
+			case "api":
+			case "simulator":
+				events[i].Source = stream.SourceSimulator
+			default:
+				return nil, withIndex(errorf(http.StatusBadRequest, CodeInvalidField, "source", "source: want api or simulator"), idx)
+			}
+		}
 		events[i].ProducedAtUs = now.UnixMicro()
 		if err := events[i].Validate(); err != nil {
 			return nil, eventError(err, idx)

@@ -286,3 +286,33 @@ func TestInteractionBadInput(t *testing.T) {
 		t.Errorf("rejections not counted by reason")
 	}
 }
+
+// The optional source field: api by default, simulator for the closed-loop
+// simulator's events; anything else is refused by field name and loses nothing.
+func TestPostInteractionSource(t *testing.T) {
+	f := newFixture(t, 10, 4, 1, DefaultConfig())
+	for i, tc := range []struct {
+		body string
+		want stream.Source
+	}{
+		{okEvent, stream.SourceAPI},
+		{strings.Replace(okEvent, `}`, `,"source":"api"}`, 1), stream.SourceAPI},
+		{strings.Replace(okEvent, `}`, `,"source":"simulator"}`, 1), stream.SourceSimulator},
+	} {
+		if w := f.do(http.MethodPost, "/v1/interactions", tc.body); w.Code != http.StatusAccepted {
+			t.Fatalf("%s: %d %s", tc.body, w.Code, w.Body)
+		}
+		if got := f.pub.events[i].Source; got != tc.want {
+			t.Errorf("%s: source %v, want %v", tc.body, got, tc.want)
+		}
+	}
+	for _, bad := range []string{`"replay"`, `""`, `1`} {
+		w := f.do(http.MethodPost, "/v1/interactions", strings.Replace(okEvent, `}`, `,"source":`+bad+`}`, 1))
+		if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), `"field":"source"`) {
+			t.Errorf("source %s: %d %s, want 400 naming the field", bad, w.Code, w.Body)
+		}
+	}
+	if len(f.pub.events) != 3 {
+		t.Errorf("%d events published, want 3 (refused ones publish nothing)", len(f.pub.events))
+	}
+}
