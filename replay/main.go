@@ -145,6 +145,14 @@ func (s *summary) write(w io.Writer) {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "sim":
+			return runSim(ctx, args[1:], stdout, stderr)
+		case "probe":
+			return runProbe(ctx, args[1:], stdout, stderr)
+		}
+	}
 	o, err := parseOptions(args, stderr, os.LookupEnv)
 	if err != nil {
 		return err
