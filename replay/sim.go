@@ -885,6 +885,24 @@ func (s *simulator) observe(ctx context.Context, sum *simSummary) {
 	}
 }
 
+// fullWindows are the first and last windows holding at least half the
+// lists of the busiest one (the run's ends are partial windows).
+func (sum *simSummary) fullWindows() (first, last *simWindowOut) {
+	most := 0
+	for _, w := range sum.Windows {
+		most = max(most, w.Lists)
+	}
+	for i := range sum.Windows {
+		if w := &sum.Windows[i]; 2*w.Lists >= most {
+			if first == nil {
+				first = w
+			}
+			last = w
+		}
+	}
+	return first, last
+}
+
 func (sum *simSummary) write(w io.Writer) {
 	fmt.Fprintf(w, "sim summary\n")
 	fmt.Fprintf(w, "  truth          %s\n", sum.Truth)
@@ -895,9 +913,9 @@ func (sum *simSummary) write(w io.Writer) {
 		fmt.Fprintf(w, "  %-14s %6d %6d  %.4f / %.4f        %.4f / %.4f        %.4f / %.4f        %.3f, %.3f\n", name, o.Lists, o.TwinLists,
 			o.LiveNDCG, o.TwinNDCG, o.LiveP08, o.TwinP08, o.LiveP2, o.TwinP2, o.LiftNDCG, o.LiftP2)
 	}
-	if n := len(sum.Windows); n > 0 {
-		row("first", &sum.Windows[0])
-		row("last", &sum.Windows[n-1])
+	if first, last := sum.fullWindows(); first != nil {
+		row("first", first)
+		row("last", last)
 	}
 	row("all", &sum.Total)
 	if sum.Before != nil {

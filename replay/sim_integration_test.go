@@ -1,0 +1,176 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/streamrec/streamrec/internal/stream"
+	"github.com/streamrec/streamrec/internal/synth"
+)
+
+// freePort returns a free 127.0.0.1 address.
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// The closed loop on the real services, tiny synthetic data with a
+// preference drift: the ingestor trains and publishes (with the offline
+// vectors), the updater learns from the simulator's events, the API serves
+// and evaluates online; the simulator reports exact metrics of the live and
+// twin lists per window, the API's observed metrics, the feedback-to-effect
+// latency and the probe's.
+func TestIntegrationClosedLoop(t *testing.T) {
+	broker := testBroker(t)
+	redisAddr := os.Getenv("STREAMREC_TEST_REDIS")
+	if redisAddr == "" {
+		t.Skip("set STREAMREC_TEST_REDIS=host:port to run the closed loop")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	tmp := t.TempDir()
+	bin := filepath.Join(tmp, "bin")
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin+string(filepath.Separator), "../cmd/ingestor", "../cmd/updater", "../cmd/api").CombinedOutput(); err != nil {
+		t.Fatalf("building the binaries: %v\n%s", err, out)
+	}
+	data := filepath.Join(tmp, "data")
+	drift := synth.SpanStartMS + 56*86400000 // 2020-08-30, after the cut
+	if _, err := synth.Generate(data, synth.GenConfig{Scale: synth.Scales["tiny"], Seed: 5,
+		Drifts: []synth.Drift{{Kind: synth.DriftPrefs, AtMS: drift, Share: 0.5}}}); err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	ns := fmt.Sprintf("test-sim-%08x", r.Uint32())
+	topic := ns + ".interactions"
+	rdb := redis.NewClient(&redis.Options{Addr: redisAddr})
+	defer rdb.Close()
+	t.Cleanup(func() {
+		keys, _ := rdb.Keys(context.Background(), ns+":*").Result()
+		for len(keys) > 0 {
+			n := min(len(keys), 500)
+			rdb.Del(context.Background(), keys[:n]...)
+			keys = keys[n:]
+		}
+	})
+	cut := "2020-08-27T00:00:00+08:00"
+	if out, err := exec.CommandContext(ctx, filepath.Join(bin, "ingestor"), "train", "--data", data, "--cut", cut, "--redis-addr", redisAddr,
+		"--namespace", ns, "--model-version", "sim-v1", "--report", filepath.Join(tmp, "report.json"), "--model-out", filepath.Join(tmp, "m.srm"),
+		"--budget", "20000", "--quiet", "--log-level", "warn").CombinedOutput(); err != nil {
+		t.Fatalf("ingestor train: %v\n%s", err, out)
+	}
+	if err := stream.EnsureTopics(ctx, []string{broker}, stream.InteractionsTopic(topic, 4)); err != nil {
+		t.Fatal(err)
+	}
+	start := func(name string, args ...string) {
+		cmd := exec.Command(filepath.Join(bin, name), args...)
+		var logBuf bytes.Buffer
+		cmd.Stderr = &logBuf
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_ = cmd.Process.Signal(os.Interrupt)
+			done := make(chan struct{})
+			go func() { _, _ = cmd.Process.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				_ = cmd.Process.Kill()
+			}
+			if t.Failed() {
+				t.Logf("%s log:\n%s", name, logBuf.String())
+			}
+		})
+	}
+	start("updater", "--brokers", broker, "--redis-addr", redisAddr, "--namespace", ns, "--topic", topic, "--changelog-topic", ns+".state",
+		"--assign", "all", "--partitions", "4", "--metrics-addr", freePort(t), "--log-level", "warn")
+	apiAddr := freePort(t)
+	start("api", "--listen", apiAddr, "--brokers", broker, "--redis-addr", redisAddr, "--namespace", ns, "--topic", topic, "--log-level", "warn",
+		"--model-poll", "300ms", "--eval", "--eval-open-for", "3s", "--eval-grace", "300ms", "--eval-window", "2s", "--eval-flush", "50ms",
+		"--eval-rank-every", "5")
+
+	var stdout, stderr bytes.Buffer
+	sumPath := filepath.Join(tmp, "sim.json")
+	err := runSim(ctx, []string{"--api", "http://" + apiAddr, "--data", data, "--redis-addr", redisAddr, "--namespace", ns,
+		"--duration", "8s", "--from", cut, "--until", "2020-09-02T00:00:00+08:00", "--concurrency", "4", "--users", "60",
+		"--exclude-watched=false", "--probes", "5", "--observe-wait", "8s", "--summary-out", sumPath, "--log-level", "warn"}, &stdout, &stderr)
+	t.Logf("sim output:\n%s\n%s", stdout.String(), stderr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(sumPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum simSummary
+	if err := json.Unmarshal(b, &sum); err != nil {
+		t.Fatal(err)
+	}
+	switch {
+	case sum.Lists < 50 || sum.Interactions < 50:
+		t.Fatalf("%d lists, %d interactions: the loop hardly ran", sum.Lists, sum.Interactions)
+	case len(sum.RequestErrors) > 0:
+		t.Fatalf("request errors: %v", sum.RequestErrors)
+	case sum.Total.TwinLists != sum.Total.Lists:
+		t.Fatalf("the twin scored %d of %d lists", sum.Total.TwinLists, sum.Total.Lists)
+	case len(sum.Windows) < 2:
+		t.Fatalf("%d windows, want at least 2", len(sum.Windows))
+	case sum.Before == nil || sum.After == nil:
+		t.Fatalf("the virtual clock did not carry the run across the drift at %s", fmtMs(drift))
+	}
+	for _, v := range []float64{sum.Total.LiftNDCG, sum.Total.LiveNDCG, sum.Total.TwinNDCG} {
+		if !(v > 0) || math.IsInf(v, 0) {
+			t.Fatalf("exact metrics and lift %+v: want positive and finite", sum.Total)
+		}
+	}
+	if sum.Probe == nil || sum.Probe.N == 0 || !(sum.Probe.P99MS > 0) {
+		t.Fatalf("probe %+v: want measured latencies", sum.Probe)
+	}
+	if sum.Observed == nil || sum.Observed["lists"] == 0 || sum.Observed["interactions"] == 0 {
+		t.Fatalf("observed metrics %v: want the API's windows over the run", sum.Observed)
+	}
+	if sum.FeedbackToEffect == nil || sum.FeedbackToEffect["n"] == 0 {
+		t.Fatalf("feedback-to-effect %v: want interactions seen in later lists", sum.FeedbackToEffect)
+	}
+	// The simulator's events reached the topic as source simulator: the
+	// API's windows count them under that tag.
+	resp, err := http.Get("http://" + apiAddr + "/v1/metrics/online?metric=interactions&source=simulator&limit=1000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var series struct {
+		Points []struct {
+			Values map[string]float64 `json:"values"`
+		} `json:"points"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&series); err != nil {
+		t.Fatal(err)
+	}
+	n := 0.0
+	for _, p := range series.Points {
+		n += p.Values["interactions"]
+	}
+	if n == 0 || !strings.Contains(stdout.String(), "lift NDCG") {
+		t.Fatalf("%v simulator interactions in the API's windows; summary:\n%s", n, stdout.String())
+	}
+}
