@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -286,4 +289,56 @@ func TestMain(m *testing.M) {
 		}
 	}
 	os.Exit(code)
+}
+
+// --with-requests: one recommendation request per session start of the log
+// (more than 30 min of event time since the user's previous event), each
+// answered before the session's first event was produced.
+func TestIntegrationWithRequests(t *testing.T) {
+	broker := testBroker(t)
+	dir, p := tiny(t)
+	topic := testTopic(t, broker)
+	var mu sync.Mutex
+	reqs := map[uint32][]time.Time{} // user -> when its requests were answered
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var u uint32
+		if _, err := fmt.Sscanf(r.URL.Path, "/v1/users/%d/recommendations", &u); err != nil || r.URL.Query().Get("k") != "25" {
+			http.Error(w, "bad request "+r.URL.String(), http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		reqs[u] = append(reqs[u], time.Now())
+		mu.Unlock()
+		w.Write([]byte(`{"items":[]}`))
+	}))
+	defer srv.Close()
+	out := runReplay(t, t.Context(), "--data", dir, "--brokers", broker, "--topic", topic, "--partitions", "4", "--progress=false", "--log-level", "warn",
+		"--with-requests", srv.URL, "--batch", "500")
+	msgs := consume(t, broker, topic)
+	// The sessions of the log, per user, in event-time order.
+	slices.SortFunc(msgs, func(a, b got) int { return int(a.pos - b.pos) })
+	last := map[uint32]int64{}
+	starts := map[uint32][]got{}
+	for _, m := range msgs {
+		u, tm := m.rec.Event.UserID, m.rec.Event.EventTimeMs
+		if prev, ok := last[u]; !ok || tm-prev > sessionGapMS {
+			starts[u] = append(starts[u], m)
+		}
+		last[u] = tm
+	}
+	n := 0
+	for u, ss := range starts {
+		n += len(ss)
+		if len(reqs[u]) != len(ss) {
+			t.Fatalf("user %d: %d requests for %d sessions", u, len(reqs[u]), len(ss))
+		}
+		for i, s := range ss {
+			if produced := time.UnixMicro(s.rec.Event.ProducedAtUs); !reqs[u][i].Before(produced) {
+				t.Fatalf("user %d session %d: request answered at %v, its first event produced at %v", u, i, reqs[u][i], produced)
+			}
+		}
+	}
+	if want := fmt.Sprintf("requests       %d recommendation requests at session starts (0 failed)", n); !strings.Contains(out, want) || n < 10 || len(msgs) != p.Len() {
+		t.Fatalf("%d sessions, %d of %d events; summary:\n%s", n, len(msgs), p.Len(), out)
+	}
 }

@@ -41,6 +41,11 @@ type options struct {
 	LogLevel   string
 	Progress   bool
 	CPUProfile string
+	// WithRequests is the API base URL of --with-requests ("" off).
+	WithRequests       string
+	RequestConcurrency int
+	RequestK           int
+	RequestCandidates  string
 }
 
 func parseOptions(args []string, stderr io.Writer, lookup func(string) (string, bool)) (*options, error) {
@@ -66,6 +71,10 @@ func parseOptions(args []string, stderr io.Writer, lookup func(string) (string, 
 	fs.StringVar(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&o.Progress, "progress", true, "draw a progress bar on stderr")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the publishing phase to this file (for benchmarks)")
+	fs.StringVar(&o.WithRequests, "with-requests", "", "API base URL: at the start of each of a user's sessions in the log (a gap of more than 30 min), request the user's recommendations before its events are produced, so that the online metrics join the replay to served lists")
+	fs.IntVar(&o.RequestConcurrency, "request-concurrency", 8, "--with-requests: requests in flight")
+	fs.IntVar(&o.RequestK, "request-k", 25, "--with-requests: list length")
+	fs.StringVar(&o.RequestCandidates, "request-candidates", "", "--with-requests: candidate set of the lists (\"\": the catalogue)")
 	config.Usage(fs, "replay: publish KuaiRec interactions to Kafka in event-time order, resumably")
 	if err := config.Parse(fs, args, lookup); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -104,6 +113,10 @@ func parseOptions(args []string, stderr io.Writer, lookup func(string) (string, 
 		return nil, config.Usagef("--batch %d: want 1..1000000", o.Batch)
 	case o.Linger <= 0:
 		return nil, config.Usagef("--linger %v: want > 0", o.Linger)
+	case o.WithRequests != "" && !strings.HasPrefix(o.WithRequests, "http://") && !strings.HasPrefix(o.WithRequests, "https://"):
+		return nil, config.Usagef("--with-requests %q: want an http:// or https:// URL", o.WithRequests)
+	case o.RequestConcurrency < 1 || o.RequestConcurrency > 1024 || o.RequestK < 1:
+		return nil, config.Usagef("--request-concurrency %d (1..1024) and --request-k %d (>= 1)", o.RequestConcurrency, o.RequestK)
 	case o.Until.set && o.Until.ms <= max(o.From.ms, o.Cut.ms):
 		return nil, config.Usagef("--until %s is not after --from/--cut", o.Until.raw)
 	}
@@ -127,6 +140,9 @@ type summary struct {
 	StartPos, StopPos int   // positions [StartPos, StopPos) walked
 	Stop              string
 	ResumedPartitions int
+	// Requests and RequestErrors count --with-requests' recommendation requests.
+	Requests, RequestErrors int64
+	WithRequests            bool
 }
 
 func (s *summary) write(w io.Writer) {
@@ -142,6 +158,9 @@ func (s *summary) write(w io.Writer) {
 	fmt.Fprintf(w, "  rate           %.0f events/s over %v publishing\n", rate, s.Publish.Round(time.Millisecond))
 	fmt.Fprintf(w, "  loading        %v (not in the rate)\n", s.Load.Round(time.Millisecond))
 	fmt.Fprintf(w, "  event time     %s .. %s\n", fmtMs(s.FirstMs), fmtMs(s.LastMs))
+	if s.WithRequests {
+		fmt.Fprintf(w, "  requests       %d recommendation requests at session starts (%d failed)\n", s.Requests, s.RequestErrors)
+	}
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -216,6 +235,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		WriteTimeout: 10 * time.Second, MaxAttempts: 10, Logger: logger})
 	r := &replayer{plan: pl, pt: newPartitioner(parts), heads: heads, limit: o.Limit, linger: o.Linger,
 		pacer: newPacer(o.Speedup, o.MaxRate, o.Burst)}
+	if o.WithRequests != "" {
+		r.req = newRequester(strings.TrimRight(o.WithRequests, "/"), o.RequestK, o.RequestCandidates, o.RequestConcurrency, logger)
+		sum.WithRequests = true
+	}
 	total := r.countToPublish(start, end)
 
 	pub := newPublisher(w, runID, parts, o.Batch)
@@ -237,6 +260,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	tp := time.Now()
 	rerr := r.run(ctx, pub, start, end, sum)
 	cerr := pub.close()
+	if r.req != nil {
+		r.req.close()
+		sum.Requests, sum.RequestErrors = r.req.sent.Load(), r.req.failed.Load()
+	}
 	sum.Publish = time.Since(tp)
 	sum.Published = pub.published.Load()
 	sum.FirstMs, sum.LastMs = pub.firstTimeMs.Load(), pub.lastTimeMs.Load()
@@ -264,6 +291,8 @@ type replayer struct {
 	// linger: a paced run sends its partial chunks before sleeping longer than this.
 	linger time.Duration
 	log    *slog.Logger
+	// req, if not nil, requests recommendations at session starts (--with-requests).
+	req *requester
 }
 
 // countToPublish is how many events of [start, end) this run will publish if
@@ -297,6 +326,9 @@ func (r *replayer) run(ctx context.Context, pub *publisher, start, end int, sum 
 			// free list, and a partition writer then blocked forever.
 			pending[p] = nil
 			if c != nil && len(c.events) > 0 {
+				if r.req != nil {
+					r.req.wait() // the sessions' lists are served before their events are produced
+				}
 				if err := pub.send(ctx, p, c); err != nil {
 					return err
 				}
@@ -355,8 +387,14 @@ func (r *replayer) run(ctx context.Context, pub *publisher, start, end int, sum 
 		}
 		c.pos = append(c.pos, int32(i))
 		handed++
+		if r.req != nil {
+			r.req.observe(c.events[len(c.events)-1].UserID, r.plan.timeAt(i))
+		}
 		if len(c.events) == cap(c.events) {
 			pending[part] = nil
+			if r.req != nil {
+				r.req.wait()
+			}
 			if err = pub.send(ctx, part, c); err != nil {
 				break
 			}
