@@ -356,8 +356,11 @@ func (s *simulator) fail(kind string) {
 	s.mu.Unlock()
 }
 
-// session runs one session of u; it returns false when the run should stop.
-func (s *simulator) session(ctx context.Context, u *simUser, rng *rand.Rand) {
+// session runs one session of u. It stops walking the list once stop ends;
+// the requests themselves are not cut short (an interaction in flight is
+// completed, bounded by the client's timeout).
+func (s *simulator) session(stop context.Context, u *simUser, rng *rand.Rand) {
+	ctx := context.WithoutCancel(stop)
 	vt := s.clock.now()
 	q := "?k=" + strconv.Itoa(s.o.K)
 	if s.o.Candidates != "" {
@@ -369,9 +372,7 @@ func (s *simulator) session(ctx context.Context, u *simUser, rng *rand.Rand) {
 	var rec api.Recommendations
 	status, err := s.getJSON(ctx, s.o.API+"/v1/users/"+strconv.FormatUint(uint64(u.id), 10)+"/recommendations"+q, &rec)
 	if err != nil {
-		if ctx.Err() == nil {
-			s.fail(errKind("recommendations", status, err))
-		}
+		s.fail(errKind("recommendations", status, err))
 		return
 	}
 	items := make([]uint32, len(rec.Items))
@@ -418,7 +419,7 @@ func (s *simulator) session(ctx context.Context, u *simUser, rng *rand.Rand) {
 	// Walk the list from the top.
 	watched := 0
 	for _, v := range items {
-		if watched == s.o.SessionVideos || ctx.Err() != nil {
+		if watched == s.o.SessionVideos || stop.Err() != nil {
 			break
 		}
 		t := s.clock.now()
@@ -427,9 +428,7 @@ func (s *simulator) session(ctx context.Context, u *simUser, rng *rand.Rand) {
 			continue // unknown pair (real small matrix): skipped
 		}
 		if err := s.post(ctx, u.id, v, r, t); err != nil {
-			if ctx.Err() == nil {
-				s.fail(err.Error())
-			}
+			s.fail(err.Error())
 			break
 		}
 		watched++
