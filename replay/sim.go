@@ -149,6 +149,10 @@ type simWindow struct {
 	TwinNDCG, TwinP08, TwinP2    float64 // sums over TwinLists
 	PairedLiveNDCG, PairedLiveP2 float64 // live sums over the lists the twin also scored
 	PairedLiveP08                float64
+	// Explored slots (the API's --explore-rate) and the inverse-propensity
+	// sums of the twin's precision estimated from them (see addIPS).
+	Explored    int
+	IPS08, IPS2 float64
 }
 
 // simWindowOut is one window of the summary (means).
@@ -170,6 +174,11 @@ type simWindowOut struct {
 	LiftNDCG      float64 `json:"lift_ndcg"`
 	LiftP2        float64 `json:"lift_precision_2"`
 	LiftP08       float64 `json:"lift_precision_08"`
+	// Explored slots and the inverse-propensity estimate of the twin's
+	// precision from them (absent without exploration).
+	Explored  int     `json:"explored_slots,omitempty"`
+	TwinIPS08 float64 `json:"twin_ips_precision_08,omitempty"`
+	TwinIPS2  float64 `json:"twin_ips_precision_2,omitempty"`
 }
 
 func (w *simWindow) out() simWindowOut {
@@ -186,6 +195,9 @@ func (w *simWindow) out() simWindowOut {
 		o.LiftNDCG = safeDiv(w.PairedLiveNDCG, w.TwinNDCG)
 		o.LiftP2 = safeDiv(w.PairedLiveP2, w.TwinP2)
 		o.LiftP08 = safeDiv(w.PairedLiveP08, w.TwinP08)
+	}
+	if w.Explored > 0 {
+		o.Explored, o.TwinIPS08, o.TwinIPS2 = w.Explored, w.IPS08/float64(w.Explored), w.IPS2/float64(w.Explored)
 	}
 	return o
 }
@@ -418,6 +430,8 @@ func (s *simulator) session(stop context.Context, u *simUser, rng *rand.Rand) {
 
 	// Walk the list from the top.
 	watched := 0
+	seen := map[uint32]float64{} // watched in this session: true ratio
+	defer func() { s.addIPS(rec, twinItems, twinOK, seen) }()
 	for _, v := range items {
 		if watched == s.o.SessionVideos || stop.Err() != nil {
 			break
@@ -432,6 +446,7 @@ func (s *simulator) session(stop context.Context, u *simUser, rng *rand.Rand) {
 			break
 		}
 		watched++
+		seen[v] = r
 		s.interactions.Add(1)
 		s.mu.Lock()
 		s.window(time.Now().UnixMilli()).Interactions++
@@ -443,6 +458,51 @@ func (s *simulator) session(stop context.Context, u *simUser, rng *rand.Rand) {
 			break
 		}
 	}
+}
+
+// addIPS adds the inverse-propensity terms of a list's explored slots to its
+// window: an explored slot showing v with propensity p (1/M of M eligible)
+// contributes y(v) * [v in the twin's list] / (p * K), where y is 1 when the
+// user watched v with a relevant ratio, 0 when it was not relevant or not
+// watched (a slot the user never reached counts as not relevant: the
+// estimate inherits the walk's position bias, see the summary). Averaged
+// over explored slots it estimates the twin's precision@K.
+func (s *simulator) addIPS(rec api.Recommendations, twin []uint32, twinOK bool, seen map[uint32]float64) {
+	if !twinOK {
+		return
+	}
+	in := make(map[uint32]bool, len(twin))
+	for _, v := range twin {
+		in[v] = true
+	}
+	var n int
+	var s08, s2 float64
+	for _, it := range rec.Items {
+		if !it.Explored || it.Propensity == nil || *it.Propensity <= 0 {
+			continue
+		}
+		n++
+		r, ok := seen[it.VideoID]
+		if !ok || !in[it.VideoID] {
+			continue
+		}
+		w := 1 / (float64(*it.Propensity) * float64(s.o.K))
+		if relevant08(r) {
+			s08 += w
+		}
+		if relevant2(r) {
+			s2 += w
+		}
+	}
+	if n == 0 {
+		return
+	}
+	s.mu.Lock()
+	w := s.window(rec.ServedAtMs)
+	w.Explored += n
+	w.IPS08 += s08
+	w.IPS2 += s2
+	s.mu.Unlock()
 }
 
 func errKind(what string, status int, err error) string {
@@ -795,6 +855,9 @@ func (w *simWindow) add(x *simWindow) {
 	w.PairedLiveNDCG += x.PairedLiveNDCG
 	w.PairedLiveP08 += x.PairedLiveP08
 	w.PairedLiveP2 += x.PairedLiveP2
+	w.Explored += x.Explored
+	w.IPS08 += x.IPS08
+	w.IPS2 += x.IPS2
 }
 
 // splitByDrift aggregates the windows entirely before and entirely after
@@ -928,6 +991,11 @@ func (sum *simSummary) write(w io.Writer) {
 		fmt.Fprintf(w, "  observed (API) %0.f closed lists, %.0f interactions: precision@K(>=0.8) %.4f (exact %.4f), precision@K(>2) %.4f (exact %.4f), graded NDCG %.4f (exact %.4f)\n",
 			o["lists"], o["interactions"], o["precision_08"], sum.Total.LiveP08, o["precision_2"], sum.Total.LiveP2, o["ndcg_graded"], sum.Total.LiveNDCG)
 		fmt.Fprintf(w, "                 (observed gains are the watched slots only, and the observed NDCG's ideal is the list's own watched gains; exact: all K slots, against the K best candidates)\n")
+	}
+	if t := &sum.Total; t.Explored > 0 {
+		fmt.Fprintf(w, "  exploration    %d explored slots: the twin's precision@K estimated by inverse propensity from the live traffic: (>=0.8) %.4f (exact %.4f), (>2) %.4f (exact %.4f)\n",
+			t.Explored, t.TwinIPS08, t.TwinP08, t.TwinIPS2, t.TwinP2)
+		fmt.Fprintf(w, "                 (an explored slot the user never walked to counts as not relevant, so the estimate is low by the walk's position bias)\n")
 	}
 	if f := sum.FeedbackToEffect; f != nil {
 		fmt.Fprintf(w, "  feedback->effect (API) %.0f interactions seen in a later list: mean %.0f ms; worst window p99 <= %.0f ms\n", f["n"], f["mean_ms"], f["p99_ms_worst_window"])

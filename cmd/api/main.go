@@ -71,6 +71,7 @@ func parse(args []string) (*options, error) {
 	fs.DurationVar(&o.api.IdempotencyTTL, "idempotency-ttl", o.api.IdempotencyTTL, "how long an intake idempotency record (per X-Client-Id and Idempotency-Key) is kept in Redis")
 	fs.IntVar(&o.api.WatchedUsers, "watched-users", o.api.WatchedUsers, "users whose recent-watched sets are kept in memory (exclude_watched)")
 	fs.IntVar(&o.api.WatchedPerUser, "watched-per-user", o.api.WatchedPerUser, "videos kept per user's recent-watched set")
+	fs.Float64Var(&o.api.ExploreRate, "explore-rate", 0, "share of a model list's slots filled from a uniform sample of the candidates, with the propensity in the answer and the served list (0: off)")
 	fs.BoolVar(&o.api.BenchReference, "bench-reference", false, "also serve the load harness's reference endpoint "+api.BenchReferencePath+" (bench/api; not part of the public API)")
 	fs.DurationVar(&o.modelPoll, "model-poll", 2*time.Second, "how often to poll for a new model version (besides the pub/sub notice)")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "deadline for draining in-flight requests on SIGINT/SIGTERM")

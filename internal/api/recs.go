@@ -65,6 +65,11 @@ type RecItem struct {
 	Score float32 `json:"score"`
 	// PredictedWatchRatio = calibration global mean + user bias + score.
 	PredictedWatchRatio float32 `json:"predicted_watch_ratio"`
+	// Explored and Propensity: with --explore-rate, whether the slot was
+	// drawn uniformly from the candidates, and the probability of its video
+	// given that (1 for the model's slots). See explore.go.
+	Explored   bool     `json:"explored,omitempty"`
+	Propensity *float32 `json:"propensity,omitempty"`
 }
 
 var scoredPool = sync.Pool{New: func() any { return new([]cache.Scored) }}
@@ -120,6 +125,7 @@ func (s *Server) recommendations(c echo.Context) error {
 	rec, found, err := s.deps.Store.GetUser(ctx, idx.Version(), uid)
 	cancel()
 	reason := ""
+	var propensity []float32 // per slot, with exploration
 	switch {
 	case err != nil:
 		reason = ReasonRedisError
@@ -139,6 +145,7 @@ func (s *Server) recommendations(c echo.Context) error {
 		}
 		*bufp = top
 		scoredPool.Put(bufp)
+		propensity = explore(resp.Items, scoreIdx, rec.Embedding, mu, rec.Bias, s.cfg.ExploreRate, watched)
 		upd, age := rec.UpdatedAtMs, rec.Age(now).Milliseconds()
 		resp.EmbeddingUpdatedAtMs, resp.EmbeddingAgeMs = &upd, &age
 		if rec.InputNext > 0 {
@@ -187,6 +194,9 @@ func (s *Server) recommendations(c echo.Context) error {
 		}
 		for i, it := range resp.Items {
 			r.Slots[i] = cache.ServedSlot{Video: it.VideoID, Score: it.Score, PredictedWatchRatio: it.PredictedWatchRatio, Propensity: 1}
+			if propensity != nil {
+				r.Slots[i].Propensity = propensity[i]
+			}
 		}
 		s.offerServed(r)
 	}

@@ -94,6 +94,10 @@ type Config struct {
 	// IdempotencyTTL is how long an intake idempotency record (per client and
 	// Idempotency-Key) is kept after its last change. Default: 24h.
 	IdempotencyTTL time.Duration
+	// ExploreRate is the share of a model list's slots filled from a uniform
+	// sample of the candidates, with their propensity (explore.go).
+	// Default: 0 (off).
+	ExploreRate float64
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -117,6 +121,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBatch < 1 {
 		errs = append(errs, fmt.Errorf("max-batch %d: want >= 1", c.MaxBatch))
+	}
+	if !(c.ExploreRate >= 0 && c.ExploreRate <= 1) {
+		errs = append(errs, fmt.Errorf("explore-rate %v: want in [0, 1]", c.ExploreRate))
 	}
 	if c.RedisTimeout <= 0 || c.PublishTimeout <= 0 || c.ReadyTimeout <= 0 {
 		errs = append(errs, errors.New("redis, publish and ready timeouts must be positive"))
