@@ -235,7 +235,7 @@ func TestInteractionBadInput(t *testing.T) {
 		{"NaN string", "/v1/interactions", ev(`"watch_ratio":0.5`, `"watch_ratio":"NaN"`), nil, 400, CodeInvalidField, "watch_ratio"},
 		{"watch ratio overflows float64", "/v1/interactions", ev(`"watch_ratio":0.5`, `"watch_ratio":1e400`), nil, 400, CodeInvalidField, "watch_ratio"},
 		{"negative watch ratio", "/v1/interactions", ev(`"watch_ratio":0.5`, `"watch_ratio":-0.1`), nil, 400, CodeInvalidEvent, "watch_ratio"},
-		{"unknown field", "/v1/interactions", ev(`{`, `{"source":"replay",`), nil, 400, CodeUnknownField, "source"},
+		{"unknown field", "/v1/interactions", ev(`{`, `{"origin":"replay",`), nil, 400, CodeUnknownField, "origin"},
 		{"client event id", "/v1/interactions", ev(`{`, `{"event_id":5,`), nil, 400, CodeUnknownField, "event_id"},
 		{"user id above uint32", "/v1/interactions", ev(`"user_id":42`, `"user_id":4294967296`), nil, 400, CodeInvalidField, "user_id"},
 		{"negative user id", "/v1/interactions", ev(`"user_id":42`, `"user_id":-1`), nil, 400, CodeInvalidField, "user_id"},
