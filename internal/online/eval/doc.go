@@ -47,6 +47,26 @@
 //     served), and coverage: distinct videos served in the window (counted once
 //     per window and video, Increment.Distinct) over Config.Catalogue.
 //
+// The frozen twin (Config.Twin: the list version's offline user vectors as
+// training published them, never updated online), on every joined
+// interaction of a list with a user vector, beside the live model (that
+// list's scored vector):
+//   - twin_n, live_abs_err_u and twin_abs_err_u: both absolute errors of the
+//     predicted watch ratio, on the same interactions;
+//   - 1 in RankEvery (by a hash of user and event id, so that processing
+//     again after a restart samples the same ones): twin_rank_n,
+//     live_rank_sum and twin_rank_sum, the watched video's rank among the
+//     list's candidates under each, and live_rank_top and twin_rank_top,
+//     whether that rank is within the list's K.
+//
+// Feedback-to-effect (lists record the input position of their embedding):
+// an interaction's latency is from its produce time to the serve time of the
+// first list of its user whose embedding includes it (the interaction's
+// offset below the list's InputNext); f2e_n, f2e_sum_ms and a histogram
+// f2e_le_<ms> over F2EBucketsMS (1 ms to 60 s) and f2e_le_inf, in the window
+// of the interaction's produce time. A latency beyond Keep is not counted,
+// and at most 64 interactions per user wait for their list.
+//
 // Every per-interaction field is also counted per source (field + "|source=" +
 // replay, api or simulator) and every field of a joined interaction and of a
 // closed list per fallback kind (field + "|fallback=" + none, feature_tower or
