@@ -151,8 +151,45 @@ type simWindow struct {
 	PairedLiveP08                float64
 	// Explored slots (the API's --explore-rate) and the inverse-propensity
 	// sums of the twin's precision estimated from them (see addIPS).
-	Explored    int
-	IPS08, IPS2 float64
+	Explored, ExpLists int
+	// Per list position: explored slots, the explored lists whose walk
+	// reached the position, and the sums y(v) / P(v shown) of the twin's
+	// videos shown there and reached (see ips).
+	ExpN, Reach []int
+	ExpS08      []float64
+	ExpS2       []float64
+}
+
+func (w *simWindow) grow(k int) {
+	for len(w.ExpN) < k {
+		w.ExpN, w.Reach = append(w.ExpN, 0), append(w.Reach, 0)
+		w.ExpS08, w.ExpS2 = append(w.ExpS08, 0), append(w.ExpS2, 0)
+	}
+}
+
+// ips is the inverse-propensity estimate of the twin's precision@K from the
+// live traffic, the way a log of served lists allows (the simulator's truth is
+// not used): for each list logged with exploration and each video v of the
+// twin's list that the live list showed at a position i the user's walk
+// reached, y(v) / (P(v shown) e_i), where y(v) is 1 for a relevant watch,
+// P(v shown) is the logged propensity of a model slot (1 - e) or, for an
+// explored slot, about K e / M (any of the K slots may draw v among M
+// eligible), and e_i is the share of lists whose walk reached position i (the
+// walk is logged, and it does not depend on what an explored slot shows);
+// summed over the twin's list, divided by K and averaged over lists.
+func (w *simWindow) ips(k int) (p08, p2 float64) {
+	if w.ExpLists == 0 {
+		return 0, 0
+	}
+	for i := range w.Reach {
+		if w.Reach[i] == 0 {
+			continue
+		}
+		e := float64(w.Reach[i]) / float64(w.ExpLists)
+		p08 += w.ExpS08[i] / e
+		p2 += w.ExpS2[i] / e
+	}
+	return p08 / float64(w.ExpLists*k), p2 / float64(w.ExpLists*k)
 }
 
 // simWindowOut is one window of the summary (means).
@@ -197,7 +234,8 @@ func (w *simWindow) out() simWindowOut {
 		o.LiftP08 = safeDiv(w.PairedLiveP08, w.TwinP08)
 	}
 	if w.Explored > 0 {
-		o.Explored, o.TwinIPS08, o.TwinIPS2 = w.Explored, w.IPS08/float64(w.Explored), w.IPS2/float64(w.Explored)
+		o.Explored = w.Explored
+		o.TwinIPS08, o.TwinIPS2 = w.ips(len(w.ExpN))
 	}
 	return o
 }
@@ -431,12 +469,14 @@ func (s *simulator) session(stop context.Context, u *simUser, rng *rand.Rand) {
 	// Walk the list from the top.
 	watched := 0
 	seen := map[uint32]float64{} // watched in this session: true ratio
-	defer func() { s.addIPS(rec, twinItems, twinOK, seen) }()
+	reached := 0                 // slots the walk reached
+	defer func() { s.addIPS(rec, twinItems, twinOK, seen, reached) }()
 	for _, v := range items {
 		if watched == s.o.SessionVideos || stop.Err() != nil {
 			break
 		}
 		t := s.clock.now()
+		reached++
 		r, ok := s.tr.Ratio(u.id, v, t)
 		if !ok {
 			continue // unknown pair (real small matrix): skipped
@@ -460,49 +500,68 @@ func (s *simulator) session(stop context.Context, u *simUser, rng *rand.Rand) {
 	}
 }
 
-// addIPS adds the inverse-propensity terms of a list's explored slots to its
-// window: an explored slot showing v with propensity p (1/M of M eligible)
-// contributes y(v) * [v in the twin's list] / (p * K), where y is 1 when the
-// user watched v with a relevant ratio, 0 when it was not relevant or not
-// watched (a slot the user never reached counts as not relevant: the
-// estimate inherits the walk's position bias, see the summary). Averaged
-// over explored slots it estimates the twin's precision@K.
-func (s *simulator) addIPS(rec api.Recommendations, twin []uint32, twinOK bool, seen map[uint32]float64) {
-	if !twinOK {
+// addIPS adds a list's walk and its shown twin videos to its window (see
+// ips); lists served without exploration (no propensity below 1) are not
+// counted.
+func (s *simulator) addIPS(rec api.Recommendations, twin []uint32, twinOK bool, seen map[uint32]float64, reached int) {
+	if !twinOK || len(rec.Items) == 0 || rec.Items[0].Propensity == nil {
 		return
+	}
+	items := rec.Items[:min(len(rec.Items), s.o.K)]
+	eps, m := 0.0, 0.0
+	for _, it := range items {
+		if p := float64(*it.Propensity); it.Explored {
+			if m == 0 && p > 0 {
+				m = -1 // from eps below
+			}
+		} else if eps == 0 {
+			eps = 1 - p
+		}
+	}
+	for _, it := range items {
+		if it.Explored && eps > 0 {
+			m = eps / float64(*it.Propensity)
+			break
+		}
+	}
+	if eps <= 0 {
+		return // every slot explored, or no exploration: nothing to weigh
+	}
+	if m <= 0 {
+		m = float64(max(1, len(s.tr.Videos())-len(items)))
 	}
 	in := make(map[uint32]bool, len(twin))
 	for _, v := range twin {
 		in[v] = true
 	}
-	var n int
-	var s08, s2 float64
-	for _, it := range rec.Items {
-		if !it.Explored || it.Propensity == nil || *it.Propensity <= 0 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w := s.window(rec.ServedAtMs)
+	w.grow(s.o.K)
+	w.ExpLists++
+	for i := range min(reached, s.o.K) {
+		w.Reach[i]++
+	}
+	for i, it := range items {
+		if it.Explored {
+			w.Explored++
+			w.ExpN[i]++
+		}
+		r, watched := seen[it.VideoID]
+		if i >= reached || !watched || !in[it.VideoID] {
 			continue
 		}
-		n++
-		r, ok := seen[it.VideoID]
-		if !ok || !in[it.VideoID] {
-			continue
+		pi := 1 - eps
+		if it.Explored {
+			pi = min(1, float64(s.o.K)*eps/m)
 		}
-		w := 1 / (float64(*it.Propensity) * float64(s.o.K))
 		if relevant08(r) {
-			s08 += w
+			w.ExpS08[i] += 1 / pi
 		}
 		if relevant2(r) {
-			s2 += w
+			w.ExpS2[i] += 1 / pi
 		}
 	}
-	if n == 0 {
-		return
-	}
-	s.mu.Lock()
-	w := s.window(rec.ServedAtMs)
-	w.Explored += n
-	w.IPS08 += s08
-	w.IPS2 += s2
-	s.mu.Unlock()
 }
 
 func errKind(what string, status int, err error) string {
@@ -856,8 +915,14 @@ func (w *simWindow) add(x *simWindow) {
 	w.PairedLiveP08 += x.PairedLiveP08
 	w.PairedLiveP2 += x.PairedLiveP2
 	w.Explored += x.Explored
-	w.IPS08 += x.IPS08
-	w.IPS2 += x.IPS2
+	w.ExpLists += x.ExpLists
+	w.grow(len(x.ExpN))
+	for i := range x.ExpN {
+		w.ExpN[i] += x.ExpN[i]
+		w.Reach[i] += x.Reach[i]
+		w.ExpS08[i] += x.ExpS08[i]
+		w.ExpS2[i] += x.ExpS2[i]
+	}
 }
 
 // splitByDrift aggregates the windows entirely before and entirely after
@@ -995,7 +1060,7 @@ func (sum *simSummary) write(w io.Writer) {
 	if t := &sum.Total; t.Explored > 0 {
 		fmt.Fprintf(w, "  exploration    %d explored slots: the twin's precision@K estimated by inverse propensity from the live traffic: (>=0.8) %.4f (exact %.4f), (>2) %.4f (exact %.4f)\n",
 			t.Explored, t.TwinIPS08, t.TwinP08, t.TwinIPS2, t.TwinP2)
-		fmt.Fprintf(w, "                 (an explored slot the user never walked to counts as not relevant, so the estimate is low by the walk's position bias)\n")
+		fmt.Fprintf(w, "                 (each twin video the live list showed and the walk reached, weighted by 1 / (P(shown) x the share of walks reaching its position); P of an explored video is approximated by K e / M; positions the walk never reaches, beyond --session-videos, count 0: give the walk a budget of K for a consistent estimate)\n")
 	}
 	if f := sum.FeedbackToEffect; f != nil {
 		fmt.Fprintf(w, "  feedback->effect (API) %.0f interactions seen in a later list: mean %.0f ms; worst window p99 <= %.0f ms\n", f["n"], f["mean_ms"], f["p99_ms_worst_window"])

@@ -10,14 +10,16 @@ import (
 // Exploration (Config.ExploreRate = e > 0): each slot of a list from the
 // user's embedding is, with probability e, replaced by a video drawn
 // uniformly from the eligible candidates (the list's candidate set, without
-// the list's other videos and the excluded ones). Such a slot says
-// "explored": true and carries its propensity: the probability of that
-// video given that the slot explores, 1/M for M eligible candidates (the
-// model's slots carry 1). With those, a log of served lists and what was
-// watched gives an inverse-propensity estimate of any other policy's
-// precision@K (the simulator reports the frozen twin's): an explored slot
-// showing v contributes relevant(v) * [v in the other list] / (propensity *
-// K). Fallback lists are never explored.
+// the list's other videos and the excluded ones). Every slot carries its
+// propensity, the probability that the logging policy put that video in that
+// slot: e/M for an explored slot (M eligible candidates; it says "explored":
+// true), 1 - e for a slot that kept the model's video. With those, a log of
+// served lists and what was watched gives an inverse-propensity estimate of
+// another policy's precision@K (the simulator reports the frozen twin's):
+// each of the other policy's videos that was shown and seen counts
+// relevant(v) / P(v in the list), with P = 1 - e for a model slot and about
+// K e / M for a video the model did not pick (any slot may draw it).
+// Fallback lists are never explored.
 
 var exploreRand = sync.Pool{New: func() any { return rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())) }}
 
@@ -50,7 +52,7 @@ func explore(items []RecItem, idx *cache.ItemIndex, vec []float32, mu, bias floa
 	ids := idx.IDs()
 	prop := make([]float32, len(items))
 	for i := range prop {
-		prop[i] = 1
+		prop[i] = float32(1 - rate)
 	}
 	for _, i := range slots {
 		// The slot's own video goes back to the pool it is drawn from.
@@ -83,7 +85,7 @@ func explore(items []RecItem, idx *cache.ItemIndex, vec []float32, mu, bias floa
 		}
 		sc, _ := idx.Score(vec, v, true)
 		items[i] = RecItem{VideoID: v, Score: sc, PredictedWatchRatio: mu + bias + sc, Explored: true}
-		prop[i] = 1 / float32(m)
+		prop[i] = float32(rate / float64(m))
 		taken[v] = true
 	}
 	for i := range items {

@@ -22,8 +22,8 @@ func exploreIndex(t *testing.T, n, dim int) *cache.ItemIndex {
 }
 
 // Every explored slot is a distinct eligible candidate (not in the list, not
-// excluded) with propensity 1/M; the model's slots keep 1; the share of
-// explored slots follows the rate.
+// excluded) with propensity rate/M; the model's slots carry 1 - rate; the
+// share of explored slots follows the rate.
 func TestExplore(t *testing.T) {
 	ix := exploreIndex(t, 50, 2)
 	vec := []float32{1, 0}
@@ -64,7 +64,7 @@ func TestExplore(t *testing.T) {
 			slots++
 			if it.Explored {
 				explored++
-			} else if p != nil && p[i] != 1 {
+			} else if p != nil && p[i] != float32(1-0.2) {
 				t.Fatalf("a model slot with propensity %v", p[i])
 			}
 		}

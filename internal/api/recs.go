@@ -65,9 +65,10 @@ type RecItem struct {
 	Score float32 `json:"score"`
 	// PredictedWatchRatio = calibration global mean + user bias + score.
 	PredictedWatchRatio float32 `json:"predicted_watch_ratio"`
-	// Explored and Propensity: with --explore-rate, whether the slot was
-	// drawn uniformly from the candidates, and the probability of its video
-	// given that (1 for the model's slots). See explore.go.
+	// Explored and Propensity: with --explore-rate e, whether the slot was
+	// drawn uniformly from the M eligible candidates, and the probability
+	// that the logging policy put this video in this slot (e/M explored,
+	// 1 - e kept from the model). See explore.go.
 	Explored   bool     `json:"explored,omitempty"`
 	Propensity *float32 `json:"propensity,omitempty"`
 }
