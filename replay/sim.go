@@ -430,14 +430,14 @@ func (s *simulator) session(stop context.Context, u *simUser, rng *rand.Rand) {
 		items[i] = it.VideoID
 	}
 	ratio := func(v uint32) (float64, bool) { return s.tr.Ratio(u.id, v, vt) }
-	ideal := s.ideal.ideal(u.id, vt)
-	live := exactMetrics(items, s.o.K, ratio, ideal)
 	u.mu.Lock()
 	var exclude []uint32
 	if s.o.ExcludeWatched {
 		exclude = slices.Clone(u.watched)
 	}
 	u.mu.Unlock()
+	ideal := s.ideal.ideal(u.id, vt, exclude)
+	live := exactMetrics(items, s.o.K, ratio, ideal)
 	twinItems, twinOK := s.twin.list(ctx, rec.ModelVersion, u.id, s.o.K, exclude)
 	var twin exact
 	if twinOK {

@@ -154,40 +154,68 @@ type exact struct {
 	NDCG, P08, P2 float64
 }
 
-// idealCache holds, per (user, phase), the K best true ratios among the
-// candidates, sorted best first: the ideal DCG's gains.
+// idealCache holds, per (user, phase), the candidates' true ratios sorted
+// best first; the ideal DCG's gains are the K best of them not excluded.
 type idealCache struct {
 	tr     simTruth
 	videos []uint32
 	k      int
 	mu     sync.Mutex
-	m      map[[2]uint32][]float64
+	m      map[[2]uint32][]rated
+}
+
+type rated struct {
+	v uint32
+	r float64
 }
 
 func newIdealCache(tr simTruth, videos []uint32, k int) *idealCache {
-	return &idealCache{tr: tr, videos: videos, k: k, m: map[[2]uint32][]float64{}}
+	return &idealCache{tr: tr, videos: videos, k: k, m: map[[2]uint32][]rated{}}
 }
 
-func (c *idealCache) ideal(user uint32, tMS int64) []float64 {
+// ideal is the K best true ratios among the candidates not in exclude
+// (the videos a list could hold), best first.
+func (c *idealCache) ideal(user uint32, tMS int64, exclude []uint32) []float64 {
 	key := [2]uint32{user, uint32(c.tr.Phase(user, tMS))}
 	c.mu.Lock()
-	g, ok := c.m[key]
+	all, ok := c.m[key]
 	c.mu.Unlock()
-	if ok {
-		return g
+	if !ok {
+		all = make([]rated, 0, len(c.videos))
+		for _, v := range c.videos {
+			if r, ok := c.tr.Ratio(user, v, tMS); ok {
+				all = append(all, rated{v, r})
+			}
+		}
+		slices.SortFunc(all, func(a, b rated) int {
+			switch {
+			case a.r > b.r:
+				return -1
+			case a.r < b.r:
+				return 1
+			}
+			return int(a.v) - int(b.v)
+		})
+		c.mu.Lock()
+		c.m[key] = all
+		c.mu.Unlock()
 	}
-	all := make([]float64, 0, len(c.videos))
-	for _, v := range c.videos {
-		if r, ok := c.tr.Ratio(user, v, tMS); ok {
-			all = append(all, r)
+	var ex map[uint32]bool
+	if len(exclude) > 0 {
+		ex = make(map[uint32]bool, len(exclude))
+		for _, v := range exclude {
+			ex[v] = true
 		}
 	}
-	slices.Sort(all)
-	slices.Reverse(all)
-	g = all[:min(c.k, len(all))]
-	c.mu.Lock()
-	c.m[key] = g
-	c.mu.Unlock()
+	g := make([]float64, 0, c.k)
+	for _, x := range all {
+		if len(g) == c.k {
+			break
+		}
+		if !ex[x.v] {
+			g = append(g, x.r)
+		}
+	}
 	return g
 }
 

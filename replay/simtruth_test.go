@@ -28,9 +28,14 @@ func (m mapTruth) Describe() string                           { return "hand-wri
 //	NDCG = 0.751471560269597; P@3(>=0.8) = 2/3; P@3(>2) = 1/3.
 func TestExactMetricsByHand(t *testing.T) {
 	tr := mapTruth{r: map[uint32]float64{1: 3.0, 2: 0.5, 3: 1.0, 4: 2.5}}
-	ideal := newIdealCache(tr, tr.Videos(), 3).ideal(7, 0)
+	cache := newIdealCache(tr, tr.Videos(), 3)
+	ideal := cache.ideal(7, 0, nil)
 	if len(ideal) != 3 || ideal[0] != 3 || ideal[1] != 2.5 || ideal[2] != 1 {
 		t.Fatalf("ideal gains %v, want [3 2.5 1]", ideal)
+	}
+	// Without the watched video 4 the ideal is 3, 1, 0.5.
+	if ex := cache.ideal(7, 0, []uint32{4}); len(ex) != 3 || ex[0] != 3 || ex[1] != 1 || ex[2] != 0.5 {
+		t.Fatalf("ideal gains without video 4: %v, want [3 1 0.5]", ex)
 	}
 	ratio := func(v uint32) (float64, bool) { return tr.Ratio(7, v, 0) }
 	got := exactMetrics([]uint32{1, 2, 3}, 3, ratio, ideal)
