@@ -19,7 +19,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/streamrec/streamrec/internal/api"
@@ -32,13 +31,14 @@ import (
 func main() { config.Main("api", run) }
 
 type options struct {
-	listen, redisAddr, namespace, brokers, topic string
-	partitions                                   int
-	api                                          api.Config
-	modelPoll, shutdownTimeout                   time.Duration
-	logLevel                                     string
-	pprofAddr                                    string
-	eval                                         evalOptions
+	listen, namespace, brokers, topic string
+	redis                             cache.ClientOptions
+	partitions                        int
+	api                               api.Config
+	modelPoll, shutdownTimeout        time.Duration
+	logLevel                          string
+	pprofAddr                         string
+	eval                              evalOptions
 }
 
 // evalOptions configure the online evaluation (--eval).
@@ -53,10 +53,10 @@ type evalOptions struct {
 }
 
 func parse(args []string) (*options, error) {
-	o := &options{api: api.DefaultConfig()}
+	o := &options{api: api.DefaultConfig(), redis: cache.DefaultClientOptions()}
 	fs := flag.NewFlagSet("api", flag.ContinueOnError)
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "HTTP listen address")
-	fs.StringVar(&o.redisAddr, "redis-addr", "127.0.0.1:6379", "Redis address")
+	cache.RegisterClientFlags(fs, &o.redis)
 	fs.StringVar(&o.namespace, "namespace", cache.DefaultNamespace, "Redis key namespace")
 	fs.StringVar(&o.brokers, "brokers", "127.0.0.1:9092", "Kafka brokers, comma-separated")
 	fs.StringVar(&o.topic, "topic", stream.DefaultTopic, "interactions topic")
@@ -96,7 +96,7 @@ func parse(args []string) (*options, error) {
 	if fs.NArg() > 0 {
 		return nil, config.Usagef("unexpected arguments %q", fs.Args())
 	}
-	if err := o.api.Validate(); err != nil {
+	if err := errors.Join(o.api.Validate(), o.redis.Validate()); err != nil {
 		return nil, &config.UsageError{Err: err}
 	}
 	switch {
@@ -134,7 +134,7 @@ func run(ctx context.Context, args []string) error {
 	log := base.With("component", "api-main")
 	brokers := strings.Split(o.brokers, ",")
 
-	rdb := redis.NewClient(&redis.Options{Addr: o.redisAddr})
+	rdb := o.redis.NewClient()
 	defer rdb.Close()
 	scfg := cache.DefaultConfig()
 	scfg.Namespace = o.namespace
@@ -219,7 +219,7 @@ func run(ctx context.Context, args []string) error {
 		}
 		return nil
 	})
-	log.Info("api listening", "addr", ln.Addr().String(), "redis", o.redisAddr, "namespace", o.namespace,
+	log.Info("api listening", "addr", ln.Addr().String(), "redis", o.redis.Addr, "namespace", o.namespace,
 		"brokers", o.brokers, "topic", o.topic, "max_k", o.api.MaxK)
 	err = g.Wait()
 	// Every request has finished (or the deadline passed): flush the producer.

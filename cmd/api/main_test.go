@@ -37,6 +37,9 @@ func TestParse(t *testing.T) {
 		{"--listen", "nope"},
 		{"--redis-timeout", "0s"},
 		{"--topic", ""},
+		{"--redis-read-timeout", "0s"},
+		{"--redis-dial-timeout", "-1s"},
+		{"--redis-addr", ""},
 		{"extra"},
 	} {
 		if _, err := parse(args); !errors.As(err, new(*config.UsageError)) {

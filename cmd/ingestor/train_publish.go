@@ -33,8 +33,12 @@ type publishReport struct {
 // openStore connects to Redis at addr and checks that it answers, so that a
 // bad address fails before training rather than after it. The caller closes
 // the returned client.
-func openStore(ctx context.Context, addr, namespace string) (*cache.Store, *redis.Client, error) {
-	rdb := redis.NewClient(&redis.Options{Addr: addr})
+func openStore(ctx context.Context, ro cache.ClientOptions, namespace string) (*cache.Store, *redis.Client, error) {
+	if err := ro.Validate(); err != nil {
+		return nil, nil, err
+	}
+	addr := ro.Addr
+	rdb := ro.NewClient()
 	cfg := cache.DefaultConfig()
 	cfg.Namespace = namespace
 	st, err := cache.NewStore(rdb, cfg)

@@ -139,6 +139,12 @@ func newFixture(t testing.TB, nItems, dim, nUsers int, cfg Config) *fixture {
 
 // do serves one request in-process.
 func (f *fixture) do(method, target, body string, hdr ...string) *httptest.ResponseRecorder {
+	return doOn(f.srv, method, target, body, hdr...)
+}
+
+// doOn serves one request in-process on srv; hdr are header name, value
+// pairs (an empty value deletes the header).
+func doOn(srv *Server, method, target, body string, hdr ...string) *httptest.ResponseRecorder {
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
@@ -155,7 +161,7 @@ func (f *fixture) do(method, target, body string, hdr ...string) *httptest.Respo
 		}
 	}
 	w := httptest.NewRecorder()
-	f.srv.Echo().ServeHTTP(w, req)
+	srv.Echo().ServeHTTP(w, req)
 	return w
 }
 
