@@ -148,7 +148,7 @@ func run(ctx context.Context, args []string) error {
 	}
 	ensureTopic(ctx, brokers, o.topic, o.partitions, log)
 
-	items := &cache.ItemCache{}
+	items := &cache.ItemCache{Extend: api.ColdStartExtender(store, base)}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	var online *api.Online

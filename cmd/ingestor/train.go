@@ -313,7 +313,7 @@ func trainMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 	// 7. Publish.
 	if st != nil {
-		pr, err := publish(ctx, logger, st, o.redis.Addr, m, feats, map[string][]uint32{"small_matrix": ev.SortedVideoIDs()})
+		pr, err := publish(ctx, logger, st, o.redis.Addr, m, feats, []towers.Interactions{td.ds.Train, td.ds.Valid}, map[string][]uint32{"small_matrix": ev.SortedVideoIDs()})
 		if err != nil {
 			return err
 		}

@@ -13,7 +13,7 @@ import (
 type metrics struct {
 	requests    *prometheus.CounterVec   // route, method, code
 	latency     *prometheus.HistogramVec // route, method
-	recs        *prometheus.CounterVec   // kind: model | fallback
+	recs        *prometheus.CounterVec   // kind: model | feature_tower | popularity
 	fallbacks   *prometheus.CounterVec   // reason
 	recItems    prometheus.Histogram
 	servedStore *prometheus.CounterVec // result: ok | error | skipped
@@ -39,10 +39,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "HTTP request latency by route template and method, in seconds.", Buckets: latencyBuckets},
 			[]string{"route", "method"}),
 		recs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "streamrec_api_recommendations_total",
-			Help: "Recommendation lists served, by kind: model (user embedding) or fallback (popularity)."},
+			Help: "Recommendation lists served, by kind: model (the user's embedding), feature_tower or popularity (the fallbacks)."},
 			[]string{"kind"}),
 		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "streamrec_api_fallbacks_total",
-			Help: "Recommendation lists served by the popularity fallback, by reason."}, []string{"reason"}),
+			Help: "Recommendation lists served by a fallback (feature tower or popularity), by reason the embedding was not used."}, []string{"reason"}),
 		recItems: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "streamrec_api_recommendation_items",
 			Help: "Items per served recommendation list.", Buckets: []float64{1, 5, 10, 25, 50, 100, 250, 1000}}),
 		servedStore: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "streamrec_api_served_lists_stored_total",

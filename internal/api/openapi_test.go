@@ -160,7 +160,7 @@ func TestRequestMetrics(t *testing.T) {
 		`streamrec_api_requests_total{code="202",method="POST",route="/v1/interactions:batch"} 1`,
 		`streamrec_api_request_duration_seconds_bucket{method="GET",route="/v1/users/{id}/recommendations",le="2.5e-05"}`,
 		`streamrec_api_recommendations_total{kind="model"} 1`,
-		`streamrec_api_recommendations_total{kind="fallback"} 1`,
+		`streamrec_api_recommendations_total{kind="popularity"} 1`,
 		`streamrec_api_fallbacks_total{reason="no_embedding"} 1`,
 		`streamrec_api_served_lists_stored_total{result="ok"} 2`,
 		`streamrec_api_interactions_accepted_total 1`,

@@ -25,6 +25,13 @@ type ModelSource interface {
 // reader that took an *ItemIndex keeps using that version until it asks
 // again, so one request never mixes versions.
 type ItemCache struct {
+	// Extend, if set, is called by Refresh with each newly loaded index
+	// before it is installed (readers never see it half-extended); it may
+	// Attach serving data of the same version (tower weights, features). An
+	// error keeps the old index, and the next Refresh tries again. Set it
+	// before the first Refresh.
+	Extend func(ctx context.Context, x *ItemIndex) error
+
 	cur       atomic.Pointer[ItemIndex]
 	refreshMu sync.Mutex // serialises Refresh: one load at a time
 }
@@ -51,6 +58,11 @@ func (c *ItemCache) Refresh(ctx context.Context, src ModelSource) (bool, error) 
 	x, err := LoadItemIndex(ctx, src, v)
 	if err != nil {
 		return false, fmt.Errorf("refreshing item cache: %w", err)
+	}
+	if c.Extend != nil {
+		if err := c.Extend(ctx, x); err != nil {
+			return false, fmt.Errorf("refreshing item cache: extending version %s: %w", v, err)
+		}
 	}
 	c.cur.Store(x)
 	return true, nil
@@ -114,3 +126,10 @@ func (c *ItemCache) Follow(ctx context.Context, s *Store, poll time.Duration, lo
 		}
 	}
 }
+
+// Attach attaches v to the index: call it only before the index is shared
+// (from ItemCache.Extend). Attached returns it.
+func (x *ItemIndex) Attach(v any) { x.extra = v }
+
+// Attached returns what Attach attached, or nil.
+func (x *ItemIndex) Attached() any { return x.extra }

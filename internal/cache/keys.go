@@ -15,6 +15,7 @@ import (
 //	ns:model:v:items:i          string: item chunk i (ids, biases, vectors)
 //	ns:model:v:tower            string: the user-tower weights blob
 //	ns:model:v:ufeat            string: the users' model input features (PutUserFeatures)
+//	ns:model:v:popular          string: Popularity JSON, counts of positive interactions per video (PutPopularity)
 //	ns:user:v:uid               string: one UserRecord (binary)
 //	ns:served:uid               string: one ServedList (binary), with a TTL
 //	ns:model-updates            pub/sub channel: ModelUpdate JSON notices
@@ -39,6 +40,7 @@ const (
 	segItems    = "items"
 	segTower    = "tower"
 	segUFeat    = "ufeat"
+	segPopular  = "popular"
 	segUser     = "user"
 	segServed   = "served"
 	segMarker   = "marker"
@@ -70,6 +72,7 @@ func (k keys) modelPrefix(v string) string  { return k.ns + keySep + segModel + 
 func (k keys) meta(v string) string         { return k.modelPrefix(v) + segMeta }
 func (k keys) tower(v string) string        { return k.modelPrefix(v) + segTower }
 func (k keys) userFeatures(v string) string { return k.modelPrefix(v) + segUFeat }
+func (k keys) popularity(v string) string   { return k.modelPrefix(v) + segPopular }
 func (k keys) itemChunk(v string, i int) string {
 	return k.modelPrefix(v) + segItems + keySep + strconv.Itoa(i)
 }
