@@ -37,7 +37,7 @@ type options struct {
 	api                               api.Config
 	modelPoll, shutdownTimeout        time.Duration
 	logLevel                          string
-	pprofAddr                         string
+	pprofAddr, metricsAddr            string
 	eval                              evalOptions
 }
 
@@ -89,6 +89,11 @@ func parse(args []string) (*options, error) {
 	fs.DurationVar(&o.eval.flushEvery, "eval-flush", 200*time.Millisecond, "apply a partial batch once it is this old")
 	fs.IntVar(&o.eval.servedQueue, "served-queue", 4096, "served lists waiting to be written to the log (a full queue drops and counts)")
 	fs.StringVar(&o.pprofAddr, "pprof-addr", "", "serve /debug/pprof/ on this address (off when empty; never on the API's listener)")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve /metrics and /debug/pprof/ on this address, apart from the API's listener, and not /metrics on it (empty: /metrics on the API's listener, as before)")
+	fs.Float64Var(&o.api.RateLimit, "rate-limit", o.api.RateLimit, "requests per second per client (X-Client-Id; absent: one shared 'anonymous' client) on the public routes; past it 429 rate_limited with Retry-After (0: no limit)")
+	fs.IntVar(&o.api.RateBurst, "rate-burst", o.api.RateBurst, "burst of each client's token bucket (--rate-limit)")
+	fs.IntVar(&o.api.RateClients, "rate-clients", o.api.RateClients, "most clients whose buckets are kept (past it idle buckets are dropped first)")
+	fs.StringVar(&o.api.AdminToken, "admin-token", "", "bearer token of the admin routes /v1/admin/... (empty: they answer 403); prefer the environment variable STREAMREC_ADMIN_TOKEN, which no process listing shows")
 	config.Usage(fs, "api: streamrec's HTTP API (recommendations, interaction intake, health, metrics)")
 	if err := config.Parse(fs, args, nil); err != nil {
 		return nil, &config.UsageError{Err: err}
@@ -116,8 +121,16 @@ func parse(args []string) (*options, error) {
 			return nil, config.Usagef("--eval-partitions: %v", err)
 		}
 	}
-	if _, _, err := net.SplitHostPort(o.listen); err != nil {
-		return nil, config.Usagef("--listen %q: %v", o.listen, err)
+	for _, a := range []struct{ flag, addr string }{{"--listen", o.listen}, {"--metrics-addr", o.metricsAddr}, {"--pprof-addr", o.pprofAddr}} {
+		if a.addr == "" && a.flag != "--listen" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+			return nil, config.Usagef("%s %q: %v", a.flag, a.addr, err)
+		}
+	}
+	if o.api.AdminToken != "" && len(o.api.AdminToken) < 16 {
+		return nil, config.Usagef("--admin-token: want at least 16 characters")
 	}
 	return o, nil
 }
@@ -158,7 +171,9 @@ func run(ctx context.Context, args []string) error {
 			return err
 		}
 	}
+	o.api.MetricsElsewhere = o.metricsAddr != ""
 	srv, err := api.New(o.api, api.Deps{Items: items, Store: store, Publisher: producer, Intake: store, Registry: reg, Logger: base, Online: online,
+		Models: store, Reload: func(ctx context.Context) (bool, error) { return items.Refresh(ctx, store) },
 		Checks: []api.Check{
 			{Name: "redis", Fn: store.Ping},
 			{Name: "model", Fn: func(context.Context) error {
@@ -190,18 +205,25 @@ func run(ctx context.Context, args []string) error {
 	if runner != nil {
 		g.Go(func() error { return runner.Run(gctx) })
 	}
-	if o.pprofAddr != "" {
-		mux := http.NewServeMux()
+	side := func(addr, what string, mux *http.ServeMux) {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		ps := &http.Server{Addr: o.pprofAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		ps := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		g.Go(func() error {
 			if err := ps.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("serving pprof: %w", err)
+				return fmt.Errorf("serving %s: %w", what, err)
 			}
 			return nil
 		})
 		g.Go(func() error { <-gctx.Done(); return ps.Close() })
+	}
+	if o.pprofAddr != "" {
+		side(o.pprofAddr, "pprof", http.NewServeMux())
+	}
+	if o.metricsAddr != "" {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", srv.MetricsHandler())
+		side(o.metricsAddr, "metrics", mux)
 	}
 	g.Go(func() error {
 		if err := e.Start(""); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -219,7 +241,8 @@ func run(ctx context.Context, args []string) error {
 		}
 		return nil
 	})
-	log.Info("api listening", "addr", ln.Addr().String(), "redis", o.redis.Addr, "namespace", o.namespace,
+	log.Info("api listening", "addr", ln.Addr().String(), "metrics_addr", o.metricsAddr, "rate_limit", o.api.RateLimit,
+		"admin", o.api.AdminToken != "", "redis", o.redis.Addr, "namespace", o.namespace,
 		"brokers", o.brokers, "topic", o.topic, "max_k", o.api.MaxK)
 	err = g.Wait()
 	// Every request has finished (or the deadline passed): flush the producer.

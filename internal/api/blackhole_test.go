@@ -68,7 +68,7 @@ func TestRedisBlackHole(t *testing.T) {
 	}
 	for i := range 4 {
 		start := time.Now()
-		w := doOn(srv, http.MethodGet, "/v1/users/1/recommendations?k=5", "")
+		w := doOn(t, srv, http.MethodGet, "/v1/users/1/recommendations?k=5", "")
 		took := time.Since(start)
 		if w.Code != http.StatusOK {
 			t.Fatalf("request %d: %d %s", i, w.Code, w.Body.String())

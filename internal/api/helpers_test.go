@@ -170,21 +170,24 @@ func newFixtureOn(t testing.TB, rdb *redis.Client, nItems, dim, nUsers int, cfg 
 	f := &fixture{t: t, store: store, items: ic, pub: &fakePublisher{}, model: m, users: users, now: now,
 		reg: prometheus.NewRegistry()}
 	f.srv, err = New(cfg, Deps{Items: ic, Store: store, Publisher: f.pub, Intake: store, Registry: f.reg, Now: func() time.Time { return f.now },
-		Checks: []Check{{Name: "redis", Fn: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }}}})
+		Checks: []Check{{Name: "redis", Fn: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }}},
+		Models: store, Reload: func(ctx context.Context) (bool, error) { return ic.Refresh(ctx, store) }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return f
 }
 
-// do serves one request in-process.
+// do serves one request in-process, and checks it and its answer against
+// the served OpenAPI document (checkAgainstDoc).
 func (f *fixture) do(method, target, body string, hdr ...string) *httptest.ResponseRecorder {
-	return doOn(f.srv, method, target, body, hdr...)
+	return doOn(f.t, f.srv, method, target, body, hdr...)
 }
 
 // doOn serves one request in-process on srv; hdr are header name, value
-// pairs (an empty value deletes the header).
-func doOn(srv *Server, method, target, body string, hdr ...string) *httptest.ResponseRecorder {
+// pairs (an empty value deletes the header). With t, the request and its
+// answer are checked against the served OpenAPI document.
+func doOn(t testing.TB, srv *Server, method, target, body string, hdr ...string) *httptest.ResponseRecorder {
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
@@ -202,8 +205,16 @@ func doOn(srv *Server, method, target, body string, hdr ...string) *httptest.Res
 	}
 	w := httptest.NewRecorder()
 	srv.Echo().ServeHTTP(w, req)
+	if t != nil {
+		t.Helper()
+		check := httptest.NewRequest(method, target, nil)
+		check.Header = req.Header.Clone()
+		checkAgainstDoc(t, srv, check, []byte(body), w)
+	}
 	return w
 }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
 
 func decode[T any](t testing.TB, w *httptest.ResponseRecorder) T {
 	t.Helper()

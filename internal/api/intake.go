@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"mime"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -45,16 +46,35 @@ const ReplayedHeader = "Idempotency-Replayed"
 
 // Interaction is the JSON body of POST /v1/interactions (one element of the
 // batch array). Required: user_id, video_id, play_duration_ms,
-// video_duration_ms. event_time_ms defaults to the server's clock (it is
-// required with an Idempotency-Key), watch_ratio to
-// play_duration_ms / video_duration_ms. Any other field is rejected.
+// video_duration_ms. event_time_ms defaults to the server's clock,
+// watch_ratio to play_duration_ms / video_duration_ms; both may be absent,
+// but not null. Any other field is rejected.
 type Interaction struct {
-	UserID          *uint32  `json:"user_id"`
-	VideoID         *uint32  `json:"video_id"`
-	PlayDurationMs  *int64   `json:"play_duration_ms"`
-	VideoDurationMs *int64   `json:"video_duration_ms"`
-	EventTimeMs     *int64   `json:"event_time_ms"`
-	WatchRatio      *float64 `json:"watch_ratio"`
+	UserID          *uint32           `json:"user_id"`
+	VideoID         *uint32           `json:"video_id"`
+	PlayDurationMs  *int64            `json:"play_duration_ms"`
+	VideoDurationMs *int64            `json:"video_duration_ms"`
+	EventTimeMs     Optional[int64]   `json:"event_time_ms"`
+	WatchRatio      Optional[float64] `json:"watch_ratio"`
+}
+
+// Optional is a JSON field that may be absent but not null: null is a type
+// error naming the field (a *json.UnmarshalTypeError).
+type Optional[T any] struct {
+	V   T
+	Set bool
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (o *Optional[T]) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return &json.UnmarshalTypeError{Value: "null", Type: reflect.TypeFor[T]()}
+	}
+	if err := json.Unmarshal(b, &o.V); err != nil {
+		return err
+	}
+	o.Set = true
+	return nil
 }
 
 // Accepted is the 202 answer of the intake endpoints. Event ids are decimal
@@ -253,7 +273,7 @@ func (s *Server) readEvents(c echo.Context, batch bool) (*intakeRequest, error) 
 		if !batch {
 			idx = -1
 		}
-		if err := toEvent(&in[i], &events[i], key != "", now.UnixMilli(), idx); err != nil {
+		if err := toEvent(&in[i], &events[i], now.UnixMilli(), idx); err != nil {
 			return nil, err
 		}
 		if key != "" {
@@ -280,7 +300,7 @@ func (s *Server) tooLarge() *Error {
 const maxEventTimeMs = 1<<(64-stream.EventIDSeqBits) - 1
 
 // toEvent checks presence and ranges of the JSON fields and fills e.
-func toEvent(in *Interaction, e *stream.Event, keyed bool, nowMs int64, idx int) error {
+func toEvent(in *Interaction, e *stream.Event, nowMs int64, idx int) error {
 	missing := func(f string) error {
 		return withIndex(errorf(http.StatusBadRequest, CodeMissingField, f, "%s: required", f), idx)
 	}
@@ -293,14 +313,11 @@ func toEvent(in *Interaction, e *stream.Event, keyed bool, nowMs int64, idx int)
 		return missing("play_duration_ms")
 	case in.VideoDurationMs == nil:
 		return missing("video_duration_ms")
-	case in.EventTimeMs == nil && keyed:
-		return withIndex(errorf(http.StatusBadRequest, CodeMissingField, "event_time_ms",
-			"event_time_ms: required with an %s header (a retry must resend the same event time)", IdempotencyHeader), idx)
 	}
 	*e = stream.Event{UserID: *in.UserID, VideoID: *in.VideoID, PlayDurationMs: *in.PlayDurationMs,
 		VideoDurationMs: *in.VideoDurationMs, EventTimeMs: nowMs}
-	if in.EventTimeMs != nil {
-		e.EventTimeMs = *in.EventTimeMs
+	if in.EventTimeMs.Set {
+		e.EventTimeMs = in.EventTimeMs.V
 		if e.EventTimeMs > maxEventTimeMs {
 			return withIndex(errorf(http.StatusBadRequest, CodeInvalidField, "event_time_ms", "event_time_ms: too large"), idx)
 		}
@@ -308,8 +325,8 @@ func toEvent(in *Interaction, e *stream.Event, keyed bool, nowMs int64, idx int)
 	if e.EventTimeMs <= 0 {
 		return withIndex(errorf(http.StatusBadRequest, CodeInvalidEvent, "event_time_ms", "event_time_ms: must be positive (Unix ms)"), idx)
 	}
-	if in.WatchRatio != nil {
-		e.WatchRatio = *in.WatchRatio
+	if in.WatchRatio.Set {
+		e.WatchRatio = in.WatchRatio.V
 	} else if e.VideoDurationMs > 0 && e.PlayDurationMs >= 0 {
 		e.WatchRatio = float64(e.PlayDurationMs) / float64(e.VideoDurationMs)
 	}

@@ -24,6 +24,7 @@ type metrics struct {
 	// intakeRecordErrors counts intake records that could not be read or written.
 	intakeReplayed, intakeRecordErrors prometheus.Counter
 	acceptBatches                      prometheus.Histogram
+	rateLimited                        *prometheus.CounterVec // route
 }
 
 // latencyBuckets span 25µs to ~0.8s (doubling): in-process scoring is tens of
@@ -61,8 +62,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Intake requests answered from a completed request with the same client and Idempotency-Key (nothing published)."}),
 		intakeRecordErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "streamrec_api_intake_record_errors_total",
 			Help: "Intake idempotency records that could not be read or written in Redis (the request was published without them)."}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "streamrec_api_rate_limited_total",
+			Help: "Requests refused with 429 rate_limited (the client over its token bucket), by route template."}, []string{"route"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.latency, m.recs, m.fallbacks, m.recItems, m.servedStore, m.servedLog,
+	for _, c := range []prometheus.Collector{m.rateLimited, m.requests, m.latency, m.recs, m.fallbacks, m.recItems, m.servedStore, m.servedLog,
 		m.accepted, m.rejected, m.acceptBatches, m.intakeReplayed, m.intakeRecordErrors} {
 		if err := reg.Register(c); err != nil {
 			return nil, err

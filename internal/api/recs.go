@@ -211,9 +211,11 @@ func (s *Server) recommendations(c echo.Context) error {
 	return c.JSON(http.StatusOK, &resp)
 }
 
+// parseUserID parses a path user id: decimal digits, no sign, no leading
+// zero (the OpenAPI document's pattern), at most 4294967295.
 func parseUserID(s string) (uint32, error) {
 	v, err := strconv.ParseUint(s, 10, 32)
-	if err != nil {
+	if err != nil || s[0] == '+' || (s[0] == '0' && len(s) > 1) {
 		return 0, errorf(http.StatusBadRequest, CodeInvalidUserID, "id", "user id %q: want a decimal integer in [0, 4294967295]", truncate(s, 32))
 	}
 	return uint32(v), nil
