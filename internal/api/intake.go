@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math/big"
 	"math/rand/v2"
 	"mime"
 	"net/http"
@@ -50,12 +51,60 @@ const ReplayedHeader = "Idempotency-Replayed"
 // watch_ratio to play_duration_ms / video_duration_ms; both may be absent,
 // but not null. Any other field is rejected.
 type Interaction struct {
-	UserID          *uint32           `json:"user_id"`
-	VideoID         *uint32           `json:"video_id"`
-	PlayDurationMs  *int64            `json:"play_duration_ms"`
-	VideoDurationMs *int64            `json:"video_duration_ms"`
-	EventTimeMs     Optional[int64]   `json:"event_time_ms"`
-	WatchRatio      Optional[float64] `json:"watch_ratio"`
+	UserID          *Integer[uint32]         `json:"user_id"`
+	VideoID         *Integer[uint32]         `json:"video_id"`
+	PlayDurationMs  *Integer[int64]          `json:"play_duration_ms"`
+	VideoDurationMs *Integer[int64]          `json:"video_duration_ms"`
+	EventTimeMs     Optional[Integer[int64]] `json:"event_time_ms"`
+	WatchRatio      Optional[float64]        `json:"watch_ratio"`
+}
+
+// Integer is a JSON integer as JSON Schema defines it: a number with an
+// integral value, in T's range, whatever its spelling (7, 7.0, 0.7e1). A
+// fraction, a string or a value out of range is a type error naming the
+// field (a *json.UnmarshalTypeError).
+type Integer[T uint32 | int64] struct{ V T }
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (n *Integer[T]) UnmarshalJSON(b []byte) error {
+	s := string(b)
+	bad := func(what string) error {
+		return &json.UnmarshalTypeError{Value: what, Type: reflect.TypeFor[T]()}
+	}
+	if s == "" || (s[0] != '-' && (s[0] < '0' || s[0] > '9')) {
+		switch s[0] {
+		case '"':
+			return bad("string")
+		case 't', 'f':
+			return bad("bool")
+		case '{':
+			return bad("object")
+		case '[':
+			return bad("array")
+		}
+		return bad(s)
+	}
+	var v T
+	if i, err := strconv.ParseInt(s, 10, 64); err == nil {
+		if int64(T(i)) != i || (i < 0 && T(i) > 0) {
+			return bad("number " + s)
+		}
+		n.V = T(i)
+		return nil
+	}
+	// Not a plain integer literal: a fraction or an exponent with an
+	// integral value is an integer too.
+	f, _, err := big.ParseFloat(s, 10, 512, big.ToNearestEven)
+	if err != nil || !f.IsInt() {
+		return bad("number " + s)
+	}
+	bi, _ := f.Int(nil)
+	if !bi.IsInt64() || int64(T(bi.Int64())) != bi.Int64() || (bi.Sign() < 0 && T(bi.Int64()) > 0) {
+		return bad("number " + s)
+	}
+	v = T(bi.Int64())
+	n.V = v
+	return nil
 }
 
 // Optional is a JSON field that may be absent but not null: null is a type
@@ -314,10 +363,10 @@ func toEvent(in *Interaction, e *stream.Event, nowMs int64, idx int) error {
 	case in.VideoDurationMs == nil:
 		return missing("video_duration_ms")
 	}
-	*e = stream.Event{UserID: *in.UserID, VideoID: *in.VideoID, PlayDurationMs: *in.PlayDurationMs,
-		VideoDurationMs: *in.VideoDurationMs, EventTimeMs: nowMs}
+	*e = stream.Event{UserID: in.UserID.V, VideoID: in.VideoID.V, PlayDurationMs: in.PlayDurationMs.V,
+		VideoDurationMs: in.VideoDurationMs.V, EventTimeMs: nowMs}
 	if in.EventTimeMs.Set {
-		e.EventTimeMs = in.EventTimeMs.V
+		e.EventTimeMs = in.EventTimeMs.V.V
 		if e.EventTimeMs > maxEventTimeMs {
 			return withIndex(errorf(http.StatusBadRequest, CodeInvalidField, "event_time_ms", "event_time_ms: too large"), idx)
 		}
