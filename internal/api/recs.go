@@ -109,19 +109,31 @@ func (s *Server) recommendations(c echo.Context) error {
 		}
 		scoreIdx, cands = sub, vs[0]
 	}
-	var watched []uint32
-	if exclude {
-		watched = s.watched.Get(uid, nil)
-	}
 	now := s.now()
 	resp := Recommendations{UserID: uid, ModelVersion: idx.Version(), K: k, Candidates: cands, ExcludeWatched: exclude,
-		Excluded: len(watched), ServedAtMs: now.UnixMilli()}
+		ServedAtMs: now.UnixMilli()}
 	meta := idx.Meta()
 	mu := float32(meta.Calibration.GlobalMean)
 
+	// The user's record, and with exclude_watched its shared watch history,
+	// in one round trip.
 	ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.RedisTimeout)
-	rec, found, err := s.deps.Store.GetUser(ctx, idx.Version(), uid)
+	var (
+		rec     cache.UserRecord
+		found   bool
+		shared  []uint32
+		watched []uint32
+	)
+	if ws, ok := s.deps.Store.(WatchedStore); ok && exclude {
+		rec, found, shared, err = ws.GetUserWatched(ctx, idx.Version(), uid)
+	} else {
+		rec, found, err = s.deps.Store.GetUser(ctx, idx.Version(), uid)
+	}
 	cancel()
+	if exclude {
+		watched = mergeWatched(s.watched.Get(uid, nil), shared)
+		resp.Excluded = len(watched)
+	}
 	reason := ""
 	switch {
 	case err != nil:
@@ -213,6 +225,16 @@ func (s *Server) recommendations(c echo.Context) error {
 
 // parseUserID parses a path user id: decimal digits, no sign, no leading
 // zero (the OpenAPI document's pattern), at most 4294967295.
+// mergeWatched returns the distinct videos of a and b (a is reused).
+func mergeWatched(a, b []uint32) []uint32 {
+	for _, v := range b {
+		if !slices.Contains(a, v) {
+			a = append(a, v)
+		}
+	}
+	return a
+}
+
 func parseUserID(s string) (uint32, error) {
 	v, err := strconv.ParseUint(s, 10, 32)
 	if err != nil || s[0] == '+' || (s[0] == '0' && len(s) > 1) {

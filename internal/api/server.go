@@ -33,6 +33,15 @@ type UserStore interface {
 	PutServed(ctx context.Context, userID uint32, l cache.ServedList) error
 }
 
+// WatchedStore is a UserStore that also keeps the users' shared watch
+// history (the updater's ring of each user's recent events, under a key of
+// no model version); *cache.Store implements it. GetUserWatched reads the
+// record and the history in one round trip. When Deps.Store implements it,
+// exclude_watched uses the history (with this process's recent intake).
+type WatchedStore interface {
+	GetUserWatched(ctx context.Context, version string, userID uint32) (cache.UserRecord, bool, []uint32, error)
+}
+
 // Publisher writes events to the interactions topic; *stream.Producer
 // implements it. Publish returns nil only once the broker acknowledged every
 // event (acks=all); it must be safe for concurrent use and must not keep

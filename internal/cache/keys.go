@@ -18,6 +18,7 @@ import (
 //	ns:model:v:popular          string: Popularity JSON, counts of positive interactions per video (PutPopularity)
 //	ns:user:v:uid               string: one UserRecord (binary)
 //	ns:served:uid               string: one ServedList (binary), with a TTL
+//	ns:watched:uid              string: the user's recent watched videos (uint32 LE each), any model version (PutUsersIfNewer)
 //	ns:model-updates            pub/sub channel: ModelUpdate JSON notices
 //	ns:marker:name              string: a liveness marker (see Store.SetMarker)
 //	ns:slist:id                 hash {r: ServedRecord (binary), w: server time written}: one served list (v2)
@@ -43,6 +44,7 @@ const (
 	segPopular  = "popular"
 	segUser     = "user"
 	segServed   = "served"
+	segWatched  = "watched"
 	segMarker   = "marker"
 	segEval     = "eval"
 	segSList    = "slist"
@@ -90,6 +92,10 @@ func (k keys) userPattern(v string) string { return k.userPrefix(v) + "*" }
 
 func (k keys) served(uid uint32) string {
 	return k.ns + keySep + segServed + keySep + strconv.FormatUint(uint64(uid), 10)
+}
+
+func (k keys) watched(uid uint32) string {
+	return k.ns + keySep + segWatched + keySep + strconv.FormatUint(uint64(uid), 10)
 }
 
 func (k keys) marker(name string) string { return k.ns + keySep + segMarker + keySep + name }
