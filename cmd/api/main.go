@@ -173,7 +173,7 @@ func run(ctx context.Context, args []string) error {
 	}
 	o.api.MetricsElsewhere = o.metricsAddr != ""
 	srv, err := api.New(o.api, api.Deps{Items: items, Store: store, Publisher: producer, Intake: store, Registry: reg, Logger: base, Online: online,
-		Models: store, Reload: func(ctx context.Context) (bool, error) { return items.Refresh(ctx, store) },
+		Models: store, Videos: store, Reload: func(ctx context.Context) (bool, error) { return items.Refresh(ctx, store) },
 		Checks: []api.Check{
 			{Name: "redis", Fn: store.Ping},
 			{Name: "model", Fn: func(context.Context) error {

@@ -38,6 +38,10 @@ type coldStart struct {
 	rows   map[uint32]int32 // user id -> row of feats
 	feats  []float32        // len(rows) x inDim
 	scale  float32
+	// itemTower is the version's item tower (registering a video embeds its
+	// features with it); nil: the version has none that fits.
+	itemTower  []towers.LayerWeights
+	itemWidest int
 	// popular is every item, best first: by count of positive interactions
 	// (label), then by the model's item-bias score (see fallbackCache).
 	popular []cache.Scored
@@ -85,8 +89,18 @@ func loadColdStart(ctx context.Context, src ColdStartSource, x *cache.ItemIndex)
 		tw, err := towers.DecodeTowers(blob)
 		if err != nil {
 			warn = append(warn, fmt.Sprintf("tower weights: %v: no feature-tower fallback", err))
-		} else if user = towers.FindTower(tw, "user"); user == nil {
-			warn = append(warn, "no user tower: no feature-tower fallback")
+		} else {
+			if user = towers.FindTower(tw, "user"); user == nil {
+				warn = append(warn, "no user tower: no feature-tower fallback")
+			}
+			if it := towers.FindTower(tw, "item"); it != nil && it[len(it)-1].Out == x.Dim() {
+				cs.itemTower = it
+				for _, l := range it {
+					cs.itemWidest = max(cs.itemWidest, l.Out)
+				}
+			} else {
+				warn = append(warn, "no item tower of the index's dim: videos cannot be registered")
+			}
 		}
 	}
 	if user != nil {

@@ -42,6 +42,8 @@ const (
 	CodeAdminDisabled        = "admin_disabled"           // 403: no admin token is configured
 	CodeModelStoreDown       = "model_store_unavailable"  // 503: the model versions could not be read or changed in Redis
 	CodeNoPrevious           = "no_previous_version"      // 409: a rollback without a previous version
+	CodeNoItemTower          = "no_item_tower"            // 409: the model version has no item tower to embed a registered video with
+	CodeVideoExists          = "video_exists"             // 409: the registered video is a published item of the version
 )
 
 // Error is an API error: an HTTP status and the stable JSON error body.

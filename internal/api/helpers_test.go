@@ -171,7 +171,7 @@ func newFixtureOn(t testing.TB, rdb *redis.Client, nItems, dim, nUsers int, cfg 
 		reg: prometheus.NewRegistry()}
 	f.srv, err = New(cfg, Deps{Items: ic, Store: store, Publisher: f.pub, Intake: store, Registry: f.reg, Now: func() time.Time { return f.now },
 		Checks: []Check{{Name: "redis", Fn: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }}},
-		Models: store, Reload: func(ctx context.Context) (bool, error) { return ic.Refresh(ctx, store) }})
+		Models: store, Videos: store, Reload: func(ctx context.Context) (bool, error) { return ic.Refresh(ctx, store) }})
 	if err != nil {
 		t.Fatal(err)
 	}

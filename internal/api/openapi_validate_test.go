@@ -32,7 +32,8 @@ import (
 //     once"; the server refuses the ambiguity), a query parameter the
 //     operation does not define (OpenAPI 3.0 cannot close the set; GET
 //     /v1/metrics/online refuses them, as its description says), and
-//     mutually exclusive parameters (source and fallback, likewise).
+//     mutually exclusive parameters (source and fallback, likewise), and
+//     the number of a registered video's features (the loaded version's).
 func outsideDoc(route *routers.Route, req *http.Request, code, field string) bool {
 	q := req.URL.Query()
 	for name, vs := range q {
@@ -47,6 +48,11 @@ func outsideDoc(route *routers.Route, req *http.Request, code, field string) boo
 		if len(req.Header.Values(h)) > 1 {
 			return true
 		}
+	}
+	// The number of a registered video's features is the loaded version's
+	// item-tower width.
+	if route.Path == "/v1/admin/videos" && code == CodeInvalidField && field == "features" {
+		return true
 	}
 	return code == CodeBodyTooLarge || (code == CodeInvalidParameter && field == "candidates")
 }

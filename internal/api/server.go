@@ -172,6 +172,9 @@ type Deps struct {
 	// Models lists and rolls back model versions (GET /v1/models and the
 	// admin routes); nil: those answer 503 model_store_unavailable.
 	Models ModelStore
+	// Videos registers videos that appear after training (POST
+	// /v1/admin/videos); nil: that route answers 409 no_item_tower.
+	Videos ItemRegistry
 	// Reload refreshes the item index now (the admin reload and rollback);
 	// *cache.ItemCache's Refresh does. Nil: nothing to do.
 	Reload func(ctx context.Context) (swapped bool, err error)
@@ -262,6 +265,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	e.GET("/v1/admin/models", s.adminModels, s.requireAdmin)
 	e.POST(`/v1/admin/models\:rollback`, s.adminRollback, s.requireAdmin)
 	e.POST(`/v1/admin/models\:reload`, s.adminReload, s.requireAdmin)
+	e.POST("/v1/admin/videos", s.adminRegisterVideo, s.requireAdmin)
 	if deps.Online != nil {
 		if deps.Online.Log == nil || deps.Online.Windows == nil || deps.Online.Partitions < 1 || deps.Online.Window <= 0 {
 			return nil, errors.New("api: Online needs Log, Windows, Partitions >= 1 and Window > 0")

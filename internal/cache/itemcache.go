@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,7 +54,20 @@ func (c *ItemCache) Refresh(ctx context.Context, src ModelSource) (bool, error) 
 		return false, fmt.Errorf("refreshing item cache: %w", err)
 	}
 	if old := c.cur.Load(); old != nil && old.Version() == v {
-		return false, nil
+		// The same version: reload only if videos were registered since.
+		rc, ok := src.(interface {
+			RegisteredCount(ctx context.Context, version string) (int, error)
+		})
+		if !ok {
+			return false, nil
+		}
+		n, err := rc.RegisteredCount(ctx, v)
+		if err != nil {
+			return false, fmt.Errorf("refreshing item cache: %w", err)
+		}
+		if n == old.Meta().Registered {
+			return false, nil
+		}
 	}
 	x, err := LoadItemIndex(ctx, src, v)
 	if err != nil {
@@ -133,3 +147,7 @@ func (x *ItemIndex) Attach(v any) { x.extra = v }
 
 // Attached returns what Attach attached, or nil.
 func (x *ItemIndex) Attached() any { return x.extra }
+
+// IsRegistered reports whether id is a video registered after training
+// (Store.RegisterItem) rather than a published item of the version.
+func (x *ItemIndex) IsRegistered(id uint32) bool { return slices.Contains(x.meta.RegisteredIDs, id) }

@@ -15,6 +15,7 @@ import (
 //	ns:model:v:items:i          string: item chunk i (ids, biases, vectors)
 //	ns:model:v:tower            string: the user-tower weights blob
 //	ns:model:v:ufeat            string: the users' model input features (PutUserFeatures)
+//	ns:model:v:newitems         hash video id -> bias and vector: videos registered after training (RegisterItem)
 //	ns:model:v:popular          string: Popularity JSON, counts of positive interactions per video (PutPopularity)
 //	ns:user:v:uid               string: one UserRecord (binary)
 //	ns:served:uid               string: one ServedList (binary), with a TTL
@@ -42,6 +43,7 @@ const (
 	segTower    = "tower"
 	segUFeat    = "ufeat"
 	segPopular  = "popular"
+	segNewItems = "newitems"
 	segUser     = "user"
 	segServed   = "served"
 	segWatched  = "watched"
@@ -75,6 +77,7 @@ func (k keys) meta(v string) string         { return k.modelPrefix(v) + segMeta 
 func (k keys) tower(v string) string        { return k.modelPrefix(v) + segTower }
 func (k keys) userFeatures(v string) string { return k.modelPrefix(v) + segUFeat }
 func (k keys) popularity(v string) string   { return k.modelPrefix(v) + segPopular }
+func (k keys) newItems(v string) string     { return k.modelPrefix(v) + segNewItems }
 func (k keys) itemChunk(v string, i int) string {
 	return k.modelPrefix(v) + segItems + keySep + strconv.Itoa(i)
 }
