@@ -89,3 +89,5 @@ func TestIntegrationSharedWatchHistory(t *testing.T) {
 		}
 	}
 }
+
+func jsonDecode(b []byte, v any) error { return json.Unmarshal(b, v) }
