@@ -74,6 +74,8 @@ type opts struct {
 	pprofAddr          string
 	evalCompare        bool
 	evalEvents         float64
+	apiArgs, beforeBin string
+	query              string
 }
 
 func run(ctx context.Context, args []string) error {
@@ -93,6 +95,9 @@ func run(ctx context.Context, args []string) error {
 	fs.StringVar(&o.pprofAddr, "api-pprof-addr", "", "pass --pprof-addr to the API (profile it during the run)")
 	fs.BoolVar(&o.evalCompare, "eval-compare", false, "also measure a second API process running the online evaluation (--eval) on a topic fed --eval-events interactions/s for the whole run: endpoint api+eval")
 	fs.Float64Var(&o.evalEvents, "eval-events", 2000, "interactions per second produced to the evaluated topic with --eval-compare")
+	fs.StringVar(&o.apiArgs, "api-args", "", "extra flags of the API built from this tree, space-separated (for example \"--rate-limit 1000000 --metrics-addr 127.0.0.1:16199\")")
+	fs.StringVar(&o.beforeBin, "before-bin", "", "also measure this prebuilt API binary (an earlier commit) as endpoint \"before\", against the same model, in the same runs")
+	fs.StringVar(&o.query, "query", "", "query string added to every recommendations request, of every API measured (for example exclude_watched=true)")
 	config.Usage(fs, "bench-api: the API's latency and throughput against an in-process reference endpoint, on real Redis")
 	if err := config.Parse(fs, args, nil); err != nil {
 		return &config.UsageError{Err: err}
@@ -133,11 +138,19 @@ func run(ctx context.Context, args []string) error {
 	}
 	fmt.Printf("model: %d users x %d videos, dim %d, namespace %s, Redis %s\n", users, items, dim, ns, o.redisAddr)
 
-	api, err := startAPI(ctx, bin, o, ns)
+	api, err := startAPI(ctx, bin, o, ns, true, strings.Fields(o.apiArgs)...)
 	if err != nil {
 		return err
 	}
 	defer api.stop()
+	var before *apiProc
+	if o.beforeBin != "" {
+		if before, err = startAPI(ctx, o.beforeBin, o, ns, false); err != nil {
+			return fmt.Errorf("starting --before-bin: %w", err)
+		}
+		defer before.stop()
+		fmt.Printf("before: pid %d on %s (%s)\n", before.cmd.Process.Pid, before.addr, o.beforeBin)
+	}
 	var evalAPI *apiProc
 	if o.evalCompare {
 		topic := "bench-api-eval-" + strconv.FormatInt(time.Now().UnixNano(), 36)
@@ -145,7 +158,7 @@ func run(ctx context.Context, args []string) error {
 		if err := stream.EnsureTopics(ctx, brokers, stream.InteractionsTopic(topic, 4)); err != nil {
 			return fmt.Errorf("--eval-compare needs Kafka at %s: %w", o.brokers, err)
 		}
-		evalAPI, err = startAPI(ctx, bin, o, ns, "--topic", topic, "--eval", "--eval-partitions", "all", "--eval-from-first")
+		evalAPI, err = startAPI(ctx, bin, o, ns, false, "--topic", topic, "--eval", "--eval-partitions", "all", "--eval-from-first")
 		if err != nil {
 			return err
 		}
@@ -164,23 +177,32 @@ func run(ctx context.Context, args []string) error {
 
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.conns + o.satConns, MaxConnsPerHost: 0,
 		DisableCompression: true, IdleConnTimeout: time.Minute}, Timeout: 10 * time.Second}
+	q := ""
+	if o.query != "" {
+		q = "?" + o.query
+	}
 	endpoints := []endpoint{
 		{name: "api", pid: api.cmd.Process.Pid, path: func(uid uint32) string {
-			return "http://" + api.addr + "/v1/users/" + strconv.FormatUint(uint64(uid), 10) + "/recommendations"
+			return "http://" + api.addr + "/v1/users/" + strconv.FormatUint(uint64(uid), 10) + "/recommendations" + q
 		}},
 		{name: "reference", pid: api.cmd.Process.Pid, path: func(uid uint32) string {
 			return "http://" + api.addr + "/v1/bench/reference/users/" + strconv.FormatUint(uint64(uid), 10)
 		}},
 	}
+	if before != nil {
+		endpoints = append(endpoints, endpoint{name: "before", pid: before.cmd.Process.Pid, path: func(uid uint32) string {
+			return "http://" + before.addr + "/v1/users/" + strconv.FormatUint(uint64(uid), 10) + "/recommendations" + q
+		}})
+	}
 	if evalAPI != nil {
 		endpoints = append(endpoints, endpoint{name: "api+eval", pid: evalAPI.cmd.Process.Pid, path: func(uid uint32) string {
-			return "http://" + evalAPI.addr + "/v1/users/" + strconv.FormatUint(uint64(uid), 10) + "/recommendations"
+			return "http://" + evalAPI.addr + "/v1/users/" + strconv.FormatUint(uint64(uid), 10) + "/recommendations" + q
 		}})
 	}
 	if o.only != "" {
 		endpoints = slices.DeleteFunc(endpoints, func(e endpoint) bool { return e.name != o.only })
 		if len(endpoints) == 0 {
-			return config.Usagef("--only: want api or reference")
+			return config.Usagef("--only: want api, reference, before or api+eval")
 		}
 	}
 	for _, ep := range endpoints { // warm up: connections, caches, the heap
@@ -246,6 +268,9 @@ func run(ctx context.Context, args []string) error {
 		fmt.Printf("saturation ratio api/reference: %.2f\n", sat["api"]/sat["reference"])
 	}
 	fmt.Printf("load average after each run: %s\n", strings.Join(loads, " | "))
+	if sat["before"] > 0 && sat["api"] > 0 {
+		fmt.Printf("saturation ratio api/before: %.2f\n", sat["api"]/sat["before"])
+	}
 	if sat["api+eval"] > 0 && sat["api"] > 0 {
 		fmt.Printf("saturation ratio api+eval/api: %.2f\n", sat["api+eval"]/sat["api"])
 	}
@@ -417,7 +442,9 @@ type apiProc struct {
 	addr string
 }
 
-func startAPI(ctx context.Context, bin string, o opts, ns string, extra ...string) (*apiProc, error) {
+// startAPI starts bin on a free port; main: the measured process of this
+// tree (it gets --api-pprof-addr).
+func startAPI(ctx context.Context, bin string, o opts, ns string, main bool, extra ...string) (*apiProc, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -426,7 +453,7 @@ func startAPI(ctx context.Context, bin string, o opts, ns string, extra ...strin
 	l.Close()
 	cmd := exec.Command(bin, "--listen", addr, "--redis-addr", o.redisAddr, "--namespace", ns, "--brokers", o.brokers,
 		"--bench-reference", "--log-level", "warn")
-	if o.pprofAddr != "" && len(extra) == 0 {
+	if o.pprofAddr != "" && main {
 		cmd.Args = append(cmd.Args, "--pprof-addr", o.pprofAddr)
 	}
 	cmd.Args = append(cmd.Args, extra...)

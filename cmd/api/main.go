@@ -19,7 +19,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/streamrec/streamrec/internal/api"
@@ -32,13 +31,14 @@ import (
 func main() { config.Main("api", run) }
 
 type options struct {
-	listen, redisAddr, namespace, brokers, topic string
-	partitions                                   int
-	api                                          api.Config
-	modelPoll, shutdownTimeout                   time.Duration
-	logLevel                                     string
-	pprofAddr                                    string
-	eval                                         evalOptions
+	listen, namespace, brokers, topic string
+	redis                             cache.ClientOptions
+	partitions                        int
+	api                               api.Config
+	modelPoll, shutdownTimeout        time.Duration
+	logLevel                          string
+	pprofAddr, metricsAddr            string
+	eval                              evalOptions
 }
 
 // evalOptions configure the online evaluation (--eval).
@@ -53,10 +53,10 @@ type evalOptions struct {
 }
 
 func parse(args []string) (*options, error) {
-	o := &options{api: api.DefaultConfig()}
+	o := &options{api: api.DefaultConfig(), redis: cache.DefaultClientOptions()}
 	fs := flag.NewFlagSet("api", flag.ContinueOnError)
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "HTTP listen address")
-	fs.StringVar(&o.redisAddr, "redis-addr", "127.0.0.1:6379", "Redis address")
+	cache.RegisterClientFlags(fs, &o.redis)
 	fs.StringVar(&o.namespace, "namespace", cache.DefaultNamespace, "Redis key namespace")
 	fs.StringVar(&o.brokers, "brokers", "127.0.0.1:9092", "Kafka brokers, comma-separated")
 	fs.StringVar(&o.topic, "topic", stream.DefaultTopic, "interactions topic")
@@ -90,6 +90,11 @@ func parse(args []string) (*options, error) {
 	fs.DurationVar(&o.eval.flushEvery, "eval-flush", 200*time.Millisecond, "apply a partial batch once it is this old")
 	fs.IntVar(&o.eval.servedQueue, "served-queue", 4096, "served lists waiting to be written to the log (a full queue drops and counts)")
 	fs.StringVar(&o.pprofAddr, "pprof-addr", "", "serve /debug/pprof/ on this address (off when empty; never on the API's listener)")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve /metrics and /debug/pprof/ on this address, apart from the API's listener, and not /metrics on it (empty: /metrics on the API's listener, as before)")
+	fs.Float64Var(&o.api.RateLimit, "rate-limit", o.api.RateLimit, "requests per second per client (X-Client-Id; absent: one shared 'anonymous' client) on the public routes; past it 429 rate_limited with Retry-After (0: no limit)")
+	fs.IntVar(&o.api.RateBurst, "rate-burst", o.api.RateBurst, "burst of each client's token bucket (--rate-limit)")
+	fs.IntVar(&o.api.RateClients, "rate-clients", o.api.RateClients, "most clients whose buckets are kept (past it idle buckets are dropped first)")
+	fs.StringVar(&o.api.AdminToken, "admin-token", "", "bearer token of the admin routes /v1/admin/... (empty: they answer 403); prefer the environment variable STREAMREC_ADMIN_TOKEN, which no process listing shows")
 	config.Usage(fs, "api: streamrec's HTTP API (recommendations, interaction intake, health, metrics)")
 	if err := config.Parse(fs, args, nil); err != nil {
 		return nil, &config.UsageError{Err: err}
@@ -97,7 +102,7 @@ func parse(args []string) (*options, error) {
 	if fs.NArg() > 0 {
 		return nil, config.Usagef("unexpected arguments %q", fs.Args())
 	}
-	if err := o.api.Validate(); err != nil {
+	if err := errors.Join(o.api.Validate(), o.redis.Validate()); err != nil {
 		return nil, &config.UsageError{Err: err}
 	}
 	switch {
@@ -117,8 +122,16 @@ func parse(args []string) (*options, error) {
 			return nil, config.Usagef("--eval-partitions: %v", err)
 		}
 	}
-	if _, _, err := net.SplitHostPort(o.listen); err != nil {
-		return nil, config.Usagef("--listen %q: %v", o.listen, err)
+	for _, a := range []struct{ flag, addr string }{{"--listen", o.listen}, {"--metrics-addr", o.metricsAddr}, {"--pprof-addr", o.pprofAddr}} {
+		if a.addr == "" && a.flag != "--listen" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+			return nil, config.Usagef("%s %q: %v", a.flag, a.addr, err)
+		}
+	}
+	if o.api.AdminToken != "" && len(o.api.AdminToken) < 16 {
+		return nil, config.Usagef("--admin-token: want at least 16 characters")
 	}
 	return o, nil
 }
@@ -135,7 +148,7 @@ func run(ctx context.Context, args []string) error {
 	log := base.With("component", "api-main")
 	brokers := strings.Split(o.brokers, ",")
 
-	rdb := redis.NewClient(&redis.Options{Addr: o.redisAddr})
+	rdb := o.redis.NewClient()
 	defer rdb.Close()
 	scfg := cache.DefaultConfig()
 	scfg.Namespace = o.namespace
@@ -149,7 +162,7 @@ func run(ctx context.Context, args []string) error {
 	}
 	ensureTopic(ctx, brokers, o.topic, o.partitions, log)
 
-	items := &cache.ItemCache{}
+	items := &cache.ItemCache{Extend: api.ColdStartExtender(store, base)}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	var online *api.Online
@@ -159,7 +172,9 @@ func run(ctx context.Context, args []string) error {
 			return err
 		}
 	}
+	o.api.MetricsElsewhere = o.metricsAddr != ""
 	srv, err := api.New(o.api, api.Deps{Items: items, Store: store, Publisher: producer, Intake: store, Registry: reg, Logger: base, Online: online,
+		Models: store, Videos: store, Reload: func(ctx context.Context) (bool, error) { return items.Refresh(ctx, store) },
 		Checks: []api.Check{
 			{Name: "redis", Fn: store.Ping},
 			{Name: "model", Fn: func(context.Context) error {
@@ -191,18 +206,25 @@ func run(ctx context.Context, args []string) error {
 	if runner != nil {
 		g.Go(func() error { return runner.Run(gctx) })
 	}
-	if o.pprofAddr != "" {
-		mux := http.NewServeMux()
+	side := func(addr, what string, mux *http.ServeMux) {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		ps := &http.Server{Addr: o.pprofAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		ps := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		g.Go(func() error {
 			if err := ps.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("serving pprof: %w", err)
+				return fmt.Errorf("serving %s: %w", what, err)
 			}
 			return nil
 		})
 		g.Go(func() error { <-gctx.Done(); return ps.Close() })
+	}
+	if o.pprofAddr != "" {
+		side(o.pprofAddr, "pprof", http.NewServeMux())
+	}
+	if o.metricsAddr != "" {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", srv.MetricsHandler())
+		side(o.metricsAddr, "metrics", mux)
 	}
 	g.Go(func() error {
 		if err := e.Start(""); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -220,7 +242,8 @@ func run(ctx context.Context, args []string) error {
 		}
 		return nil
 	})
-	log.Info("api listening", "addr", ln.Addr().String(), "redis", o.redisAddr, "namespace", o.namespace,
+	log.Info("api listening", "addr", ln.Addr().String(), "metrics_addr", o.metricsAddr, "rate_limit", o.api.RateLimit,
+		"admin", o.api.AdminToken != "", "redis", o.redis.Addr, "namespace", o.namespace,
 		"brokers", o.brokers, "topic", o.topic, "max_k", o.api.MaxK)
 	err = g.Wait()
 	// Every request has finished (or the deadline passed): flush the producer.

@@ -37,6 +37,9 @@ func TestParse(t *testing.T) {
 		{"--listen", "nope"},
 		{"--redis-timeout", "0s"},
 		{"--topic", ""},
+		{"--redis-read-timeout", "0s"},
+		{"--redis-dial-timeout", "-1s"},
+		{"--redis-addr", ""},
 		{"extra"},
 	} {
 		if _, err := parse(args); !errors.As(err, new(*config.UsageError)) {
@@ -101,11 +104,18 @@ func TestIntegrationRealServices(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
+	mln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsAddr := mln.Addr().String()
+	mln.Close()
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
 		done <- run(runCtx, []string{"--listen", addr, "--brokers", kafkaAddr, "--redis-addr", redisAddr,
-			"--namespace", ns, "--topic", topic, "--log-level", "warn", "--model-poll", "200ms"})
+			"--namespace", ns, "--topic", topic, "--log-level", "warn", "--model-poll", "200ms",
+			"--metrics-addr", metricsAddr, "--admin-token", "integration-admin-token", "--rate-limit", "1000"})
 	}()
 	base := "http://" + addr
 	deadline := time.Now().Add(30 * time.Second)
@@ -124,6 +134,33 @@ func TestIntegrationRealServices(t *testing.T) {
 			t.Fatal(err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	// /metrics and pprof on their own listener, not on the API's.
+	for _, c := range []struct {
+		url  string
+		code int
+	}{{"http://" + metricsAddr + "/metrics", 200}, {"http://" + metricsAddr + "/debug/pprof/", 200}, {base + "/metrics", 404}, {base + "/debug/pprof/", 404}} {
+		resp, err := http.Get(c.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.code {
+			t.Fatalf("GET %s: %d, want %d", c.url, resp.StatusCode, c.code)
+		}
+	}
+	// The admin routes take the configured token; GET /v1/models is public.
+	areq, _ := http.NewRequest(http.MethodGet, base+"/v1/admin/models", nil)
+	areq.Header.Set("Authorization", "Bearer integration-admin-token")
+	if resp, err := http.DefaultClient.Do(areq); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("admin models: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	if resp, err := http.Get(base + "/v1/models"); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("models: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
 	}
 
 	var recs api.Recommendations

@@ -55,7 +55,8 @@ type trainOpts struct {
 	data, report, modelOut, curve string
 	cut                           string
 	noPublish, quiet              bool
-	redisAddr, namespace, version string
+	namespace, version            string
+	redis                         cache.ClientOptions
 	logLevel                      string
 	workers                       int
 	validShare                    float64
@@ -80,7 +81,9 @@ func parseTrainFlags(args []string, stderr io.Writer) (*trainOpts, error) {
 	fs.StringVar(&o.report, "report", "", "JSON report file (required)")
 	fs.StringVar(&o.modelOut, "model-out", filepath.Join("out", "model.srm"), "serving model file (towers model file format)")
 	fs.StringVar(&o.curve, "curve", "", "training-curve PNG (default: the model file with .png)")
-	fs.StringVar(&o.redisAddr, "redis-addr", "127.0.0.1:6379", "Redis address host:port")
+	o.redis = cache.DefaultClientOptions()
+	o.redis.ReadTimeout, o.redis.WriteTimeout = 30*time.Second, 30*time.Second
+	cache.RegisterClientFlags(fs, &o.redis)
 	fs.StringVar(&o.namespace, "namespace", cache.DefaultNamespace, "Redis key namespace")
 	fs.StringVar(&o.version, "model-version", "", "model version name (default: UTC training time + a hash of the data, cut and seed)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
@@ -176,7 +179,7 @@ func trainMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var st *cache.Store
 	if !o.noPublish {
 		var rdb interface{ Close() error }
-		st, rdb, err = openStore(ctx, o.redisAddr, o.namespace)
+		st, rdb, err = openStore(ctx, o.redis, o.namespace)
 		if err != nil {
 			return fmt.Errorf("train: %w (use --no-publish to train without Redis)", err)
 		}
@@ -310,7 +313,7 @@ func trainMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 	// 7. Publish.
 	if st != nil {
-		pr, err := publish(ctx, logger, st, o.redisAddr, m, feats, map[string][]uint32{"small_matrix": ev.SortedVideoIDs()})
+		pr, err := publish(ctx, logger, st, o.redis.Addr, m, feats, []towers.Interactions{td.ds.Train, td.ds.Valid}, map[string][]uint32{"small_matrix": ev.SortedVideoIDs()})
 		if err != nil {
 			return err
 		}

@@ -33,8 +33,12 @@ type publishReport struct {
 // openStore connects to Redis at addr and checks that it answers, so that a
 // bad address fails before training rather than after it. The caller closes
 // the returned client.
-func openStore(ctx context.Context, addr, namespace string) (*cache.Store, *redis.Client, error) {
-	rdb := redis.NewClient(&redis.Options{Addr: addr})
+func openStore(ctx context.Context, ro cache.ClientOptions, namespace string) (*cache.Store, *redis.Client, error) {
+	if err := ro.Validate(); err != nil {
+		return nil, nil, err
+	}
+	addr := ro.Addr
+	rdb := ro.NewClient()
 	cfg := cache.DefaultConfig()
 	cfg.Namespace = namespace
 	st, err := cache.NewStore(rdb, cfg)
@@ -50,8 +54,8 @@ func openStore(ctx context.Context, addr, namespace string) (*cache.Store, *redi
 
 // publish publishes m to st (see publishModel) and logs a failure after the
 // flip as a warning: the version is current all the same.
-func publish(ctx context.Context, logger *slog.Logger, st *cache.Store, addr string, m *towers.TwoTower, feats *kuairec.Features, sets map[string][]uint32) (*publishReport, error) {
-	pr, err := publishModel(ctx, st, m, feats, sets, time.Now())
+func publish(ctx context.Context, logger *slog.Logger, st *cache.Store, addr string, m *towers.TwoTower, feats *kuairec.Features, train []towers.Interactions, sets map[string][]uint32) (*publishReport, error) {
+	pr, err := publishModel(ctx, st, m, feats, train, sets, time.Now())
 	if pr != nil {
 		pr.Addr = addr
 		if pr.AfterFlip != "" {
@@ -77,6 +81,8 @@ func publish(ctx context.Context, logger *slog.Logger, st *cache.Store, addr str
 //     towers "user" and "item";
 //   - candidate sets: sets, restricted to the published items (train
 //     publishes "small_matrix", the videos of the small matrix);
+//   - popularity: per video, the positive interactions (PopularityLabel)
+//     of train, for the API's popularity fallback;
 //
 // and for every user of user_features.csv the record {Embedding e_u, Bias
 // a_u[D-1], UpdatedAtMs now, no input position (InputNext 0)}. The user records are written
@@ -86,7 +92,7 @@ func publish(ctx context.Context, logger *slog.Logger, st *cache.Store, addr str
 // version finds every user's embedding at once. If the process dies between
 // the two, the user records of the never-registered version are left behind
 // (they are not garbage collected; set Config.UserTTL to bound them).
-func publishModel(ctx context.Context, st *cache.Store, m *towers.TwoTower, feats *kuairec.Features, sets map[string][]uint32, now time.Time) (*publishReport, error) {
+func publishModel(ctx context.Context, st *cache.Store, m *towers.TwoTower, feats *kuairec.Features, train []towers.Interactions, sets map[string][]uint32, now time.Time) (*publishReport, error) {
 	D := m.Dim()
 	nItems := len(feats.Items.IDs)
 	emb := m.ItemEmbeddings(feats.Items.Reduced, allRows32(nItems))
@@ -168,6 +174,10 @@ func publishModel(ctx context.Context, st *cache.Store, m *towers.TwoTower, feat
 	if err := st.PutOfflineUsers(ctx, m.Version, off); err != nil {
 		return nil, fmt.Errorf("publishing offline user vectors of version %s: %w", m.Version, err)
 	}
+	// The popularity the API's cold start ranks by (before the flip too).
+	if err := st.PutPopularity(ctx, m.Version, popularity(feats.Items.IDs, train)); err != nil {
+		return nil, fmt.Errorf("publishing the popularity of version %s: %w", m.Version, err)
+	}
 	meta, err := st.Publish(ctx, model)
 	if err != nil && !errors.Is(err, cache.ErrAfterFlip) {
 		return nil, fmt.Errorf("publishing model version %s: %w", m.Version, err)
@@ -181,6 +191,33 @@ func publishModel(ctx context.Context, st *cache.Store, m *towers.TwoTower, feat
 	}
 
 	return pr, nil
+}
+
+// PopularityLabel is what the published popularity counts: interactions
+// with a watch ratio of at least 0.8 (towers.RelevantAt08, the relevance
+// threshold of the offline metrics and of their popularity baseline).
+const PopularityLabel = "watch_ratio>=0.8"
+
+// popularity counts, per video (feature row), the positive interactions
+// (PopularityLabel) of the training data (train and validation rows: every
+// row before the cut); videos without one are left out.
+func popularity(itemIDs []uint32, train []towers.Interactions) cache.Popularity {
+	counts := make([]uint32, len(itemIDs))
+	for _, x := range train {
+		for k, i := range x.Item {
+			if towers.RelevantAt08.Relevant(float64(x.WatchRatio[k])) {
+				counts[i]++
+			}
+		}
+	}
+	p := cache.Popularity{Label: PopularityLabel}
+	for i, c := range counts {
+		if c > 0 {
+			p.IDs = append(p.IDs, itemIDs[i])
+			p.Counts = append(p.Counts, c)
+		}
+	}
+	return p
 }
 
 func allRows32(n int) []int32 {

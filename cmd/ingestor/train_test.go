@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -318,9 +319,22 @@ func publishAndCheck(t *testing.T, rdb *redis.Client, addr, ns string) {
 
 	// A second version flips current and keeps the first for rollback; the
 	// same version name again is refused before any user record is written.
+	// train's popularity: positive counts of the training rows.
+	if pop, ok, err := st.GetPopularity(ctx, cur); err != nil || !ok || pop.Label != PopularityLabel || len(pop.IDs) == 0 {
+		t.Errorf("popularity of %s: found %v, %v, label %q, %d videos", cur, ok, err, pop.Label, len(pop.IDs))
+	}
 	tt.Version = "pub-v2"
-	if _, err := publishModel(ctx, st, tt, feats, nil, time.Now()); err != nil {
+	// Rows 0, 0, 1, 2 with watch ratios 1, 0.8, 0.79, 3: video 0 has two
+	// positives, video 1 none (left out), video 2 one.
+	train := []towers.Interactions{{User: []int32{0, 1, 0}, Item: []int32{0, 0, 1}, WatchRatio: []float32{1, 0.8, 0.79}},
+		{User: []int32{2}, Item: []int32{2}, WatchRatio: []float32{3}}}
+	if _, err := publishModel(ctx, st, tt, feats, train, nil, time.Now()); err != nil {
 		t.Fatal(err)
+	}
+	pv2, ok, err := st.GetPopularity(ctx, "pub-v2")
+	wantPop := cache.Popularity{Label: PopularityLabel, IDs: []uint32{feats.Items.IDs[0], feats.Items.IDs[2]}, Counts: []uint32{2, 1}}
+	if err != nil || !ok || !reflect.DeepEqual(pv2, wantPop) {
+		t.Errorf("popularity of pub-v2: %+v, %v, %v; want %+v", pv2, ok, err, wantPop)
 	}
 	if c, p, err := st.Versions(ctx); c != "pub-v2" || p != "pub-v1" || err != nil {
 		t.Errorf("versions after a second publish: %q, %q, %v", c, p, err)
@@ -328,7 +342,7 @@ func publishAndCheck(t *testing.T, rdb *redis.Client, addr, ns string) {
 	if _, ok, err := st.GetUser(ctx, "pub-v2", uid); !ok || err != nil {
 		t.Errorf("user %d under pub-v2: found %v, %v", uid, ok, err)
 	}
-	if _, err := publishModel(ctx, st, tt, feats, nil, time.Now()); !errors.Is(err, cache.ErrVersionExists) {
+	if _, err := publishModel(ctx, st, tt, feats, nil, nil, time.Now()); !errors.Is(err, cache.ErrVersionExists) {
 		t.Errorf("publishing pub-v2 again: %v, want ErrVersionExists", err)
 	}
 }

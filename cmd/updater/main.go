@@ -18,7 +18,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/streamrec/streamrec/internal/cache"
@@ -32,7 +31,8 @@ func main() { config.Main("updater", run) }
 type options struct {
 	brokers, topic, group, changelog, assign string
 	partitions                               int
-	redisAddr, namespace                     string
+	namespace                                string
+	redis                                    cache.ClientOptions
 	flush                                    time.Duration
 	maxBatch                                 int
 	lr, l2, targetCap, denseLR               float64
@@ -45,7 +45,8 @@ type options struct {
 }
 
 func parse(args []string) (*options, error) {
-	o := &options{}
+	o := &options{redis: cache.DefaultClientOptions()}
+	o.redis.ReadTimeout, o.redis.WriteTimeout = 5*time.Second, 5*time.Second
 	fs := flag.NewFlagSet("updater", flag.ContinueOnError)
 	fs.StringVar(&o.brokers, "brokers", "127.0.0.1:9092", "Kafka brokers, comma-separated")
 	fs.StringVar(&o.topic, "topic", stream.DefaultTopic, "interactions topic")
@@ -53,7 +54,7 @@ func parse(args []string) (*options, error) {
 	fs.StringVar(&o.changelog, "changelog-topic", "updater.user-state", "compacted per-user state topic (created co-partitioned with the input)")
 	fs.StringVar(&o.assign, "assign", "group", "partition assignment: 'group' (the group protocol balances partitions across instances) or 'all' (this instance reads every partition; one instance only)")
 	fs.IntVar(&o.partitions, "partitions", 8, "partitions of the interactions topic when the updater has to create it")
-	fs.StringVar(&o.redisAddr, "redis-addr", "127.0.0.1:6379", "Redis address")
+	cache.RegisterClientFlags(fs, &o.redis)
 	fs.StringVar(&o.namespace, "namespace", cache.DefaultNamespace, "Redis key namespace")
 	fs.DurationVar(&o.flush, "flush-interval", 20*time.Millisecond, "longest an event waits before its user is flushed (batch deadline)")
 	fs.IntVar(&o.maxBatch, "max-batch", 8192, "most events per batch")
@@ -85,6 +86,9 @@ func parse(args []string) (*options, error) {
 	case o.topic == o.changelog:
 		return nil, config.Usagef("--changelog-topic must differ from --topic")
 	}
+	if err := o.redis.Validate(); err != nil {
+		return nil, &config.UsageError{Err: err}
+	}
 	return o, nil
 }
 
@@ -103,7 +107,7 @@ func run(ctx context.Context, args []string) error {
 	}
 	brokers := strings.Split(o.brokers, ",")
 
-	rdb := redis.NewClient(&redis.Options{Addr: o.redisAddr})
+	rdb := o.redis.NewClient()
 	defer rdb.Close()
 	scfg := cache.DefaultConfig()
 	scfg.Namespace = o.namespace
@@ -189,7 +193,7 @@ func run(ctx context.Context, args []string) error {
 		})
 	}
 	log.Info("updater running", "brokers", o.brokers, "topic", o.topic, "group", o.group, "assign", o.assign,
-		"partitions", nparts, "model", model.Items.Version(), "redis", o.redisAddr)
+		"partitions", nparts, "model", model.Items.Version(), "redis", o.redis.Addr)
 	// A shutdown that cannot finish (Kafka or Redis unreachable, so the batch
 	// in flight never becomes durable) is abandoned after its deadline: the
 	// batch stays uncommitted and is delivered again to the next owner.

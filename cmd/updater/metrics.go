@@ -48,6 +48,12 @@ func newMetrics(reg prometheus.Registerer, u *online.Updater, c *stream.Consumer
 			func() float64 { return u.Counters().AbsError }),
 		counter("dense_steps_total", "Events whose gradient reached the dense user tower (dense mode; the dense weights' version within the model version).", u.DenseSteps),
 		gauge("users", "Users with state held by this instance.", func() float64 { return float64(u.Users()) }),
+		gauge("items", "Items of the model version applied (the published ones and the videos registered after training).", func() float64 {
+			if x, ok := u.Items().(interface{ Len() int }); ok {
+				return float64(x.Len())
+			}
+			return 0
+		}),
 		gauge("freshness_p50_seconds", "Median delay from event produced to embedding in Redis (last 65536 events; computed at most once a second).", func() float64 {
 			return fresh.get(0)
 		}),

@@ -83,7 +83,11 @@ func followModel(ctx context.Context, store *cache.Store, upd *online.Updater, d
 		case <-t.C:
 		}
 		v, err := store.CurrentVersion(ctx)
-		if err != nil || v == upd.Version() {
+		if err != nil {
+			continue
+		}
+		if v == upd.Version() {
+			followRegistered(ctx, store, upd, v, log)
 			continue
 		}
 		m, err := loadModel(ctx, store, v, denseLR)
@@ -97,5 +101,27 @@ func followModel(ctx context.Context, store *cache.Store, upd *online.Updater, d
 			log.Warn("re-materialising users under the new version; the rest follow at their next event", "version", v, "err", err)
 		}
 		log.Info("switched to a new model version", "version", v, "users_rematerialised", n)
+	}
+}
+
+// followRegistered reloads the version's items when videos were registered
+// after training (api POST /v1/admin/videos) since they were loaded, so that
+// events on them are applied rather than counted as cold items.
+func followRegistered(ctx context.Context, store *cache.Store, upd *online.Updater, v string, log *slog.Logger) {
+	have := -1
+	if x, ok := upd.Items().(*cache.ItemIndex); ok {
+		have = x.Meta().Registered
+	}
+	n, err := store.RegisteredCount(ctx, v)
+	if err != nil || n == have {
+		return
+	}
+	idx, err := cache.LoadItemIndex(ctx, store, v)
+	if err != nil {
+		log.Warn("loading the registered videos", "version", v, "err", err)
+		return
+	}
+	if upd.SetItems(idx) {
+		log.Info("registered videos loaded", "version", v, "registered", idx.Meta().Registered, "items", idx.Len())
 	}
 }

@@ -37,6 +37,13 @@ const (
 	CodeInternal             = "internal"                 // 500: a bug; logged
 	CodeOnlineOff            = "online_evaluation_off"    // 503: this API does not run the online evaluation
 	CodeOnlineStoreDown      = "online_store_unavailable" // 503: the windows' store (Redis) did not answer
+	CodeRateLimited          = "rate_limited"             // 429: the client is over its rate limit (Retry-After)
+	CodeUnauthorized         = "unauthorized"             // 401: an admin route without the right bearer token
+	CodeAdminDisabled        = "admin_disabled"           // 403: no admin token is configured
+	CodeModelStoreDown       = "model_store_unavailable"  // 503: the model versions could not be read or changed in Redis
+	CodeNoPrevious           = "no_previous_version"      // 409: a rollback without a previous version
+	CodeNoItemTower          = "no_item_tower"            // 409: the model version has no item tower to embed a registered video with
+	CodeVideoExists          = "video_exists"             // 409: the registered video is a published item of the version
 )
 
 // Error is an API error: an HTTP status and the stable JSON error body.
@@ -106,6 +113,10 @@ func codeForStatus(status int) string {
 		return CodeUnsupportedMediaType
 	case http.StatusServiceUnavailable:
 		return CodeNotReady
+	case http.StatusTooManyRequests:
+		return CodeRateLimited
+	case http.StatusUnauthorized:
+		return CodeUnauthorized
 	}
 	if status >= 500 {
 		return CodeInternal

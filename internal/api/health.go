@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"net/http"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 )
@@ -17,11 +18,12 @@ type readyBody struct {
 	Checks map[string]string `json:"checks"`
 }
 
-// readyz runs every check (each under ReadyTimeout); 503 names the first that
-// failed, and "checks" holds every check's result.
+// readyz runs every check (each under ReadyTimeout); 503 names the failing
+// checks, and "checks" holds every check's result: "ok" or "failed", never
+// the error's text (it may hold addresses); the error is logged.
 func (s *Server) readyz(c echo.Context) error {
 	checks := map[string]string{}
-	var failed *Error
+	var failed []string
 	for _, ch := range s.deps.Checks {
 		ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.ReadyTimeout)
 		err := ch.Fn(ctx)
@@ -30,12 +32,12 @@ func (s *Server) readyz(c echo.Context) error {
 			checks[ch.Name] = "ok"
 			continue
 		}
-		checks[ch.Name] = err.Error()
-		if failed == nil {
-			failed = errorf(http.StatusServiceUnavailable, CodeNotReady, ch.Name, "%s: %v", ch.Name, err)
-		}
+		checks[ch.Name] = "failed"
+		failed = append(failed, ch.Name)
+		s.log.Warn("readiness check failed", "check", ch.Name, "err", err)
 	}
 	if failed != nil {
+		failed := errorf(http.StatusServiceUnavailable, CodeNotReady, failed[0], "not ready: %s failed", strings.Join(failed, ", "))
 		return c.JSON(failed.Status, struct {
 			errorBody
 			Checks map[string]string `json:"checks"`

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -85,12 +86,48 @@ func newFixture(t testing.TB, nItems, dim, nUsers int, cfg Config) *fixture {
 	mr := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	t.Cleanup(func() { _ = rdb.Close() })
+	f := newFixtureOn(t, rdb, nItems, dim, nUsers, cfg, nil)
+	f.mr = mr
+	return f
+}
+
+// realRedis returns a client of $STREAMREC_TEST_REDIS, or skips the test.
+func realRedis(t testing.TB) *redis.Client {
+	t.Helper()
+	addr := os.Getenv("STREAMREC_TEST_REDIS")
+	if addr == "" {
+		t.Skip("set STREAMREC_TEST_REDIS=host:port to run this integration test on a real Redis")
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	t.Cleanup(func() { _ = rdb.Close() })
+	if err := rdb.Ping(context.Background()).Err(); err != nil {
+		t.Fatalf("STREAMREC_TEST_REDIS=%s: %v", addr, err)
+	}
+	return rdb
+}
+
+// newFixtureOn is newFixture on rdb, under a fresh namespace (deleted at the
+// end on a real Redis). before, if not nil, runs before the model is
+// published (to store the version's cold-start data).
+func newFixtureOn(t testing.TB, rdb *redis.Client, nItems, dim, nUsers int, cfg Config, before func(*cache.Store, *cache.Model)) *fixture {
+	t.Helper()
 	scfg := cache.DefaultConfig()
 	scfg.Namespace = fmt.Sprintf("test-%016x", rand.Uint64())
 	store, err := cache.NewStore(rdb, scfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		// Its own client: the test may have closed rdb.
+		c := redis.NewClient(&redis.Options{Addr: rdb.Options().Addr})
+		defer c.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		iter := c.Scan(ctx, 0, scfg.Namespace+":*", 1000).Iterator()
+		for iter.Next(ctx) {
+			c.Del(ctx, iter.Val())
+		}
+	})
 	r := rand.New(rand.NewPCG(1, 2))
 	m := cache.Model{Version: "v1", Dim: dim, CreatedAtMs: 1, Calibration: cache.Calibration{GlobalMean: testMu, Scale: 1.3},
 		Items: cache.Items{IDs: make([]uint32, nItems), Vectors: make([]float32, nItems*dim)}}
@@ -120,25 +157,37 @@ func newFixture(t testing.TB, nItems, dim, nUsers int, cfg Config) *fixture {
 			t.Fatal(err)
 		}
 	}
+	if before != nil {
+		before(store, &m)
+	}
 	if _, err := store.Publish(ctx, m); err != nil {
 		t.Fatal(err)
 	}
-	ic := &cache.ItemCache{}
+	ic := &cache.ItemCache{Extend: ColdStartExtender(store, nil)}
 	if _, err := ic.Refresh(ctx, store); err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, mr: mr, store: store, items: ic, pub: &fakePublisher{}, model: m, users: users, now: now,
+	f := &fixture{t: t, store: store, items: ic, pub: &fakePublisher{}, model: m, users: users, now: now,
 		reg: prometheus.NewRegistry()}
 	f.srv, err = New(cfg, Deps{Items: ic, Store: store, Publisher: f.pub, Intake: store, Registry: f.reg, Now: func() time.Time { return f.now },
-		Checks: []Check{{Name: "redis", Fn: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }}}})
+		Checks: []Check{{Name: "redis", Fn: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }}},
+		Models: store, Videos: store, Reload: func(ctx context.Context) (bool, error) { return ic.Refresh(ctx, store) }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return f
 }
 
-// do serves one request in-process.
+// do serves one request in-process, and checks it and its answer against
+// the served OpenAPI document (checkAgainstDoc).
 func (f *fixture) do(method, target, body string, hdr ...string) *httptest.ResponseRecorder {
+	return doOn(f.t, f.srv, method, target, body, hdr...)
+}
+
+// doOn serves one request in-process on srv; hdr are header name, value
+// pairs (an empty value deletes the header). With t, the request and its
+// answer are checked against the served OpenAPI document.
+func doOn(t testing.TB, srv *Server, method, target, body string, hdr ...string) *httptest.ResponseRecorder {
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
@@ -155,9 +204,17 @@ func (f *fixture) do(method, target, body string, hdr ...string) *httptest.Respo
 		}
 	}
 	w := httptest.NewRecorder()
-	f.srv.Echo().ServeHTTP(w, req)
+	srv.Echo().ServeHTTP(w, req)
+	if t != nil {
+		t.Helper()
+		check := httptest.NewRequest(method, target, nil)
+		check.Header = req.Header.Clone()
+		checkAgainstDoc(t, srv, check, []byte(body), w)
+	}
 	return w
 }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
 
 func decode[T any](t testing.TB, w *httptest.ResponseRecorder) T {
 	t.Helper()

@@ -8,9 +8,11 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math/big"
 	"math/rand/v2"
 	"mime"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -45,20 +47,87 @@ const ReplayedHeader = "Idempotency-Replayed"
 
 // Interaction is the JSON body of POST /v1/interactions (one element of the
 // batch array). Required: user_id, video_id, play_duration_ms,
-// video_duration_ms. event_time_ms defaults to the server's clock (it is
-// required with an Idempotency-Key), watch_ratio to
-// play_duration_ms / video_duration_ms. Any other field is rejected.
+// video_duration_ms. event_time_ms defaults to the server's clock,
+// watch_ratio to play_duration_ms / video_duration_ms; both may be absent,
+// but not null. Any other field is rejected.
 type Interaction struct {
-	UserID          *uint32  `json:"user_id"`
-	VideoID         *uint32  `json:"video_id"`
-	PlayDurationMs  *int64   `json:"play_duration_ms"`
-	VideoDurationMs *int64   `json:"video_duration_ms"`
-	EventTimeMs     *int64   `json:"event_time_ms"`
-	WatchRatio      *float64 `json:"watch_ratio"`
+	UserID          *Integer[uint32]         `json:"user_id"`
+	VideoID         *Integer[uint32]         `json:"video_id"`
+	PlayDurationMs  *Integer[int64]          `json:"play_duration_ms"`
+	VideoDurationMs *Integer[int64]          `json:"video_duration_ms"`
+	EventTimeMs     Optional[Integer[int64]] `json:"event_time_ms"`
+	WatchRatio      Optional[float64]        `json:"watch_ratio"`
 	// Source is "api" (the default) or "simulator" (the closed-loop
 	// simulator's events, which the online evaluation and the retrain from
 	// the log tell apart).
-	Source *string `json:"source"`
+	Source Optional[string] `json:"source"`
+}
+
+// Integer is a JSON integer as JSON Schema defines it: a number with an
+// integral value, in T's range, whatever its spelling (7, 7.0, 0.7e1). A
+// fraction, a string or a value out of range is a type error naming the
+// field (a *json.UnmarshalTypeError).
+type Integer[T uint32 | int64] struct{ V T }
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (n *Integer[T]) UnmarshalJSON(b []byte) error {
+	s := string(b)
+	bad := func(what string) error {
+		return &json.UnmarshalTypeError{Value: what, Type: reflect.TypeFor[T]()}
+	}
+	if s == "" || (s[0] != '-' && (s[0] < '0' || s[0] > '9')) {
+		switch s[0] {
+		case '"':
+			return bad("string")
+		case 't', 'f':
+			return bad("bool")
+		case '{':
+			return bad("object")
+		case '[':
+			return bad("array")
+		}
+		return bad(s)
+	}
+	var v T
+	if i, err := strconv.ParseInt(s, 10, 64); err == nil {
+		if int64(T(i)) != i || (i < 0 && T(i) > 0) {
+			return bad("number " + s)
+		}
+		n.V = T(i)
+		return nil
+	}
+	// Not a plain integer literal: a fraction or an exponent with an
+	// integral value is an integer too.
+	f, _, err := big.ParseFloat(s, 10, 512, big.ToNearestEven)
+	if err != nil || !f.IsInt() {
+		return bad("number " + s)
+	}
+	bi, _ := f.Int(nil)
+	if !bi.IsInt64() || int64(T(bi.Int64())) != bi.Int64() || (bi.Sign() < 0 && T(bi.Int64()) > 0) {
+		return bad("number " + s)
+	}
+	v = T(bi.Int64())
+	n.V = v
+	return nil
+}
+
+// Optional is a JSON field that may be absent but not null: null is a type
+// error naming the field (a *json.UnmarshalTypeError).
+type Optional[T any] struct {
+	V   T
+	Set bool
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (o *Optional[T]) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return &json.UnmarshalTypeError{Value: "null", Type: reflect.TypeFor[T]()}
+	}
+	if err := json.Unmarshal(b, &o.V); err != nil {
+		return err
+	}
+	o.Set = true
+	return nil
 }
 
 // Accepted is the 202 answer of the intake endpoints. Event ids are decimal
@@ -257,7 +326,7 @@ func (s *Server) readEvents(c echo.Context, batch bool) (*intakeRequest, error) 
 		if !batch {
 			idx = -1
 		}
-		if err := toEvent(&in[i], &events[i], key != "", now.UnixMilli(), idx); err != nil {
+		if err := toEvent(&in[i], &events[i], now.UnixMilli(), idx); err != nil {
 			return nil, err
 		}
 		if key != "" {
@@ -266,8 +335,8 @@ func (s *Server) readEvents(c echo.Context, batch bool) (*intakeRequest, error) 
 			events[i].EventID = s.ids.next()
 		}
 		events[i].Source = stream.SourceAPI
-		if src := in[i].Source; src != nil {
-			switch *src {
+		if src := in[i].Source; src.Set {
+			switch src.V {
 			case "api":
 			case "simulator":
 				events[i].Source = stream.SourceSimulator
@@ -293,7 +362,7 @@ func (s *Server) tooLarge() *Error {
 const maxEventTimeMs = 1<<(64-stream.EventIDSeqBits) - 1
 
 // toEvent checks presence and ranges of the JSON fields and fills e.
-func toEvent(in *Interaction, e *stream.Event, keyed bool, nowMs int64, idx int) error {
+func toEvent(in *Interaction, e *stream.Event, nowMs int64, idx int) error {
 	missing := func(f string) error {
 		return withIndex(errorf(http.StatusBadRequest, CodeMissingField, f, "%s: required", f), idx)
 	}
@@ -306,14 +375,11 @@ func toEvent(in *Interaction, e *stream.Event, keyed bool, nowMs int64, idx int)
 		return missing("play_duration_ms")
 	case in.VideoDurationMs == nil:
 		return missing("video_duration_ms")
-	case in.EventTimeMs == nil && keyed:
-		return withIndex(errorf(http.StatusBadRequest, CodeMissingField, "event_time_ms",
-			"event_time_ms: required with an %s header (a retry must resend the same event time)", IdempotencyHeader), idx)
 	}
-	*e = stream.Event{UserID: *in.UserID, VideoID: *in.VideoID, PlayDurationMs: *in.PlayDurationMs,
-		VideoDurationMs: *in.VideoDurationMs, EventTimeMs: nowMs}
-	if in.EventTimeMs != nil {
-		e.EventTimeMs = *in.EventTimeMs
+	*e = stream.Event{UserID: in.UserID.V, VideoID: in.VideoID.V, PlayDurationMs: in.PlayDurationMs.V,
+		VideoDurationMs: in.VideoDurationMs.V, EventTimeMs: nowMs}
+	if in.EventTimeMs.Set {
+		e.EventTimeMs = in.EventTimeMs.V.V
 		if e.EventTimeMs > maxEventTimeMs {
 			return withIndex(errorf(http.StatusBadRequest, CodeInvalidField, "event_time_ms", "event_time_ms: too large"), idx)
 		}
@@ -321,8 +387,8 @@ func toEvent(in *Interaction, e *stream.Event, keyed bool, nowMs int64, idx int)
 	if e.EventTimeMs <= 0 {
 		return withIndex(errorf(http.StatusBadRequest, CodeInvalidEvent, "event_time_ms", "event_time_ms: must be positive (Unix ms)"), idx)
 	}
-	if in.WatchRatio != nil {
-		e.WatchRatio = *in.WatchRatio
+	if in.WatchRatio.Set {
+		e.WatchRatio = in.WatchRatio.V
 	} else if e.VideoDurationMs > 0 && e.PlayDurationMs >= 0 {
 		e.WatchRatio = float64(e.PlayDurationMs) / float64(e.VideoDurationMs)
 	}

@@ -100,6 +100,17 @@ func TestIdempotencyKey(t *testing.T) {
 		t.Fatal("a reused key published")
 	}
 	wantError(t, f.do(http.MethodPost, "/v1/interactions", okEvent, ClientHeader, "a b"), http.StatusBadRequest, CodeInvalidClientID)
+
+	// A key without event_time_ms: the server's clock, and the same ids on a
+	// retry (the updater keeps the first copy of an id).
+	noTime := strings.Replace(okEvent, `,"event_time_ms":1700000000123`, ``, 1)
+	n1 := post("/v1/interactions", noTime, IdempotencyHeader, "no-time")
+	if got := f.pub.events[len(f.pub.events)-1]; got.EventTimeMs != f.now.UnixMilli() || strconv.FormatUint(got.EventID, 10) != n1.EventIDs[0] {
+		t.Fatalf("event without a time: %+v, answer %v", got, n1)
+	}
+	if n2 := post("/v1/interactions", noTime, IdempotencyHeader, "no-time"); n2.EventIDs[0] != n1.EventIDs[0] {
+		t.Fatalf("retry ids %v, first %v", n2.EventIDs, n1.EventIDs)
+	}
 }
 
 // Concurrent retries: while the first attempt is publishing, a retry gets 409
@@ -250,7 +261,8 @@ func TestInteractionBadInput(t *testing.T) {
 		{"absurd event time", "/v1/interactions", ev(`"event_time_ms":1700000000123`, `"event_time_ms":9223372036854775807`), nil, 400, CodeInvalidField, "event_time_ms"},
 		{"trailing data", "/v1/interactions", okEvent + `{}`, nil, 400, CodeInvalidJSON, ""},
 		{"array to the single endpoint", "/v1/interactions", "[" + okEvent + "]", nil, 400, CodeInvalidJSON, ""},
-		{"idempotency key without event time", "/v1/interactions", ev(`,"event_time_ms":1700000000123`, ``), []string{IdempotencyHeader, "abc"}, 400, CodeMissingField, "event_time_ms"},
+		{"null event time", "/v1/interactions", ev(`"event_time_ms":1700000000123`, `"event_time_ms":null`), nil, 400, CodeInvalidField, "event_time_ms"},
+		{"null watch ratio", "/v1/interactions", ev(`"watch_ratio":0.5`, `"watch_ratio":null`), nil, 400, CodeInvalidField, "watch_ratio"},
 		{"idempotency key with a space", "/v1/interactions", okEvent, []string{IdempotencyHeader, "a b"}, 400, CodeInvalidIdempotency, IdempotencyHeader},
 		{"idempotency key too long", "/v1/interactions", okEvent, []string{IdempotencyHeader, strings.Repeat("k", 201)}, 400, CodeInvalidIdempotency, IdempotencyHeader},
 		{"batch: object", "/v1/interactions:batch", okEvent, nil, 400, CodeInvalidJSON, ""},

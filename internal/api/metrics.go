@@ -13,7 +13,7 @@ import (
 type metrics struct {
 	requests    *prometheus.CounterVec   // route, method, code
 	latency     *prometheus.HistogramVec // route, method
-	recs        *prometheus.CounterVec   // kind: model | fallback
+	recs        *prometheus.CounterVec   // kind: model | feature_tower | popularity
 	fallbacks   *prometheus.CounterVec   // reason
 	recItems    prometheus.Histogram
 	servedStore *prometheus.CounterVec // result: ok | error | skipped
@@ -24,6 +24,7 @@ type metrics struct {
 	// intakeRecordErrors counts intake records that could not be read or written.
 	intakeReplayed, intakeRecordErrors prometheus.Counter
 	acceptBatches                      prometheus.Histogram
+	rateLimited                        *prometheus.CounterVec // route
 }
 
 // latencyBuckets span 25µs to ~0.8s (doubling): in-process scoring is tens of
@@ -39,10 +40,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "HTTP request latency by route template and method, in seconds.", Buckets: latencyBuckets},
 			[]string{"route", "method"}),
 		recs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "streamrec_api_recommendations_total",
-			Help: "Recommendation lists served, by kind: model (user embedding) or fallback (popularity)."},
+			Help: "Recommendation lists served, by kind: model (the user's embedding), feature_tower or popularity (the fallbacks)."},
 			[]string{"kind"}),
 		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "streamrec_api_fallbacks_total",
-			Help: "Recommendation lists served by the popularity fallback, by reason."}, []string{"reason"}),
+			Help: "Recommendation lists served by a fallback (feature tower or popularity), by reason the embedding was not used."}, []string{"reason"}),
 		recItems: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "streamrec_api_recommendation_items",
 			Help: "Items per served recommendation list.", Buckets: []float64{1, 5, 10, 25, 50, 100, 250, 1000}}),
 		servedStore: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "streamrec_api_served_lists_stored_total",
@@ -61,8 +62,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Intake requests answered from a completed request with the same client and Idempotency-Key (nothing published)."}),
 		intakeRecordErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "streamrec_api_intake_record_errors_total",
 			Help: "Intake idempotency records that could not be read or written in Redis (the request was published without them)."}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "streamrec_api_rate_limited_total",
+			Help: "Requests refused with 429 rate_limited (the client over its token bucket), by route template."}, []string{"route"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.latency, m.recs, m.fallbacks, m.recItems, m.servedStore, m.servedLog,
+	for _, c := range []prometheus.Collector{m.rateLimited, m.requests, m.latency, m.recs, m.fallbacks, m.recItems, m.servedStore, m.servedLog,
 		m.accepted, m.rejected, m.acceptBatches, m.intakeReplayed, m.intakeRecordErrors} {
 		if err := reg.Register(c); err != nil {
 			return nil, err

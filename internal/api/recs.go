@@ -19,7 +19,9 @@ const (
 	ReasonNoEmbedding      = "no_embedding"      // no record for the user under the index's model version (unknown user)
 	ReasonRedisError       = "redis_error"       // Redis failed or timed out
 	ReasonInvalidEmbedding = "invalid_embedding" // the stored embedding has the wrong length, or a NaN/Inf in it or in the bias
-	FallbackPopularity     = "popularity"        // the only fallback kind
+	// FallbackPopularity is the fallback of a user with neither a usable
+	// embedding nor features (see FallbackFeatureTower).
+	FallbackPopularity = "popularity"
 )
 
 // Recommendations is the JSON answer of GET /v1/users/{id}/recommendations.
@@ -30,8 +32,9 @@ type Recommendations struct {
 	// Candidates is the candidate set the list was restricted to (absent: the
 	// whole catalogue).
 	Candidates string `json:"candidates,omitempty"`
-	// Fallback is "popularity" when the list does not come from the user's
-	// embedding, with FallbackReason; both are absent otherwise.
+	// Fallback is "feature_tower" or "popularity" when the list does not
+	// come from the user's embedding, with FallbackReason (why the embedding
+	// was not used); both are absent otherwise.
 	Fallback       string `json:"fallback,omitempty"`
 	FallbackReason string `json:"fallback_reason,omitempty"`
 	// EmbeddingUpdatedAtMs and EmbeddingAgeMs describe the user embedding
@@ -112,19 +115,31 @@ func (s *Server) recommendations(c echo.Context) error {
 		}
 		scoreIdx, cands = sub, vs[0]
 	}
-	var watched []uint32
-	if exclude {
-		watched = s.watched.Get(uid, nil)
-	}
 	now := s.now()
 	resp := Recommendations{UserID: uid, ModelVersion: idx.Version(), K: k, Candidates: cands, ExcludeWatched: exclude,
-		Excluded: len(watched), ServedAtMs: now.UnixMilli()}
+		ServedAtMs: now.UnixMilli()}
 	meta := idx.Meta()
 	mu := float32(meta.Calibration.GlobalMean)
 
+	// The user's record, and with exclude_watched its shared watch history,
+	// in one round trip.
 	ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.RedisTimeout)
-	rec, found, err := s.deps.Store.GetUser(ctx, idx.Version(), uid)
+	var (
+		rec     cache.UserRecord
+		found   bool
+		shared  []uint32
+		watched []uint32
+	)
+	if ws, ok := s.deps.Store.(WatchedStore); ok && exclude {
+		rec, found, shared, err = ws.GetUserWatched(ctx, idx.Version(), uid)
+	} else {
+		rec, found, err = s.deps.Store.GetUser(ctx, idx.Version(), uid)
+	}
 	cancel()
+	if exclude {
+		watched = mergeWatched(s.watched.Get(uid, nil), shared)
+		resp.Excluded = len(watched)
+	}
 	reason := ""
 	var propensity []float32 // per slot, with exploration
 	switch {
@@ -137,28 +152,42 @@ func (s *Server) recommendations(c echo.Context) error {
 		reason = ReasonInvalidEmbedding
 		s.log.Warn("unusable user embedding", "user", uid, "dim", len(rec.Embedding), "model_dim", idx.Dim(), "version", idx.Version())
 	}
-	if reason == "" {
+	// A user without a usable embedding but with features gets the
+	// version's user tower on them; a user with neither, popularity.
+	emb, bias, kind := rec.Embedding, rec.Bias, "model"
+	if reason != "" {
+		kind = FallbackPopularity
+		v := make([]float32, idx.Dim())
+		if b, ok := coldStartOf(idx).userEmbedding(uid, v); ok {
+			emb, bias, kind = v, b, FallbackFeatureTower
+		}
+	}
+	if kind != FallbackPopularity {
 		bufp := scoredPool.Get().(*[]cache.Scored)
-		top := scoreIdx.TopK((*bufp)[:0], rec.Embedding, k, cache.TopKOptions{UseBias: true, Exclude: watched})
+		top := scoreIdx.TopK((*bufp)[:0], emb, k, cache.TopKOptions{UseBias: true, Exclude: watched})
 		resp.Items = make([]RecItem, len(top))
 		for i, t := range top {
-			resp.Items[i] = RecItem{VideoID: t.ID, Score: t.Score, PredictedWatchRatio: mu + rec.Bias + t.Score}
+			resp.Items[i] = RecItem{VideoID: t.ID, Score: t.Score, PredictedWatchRatio: mu + bias + t.Score}
 		}
 		*bufp = top
 		scoredPool.Put(bufp)
-		propensity = explore(resp.Items, scoreIdx, rec.Embedding, mu, rec.Bias, s.cfg.ExploreRate, watched)
+		if kind == "model" { // fallback lists are never explored
+			propensity = explore(resp.Items, scoreIdx, emb, mu, bias, s.cfg.ExploreRate, watched)
+		}
+	} else {
+		resp.Items = s.fb.popular(idx, k, watched, mu, scoreIdx)
+	}
+	if reason == "" {
 		upd, age := rec.UpdatedAtMs, rec.Age(now).Milliseconds()
 		resp.EmbeddingUpdatedAtMs, resp.EmbeddingAgeMs = &upd, &age
 		if rec.InputNext > 0 {
 			resp.InputPosition = &InputPosition{Partition: rec.InputPartition, Offset: rec.InputNext - 1}
 		}
-		s.metrics.recs.WithLabelValues("model").Inc()
 	} else {
-		resp.Fallback, resp.FallbackReason = FallbackPopularity, reason
-		resp.Items = s.fb.popular(idx, k, watched, mu, scoreIdx)
-		s.metrics.recs.WithLabelValues("fallback").Inc()
+		resp.Fallback, resp.FallbackReason = kind, reason
 		s.metrics.fallbacks.WithLabelValues(reason).Inc()
 	}
+	s.metrics.recs.WithLabelValues(kind).Inc()
 	s.metrics.recItems.Observe(float64(len(resp.Items)))
 
 	served := cache.ServedList{ModelVersion: idx.Version(), ServedAtMs: resp.ServedAtMs,
@@ -207,9 +236,21 @@ func (s *Server) recommendations(c echo.Context) error {
 	return c.JSON(http.StatusOK, &resp)
 }
 
+// parseUserID parses a path user id: decimal digits, no sign, no leading
+// zero (the OpenAPI document's pattern), at most 4294967295.
+// mergeWatched returns the distinct videos of a and b (a is reused).
+func mergeWatched(a, b []uint32) []uint32 {
+	for _, v := range b {
+		if !slices.Contains(a, v) {
+			a = append(a, v)
+		}
+	}
+	return a
+}
+
 func parseUserID(s string) (uint32, error) {
 	v, err := strconv.ParseUint(s, 10, 32)
-	if err != nil {
+	if err != nil || s[0] == '+' || (s[0] == '0' && len(s) > 1) {
 		return 0, errorf(http.StatusBadRequest, CodeInvalidUserID, "id", "user id %q: want a decimal integer in [0, 4294967295]", truncate(s, 32))
 	}
 	return uint32(v), nil
@@ -254,18 +295,28 @@ type fallbackRanking struct {
 }
 
 func (f *fallbackCache) ranking(idx *cache.ItemIndex) []cache.Scored {
+	if cs := coldStartOf(idx); cs != nil {
+		return cs.popular
+	}
 	if r := f.cur.Load(); r != nil && r.idx == idx {
 		return r.ranked
 	}
-	var ranked []cache.Scored
-	if d := idx.Dim(); d > 0 {
-		q := make([]float32, d)
-		q[d-1] = 1
-		ranked = idx.TopK(make([]cache.Scored, 0, idx.Len()), q, idx.Len(), cache.TopKOptions{UseBias: true})
-	}
+	ranked := itemBiasRanking(idx)
 	// Concurrent first requests may each compute it; the results are equal.
 	f.cur.Store(&fallbackRanking{idx: idx, ranked: ranked})
 	return ranked
+}
+
+// itemBiasRanking ranks every item of idx by its score for the query
+// [0, ..., 0, 1] (see fallbackCache).
+func itemBiasRanking(idx *cache.ItemIndex) []cache.Scored {
+	d := idx.Dim()
+	if d <= 0 {
+		return nil
+	}
+	q := make([]float32, d)
+	q[d-1] = 1
+	return idx.TopK(make([]cache.Scored, 0, idx.Len()), q, idx.Len(), cache.TopKOptions{UseBias: true})
 }
 
 // popular returns the k most popular items of idx not in exclude, and in

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"strings"
 	"time"
@@ -30,6 +31,15 @@ type ItemSource interface {
 type UserStore interface {
 	GetUser(ctx context.Context, version string, userID uint32) (cache.UserRecord, bool, error)
 	PutServed(ctx context.Context, userID uint32, l cache.ServedList) error
+}
+
+// WatchedStore is a UserStore that also keeps the users' shared watch
+// history (the updater's ring of each user's recent events, under a key of
+// no model version); *cache.Store implements it. GetUserWatched reads the
+// record and the history in one round trip. When Deps.Store implements it,
+// exclude_watched uses the history (with this process's recent intake).
+type WatchedStore interface {
+	GetUserWatched(ctx context.Context, version string, userID uint32) (cache.UserRecord, bool, []uint32, error)
 }
 
 // Publisher writes events to the interactions topic; *stream.Producer
@@ -98,13 +108,28 @@ type Config struct {
 	// sample of the candidates, with their propensity (explore.go).
 	// Default: 0 (off).
 	ExploreRate float64
+	// RateLimit is each client's (ClientHeader) sustained rate on the public
+	// routes, in requests a second, with bursts of RateBurst; past it 429
+	// rate_limited. 0: no limit. Default: 0.
+	RateLimit float64
+	// RateBurst is the size of each client's token bucket. Default: 100.
+	RateBurst int
+	// RateClients bounds the clients whose buckets are kept. Default: 100000.
+	RateClients int
+	// AdminToken is the bearer token of the admin routes (/v1/admin/...);
+	// empty: they answer 403 admin_disabled. Never logged. Default: empty.
+	AdminToken string
+	// MetricsElsewhere leaves /metrics off the API's routes: the caller
+	// serves MetricsHandler on its own listener. Default: false.
+	MetricsElsewhere bool
 }
 
 // DefaultConfig returns the defaults documented on Config.
 func DefaultConfig() Config {
 	return Config{DefaultK: 25, MaxK: 100, MaxBodyBytes: 1 << 20, MaxBatch: 1000,
 		RedisTimeout: 100 * time.Millisecond, PublishTimeout: 10 * time.Second, ReadyTimeout: 2 * time.Second,
-		WatchedUsers: 100_000, WatchedPerUser: 200, IdempotencyTTL: 24 * time.Hour}
+		WatchedUsers: 100_000, WatchedPerUser: 200, IdempotencyTTL: 24 * time.Hour,
+		RateBurst: 100, RateClients: 100_000}
 }
 
 // Validate reports every invalid field.
@@ -131,6 +156,9 @@ func (c Config) Validate() error {
 	if c.IdempotencyTTL < c.PublishTimeout+5*time.Second {
 		errs = append(errs, fmt.Errorf("idempotency ttl %v: want at least the publish timeout + 5s", c.IdempotencyTTL))
 	}
+	if c.RateLimit < 0 || math.IsNaN(c.RateLimit) || math.IsInf(c.RateLimit, 0) || c.RateBurst < 1 || c.RateClients < 1 {
+		errs = append(errs, fmt.Errorf("rate limit %v, burst %d, clients %d: want a finite rate >= 0 (0: off), burst and clients >= 1", c.RateLimit, c.RateBurst, c.RateClients))
+	}
 	if c.WatchedUsers < 1 || c.WatchedPerUser < 1 {
 		errs = append(errs, errors.New("watched-users and watched-per-user must be positive"))
 	}
@@ -148,6 +176,15 @@ type Deps struct {
 	Intake IntakeStore
 	// Checks are run in order by /readyz.
 	Checks []Check
+	// Models lists and rolls back model versions (GET /v1/models and the
+	// admin routes); nil: those answer 503 model_store_unavailable.
+	Models ModelStore
+	// Videos registers videos that appear after training (POST
+	// /v1/admin/videos); nil: that route answers 409 no_item_tower.
+	Videos ItemRegistry
+	// Reload refreshes the item index now (the admin reload and rollback);
+	// *cache.ItemCache's Refresh does. Nil: nothing to do.
+	Reload func(ctx context.Context) (swapped bool, err error)
 	// Observer may be nil.
 	Observer Observer
 	// Online, if not nil, writes every served list to the served-list log
@@ -174,6 +211,8 @@ type Server struct {
 	ids     *idAssigner
 	fb      fallbackCache
 	online  *onlineState // nil: the online evaluation is off
+	limiter *rateLimiter // nil: no rate limit
+	doc     []byte       // the OpenAPI document served (renderOpenAPI)
 	// routePaths maps each registered Echo path to its OpenAPI template (the
 	// metrics' route label); read-only after New.
 	routePaths map[string]string
@@ -202,20 +241,38 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, deps: deps, log: deps.Logger.With("component", "api"), now: deps.Now, metrics: m,
 		watched: newWatchedSet(cfg.WatchedUsers, cfg.WatchedPerUser), ids: newIDAssigner()}
+	if s.doc, err = renderOpenAPI(cfg); err != nil {
+		return nil, err
+	}
+	if cfg.RateLimit > 0 {
+		s.limiter = newRateLimiter(cfg.RateLimit, cfg.RateBurst, cfg.RateClients)
+	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
 	e.Use(s.instrument, s.recoverPanics)
 
+	// pub are the middlewares of the public routes: the rate limit.
+	var pub []echo.MiddlewareFunc
+	if s.limiter != nil {
+		pub = append(pub, s.limit)
+	}
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
-	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(deps.Registry, promhttp.HandlerOpts{})))
+	if !cfg.MetricsElsewhere {
+		e.GET("/metrics", echo.WrapHandler(s.MetricsHandler()))
+	}
 	e.GET("/v1/openapi.json", s.openapi)
-	e.GET("/v1/users/:id/recommendations", s.recommendations)
-	e.POST("/v1/interactions", s.postInteraction)
+	e.GET("/v1/users/:id/recommendations", s.recommendations, pub...)
+	e.POST("/v1/interactions", s.postInteraction, pub...)
 	// "\:" is Echo's escape for a literal colon (Google API style custom method).
-	e.POST(`/v1/interactions\:batch`, s.postInteractionBatch)
-	e.GET("/v1/metrics/online", s.onlineMetrics)
+	e.POST(`/v1/interactions\:batch`, s.postInteractionBatch, pub...)
+	e.GET("/v1/metrics/online", s.onlineMetrics, pub...)
+	e.GET("/v1/models", s.publicModels, pub...)
+	e.GET("/v1/admin/models", s.adminModels, s.requireAdmin)
+	e.POST(`/v1/admin/models\:rollback`, s.adminRollback, s.requireAdmin)
+	e.POST(`/v1/admin/models\:reload`, s.adminReload, s.requireAdmin)
+	e.POST("/v1/admin/videos", s.adminRegisterVideo, s.requireAdmin)
 	if deps.Online != nil {
 		if deps.Online.Log == nil || deps.Online.Windows == nil || deps.Online.Partitions < 1 || deps.Online.Window <= 0 {
 			return nil, errors.New("api: Online needs Log, Windows, Partitions >= 1 and Window > 0")
@@ -241,6 +298,12 @@ func New(cfg Config, deps Deps) (*Server, error) {
 // Echo returns the Echo instance (an http.Handler). Start it, and stop it with
 // its Shutdown.
 func (s *Server) Echo() *echo.Echo { return s.e }
+
+// MetricsHandler serves the registry's metrics (Prometheus text): on the
+// API's /metrics, or on a listener of its own (Config.MetricsElsewhere).
+func (s *Server) MetricsHandler() http.Handler {
+	return promhttp.HandlerFor(s.deps.Registry, promhttp.HandlerOpts{})
+}
 
 // Routes returns the registered routes as "METHOD /path" with OpenAPI path
 // templates ("{id}", literal ':').

@@ -43,6 +43,8 @@ type ItemIndex struct {
 	sparse   map[uint32]int32
 	// sets are the sub-indexes of the version's candidate sets.
 	sets map[string]*ItemIndex
+	// extra is what ItemCache.Extend attached before the index was installed.
+	extra any
 }
 
 // Candidates returns the sub-index of the candidate set name (see

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +26,13 @@ type ModelSource interface {
 // reader that took an *ItemIndex keeps using that version until it asks
 // again, so one request never mixes versions.
 type ItemCache struct {
+	// Extend, if set, is called by Refresh with each newly loaded index
+	// before it is installed (readers never see it half-extended); it may
+	// Attach serving data of the same version (tower weights, features). An
+	// error keeps the old index, and the next Refresh tries again. Set it
+	// before the first Refresh.
+	Extend func(ctx context.Context, x *ItemIndex) error
+
 	cur       atomic.Pointer[ItemIndex]
 	refreshMu sync.Mutex // serialises Refresh: one load at a time
 }
@@ -46,11 +54,29 @@ func (c *ItemCache) Refresh(ctx context.Context, src ModelSource) (bool, error) 
 		return false, fmt.Errorf("refreshing item cache: %w", err)
 	}
 	if old := c.cur.Load(); old != nil && old.Version() == v {
-		return false, nil
+		// The same version: reload only if videos were registered since.
+		rc, ok := src.(interface {
+			RegisteredCount(ctx context.Context, version string) (int, error)
+		})
+		if !ok {
+			return false, nil
+		}
+		n, err := rc.RegisteredCount(ctx, v)
+		if err != nil {
+			return false, fmt.Errorf("refreshing item cache: %w", err)
+		}
+		if n == old.Meta().Registered {
+			return false, nil
+		}
 	}
 	x, err := LoadItemIndex(ctx, src, v)
 	if err != nil {
 		return false, fmt.Errorf("refreshing item cache: %w", err)
+	}
+	if c.Extend != nil {
+		if err := c.Extend(ctx, x); err != nil {
+			return false, fmt.Errorf("refreshing item cache: extending version %s: %w", v, err)
+		}
 	}
 	c.cur.Store(x)
 	return true, nil
@@ -114,3 +140,14 @@ func (c *ItemCache) Follow(ctx context.Context, s *Store, poll time.Duration, lo
 		}
 	}
 }
+
+// Attach attaches v to the index: call it only before the index is shared
+// (from ItemCache.Extend). Attached returns it.
+func (x *ItemIndex) Attach(v any) { x.extra = v }
+
+// Attached returns what Attach attached, or nil.
+func (x *ItemIndex) Attached() any { return x.extra }
+
+// IsRegistered reports whether id is a video registered after training
+// (Store.RegisterItem) rather than a published item of the version.
+func (x *ItemIndex) IsRegistered(id uint32) bool { return slices.Contains(x.meta.RegisteredIDs, id) }

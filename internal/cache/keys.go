@@ -16,8 +16,11 @@ import (
 //	ns:model:v:tower            string: the user-tower weights blob
 //	ns:model:v:ufeat            string: the users' model input features (PutUserFeatures)
 //	ns:model:v:uoff             string: the chunk count of the offline user vectors; ns:model:v:uoff:i chunk i (offline.go)
+//	ns:model:v:newitems         hash video id -> bias and vector: videos registered after training (RegisterItem)
+//	ns:model:v:popular          string: Popularity JSON, counts of positive interactions per video (PutPopularity)
 //	ns:user:v:uid               string: one UserRecord (binary)
 //	ns:served:uid               string: one ServedList (binary), with a TTL
+//	ns:watched:uid              string: the user's recent watched videos (uint32 LE each), any model version (PutUsersIfNewer)
 //	ns:model-updates            pub/sub channel: ModelUpdate JSON notices
 //	ns:marker:name              string: a liveness marker (see Store.SetMarker)
 //	ns:slist:id                 hash {r: ServedRecord (binary), w: server time written}: one served list (v2)
@@ -40,8 +43,11 @@ const (
 	segItems    = "items"
 	segTower    = "tower"
 	segUFeat    = "ufeat"
+	segPopular  = "popular"
+	segNewItems = "newitems"
 	segUser     = "user"
 	segServed   = "served"
+	segWatched  = "watched"
 	segMarker   = "marker"
 	segEval     = "eval"
 	segSList    = "slist"
@@ -71,6 +77,8 @@ func (k keys) modelPrefix(v string) string  { return k.ns + keySep + segModel + 
 func (k keys) meta(v string) string         { return k.modelPrefix(v) + segMeta }
 func (k keys) tower(v string) string        { return k.modelPrefix(v) + segTower }
 func (k keys) userFeatures(v string) string { return k.modelPrefix(v) + segUFeat }
+func (k keys) popularity(v string) string   { return k.modelPrefix(v) + segPopular }
+func (k keys) newItems(v string) string     { return k.modelPrefix(v) + segNewItems }
 func (k keys) itemChunk(v string, i int) string {
 	return k.modelPrefix(v) + segItems + keySep + strconv.Itoa(i)
 }
@@ -88,6 +96,10 @@ func (k keys) userPattern(v string) string { return k.userPrefix(v) + "*" }
 
 func (k keys) served(uid uint32) string {
 	return k.ns + keySep + segServed + keySep + strconv.FormatUint(uint64(uid), 10)
+}
+
+func (k keys) watched(uid uint32) string {
+	return k.ns + keySep + segWatched + keySep + strconv.FormatUint(uint64(uid), 10)
 }
 
 func (k keys) marker(name string) string { return k.ns + keySep + segMarker + keySep + name }

@@ -68,6 +68,13 @@ type ModelMeta struct {
 	PublishedAtMs int64 `json:"published_at_ms"`
 	// CandidateSets: see Model.CandidateSets.
 	CandidateSets map[string][]uint32 `json:"candidate_sets,omitempty"`
+	// Registered is how many videos were registered after training
+	// (RegisterItem) when ItemEmbeddings read the version; it adds them to
+	// the published items (ItemCount then counts both). Never stored.
+	Registered int `json:"-"`
+	// RegisteredIDs are the registered videos ItemEmbeddings added (those
+	// that are not published items). Never stored.
+	RegisteredIDs []uint32 `json:"-"`
 }
 
 // ModelUpdate is the notice PUBLISHed on "<ns>:model-updates" after each flip.
@@ -425,6 +432,28 @@ func (s *Store) ItemEmbeddings(ctx context.Context, version string) (ModelMeta, 
 				return ModelMeta{}, Items{}, fmt.Errorf("decoding item chunk %d of model version %s: %w", c, version, err)
 			}
 		}
+	}
+	// Videos registered after training join the published ones.
+	rids, rbias, rvecs, fields, err := s.registeredItems(ctx, version, dim)
+	if err != nil {
+		return ModelMeta{}, Items{}, err
+	}
+	meta.Registered = fields
+	if len(rids) > 0 {
+		published := make(map[uint32]bool, n)
+		for _, id := range items.IDs {
+			published[id] = true
+		}
+		for i, id := range rids {
+			if published[id] {
+				continue
+			}
+			items.IDs = append(items.IDs, id)
+			items.Biases = append(items.Biases, rbias[i])
+			items.Vectors = append(items.Vectors, rvecs[i*dim:(i+1)*dim]...)
+			meta.RegisteredIDs = append(meta.RegisteredIDs, id)
+		}
+		meta.ItemCount = len(items.IDs)
 	}
 	return meta, items, nil
 }

@@ -36,6 +36,12 @@ type UserRecord struct {
 	// EventProducedAtMs is when that last event was produced (unix ms), for
 	// end-to-end freshness (event produced -> embedding in Redis).
 	EventProducedAtMs int64
+	// Watched, when not nil, are the videos of the user's recent
+	// interactions (the updater's ring of recent events): PutUsersIfNewer
+	// writes them, with the record, to the user's watch-history key, which
+	// does not depend on the model version ("ns:watched:uid"); the record's
+	// encoding does not hold them. GetUserWatched reads them back.
+	Watched []uint32
 }
 
 // Age returns how old the embedding is at now.

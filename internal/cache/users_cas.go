@@ -15,7 +15,9 @@ import (
 // most significant byte, because Lua numbers cannot hold a uint64. A stored
 // value of another format or length (a corrupt record), or of another
 // partition, is overwritten. ARGV[2]
-// is the TTL in ms (0: none). Returns 1 if written.
+// is the TTL in ms (0: none). With KEYS[2] (the user's watch-history key),
+// ARGV[3] is written there too, when the record is (same TTL). Returns 1 if
+// written.
 var putIfNewerScript = redis.NewScript(`
 local old = redis.call('GET', KEYS[1])
 local new = ARGV[1]
@@ -35,10 +37,14 @@ if old and string.len(old) >= 2 and string.byte(old, 1) == 2 then
   end
 end
 local ttl = tonumber(ARGV[2])
-if ttl > 0 then
-  redis.call('SET', KEYS[1], new, 'PX', ttl)
-else
-  redis.call('SET', KEYS[1], new)
+for i = 1, #KEYS do
+  local v = new
+  if i == 2 then v = ARGV[3] end
+  if ttl > 0 then
+    redis.call('SET', KEYS[i], v, 'PX', ttl)
+  else
+    redis.call('SET', KEYS[i], v)
+  end
 end
 return 1
 `)
@@ -51,7 +57,9 @@ return 1
 // that lost its partitions but still flushes) overwriting a fresher vector.
 // One pipeline of EVALSHA (one extra round trip when the script is not yet
 // cached by the server). It returns how many records were skipped as older.
-// Same argument rules, ownership and retry advice as PutUsers.
+// A record with Watched not nil also writes them to the user's
+// watch-history key, in the same script (so only when the record is
+// written). Same argument rules, ownership and retry advice as PutUsers.
 func (s *Store) PutUsersIfNewer(ctx context.Context, version string, recs []UserRecord) (skipped int, err error) {
 	if err := s.checkUsers(version, recs); err != nil {
 		return 0, err
@@ -59,20 +67,29 @@ func (s *Store) PutUsersIfNewer(ctx context.Context, version string, recs []User
 	if len(recs) == 0 {
 		return 0, nil
 	}
-	keys := make([]string, len(recs))
+	keys := make([][]string, len(recs))
 	vals := make([][]byte, len(recs))
+	hist := make([][]byte, len(recs))
 	buf := make([]byte, 0, (userRecordFixed+len(version)+4*len(recs[0].Embedding))*len(recs))
 	for i := range recs {
 		start := len(buf)
 		buf = appendUserRecord(buf, version, &recs[i])
-		keys[i], vals[i] = s.k.user(version, recs[i].UserID), buf[start:len(buf):len(buf)]
+		keys[i], vals[i] = []string{s.k.user(version, recs[i].UserID)}, buf[start:len(buf):len(buf)]
+		if w := recs[i].Watched; w != nil {
+			keys[i] = append(keys[i], s.k.watched(recs[i].UserID))
+			hist[i] = appendWatched(make([]byte, 0, 4*len(w)), w)
+		}
 	}
 	ttl := strconv.FormatInt(s.cfg.UserTTL.Milliseconds(), 10)
 	for attempt := 0; ; attempt++ {
 		pipe := s.rdb.Pipeline()
 		cmds := make([]*redis.Cmd, len(recs))
 		for i := range recs {
-			cmds[i] = putIfNewerScript.EvalSha(ctx, pipe, keys[i:i+1], vals[i], ttl)
+			if len(keys[i]) == 2 {
+				cmds[i] = putIfNewerScript.EvalSha(ctx, pipe, keys[i], vals[i], ttl, hist[i])
+			} else {
+				cmds[i] = putIfNewerScript.EvalSha(ctx, pipe, keys[i], vals[i], ttl)
+			}
 		}
 		_, err := pipe.Exec(ctx)
 		if err != nil && attempt == 0 && redis.HasErrorPrefix(err, "NOSCRIPT") {

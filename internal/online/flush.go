@@ -55,7 +55,8 @@ func (u *Updater) snapshot() *flushJob {
 		}
 		bias := towers.UserEmbedding(emb, dense, s.Vec, u.model.Scale)
 		job.recs[s.ModelVersion] = append(job.recs[s.ModelVersion], cache.UserRecord{UserID: uid, Embedding: emb, Bias: bias,
-			UpdatedAtMs: s.UpdatedAtMs, InputPartition: s.Pos.Partition, InputNext: s.Pos.Offset + 1, EventProducedAtMs: s.ProducedAtUs / 1000})
+			UpdatedAtMs: s.UpdatedAtMs, InputPartition: s.Pos.Partition, InputNext: s.Pos.Offset + 1, EventProducedAtMs: s.ProducedAtUs / 1000,
+			Watched: ringVideos(c.Ring)})
 		job.allDurable = job.allDurable && s.durable
 		job.states[i] = c
 		// Jobs run one at a time in order, so once this one is done every later
@@ -208,4 +209,24 @@ func (u *Updater) putRecords(ctx context.Context, byVersion map[string][]cache.U
 		u.stale.Add(uint64(skipped))
 	}
 	return nil
+}
+
+// ringVideos returns the distinct videos of a ring, oldest first: the
+// user's shared watch history (cache.UserRecord.Watched, read by the API's
+// exclude_watched). Never nil, so that an empty ring is written too.
+func ringVideos(ring []RecentEvent) []uint32 {
+	out := make([]uint32, 0, len(ring))
+	for _, e := range ring {
+		dup := false
+		for _, v := range out {
+			if v == e.VideoID {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			out = append(out, e.VideoID)
+		}
+	}
+	return out
 }

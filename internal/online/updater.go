@@ -180,6 +180,27 @@ func (u *Updater) SetModel(m Model) {
 	u.setModel(m)
 }
 
+// SetItems replaces the item embeddings of the current version (with the
+// videos registered after training), keeping everything else (the dense
+// tower and its online steps included). Items of another version are
+// refused (false): switch versions with SetModel.
+func (u *Updater) SetItems(items Items) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if items.Version() != u.model.Items.Version() || items.Dim() != u.model.Items.Dim() {
+		return false
+	}
+	u.model.Items = items
+	return true
+}
+
+// Items returns the current item embeddings.
+func (u *Updater) Items() Items {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.model.Items
+}
+
 // Version returns the current model version.
 func (u *Updater) Version() string {
 	u.mu.Lock()

@@ -193,6 +193,17 @@ func TestUpdaterAppliesOnceAndCounts(t *testing.T) {
 		if !slices.Equal(emb, rec.Embedding) || bias != rec.Bias {
 			t.Fatalf("user %d: Redis embedding differs from the state's", uid)
 		}
+		// The shared watch history: the ring's distinct videos (cold ones
+		// included), oldest first.
+		var want []uint32
+		for _, e := range s.Ring {
+			if !slices.Contains(want, e.VideoID) {
+				want = append(want, e.VideoID)
+			}
+		}
+		if len(want) == 0 || !slices.Equal(rec.Watched, want) {
+			t.Fatalf("user %d: watched %v, ring videos %v", uid, rec.Watched, want)
+		}
 	}
 }
 
