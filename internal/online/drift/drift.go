@@ -5,9 +5,9 @@
 // against a reference. Every detector is allocation-free per update and not
 // safe for concurrent use (one goroutine feeds it).
 //
-// Wiring them to the online evaluator's streams, alerts (GET /v1/drift,
-// Prometheus, markers on the series) and the actions of the drift issue
-// (learning rate, retraining, canary) is not built yet.
+// Monitor runs them on named signals with alert episodes (monitor.go);
+// the API wires it to the online evaluator (GET /v1/drift, Prometheus,
+// markers on the series). The drift issue's actions are not built yet.
 package drift
 
 import (
