@@ -13,6 +13,7 @@ import (
 	"github.com/streamrec/streamrec/internal/api"
 	"github.com/streamrec/streamrec/internal/cache"
 	"github.com/streamrec/streamrec/internal/config"
+	"github.com/streamrec/streamrec/internal/online/drift"
 	"github.com/streamrec/streamrec/internal/online/eval"
 	"github.com/streamrec/streamrec/internal/stream"
 )
@@ -67,6 +68,20 @@ func setupEval(ctx context.Context, o *options, brokers []string, store *cache.S
 	cfg.Twin = &api.TwinScorer{Items: items, Offline: store, Log: log.With("component", "twin")}
 	online := &api.Online{Log: store, Windows: store, Group: o.eval.group, Window: cfg.Window, CountWindow: cfg.CountWindow,
 		Partitions: n, Queue: o.eval.servedQueue}
+	if o.eval.drift {
+		alerts := api.NewDriftAlerts()
+		if err := reg.Register(alerts); err != nil {
+			return nil, nil, err
+		}
+		dets, dists := drift.DefaultSpecs()
+		m, err := drift.NewMonitor(dets, dists, log.With("component", "drift"), func(a drift.Alert) {
+			alerts.WithLabelValues(a.Detector, a.Signal).Inc()
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		online.Drift, cfg.Observe = m, m.Observe
+	}
 	group := ""
 	if o.eval.partitions == "group" {
 		group = o.eval.kafkaGroup

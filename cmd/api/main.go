@@ -47,7 +47,7 @@ type evalOptions struct {
 	partitions, group  string
 	kafkaGroup         string
 	cfg                eval.Config
-	fromFirst          bool
+	fromFirst, drift   bool
 	batch, servedQueue int
 	flushEvery         time.Duration
 }
@@ -88,6 +88,7 @@ func parse(args []string) (*options, error) {
 	fs.BoolVar(&o.eval.fromFirst, "eval-from-first", false, "a partition the windows never saw starts at its first offset (default: its newest)")
 	fs.IntVar(&o.eval.batch, "eval-batch", 1000, "most messages of a partition applied in one atomic step")
 	fs.DurationVar(&o.eval.flushEvery, "eval-flush", 200*time.Millisecond, "apply a partial batch once it is this old")
+	fs.BoolVar(&o.eval.drift, "drift", true, "with --eval: run the drift monitor (detectors on the evaluator's streams and windows, GET /v1/drift, alerts)")
 	fs.IntVar(&o.eval.servedQueue, "served-queue", 4096, "served lists waiting to be written to the log (a full queue drops and counts)")
 	fs.StringVar(&o.pprofAddr, "pprof-addr", "", "serve /debug/pprof/ on this address (off when empty; never on the API's listener)")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve /metrics and /debug/pprof/ on this address, apart from the API's listener, and not /metrics on it (empty: /metrics on the API's listener, as before)")
@@ -203,6 +204,7 @@ func run(ctx context.Context, args []string) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return items.Follow(gctx, store, o.modelPoll, base) })
 	g.Go(func() error { return srv.RunServedLog(gctx, o.shutdownTimeout) })
+	g.Go(func() error { return srv.RunDriftWindows(gctx) })
 	if runner != nil {
 		g.Go(func() error { return runner.Run(gctx) })
 	}

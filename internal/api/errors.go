@@ -37,6 +37,7 @@ const (
 	CodeInternal             = "internal"                 // 500: a bug; logged
 	CodeOnlineOff            = "online_evaluation_off"    // 503: this API does not run the online evaluation
 	CodeOnlineStoreDown      = "online_store_unavailable" // 503: the windows' store (Redis) did not answer
+	CodeDriftOff             = "drift_monitoring_off"     // 503: this API does not run drift monitoring
 	CodeRateLimited          = "rate_limited"             // 429: the client is over its rate limit (Retry-After)
 	CodeUnauthorized         = "unauthorized"             // 401: an admin route without the right bearer token
 	CodeAdminDisabled        = "admin_disabled"           // 403: no admin token is configured

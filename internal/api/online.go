@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/streamrec/streamrec/internal/cache"
+	"github.com/streamrec/streamrec/internal/online/drift"
 	"github.com/streamrec/streamrec/internal/online/eval"
 	"github.com/streamrec/streamrec/internal/stream"
 )
@@ -51,6 +52,11 @@ type Online struct {
 	Queue int
 	// WriteTimeout bounds one write. Default: 1 s.
 	WriteTimeout time.Duration
+	// Drift, if not nil, is the drift monitor the evaluator feeds: served at
+	// GET /v1/drift, its alerts kept as markers in GET /v1/metrics/online,
+	// its statistics exported to Prometheus; RunDriftWindows feeds it the
+	// per-window series.
+	Drift *drift.Monitor
 }
 
 type onlineState struct {
@@ -141,6 +147,9 @@ type OnlineSeries struct {
 	CountWindow int           `json:"count_window,omitempty"`
 	Tag         string        `json:"tag,omitempty"`
 	Points      []OnlinePoint `json:"points"`
+	// Markers are the drift alert episodes since the first point's window
+	// (time windows; absent without drift monitoring).
+	Markers []drift.Alert `json:"markers,omitempty"`
 }
 
 const maxOnlinePoints = 1000
@@ -247,6 +256,9 @@ func (s *Server) onlineMetrics(c echo.Context) error {
 			}
 		}
 		out.Points = append(out.Points, p)
+	}
+	if o.cfg.Drift != nil && kind == cache.WindowByTime && len(out.Points) > 0 {
+		out.Markers = o.cfg.Drift.Markers(*out.Points[0].StartMs)
 	}
 	return c.JSON(http.StatusOK, &out)
 }

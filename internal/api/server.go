@@ -269,6 +269,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	e.POST(`/v1/interactions\:batch`, s.postInteractionBatch, pub...)
 	e.GET("/v1/metrics/online", s.onlineMetrics, pub...)
 	e.GET("/v1/models", s.publicModels, pub...)
+	e.GET("/v1/drift", s.driftReport, pub...)
 	e.GET("/v1/admin/models", s.adminModels, s.requireAdmin)
 	e.POST(`/v1/admin/models\:rollback`, s.adminRollback, s.requireAdmin)
 	e.POST(`/v1/admin/models\:reload`, s.adminReload, s.requireAdmin)
@@ -282,6 +283,11 @@ func New(cfg Config, deps Deps) (*Server, error) {
 			"The online evaluator's metrics over the last closed produce-time window (two windows back), by metric (see GET /v1/metrics/online).",
 			[]string{"metric"}, nil)}); err != nil {
 			return nil, err
+		}
+		if deps.Online.Drift != nil {
+			if err := deps.Registry.Register(newDriftCollector(deps.Online.Drift)); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if cfg.BenchReference {

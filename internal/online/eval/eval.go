@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/streamrec/streamrec/internal/online/drift"
 )
 
 // Fallback kinds of a list (List.Fallback).
@@ -109,6 +111,13 @@ type Config struct {
 	// Twin, if not nil (with Scorer), gives the frozen twin's metrics beside
 	// the live model's on the same joined interactions.
 	Twin Twin
+	// Observe, if not nil, receives the per-interaction and per-list values
+	// the drift monitor watches (signal names in internal/online/drift):
+	// hit and abs_err per joined interaction, watch_ratio per interaction,
+	// served_score, served_popularity per served slot and served_norm per
+	// list with a user vector. Called on the evaluator's goroutine; it
+	// must not block.
+	Observe func(signal string, x float64)
 }
 
 // Validate fills the defaults and checks c.
@@ -371,6 +380,21 @@ func (e *Evaluator) AddList(l List) {
 	}
 	heap.Push(&e.closes, closing{ol.closeMS + e.cfg.Grace.Milliseconds(), ol})
 	ol.hasVec = ol.UserVec != nil
+	if obs := e.cfg.Observe; obs != nil {
+		for _, sl := range l.Slots {
+			obs(drift.SignalServedScore, float64(sl.Score))
+			if e.cfg.Popularity != nil {
+				obs(drift.SignalServedPopularity, e.cfg.Popularity(sl.Video))
+			}
+		}
+		if l.UserVec != nil {
+			var n2 float64
+			for _, v := range l.UserVec {
+				n2 += float64(v) * float64(v)
+			}
+			obs(drift.SignalServedNorm, math.Sqrt(n2))
+		}
+	}
 	e.dropVectors(s)
 	if ol.InputNext > 0 {
 		// The user's waiting interactions this list's embedding includes.
@@ -555,6 +579,10 @@ func (e *Evaluator) process(x Interaction) {
 	e.emit(tw, "interactions", 1, src)
 	defer func() { e.processed++ }()
 	e.waitEffect(s, x)
+	obs := e.cfg.Observe
+	if obs != nil {
+		obs(drift.SignalWatchRatio, x.WatchRatio)
+	}
 	// The list open at p: the last served at or before p, if p is before its
 	// close; last: the last list at or before p with a user vector.
 	var open, last *openList
@@ -577,14 +605,23 @@ func (e *Evaluator) process(x Interaction) {
 	if open != nil {
 		fb := fallbackTag(open.Fallback)
 		e.emit(tw, "joined", 1, src, fb)
+		hit := 0.0
 		for _, sl := range open.Slots {
 			if sl.Video != x.Video {
 				continue
 			}
+			hit = 1
+			ae := math.Abs(float64(sl.Predicted) - x.WatchRatio)
 			e.emit(tw, "hits", 1, src, fb)
-			e.emit(tw, "abs_err_u", Micro(math.Abs(float64(sl.Predicted)-x.WatchRatio)), src, fb)
+			e.emit(tw, "abs_err_u", Micro(ae), src, fb)
 			e.emit(tw, "abs_err_n", 1, src, fb)
+			if obs != nil {
+				obs(drift.SignalAbsErr, ae)
+			}
 			break
+		}
+		if obs != nil {
+			obs(drift.SignalHit, hit)
 		}
 		e.compareTwin(tw, open, x, src, fb)
 		if open.finalised {

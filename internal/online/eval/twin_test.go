@@ -1,6 +1,7 @@
 package eval
 
 import (
+	"fmt"
 	"math"
 	"testing"
 )
@@ -66,6 +67,28 @@ func TestTwinAndFeedbackToEffect(t *testing.T) {
 	if m, _ := MetricByName("live_twin_topk_ratio"); true {
 		if _, ok := m.Of(get, 0); ok {
 			t.Error("live_twin_topk_ratio defined although the twin never ranked within K")
+		}
+	}
+}
+
+// Config.Observe receives the drift monitor's signals: the watch ratio of
+// every interaction, hit and abs_err of joined ones, and the served list's
+// scores and vector norm.
+func TestObserveSignals(t *testing.T) {
+	got := map[string][]float64{}
+	e, err := New(Config{OpenFor: 10 * 1e9, Grace: 1e9, Observe: func(s string, x float64) { got[s] = append(got[s], x) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.AddList(List{ID: "L", User: 1, ServedMS: 1000, UserVec: []float32{3, 4}, Slots: []Slot{{Video: 10, Score: 0.5, Predicted: 1.25}, {Video: 11, Score: 0.25}}})
+	e.AddInteraction(Interaction{User: 1, Video: 10, EventID: 1, WatchRatio: 2, ProducedMS: 1100})
+	e.AddInteraction(Interaction{User: 1, Video: 99, EventID: 2, WatchRatio: 0.5, ProducedMS: 1200})
+	e.AddInteraction(Interaction{User: 2, Video: 10, EventID: 3, WatchRatio: 1, ProducedMS: 1300}) // no list: no hit signal
+	e.Advance(5000)
+	want := map[string][]float64{"served_score": {0.5, 0.25}, "served_norm": {5}, "watch_ratio": {2, 0.5, 1}, "hit": {1, 0}, "abs_err": {0.75}}
+	for s, w := range want {
+		if fmt.Sprint(got[s]) != fmt.Sprint(w) {
+			t.Errorf("%s: %v, want %v", s, got[s], w)
 		}
 	}
 }

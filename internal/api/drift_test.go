@@ -1,0 +1,123 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/streamrec/streamrec/internal/cache"
+	"github.com/streamrec/streamrec/internal/online/drift"
+)
+
+func driftServer(t *testing.T, f *fixture, window time.Duration, now func() time.Time) *drift.Monitor {
+	t.Helper()
+	dets, dists := drift.DefaultSpecs()
+	dets = append(dets, drift.DetectorSpec{Name: "step", Signal: "x", Kind: drift.KindPageHinkley, PH: drift.PageHinkleyConfig{Scale: 5}, Cooldown: 1 << 30})
+	m, err := drift.NewMonitor(dets, dists, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(DefaultConfig(), Deps{Items: f.items, Store: f.store, Publisher: f.pub, Now: now,
+		Online: &Online{Log: f.store, Windows: f.store, Group: "g", Window: window, CountWindow: 100, Partitions: 4, Drift: m}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.srv = srv
+	return m
+}
+
+// GET /v1/drift: 503 without monitoring, 400 on a query parameter, and the
+// state of every detector with its alert episodes; alerts are markers in the
+// online series.
+func TestDriftEndpoint(t *testing.T) {
+	f := newFixture(t, 10, 4, 1, DefaultConfig())
+	if w := f.do(http.MethodGet, "/v1/drift", ""); w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), CodeDriftOff) {
+		t.Fatalf("without monitoring: %d %s", w.Code, w.Body)
+	}
+	f.now = time.Now()
+	m := driftServer(t, f, time.Minute, func() time.Time { return f.now })
+	if w := f.do(http.MethodGet, "/v1/drift?x=1", ""); w.Code != http.StatusBadRequest {
+		t.Fatalf("unknown parameter: %d %s", w.Code, w.Body)
+	}
+	for i := range 4000 {
+		x := 0.0
+		if i >= 2000 {
+			x = 1
+		}
+		m.Observe("x", x)
+	}
+	w := f.do(http.MethodGet, "/v1/drift", "")
+	if w.Code != http.StatusOK {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	var rep struct {
+		Detectors []map[string]any `json:"detectors"`
+		Alerts    []drift.Alert    `json:"alerts"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &rep); err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]map[string]any{}
+	for _, d := range rep.Detectors {
+		for _, k := range []string{"name", "signal", "statistic", "threshold", "alerts", "last_alert_at_ms"} {
+			if _, ok := d[k]; !ok {
+				t.Fatalf("detector %v lacks %s", d, k)
+			}
+		}
+		byName[d["name"].(string)] = d
+	}
+	if d := byName["step"]; d == nil || d["alerts"].(float64) != 1 || d["last_alert_at_ms"] == nil {
+		t.Fatalf("the stepped detector: %v", d)
+	}
+	if d := byName["hit_ph"]; d == nil || d["alerts"].(float64) != 0 || d["last_alert_at_ms"] != nil {
+		t.Fatalf("an idle detector: %v (want 0 alerts and a null last_alert_at_ms)", d)
+	}
+	if len(rep.Alerts) != 1 || rep.Alerts[0].Detector != "step" {
+		t.Fatalf("alerts %+v", rep.Alerts)
+	}
+	// A window holding the alert's time shows it as a marker.
+	idx := rep.Alerts[0].AtMs / 60000
+	if _, err := f.store.ApplyWindows(context.Background(), "g", []cache.OffsetRange{{Partition: 0, From: 0, To: 0}},
+		[]cache.WindowDelta{{Kind: cache.WindowByTime, Index: idx, Field: "interactions", Delta: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	w = f.do(http.MethodGet, "/v1/metrics/online?metric=interactions", "")
+	var series OnlineSeries
+	if err := json.Unmarshal(w.Body.Bytes(), &series); err != nil || len(series.Points) != 1 || len(series.Markers) != 1 || series.Markers[0].Detector != "step" {
+		t.Fatalf("series %s (%v)", w.Body, err)
+	}
+}
+
+// RunDriftWindows feeds each closed window's metrics once.
+func TestRunDriftWindows(t *testing.T) {
+	f := newFixture(t, 10, 4, 1, DefaultConfig())
+	const win = 20 * time.Millisecond
+	m := driftServer(t, f, win, time.Now)
+	first := time.Now().UnixMilli() / win.Milliseconds()
+	var deltas []cache.WindowDelta
+	for i := first; i < first+20; i++ {
+		deltas = append(deltas, cache.WindowDelta{Kind: cache.WindowByTime, Index: i, Field: "hits", Delta: 3},
+			cache.WindowDelta{Kind: cache.WindowByTime, Index: i, Field: "interactions", Delta: 4})
+	}
+	if _, err := f.store.ApplyWindows(context.Background(), "g", []cache.OffsetRange{{Partition: 0, From: 0, To: 0}}, deltas); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if err := f.srv.RunDriftWindows(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range m.State() {
+		if d.Signal == drift.WindowPrefix+"hit_rate" {
+			// About 300 ms / 20 ms windows closed; each fed once.
+			if d.Samples < 5 || d.Samples > 20 {
+				t.Fatalf("hit_rate window detector: %d samples, want one per closed window", d.Samples)
+			}
+			return
+		}
+	}
+	t.Fatal("no hit_rate window detector")
+}
