@@ -54,7 +54,7 @@ against each user's true top-25 among the small matrix's videos).`
 type trainOpts struct {
 	data, report, modelOut, curve string
 	cut                           string
-	noPublish, quiet              bool
+	noPublish, quiet, noCalibrate bool
 	redisAddr, namespace, version string
 	logLevel                      string
 	workers                       int
@@ -77,6 +77,7 @@ func parseTrainFlags(args []string, stderr io.Writer) (*trainOpts, error) {
 	fs.StringVar(&o.data, "data", "", "KuaiRec folder (required): DIR, DIR/KuaiRec 2.0 or the data folder")
 	fs.StringVar(&o.cut, "cut", "", "train only on events strictly before this time: RFC 3339 with offset, or Unix seconds")
 	fs.BoolVar(&o.noPublish, "no-publish", false, "do not publish to Redis")
+	fs.BoolVar(&o.noCalibrate, "no-calibrate", false, "serving model: skip the median calibration (an affine map of the predictions fit for absolute error on the validation split)")
 	fs.StringVar(&o.report, "report", "", "JSON report file (required)")
 	fs.StringVar(&o.modelOut, "model-out", filepath.Join("out", "model.srm"), "serving model file (towers model file format)")
 	fs.StringVar(&o.curve, "curve", "", "training-curve PNG (default: the model file with .png)")
@@ -264,6 +265,24 @@ func trainMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		m.Meta[towers.MetaCutMS] = float64(cutMS)
 	}
 	logger.Info("two-tower trained", "epochs", len(hist.Epochs), "best", hist.Best, "stopped", hist.Stopped, "seconds", tm.done("train_twotower"))
+	var calib *calibReport
+	if !o.noCalibrate {
+		// Fit for absolute error on the validation split (held-out
+		// big-matrix rows), folded into the parameters.
+		c := towers.FitMedianCalibration(m, td.ds.UserFeatures, td.ds.ItemFeatures, td.ds.Valid)
+		c.Apply(m)
+		m.Meta[towers.MetaCalibShift], m.Meta[towers.MetaCalibSlope] = c.Shift, c.Slope
+		calib = &calibReport{Shift: c.Shift, Slope: c.Slope, ValidRows: c.Rows,
+			ValidMAEBefore: jsonSafe(c.MAEBefore), ValidMAEAfter: jsonSafe(c.MAEAfter)}
+		sh := towers.FitMedianShifts(m, td.ds.UserFeatures, td.ds.ItemFeatures, td.ds.Train, td.ds.Valid)
+		sh.Apply(m)
+		calib.UserLambda, calib.ItemLambda = jsonLambda(sh.UserLambda), jsonLambda(sh.ItemLambda)
+		calib.ValidMAEShifts = []float64{jsonSafe(sh.ValidMAE[1]), jsonSafe(sh.ValidMAE[2])}
+		logger.Info("median shifts", "user_lambda", calib.UserLambda, "item_lambda", calib.ItemLambda,
+			"valid_mae_after_user", sh.ValidMAE[1], "valid_mae_after_item", sh.ValidMAE[2])
+		logger.Info("median calibration", "shift", c.Shift, "slope", c.Slope, "valid_mae_before", c.MAEBefore,
+			"valid_mae_after", c.MAEAfter, "seconds", tm.done("calibrate"))
+	}
 	bar = &trainBar{w: progressW, model: "seed"}
 	seed, seedHist, err := towers.FitSeed(ctx, td.ds, o.seedModel, o.seedTrain, bar.callback())
 	bar.finish()
@@ -273,7 +292,7 @@ func trainMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	seed.Version = version + "-seed"
 	logger.Info("seed trained", "epochs", len(seedHist.Epochs), "best", seedHist.Best, "stopped", seedHist.Stopped, "seconds", tm.done("train_seed"))
 	rep.Model = modelReport{Version: version, File: o.modelOut, Curve: o.curve, CutMS: cutMS,
-		TwoTower: summarizeHistory(hist), Seed: summarizeHistory(seedHist)}
+		TwoTower: summarizeHistory(hist), Seed: summarizeHistory(seedHist), Calibration: calib}
 
 	// 5. Evaluate on the small matrix over all its videos.
 	ev, evRep, err := kuairec.LoadEval(ds.Dir, kuairec.Options{Workers: o.workers})
