@@ -303,7 +303,8 @@ func trainMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if trErr != nil {
 		logger.Info("no ground truth: oracle and truth metrics omitted", "reason", trErr.Error())
 	}
-	if err := evaluate(rep, &evalInput{ev: ev, evRep: evRep, feats: feats, td: td, model: m, seed: seed, truth: tr}); err != nil {
+	if err := evaluate(rep, &evalInput{ev: ev, evRep: evRep, feats: feats, td: td, model: m, seed: seed, truth: tr,
+		stage: func(name string, secs float64) { logger.Info("evaluation", "stage", name, "seconds", secs) }}); err != nil {
 		return err
 	}
 	logger.Info("evaluated", "seconds", tm.done("evaluate"))

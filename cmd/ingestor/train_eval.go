@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/streamrec/streamrec/internal/kuairec"
@@ -171,6 +173,9 @@ type evalInput struct {
 	model *towers.TwoTower
 	seed  *towers.Seed
 	truth *synth.Truth // nil on real data
+	// stage (may be nil) is told the wall time of each part of the
+	// evaluation as it ends (the progress of a long evaluation).
+	stage func(name string, seconds float64)
 }
 
 // evaluate fills rep.Metrics (and the evaluation counts of rep.Data):
@@ -178,6 +183,13 @@ type evalInput struct {
 // averaged, is a dense users x videos truth matrix; every model ranks all
 // of a user's observed videos.
 func evaluate(rep *trainReport, in *evalInput) error {
+	last := time.Now()
+	stage := func(name string) {
+		if in.stage != nil {
+			in.stage(name, time.Since(last).Seconds())
+		}
+		last = time.Now()
+	}
 	pairs := in.ev.Pairs()
 	d := &rep.Data
 	d.EvalRows, d.EvalUntimed = in.evRep.Kept, in.evRep.KeptUntimed
@@ -265,6 +277,7 @@ func evaluate(rep *trainReport, in *evalInput) error {
 		}
 	}
 
+	stage("scorers")
 	// MAE against the mean and median of the training watch ratios.
 	m := &rep.Metrics
 	mean, median := towers.MeanMedian(train.WatchRatio)
@@ -272,24 +285,30 @@ func evaluate(rep *trainReport, in *evalInput) error {
 		MeanBaseline: towers.MAEConst(mean, t.WR), MedianBaseline: towers.MAEConst(median, t.WR)}
 	if oracle != nil {
 		at := in.truth.Manifest.EndMS
-		o := maeOf(t, func(u int, dst []float64) {
+		// The conditional median is found by bisection (slow): over all
+		// cores (Truth's methods are pure).
+		o := maeOfParallel(t, func(u int, dst []float64) {
 			for i, v := range videos {
 				dst[i] = in.truth.MedianWatchRatio(users[u], v, at)
 			}
 		})
-		oe := maeOf(t, oracle)
+		oe := maeOfParallel(t, oracle)
 		m.MAE.Oracle, m.MAE.OracleExpected = &o, &oe
 	}
 
+	stage("mae")
 	// Ranking at both relevance levels.
 	rels := []towers.Relevance{towers.RelevantAt08, towers.RelevantAbove2}
 	model := towers.RankingMetrics(t, evalK, rels, sc.Scores)
 	seed := towers.RankingMetrics(t, evalK, rels, ss.Predict)
+	stage("ranking model and seed")
 	levels := []*levelReport{&m.At08, &m.At2}
 	knns := make([]*towers.ItemKNN, len(rels))
 	for li, rel := range rels {
 		pop := towers.RankingMetrics(t, evalK, rels[li:li+1], popOf(rel))[0]
+		stage("popularity")
 		k, kr := knnOf(rel)
+		stage("item-kNN fit")
 		knns[li] = k
 		kn := towers.RankingMetrics(t, evalK, rels[li:li+1], knnScores(k))[0]
 		*levels[li] = levelReport{BaseRate: towers.BaseRate(t, rel), Model: toRank(model[li]), Seed: toRank(seed[li]),
@@ -300,8 +319,10 @@ func evaluate(rep *trainReport, in *evalInput) error {
 	if oracle == nil {
 		return nil
 	}
+	stage("item-kNN ranking")
 	d.Truth = true
 	om := towers.RankingMetrics(t, evalK, rels, oracle)
+	stage("oracle ranking")
 	for li := range rels {
 		o := toRank(om[li])
 		levels[li].Oracle = &o
@@ -326,6 +347,7 @@ func evaluate(rep *trainReport, in *evalInput) error {
 			grow[vPos[v]] = 1
 		}
 	}
+	stage("true top-25")
 	inTop := []towers.Relevance{{Threshold: 1}}
 	m.Truth = &truthReport{
 		Model:      toRank(towers.RankingMetrics(gt, evalK, inTop, sc.Scores)[0]),
@@ -333,6 +355,7 @@ func evaluate(rep *trainReport, in *evalInput) error {
 		Popularity: toRank(towers.RankingMetrics(gt, evalK, inTop, popOf(towers.RelevantAt08))[0]),
 		ItemKNN:    toRank(towers.RankingMetrics(gt, evalK, inTop, knnScores(knns[0]))[0]),
 	}
+	stage("ranking against the truth")
 	return nil
 }
 
@@ -349,6 +372,40 @@ func maeOf(t towers.TruthMatrix, predict func(int, []float64)) float64 {
 				n++
 			}
 		}
+	}
+	if n == 0 {
+		return math.NaN()
+	}
+	return s / float64(n)
+}
+
+// maeOfParallel is maeOf over all cores for a predict that is safe for
+// concurrent use (users split into contiguous ranges, sums added in order).
+func maeOfParallel(t towers.TruthMatrix, predict func(int, []float64)) float64 {
+	workers := runtime.GOMAXPROCS(0)
+	sums := make([]float64, workers)
+	counts := make([]int, workers)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		lo, hi := w*t.Users/workers, (w+1)*t.Users/workers
+		wg.Go(func() {
+			pred := make([]float64, t.Items)
+			for u := lo; u < hi; u++ {
+				predict(u, pred)
+				for i, y := range t.Row(u) {
+					if !math.IsNaN(y) {
+						sums[w] += math.Abs(pred[i] - y)
+						counts[w]++
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	s, n := 0.0, 0
+	for w := range sums {
+		s += sums[w]
+		n += counts[w]
 	}
 	if n == 0 {
 		return math.NaN()

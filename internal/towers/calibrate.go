@@ -2,7 +2,9 @@ package towers
 
 import (
 	"math"
+	"runtime"
 	"slices"
+	"sync"
 
 	"gonum.org/v1/gonum/mat"
 )
@@ -79,30 +81,58 @@ func FitMedianCalibration(m *TwoTower, userFeats, itemFeats *mat.Dense, x Intera
 	return best
 }
 
-// PredictRows returns m's watch-ratio predictions of the rows of x.
+// PredictRows returns m's watch-ratio predictions of the rows of x, over
+// all cores.
 func (m *TwoTower) PredictRows(userFeats, itemFeats *mat.Dense, x Interactions) []float64 {
 	users, items := uniqueRows(x.User), uniqueRows(x.Item)
 	ue, ub := m.UserEmbeddings(userFeats, users)
 	ie := m.ItemEmbeddings(itemFeats, items)
 	uPos, iPos := positions(users), positions(items)
 	pred := make([]float64, x.Len())
-	for k := range pred {
-		u, i := uPos[x.User[k]], iPos[x.Item[k]]
-		pred[k] = m.GlobalMean + ub[u] + dotD(ue.Row(u), ie.Row(i))
+	workers := runtime.GOMAXPROCS(0)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		lo, hi := w*len(pred)/workers, (w+1)*len(pred)/workers
+		wg.Go(func() {
+			for k := lo; k < hi; k++ {
+				u, i := uPos[x.User[k]], iPos[x.Item[k]]
+				pred[k] = m.GlobalMean + ub[u] + dotD(ue.Row(int(u)), ie.Row(int(i)))
+			}
+		})
 	}
+	wg.Wait()
 	return pred
 }
 
 func uniqueRows(x []int32) []int32 {
-	s := slices.Clone(x)
-	slices.Sort(s)
-	return slices.Compact(s)
+	if len(x) == 0 {
+		return nil
+	}
+	seen := make([]bool, slices.Max(x)+1)
+	for _, v := range x {
+		seen[v] = true
+	}
+	var s []int32
+	for v, ok := range seen {
+		if ok {
+			s = append(s, int32(v))
+		}
+	}
+	return s
 }
 
-func positions(x []int32) map[int32]int {
-	p := make(map[int32]int, len(x))
+// positions maps each value of the sorted x to its index (a slice indexed by
+// value; -1 elsewhere).
+func positions(x []int32) []int32 {
+	if len(x) == 0 {
+		return nil
+	}
+	p := make([]int32, x[len(x)-1]+1)
+	for i := range p {
+		p[i] = -1
+	}
 	for i, v := range x {
-		p[v] = i
+		p[v] = int32(i)
 	}
 	return p
 }
