@@ -1,6 +1,9 @@
 package towers
 
-import "math"
+import (
+	"math"
+	"math/rand/v2"
+)
 
 // The training kernels of the fast path (issue 17): a register-blocked
 // matrix product in AVX2 + FMA assembly, serial (each training worker runs
@@ -99,5 +102,34 @@ func reluBackwardFast(dx, y, dy []float64) {
 		b := math.Float64bits(v)
 		nz := uint64(int64(b|-b) >> 63) // all ones when b != 0
 		dx[i] = math.Float64frombits(math.Float64bits(dy[i]) & nz)
+	}
+}
+
+// dropoutForwardFast is DropoutForward with one random 64-bit word per four
+// entries (each entry dropped when its 16-bit lane is below rate*65536) and
+// no branches; the drop probability is rate rounded down to a multiple of
+// 1/65536 and the kept entries are scaled by the inverse of its complement.
+// It draws a different random stream from DropoutForward.
+func dropoutForwardFast(y, mask, x []float64, rate float64, rng *rand.Rand) {
+	if len(y) != len(x) || len(mask) != len(x) {
+		panic("towers: dropoutForwardFast: shape mismatch")
+	}
+	if rate <= 0 {
+		DropoutForward(y, mask, x, rate, rng)
+		return
+	}
+	thr := uint64(rate * 65536)
+	keep := 1 / (1 - float64(thr)/65536)
+	y, mask = y[:len(x)], mask[:len(x)]
+	var r uint64
+	for i, v := range x {
+		if i&3 == 0 {
+			r = rng.Uint64()
+		}
+		lane := r & 0xffff
+		r >>= 16
+		kept := 1 - (lane-thr)>>63 // 0 when lane < thr
+		mask[i] = keep * float64(kept)
+		y[i] = v * mask[i]
 	}
 }

@@ -104,7 +104,11 @@ func (m *MLP) forward(w *mlpWork, x []float64, n int, train bool, rng *rand.Rand
 				reluForwardFast(out, out)
 			}
 			if train && m.Dropout > 0 {
-				DropoutForward(out, w.masks[l][:n*d.Out], out, m.Dropout, rng)
+				if d.ref {
+					DropoutForward(out, w.masks[l][:n*d.Out], out, m.Dropout, rng)
+				} else {
+					dropoutForwardFast(out, w.masks[l][:n*d.Out], out, m.Dropout, rng)
+				}
 			}
 		} else if m.L2Norm {
 			L2NormForward(out, w.norms, out, n, d.Out)
