@@ -97,6 +97,7 @@ func parseTrainFlags(args []string, stderr io.Writer) (*trainOpts, error) {
 	fs.Float64Var(&o.train.TargetCap, "target-cap", o.train.TargetCap, "cap of the watch-ratio targets (both models)")
 	fs.Float64Var(&o.twoTower.RankWeight, "rank-weight", o.twoTower.RankWeight, "serving model: weight of the sampled-softmax ranking loss")
 	fs.IntVar(&o.twoTower.Negatives, "negatives", o.twoTower.Negatives, "serving model: sampled negatives per worker part of a batch")
+	reference := fs.Bool("reference-trainer", false, "both models: the trainer as it was before issue 17 (gonum's kernels; towers.TrainConfig.Reference), to compare throughput")
 	fs.IntVar(&o.seedTrain.Epochs, "seed-epochs", o.seedTrain.Epochs, "seed baseline: maximum epochs over its sample")
 	fs.IntVar(&o.seedTrain.SampleSize, "seed-sample", o.seedTrain.SampleSize, "seed baseline: training sample size in rows (<= 0: all)")
 	if err := config.Parse(fs, args, nil); err != nil {
@@ -112,6 +113,7 @@ func parseTrainFlags(args []string, stderr io.Writer) (*trainOpts, error) {
 		return nil, config.Usagef("train: --valid-share %v: want (0, 0.5)", o.validShare)
 	}
 	o.train.Seed, o.seedTrain.Seed = *seed, *seed
+	o.train.Reference, o.seedTrain.Reference = *reference, *reference
 	o.seedTrain.TargetCap = o.train.TargetCap
 	if o.curve == "" {
 		o.curve = trimExt(o.modelOut) + ".png"
