@@ -32,11 +32,8 @@ type ItemKNN struct {
 	nbr   [][]int32
 	sim   [][]float64
 	pop   []float64 // candidates' positives / the largest
-	// pos[u] is user u's positives as a bitset over items, userItems[u]
-	// the same as a list; rev[i] lists the candidates that have item i
-	// among their neighbours, with the similarity.
-	pos       [][]uint64
-	words     int
+	// userItems[u] lists user u's positives; rev[i] the candidates that
+	// have item i among their neighbours, with the similarity.
 	userItems [][]int32
 	rev       [][]revEntry
 }
@@ -51,12 +48,13 @@ type revEntry struct {
 // the candidate items cands, with k neighbours per candidate and Alpha 0.
 // It runs over all cores.
 func NewItemKNN(train Interactions, nUsers, nItems int, cands []int32, rel Relevance, k int) *ItemKNN {
-	m := &ItemKNN{Cands: slices.Clone(cands), K: k, words: (nItems + 63) / 64}
-	// Positives per user (deduplicated) and per item.
+	m := &ItemKNN{Cands: slices.Clone(cands), K: k}
+	// Positives per user (deduplicated by a bitset) and per item.
 	userItems := make([][]int32, nUsers)
-	m.pos = make([][]uint64, nUsers)
-	for u := range m.pos {
-		m.pos[u] = make([]uint64, m.words)
+	words := (nItems + 63) / 64
+	pos := make([][]uint64, nUsers)
+	for u := range pos {
+		pos[u] = make([]uint64, words)
 	}
 	count := make([]float64, nItems)
 	for r := range train.User {
@@ -64,10 +62,10 @@ func NewItemKNN(train Interactions, nUsers, nItems int, cands []int32, rel Relev
 			continue
 		}
 		u, i := train.User[r], train.Item[r]
-		if m.pos[u][i>>6]&(1<<(uint(i)&63)) != 0 {
+		if pos[u][i>>6]&(1<<(uint(i)&63)) != 0 {
 			continue
 		}
-		m.pos[u][i>>6] |= 1 << (uint(i) & 63)
+		pos[u][i>>6] |= 1 << (uint(i) & 63)
 		userItems[u] = append(userItems[u], i)
 		count[i]++
 	}
