@@ -54,7 +54,7 @@ against each user's true top-25 among the small matrix's videos).`
 type trainOpts struct {
 	data, report, modelOut, curve string
 	cut                           string
-	noPublish, quiet              bool
+	noPublish, quiet, noCalibrate bool
 	namespace, version            string
 	redis                         cache.ClientOptions
 	logLevel                      string
@@ -78,6 +78,7 @@ func parseTrainFlags(args []string, stderr io.Writer) (*trainOpts, error) {
 	fs.StringVar(&o.data, "data", "", "KuaiRec folder (required): DIR, DIR/KuaiRec 2.0 or the data folder")
 	fs.StringVar(&o.cut, "cut", "", "train only on events strictly before this time: RFC 3339 with offset, or Unix seconds")
 	fs.BoolVar(&o.noPublish, "no-publish", false, "do not publish to Redis")
+	fs.BoolVar(&o.noCalibrate, "no-calibrate", false, "serving model: skip the median calibration (an affine map of the predictions fit for absolute error on the validation split)")
 	fs.StringVar(&o.report, "report", "", "JSON report file (required)")
 	fs.StringVar(&o.modelOut, "model-out", filepath.Join("out", "model.srm"), "serving model file (towers model file format)")
 	fs.StringVar(&o.curve, "curve", "", "training-curve PNG (default: the model file with .png)")
@@ -99,6 +100,7 @@ func parseTrainFlags(args []string, stderr io.Writer) (*trainOpts, error) {
 	fs.Float64Var(&o.train.TargetCap, "target-cap", o.train.TargetCap, "cap of the watch-ratio targets (both models)")
 	fs.Float64Var(&o.twoTower.RankWeight, "rank-weight", o.twoTower.RankWeight, "serving model: weight of the sampled-softmax ranking loss")
 	fs.IntVar(&o.twoTower.Negatives, "negatives", o.twoTower.Negatives, "serving model: sampled negatives per worker part of a batch")
+	reference := fs.Bool("reference-trainer", false, "both models: the trainer as it was before issue 17 (gonum's kernels; towers.TrainConfig.Reference), to compare throughput")
 	fs.IntVar(&o.seedTrain.Epochs, "seed-epochs", o.seedTrain.Epochs, "seed baseline: maximum epochs over its sample")
 	fs.IntVar(&o.seedTrain.SampleSize, "seed-sample", o.seedTrain.SampleSize, "seed baseline: training sample size in rows (<= 0: all)")
 	if err := config.Parse(fs, args, nil); err != nil {
@@ -114,6 +116,7 @@ func parseTrainFlags(args []string, stderr io.Writer) (*trainOpts, error) {
 		return nil, config.Usagef("train: --valid-share %v: want (0, 0.5)", o.validShare)
 	}
 	o.train.Seed, o.seedTrain.Seed = *seed, *seed
+	o.train.Reference, o.seedTrain.Reference = *reference, *reference
 	o.seedTrain.TargetCap = o.train.TargetCap
 	if o.curve == "" {
 		o.curve = trimExt(o.modelOut) + ".png"
@@ -267,6 +270,24 @@ func trainMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		m.Meta[towers.MetaCutMS] = float64(cutMS)
 	}
 	logger.Info("two-tower trained", "epochs", len(hist.Epochs), "best", hist.Best, "stopped", hist.Stopped, "seconds", tm.done("train_twotower"))
+	var calib *calibReport
+	if !o.noCalibrate {
+		// Fit for absolute error on the validation split (held-out
+		// big-matrix rows), folded into the parameters.
+		c := towers.FitMedianCalibration(m, td.ds.UserFeatures, td.ds.ItemFeatures, td.ds.Valid)
+		c.Apply(m)
+		m.Meta[towers.MetaCalibShift], m.Meta[towers.MetaCalibSlope] = c.Shift, c.Slope
+		calib = &calibReport{Shift: c.Shift, Slope: c.Slope, ValidRows: c.Rows,
+			ValidMAEBefore: jsonSafe(c.MAEBefore), ValidMAEAfter: jsonSafe(c.MAEAfter)}
+		sh := towers.FitMedianShifts(m, td.ds.UserFeatures, td.ds.ItemFeatures, td.ds.Train, td.ds.Valid)
+		sh.Apply(m)
+		calib.UserLambda, calib.ItemLambda = jsonLambda(sh.UserLambda), jsonLambda(sh.ItemLambda)
+		calib.ValidMAEShifts = []float64{jsonSafe(sh.ValidMAE[1]), jsonSafe(sh.ValidMAE[2])}
+		logger.Info("median shifts", "user_lambda", calib.UserLambda, "item_lambda", calib.ItemLambda,
+			"valid_mae_after_user", sh.ValidMAE[1], "valid_mae_after_item", sh.ValidMAE[2])
+		logger.Info("median calibration", "shift", c.Shift, "slope", c.Slope, "valid_mae_before", c.MAEBefore,
+			"valid_mae_after", c.MAEAfter, "seconds", tm.done("calibrate"))
+	}
 	bar = &trainBar{w: progressW, model: "seed"}
 	seed, seedHist, err := towers.FitSeed(ctx, td.ds, o.seedModel, o.seedTrain, bar.callback())
 	bar.finish()
@@ -276,7 +297,7 @@ func trainMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	seed.Version = version + "-seed"
 	logger.Info("seed trained", "epochs", len(seedHist.Epochs), "best", seedHist.Best, "stopped", seedHist.Stopped, "seconds", tm.done("train_seed"))
 	rep.Model = modelReport{Version: version, File: o.modelOut, Curve: o.curve, CutMS: cutMS,
-		TwoTower: summarizeHistory(hist), Seed: summarizeHistory(seedHist)}
+		TwoTower: summarizeHistory(hist), Seed: summarizeHistory(seedHist), Calibration: calib}
 
 	// 5. Evaluate on the small matrix over all its videos.
 	ev, evRep, err := kuairec.LoadEval(ds.Dir, kuairec.Options{Workers: o.workers})
@@ -287,7 +308,8 @@ func trainMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if trErr != nil {
 		logger.Info("no ground truth: oracle and truth metrics omitted", "reason", trErr.Error())
 	}
-	if err := evaluate(rep, &evalInput{ev: ev, evRep: evRep, feats: feats, td: td, model: m, seed: seed, truth: tr}); err != nil {
+	if err := evaluate(rep, &evalInput{ev: ev, evRep: evRep, feats: feats, td: td, model: m, seed: seed, truth: tr,
+		stage: func(name string, secs float64) { logger.Info("evaluation", "stage", name, "seconds", secs) }}); err != nil {
 		return err
 	}
 	logger.Info("evaluated", "seconds", tm.done("evaluate"))

@@ -4,8 +4,11 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/streamrec/streamrec/internal/kuairec"
 	"github.com/streamrec/streamrec/internal/synth"
@@ -14,6 +17,16 @@ import (
 
 // evalK is the list length of every ranking metric.
 const evalK = 25
+
+// The item-kNN reference's settings: neighbours per candidate, the
+// popularity blend weights tried on the validation split, and the most
+// validation users scored per weight (every n-th user).
+const (
+	knnNeighbours = 100
+	knnValidUsers = 3000
+)
+
+var knnAlphaGrid = []float64{0, 0.02, 0.05, 0.1, 0.2, 0.4, 0.7}
 
 // trainReport is the JSON report. The names of "data", "metrics" (and
 // everything under it) and "timings" are read by other tools: do not rename.
@@ -45,17 +58,36 @@ type maeReport struct {
 }
 
 type levelReport struct {
-	BaseRate   float64     `json:"base_rate"`
-	Model      rankReport  `json:"model"`
-	Seed       rankReport  `json:"seed"`
-	Popularity rankReport  `json:"popularity"`
-	Oracle     *rankReport `json:"oracle,omitempty"`
+	BaseRate   float64    `json:"base_rate"`
+	Model      rankReport `json:"model"`
+	Seed       rankReport `json:"seed"`
+	Popularity rankReport `json:"popularity"`
+	// ItemKNN is the item-based kNN reference (towers.ItemKNN) on this
+	// level's positives, blended with popularity by the weight chosen on the
+	// validation split (KNN).
+	ItemKNN rankReport  `json:"item_knn"`
+	KNN     knnReport   `json:"item_knn_fit"`
+	Oracle  *rankReport `json:"oracle,omitempty"`
+}
+
+// knnReport is how the item-kNN reference was fit: neighbours per
+// candidate, the popularity blend weight chosen, and the validation NDCG@25
+// of every weight tried (on held-out big-matrix rows, never the small matrix).
+type knnReport struct {
+	Neighbours int       `json:"neighbours"`
+	Alpha      float64   `json:"alpha"`
+	Grid       []float64 `json:"alpha_grid"`
+	ValidNDCG  []float64 `json:"valid_ndcg@25"`
+	ValidUsers int       `json:"valid_users"`
+	Seconds    float64   `json:"seconds"`
 }
 
 type truthReport struct {
 	Model      rankReport `json:"model"`
 	Seed       rankReport `json:"seed"`
 	Popularity rankReport `json:"popularity"`
+	// ItemKNN is the wr >= 0.8 item-kNN reference (as popularity).
+	ItemKNN rankReport `json:"item_knn"`
 }
 
 type rankReport struct {
@@ -75,7 +107,28 @@ type modelReport struct {
 	CutMS    int64         `json:"cut_ms"`
 	TwoTower historyReport `json:"twotower"`
 	Seed     historyReport `json:"seed"`
+	// Calibration is the serving model's median calibration (absent with
+	// --no-calibrate): pred' = shift + slope * pred, fit on the validation
+	// split and folded into the parameters.
+	Calibration *calibReport `json:"calibration,omitempty"`
 }
+
+type calibReport struct {
+	Shift          float64 `json:"shift"`
+	Slope          float64 `json:"slope"`
+	ValidRows      int     `json:"valid_rows"`
+	ValidMAEBefore float64 `json:"valid_mae_before"`
+	ValidMAEAfter  float64 `json:"valid_mae_after"`
+	// UserLambda and ItemLambda are the shrinkage constants of the per-user
+	// and per-item median shifts chosen on the validation split (-1: none);
+	// ValidMAEShifts the validation MAE after the user and the item shifts.
+	UserLambda     float64   `json:"user_shift_lambda"`
+	ItemLambda     float64   `json:"item_shift_lambda"`
+	ValidMAEShifts []float64 `json:"valid_mae_after_shifts"`
+}
+
+// jsonLambda maps +Inf (no shift) to -1.
+func jsonLambda(x float64) float64 { return jsonSafe(x) }
 
 type historyReport struct {
 	Epochs     int     `json:"epochs"`
@@ -120,6 +173,9 @@ type evalInput struct {
 	model *towers.TwoTower
 	seed  *towers.Seed
 	truth *synth.Truth // nil on real data
+	// stage (may be nil) is told the wall time of each part of the
+	// evaluation as it ends (the progress of a long evaluation).
+	stage func(name string, seconds float64)
 }
 
 // evaluate fills rep.Metrics (and the evaluation counts of rep.Data):
@@ -127,6 +183,13 @@ type evalInput struct {
 // averaged, is a dense users x videos truth matrix; every model ranks all
 // of a user's observed videos.
 func evaluate(rep *trainReport, in *evalInput) error {
+	last := time.Now()
+	stage := func(name string) {
+		if in.stage != nil {
+			in.stage(name, time.Since(last).Seconds())
+		}
+		last = time.Now()
+	}
 	pairs := in.ev.Pairs()
 	d := &rep.Data
 	d.EvalRows, d.EvalUntimed = in.evRep.Kept, in.evRep.KeptUntimed
@@ -182,6 +245,28 @@ func evaluate(rep *trainReport, in *evalInput) error {
 		}
 		return func(_ int, dst []float64) { copy(dst, s) }
 	}
+	// Item-kNN references, one per level, over the same candidates; the
+	// blend weight chosen on the validation split (held-out big-matrix rows).
+	candPos := make(map[int32]int32, len(itemRows))
+	for c, r := range itemRows {
+		candPos[r] = int32(c)
+	}
+	vs := towers.NewValidSet(in.td.ds.Valid, candPos, knnValidUsers)
+	knnOf := func(rel towers.Relevance) (*towers.ItemKNN, knnReport) {
+		t0 := time.Now()
+		nUsers := in.td.ds.UserFeatures.RawMatrix().Rows
+		k := towers.NewItemKNN(train, nUsers, nItems, itemRows, rel, knnNeighbours)
+		ndcg := k.ChooseAlpha(vs, rel, evalK, knnAlphaGrid)
+		for i := range ndcg {
+			ndcg[i] = jsonSafe(ndcg[i])
+		}
+		return k, knnReport{Neighbours: knnNeighbours, Alpha: k.Alpha, Grid: knnAlphaGrid, ValidNDCG: ndcg,
+			ValidUsers: len(vs.Users), Seconds: time.Since(t0).Seconds()}
+	}
+	knnScores := func(k *towers.ItemKNN) func(int, []float64) {
+		return func(u int, dst []float64) { k.Scores(userRows[u], k.Alpha, dst) }
+	}
+
 	var oracle func(int, []float64)
 	if in.truth != nil {
 		at := in.truth.Manifest.EndMS
@@ -192,6 +277,7 @@ func evaluate(rep *trainReport, in *evalInput) error {
 		}
 	}
 
+	stage("scorers")
 	// MAE against the mean and median of the training watch ratios.
 	m := &rep.Metrics
 	mean, median := towers.MeanMedian(train.WatchRatio)
@@ -199,31 +285,44 @@ func evaluate(rep *trainReport, in *evalInput) error {
 		MeanBaseline: towers.MAEConst(mean, t.WR), MedianBaseline: towers.MAEConst(median, t.WR)}
 	if oracle != nil {
 		at := in.truth.Manifest.EndMS
-		o := maeOf(t, func(u int, dst []float64) {
+		// The conditional median is found by bisection (slow): over all
+		// cores (Truth's methods are pure).
+		o := maeOfParallel(t, func(u int, dst []float64) {
 			for i, v := range videos {
 				dst[i] = in.truth.MedianWatchRatio(users[u], v, at)
 			}
 		})
-		oe := maeOf(t, oracle)
+		oe := maeOfParallel(t, oracle)
 		m.MAE.Oracle, m.MAE.OracleExpected = &o, &oe
 	}
 
+	stage("mae")
 	// Ranking at both relevance levels.
 	rels := []towers.Relevance{towers.RelevantAt08, towers.RelevantAbove2}
 	model := towers.RankingMetrics(t, evalK, rels, sc.Scores)
 	seed := towers.RankingMetrics(t, evalK, rels, ss.Predict)
+	stage("ranking model and seed")
 	levels := []*levelReport{&m.At08, &m.At2}
+	knns := make([]*towers.ItemKNN, len(rels))
 	for li, rel := range rels {
 		pop := towers.RankingMetrics(t, evalK, rels[li:li+1], popOf(rel))[0]
-		*levels[li] = levelReport{BaseRate: towers.BaseRate(t, rel), Model: toRank(model[li]), Seed: toRank(seed[li]), Popularity: toRank(pop)}
+		stage("popularity")
+		k, kr := knnOf(rel)
+		stage("item-kNN fit")
+		knns[li] = k
+		kn := towers.RankingMetrics(t, evalK, rels[li:li+1], knnScores(k))[0]
+		*levels[li] = levelReport{BaseRate: towers.BaseRate(t, rel), Model: toRank(model[li]), Seed: toRank(seed[li]),
+			Popularity: toRank(pop), ItemKNN: toRank(kn), KNN: kr}
 	}
 	d.EvalUsersAt08, d.EvalNoRelevantAt08 = model[0].Users, model[0].NoRelevant
 	d.EvalUsersAbove2, d.EvalNoRelevantAbove2 = model[1].Users, model[1].NoRelevant
 	if oracle == nil {
 		return nil
 	}
+	stage("item-kNN ranking")
 	d.Truth = true
 	om := towers.RankingMetrics(t, evalK, rels, oracle)
+	stage("oracle ranking")
 	for li := range rels {
 		o := toRank(om[li])
 		levels[li].Oracle = &o
@@ -248,12 +347,15 @@ func evaluate(rep *trainReport, in *evalInput) error {
 			grow[vPos[v]] = 1
 		}
 	}
+	stage("true top-25")
 	inTop := []towers.Relevance{{Threshold: 1}}
 	m.Truth = &truthReport{
 		Model:      toRank(towers.RankingMetrics(gt, evalK, inTop, sc.Scores)[0]),
 		Seed:       toRank(towers.RankingMetrics(gt, evalK, inTop, ss.Predict)[0]),
 		Popularity: toRank(towers.RankingMetrics(gt, evalK, inTop, popOf(towers.RelevantAt08))[0]),
+		ItemKNN:    toRank(towers.RankingMetrics(gt, evalK, inTop, knnScores(knns[0]))[0]),
 	}
+	stage("ranking against the truth")
 	return nil
 }
 
@@ -270,6 +372,40 @@ func maeOf(t towers.TruthMatrix, predict func(int, []float64)) float64 {
 				n++
 			}
 		}
+	}
+	if n == 0 {
+		return math.NaN()
+	}
+	return s / float64(n)
+}
+
+// maeOfParallel is maeOf over all cores for a predict that is safe for
+// concurrent use (users split into contiguous ranges, sums added in order).
+func maeOfParallel(t towers.TruthMatrix, predict func(int, []float64)) float64 {
+	workers := runtime.GOMAXPROCS(0)
+	sums := make([]float64, workers)
+	counts := make([]int, workers)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		lo, hi := w*t.Users/workers, (w+1)*t.Users/workers
+		wg.Go(func() {
+			pred := make([]float64, t.Items)
+			for u := lo; u < hi; u++ {
+				predict(u, pred)
+				for i, y := range t.Row(u) {
+					if !math.IsNaN(y) {
+						sums[w] += math.Abs(pred[i] - y)
+						counts[w]++
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	s, n := 0.0, 0
+	for w := range sums {
+		s += sums[w]
+		n += counts[w]
 	}
 	if n == 0 {
 		return math.NaN()
@@ -307,23 +443,23 @@ func printSummary(w io.Writer, r *trainReport) {
 	}
 	f := func(x float64) string { return fmt.Sprintf("%.4f", x) }
 	na := "-"
-	row("", "model", "seed", "popularity", "oracle")
+	row("", "model", "seed", "popularity", "item-kNN", "oracle")
 	o := na
 	if m.MAE.Oracle != nil {
 		o = f(*m.MAE.Oracle)
 	}
-	row("MAE watch ratio", f(m.MAE.Model), f(m.MAE.Seed), na, o)
+	row("MAE watch ratio", f(m.MAE.Model), f(m.MAE.Seed), na, na, o)
 	if m.MAE.OracleExpected != nil {
-		row("  oracle of E[wr]", "", "", "", f(*m.MAE.OracleExpected))
+		row("  oracle of E[wr]", "", "", "", "", f(*m.MAE.OracleExpected))
 	}
-	row("  mean / median base", f(m.MAE.MeanBaseline), f(m.MAE.MedianBaseline), "", "")
+	row("  mean / median base", f(m.MAE.MeanBaseline), f(m.MAE.MedianBaseline), "", "", "")
 	for _, lv := range []struct {
 		name string
 		l    *levelReport
 		u, n int
 	}{{"wr >= 0.8", &m.At08, d.EvalUsersAt08, d.EvalNoRelevantAt08}, {"wr > 2.0", &m.At2, d.EvalUsersAbove2, d.EvalNoRelevantAbove2}} {
 		l := lv.l
-		fmt.Fprintf(&b, "%s: base rate %.4f, %d users (%d with no relevant video left out)\n", lv.name, l.BaseRate, lv.u, lv.n)
+		fmt.Fprintf(&b, "%s: base rate %.4f, %d users (%d with no relevant video left out); item-kNN alpha %g (validation)\n", lv.name, l.BaseRate, lv.u, lv.n, l.KNN.Alpha)
 		for _, k := range []struct {
 			name string
 			get  func(rankReport) float64
@@ -334,18 +470,19 @@ func printSummary(w io.Writer, r *trainReport) {
 			if l.Oracle != nil {
 				o = f(k.get(*l.Oracle))
 			}
-			row(k.name, f(k.get(l.Model)), f(k.get(l.Seed)), f(k.get(l.Popularity)), o)
+			row(k.name, f(k.get(l.Model)), f(k.get(l.Seed)), f(k.get(l.Popularity)), f(k.get(l.ItemKNN)), o)
 		}
 	}
 	if m.Truth != nil {
 		b.WriteString("ground truth (each user's true top-25 among the small matrix's videos):\n")
-		row("  NDCG@25", f(m.Truth.Model.NDCG), f(m.Truth.Seed.NDCG), f(m.Truth.Popularity.NDCG), "1.0000")
-		row("  Precision@25", f(m.Truth.Model.Precision), f(m.Truth.Seed.Precision), f(m.Truth.Popularity.Precision), "1.0000")
-		row("  Recall@25", f(m.Truth.Model.Recall), f(m.Truth.Seed.Recall), f(m.Truth.Popularity.Recall), "1.0000")
+		row("  NDCG@25", f(m.Truth.Model.NDCG), f(m.Truth.Seed.NDCG), f(m.Truth.Popularity.NDCG), f(m.Truth.ItemKNN.NDCG), "1.0000")
+		row("  Precision@25", f(m.Truth.Model.Precision), f(m.Truth.Seed.Precision), f(m.Truth.Popularity.Precision), f(m.Truth.ItemKNN.Precision), "1.0000")
+		row("  Recall@25", f(m.Truth.Model.Recall), f(m.Truth.Seed.Recall), f(m.Truth.Popularity.Recall), f(m.Truth.ItemKNN.Recall), "1.0000")
 	} else {
 		b.WriteString("real data (no truth/ folder): oracle and ground-truth metrics omitted\n")
 	}
-	b.WriteString("popularity ranks by the number of relevant training interactions at each level (wr >= 0.8 for the ground truth)\n")
+	b.WriteString("popularity ranks by the number of relevant training interactions at each level (wr >= 0.8 for the ground truth);\n")
+	b.WriteString("item-kNN: item-item cosine on the same positives, 100 neighbours, blended with popularity by alpha\n")
 	io.WriteString(w, b.String())
 	keys := make([]string, 0, len(r.Timings))
 	for k := range r.Timings {

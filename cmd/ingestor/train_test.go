@@ -104,7 +104,10 @@ func TestTrainTinySynthetic(t *testing.T) {
 		if x := num("metrics", lv, "base_rate"); !(x > 0 && x < 1) {
 			t.Errorf("%s.base_rate = %v", lv, x)
 		}
-		for _, who := range []string{"model", "seed", "popularity", "oracle"} {
+		if a := num("metrics", lv, "item_knn_fit", "alpha"); !(a >= 0 && a < 1) {
+			t.Errorf("%s.item_knn_fit.alpha = %v", lv, a)
+		}
+		for _, who := range []string{"model", "seed", "popularity", "item_knn", "oracle"} {
 			for _, k := range ranks {
 				if x := num("metrics", lv, who, k); !(x >= 0 && x <= 1) {
 					t.Errorf("%s.%s.%s = %v", lv, who, k, x)
@@ -112,7 +115,7 @@ func TestTrainTinySynthetic(t *testing.T) {
 			}
 		}
 	}
-	for _, who := range []string{"model", "seed", "popularity"} {
+	for _, who := range []string{"model", "seed", "popularity", "item_knn"} {
 		for _, k := range ranks {
 			num("metrics", "truth", who, k)
 		}
@@ -142,6 +145,14 @@ func TestTrainTinySynthetic(t *testing.T) {
 	}
 	if mm, mb := num("metrics", "mae", "model"), num("metrics", "mae", "mean_baseline"); !(mm < mb) {
 		t.Errorf("MAE %.4f does not beat the mean baseline %.4f", mm, mb)
+	}
+	if mm, mb := num("metrics", "mae", "model"), num("metrics", "mae", "median_baseline"); !(mm < mb) {
+		t.Errorf("MAE %.4f does not beat the median baseline %.4f", mm, mb)
+	}
+	// The median calibration was fit on the validation rows and did not
+	// make them worse.
+	if b, a := num("model", "calibration", "valid_mae_before"), num("model", "calibration", "valid_mae_after"); !(a <= b) || !(num("model", "calibration", "valid_rows") > 0) {
+		t.Errorf("calibration: validation MAE %v -> %v", b, a)
 	}
 
 	// The model file carries the cut for the replay tool.

@@ -25,35 +25,40 @@ func benchDataset(f, rows int) *Dataset {
 
 // BenchmarkTrainThroughput measures training rows per second of the serving
 // model and of the seed baseline in the same run (one epoch over 40,960 rows,
-// batch 512, no validation), per worker count:
+// batch 512, no validation), per worker count, for the trainer of today
+// (trainer=fast) and the trainer before issue 17 (trainer=reference,
+// TrainConfig.Reference: gonum's kernels), on the same data:
 //
-//	go test -run XXX -bench TrainThroughput -benchmem ./internal/towers/
+//	go test -run '^$' -bench TrainThroughput -benchmem ./internal/towers/
 func BenchmarkTrainThroughput(b *testing.B) {
 	const rows, feats = 40960, 32
 	ds := benchDataset(feats, rows)
 	for _, workers := range []int{1, 2} {
-		b.Run("model=twotower/workers="+strconv.Itoa(workers), func(b *testing.B) {
-			tc := DefaultTrainConfig()
-			tc.Epochs, tc.MaxSamples, tc.Workers, tc.Patience = 1, 0, workers, 0
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, _, err := FitTwoTower(context.Background(), ds, DefaultTwoTowerConfig(), tc, nil); err != nil {
-					b.Fatal(err)
+		for _, trainer := range []string{"reference", "fast"} {
+			ref := trainer == "reference"
+			b.Run("model=twotower/workers="+strconv.Itoa(workers)+"/trainer="+trainer, func(b *testing.B) {
+				tc := DefaultTrainConfig()
+				tc.Epochs, tc.MaxSamples, tc.Workers, tc.Patience, tc.Reference = 1, 0, workers, 0, ref
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, _, err := FitTwoTower(context.Background(), ds, DefaultTwoTowerConfig(), tc, nil); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
-			b.ReportMetric(float64(rows)*float64(b.N)/b.Elapsed().Seconds(), "samples/s")
-		})
-		b.Run("model=seed/workers="+strconv.Itoa(workers), func(b *testing.B) {
-			tc := SeedTrainConfig()
-			tc.Epochs, tc.Workers, tc.Patience, tc.SampleSize = 1, workers, 0, 0
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, _, err := FitSeed(context.Background(), ds, DefaultSeedConfig(), tc, nil); err != nil {
-					b.Fatal(err)
+				b.ReportMetric(float64(rows)*float64(b.N)/b.Elapsed().Seconds(), "samples/s")
+			})
+			b.Run("model=seed/workers="+strconv.Itoa(workers)+"/trainer="+trainer, func(b *testing.B) {
+				tc := SeedTrainConfig()
+				tc.Epochs, tc.Workers, tc.Patience, tc.SampleSize, tc.Reference = 1, workers, 0, 0, ref
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, _, err := FitSeed(context.Background(), ds, DefaultSeedConfig(), tc, nil); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
-			b.ReportMetric(float64(rows)*float64(b.N)/b.Elapsed().Seconds(), "samples/s")
-		})
+				b.ReportMetric(float64(rows)*float64(b.N)/b.Elapsed().Seconds(), "samples/s")
+			})
+		}
 	}
 }
 

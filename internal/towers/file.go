@@ -30,6 +30,10 @@ const (
 	MetaTrainRows = "train_rows"
 	// MetaTargetCap is the watch-ratio cap of the training targets.
 	MetaTargetCap = "target_cap"
+	// MetaCalibShift and MetaCalibSlope record the median calibration
+	// folded into the parameters (MedianCalibration; absent without one).
+	MetaCalibShift = "calib_shift"
+	MetaCalibSlope = "calib_slope"
 )
 
 // The model file is versioned binary, little-endian throughout:

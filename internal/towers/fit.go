@@ -27,6 +27,8 @@ func FitTwoTower(ctx context.Context, ds *Dataset, cfg TwoTowerConfig, tc TrainC
 	nu, du := ds.UserFeatures.Dims()
 	ni, di := ds.ItemFeatures.Dims()
 	m := NewTwoTower(nu, du, ni, di, cfg, rng)
+	m.User.setRef(tc.Reference)
+	m.Item.setRef(tc.Reference)
 	m.GlobalMean = targetMean(ds.Train, tc.TargetCap)
 	for _, it := range ds.Train.Item {
 		m.ItemTrained[it] = true
@@ -151,6 +153,9 @@ func FitSeed(ctx context.Context, ds *Dataset, cfg SeedConfig, tc TrainConfig, p
 	_, du := ds.UserFeatures.Dims()
 	_, di := ds.ItemFeatures.Dims()
 	m := NewSeed(du, di, cfg, targetMean(ds.Train, tc.TargetCap), rng)
+	for _, t := range []*MLP{m.User, m.Item, m.Comb} {
+		t.setRef(tc.Reference)
+	}
 	rows := trainRows(ds.Train.Len(), tc.SampleSize, rng)
 	f := &seedFitter{m: m, ds: ds, tc: tc}
 	capRows := (tc.Batch + tc.Workers - 1) / tc.Workers

@@ -122,8 +122,19 @@ func TestDropoutStatistics(t *testing.T) {
 	for i := range x {
 		x[i] = 1
 	}
+	for _, fast := range []bool{false, true} {
+		checkDropoutStatistics(t, fast, x, rng)
+	}
+}
+
+func checkDropoutStatistics(t *testing.T, fast bool, x []float64, rng *rand.Rand) {
+	const n = 100000
 	y, mask := make([]float64, n), make([]float64, n)
-	DropoutForward(y, mask, x, 0.3, rng)
+	if fast {
+		dropoutForwardFast(y, mask, x, 0.3, rng)
+	} else {
+		DropoutForward(y, mask, x, 0.3, rng)
+	}
 	zeros, sum := 0, 0.0
 	for _, v := range y {
 		if v == 0 {
@@ -132,10 +143,10 @@ func TestDropoutStatistics(t *testing.T) {
 		sum += v
 	}
 	if f := float64(zeros) / n; math.Abs(f-0.3) > 0.01 {
-		t.Errorf("dropped share %.3f, want 0.3", f)
+		t.Errorf("fast %v: dropped share %.3f, want 0.3", fast, f)
 	}
 	if m := sum / n; math.Abs(m-1) > 0.02 {
-		t.Errorf("mean after inverted dropout %.3f, want 1", m)
+		t.Errorf("fast %v: mean after inverted dropout %.3f, want 1", fast, m)
 	}
 }
 

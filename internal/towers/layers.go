@@ -18,6 +18,9 @@ type Dense struct {
 	// offW and offB locate W and B in the owning flat parameter vector, so
 	// that Backward can write into a flat gradient vector of the same layout.
 	offW, offB int
+	// ref selects gonum's blas64.Gemm (the trainer before issue 17) instead
+	// of gemmAcc.
+	ref bool
 }
 
 func general(rows, cols int, data []float64) blas64.General {
@@ -33,6 +36,10 @@ func (d *Dense) Forward(y, x []float64, n int) {
 	for r := 0; r < n; r++ {
 		copy(y[r*d.Out:(r+1)*d.Out], d.B)
 	}
+	if !d.ref {
+		gemmAcc(n, d.Out, d.In, x, d.In, 1, d.W, d.Out, y, d.Out)
+		return
+	}
 	blas64.Gemm(blas.NoTrans, blas.NoTrans, 1, general(n, d.In, x), general(d.In, d.Out, d.W), 1, general(n, d.Out, y))
 }
 
@@ -41,11 +48,37 @@ func (d *Dense) Forward(y, x []float64, n int) {
 // dW += x^T dy, dB += column sums of dy. If dx is not nil it is overwritten
 // with dy W^T (n x In).
 func (d *Dense) Backward(dx, grad, x, dy []float64, n int) {
+	d.backward(dx, grad, x, dy, n, nil)
+}
+
+// backward is Backward with scratch memory for W's transpose (In*Out
+// entries; allocated when shorter).
+func (d *Dense) backward(dx, grad, x, dy []float64, n int, scratch []float64) {
 	if len(x) < n*d.In || len(dy) < n*d.Out || (dx != nil && len(dx) < n*d.In) {
 		panic("towers: Dense.Backward: shape mismatch")
 	}
 	gW := grad[d.offW : d.offW+d.In*d.Out]
 	gB := grad[d.offB : d.offB+d.Out]
+	if !d.ref {
+		gemmAcc(d.In, d.Out, n, x, 1, d.In, dy, d.Out, gW, d.Out)
+		for r := 0; r < n; r++ {
+			row := dy[r*d.Out : (r+1)*d.Out]
+			for j, v := range row {
+				gB[j] += v
+			}
+		}
+		if dx != nil {
+			if len(scratch) < d.In*d.Out {
+				scratch = make([]float64, d.In*d.Out)
+			}
+			wt := scratch[:d.In*d.Out]
+			transposeInto(wt, d.W, d.In, d.Out)
+			dx = dx[:n*d.In]
+			clear(dx)
+			gemmAcc(n, d.In, d.Out, dy, d.Out, 1, wt, d.In, dx, d.In)
+		}
+		return
+	}
 	blas64.Gemm(blas.Trans, blas.NoTrans, 1, general(n, d.In, x), general(n, d.Out, dy), 1, general(d.In, d.Out, gW))
 	for r := 0; r < n; r++ {
 		row := dy[r*d.Out : (r+1)*d.Out]

@@ -28,6 +28,13 @@ func newMLP(p *params, prefix string, in int, sizes []int, dropout float64, l2 b
 	return m
 }
 
+// setRef selects gonum's kernels (ref) or gemmAcc for every layer.
+func (m *MLP) setRef(ref bool) {
+	for _, d := range m.Layers {
+		d.ref = ref
+	}
+}
+
 func (m *MLP) bind(p *params) {
 	for _, d := range m.Layers {
 		p.bindDense(d)
@@ -60,18 +67,21 @@ type mlpWork struct {
 	masks   [][]float64 // dropout scale factors of hidden layers
 	norms   []float64
 	g1, g2  []float64 // backward scratch
+	wt      []float64 // a layer's transposed weights (Dense.backward)
 }
 
 func (m *MLP) newWork(capRows int) *mlpWork {
 	w := &mlpWork{capRows: capRows, norms: make([]float64, capRows)}
-	widest := m.In()
+	widest, wsize := m.In(), 0
 	for _, d := range m.Layers {
+		wsize = max(wsize, d.In*d.Out)
 		w.outs = append(w.outs, make([]float64, capRows*d.Out))
 		w.masks = append(w.masks, make([]float64, capRows*d.Out))
 		widest = max(widest, d.Out)
 	}
 	w.g1 = make([]float64, capRows*widest)
 	w.g2 = make([]float64, capRows*widest)
+	w.wt = make([]float64, wsize)
 	return w
 }
 
@@ -88,9 +98,17 @@ func (m *MLP) forward(w *mlpWork, x []float64, n int, train bool, rng *rand.Rand
 		out := w.outs[l][:n*d.Out]
 		d.Forward(out, in, n)
 		if l < last {
-			ReLUForward(out, out)
+			if d.ref {
+				ReLUForward(out, out)
+			} else {
+				reluForwardFast(out, out)
+			}
 			if train && m.Dropout > 0 {
-				DropoutForward(out, w.masks[l][:n*d.Out], out, m.Dropout, rng)
+				if d.ref {
+					DropoutForward(out, w.masks[l][:n*d.Out], out, m.Dropout, rng)
+				} else {
+					dropoutForwardFast(out, w.masks[l][:n*d.Out], out, m.Dropout, rng)
+				}
 			}
 		} else if m.L2Norm {
 			L2NormForward(out, w.norms, out, n, d.Out)
@@ -121,7 +139,11 @@ func (m *MLP) backward(w *mlpWork, grad, x, dout, dx []float64, n int, train boo
 			if train && m.Dropout > 0 {
 				DropoutBackward(dy, w.masks[l][:n*d.Out], dy)
 			}
-			ReLUBackward(dy, out, dy)
+			if d.ref {
+				ReLUBackward(dy, out, dy)
+			} else {
+				reluBackwardFast(dy, out, dy)
+			}
 		}
 		var in, dIn []float64
 		if l > 0 {
@@ -131,7 +153,7 @@ func (m *MLP) backward(w *mlpWork, grad, x, dout, dx []float64, n int, train boo
 			in = x
 			dIn = dx
 		}
-		d.Backward(dIn, grad, in, dy, n)
+		d.backward(dIn, grad, in, dy, n, w.wt)
 		if l > 0 {
 			dy, other = dIn, dy[:cap(dy)]
 		}

@@ -52,6 +52,12 @@ type TrainConfig struct {
 	// CurveEvery records a point of the training curve (History.Points) every
 	// this many rows; 0 records none.
 	CurveEvery int64
+	// Reference reproduces the trainer as it was before issue 17, the
+	// reference of BenchmarkTrainThroughput: gonum's blas64.Gemm in every
+	// layer and the embedding tables updated one after the other. false (the
+	// default) uses the AVX2 + FMA kernels (gemm.go) and updates the tables
+	// concurrently. Both give the same model up to rounding.
+	Reference bool
 }
 
 // DefaultTrainConfig is the serving model's training configuration. Its
@@ -281,12 +287,26 @@ func runLoop(ctx context.Context, name string, ds *Dataset, cfg TrainConfig, f f
 				axpy(grads[0], 1, grads[w])
 			}
 			adam.Step(params, grads[0])
-			for ti, t := range tables {
+			applyTable := func(ti int) {
 				parts := make([]*sparseRows, W)
 				for w := range parts {
 					parts[w] = f.sparse(w)[ti]
 				}
-				t.apply(parts)
+				tables[ti].apply(parts)
+			}
+			if cfg.Reference || len(tables) < 2 {
+				for ti := range tables {
+					applyTable(ti)
+				}
+			} else {
+				// The tables are independent (own rows, moments and
+				// gradients): one goroutine each.
+				var wg sync.WaitGroup
+				for ti := 1; ti < len(tables); ti++ {
+					wg.Go(func() { applyTable(ti) })
+				}
+				applyTable(0)
+				wg.Wait()
 			}
 			var bl lossParts
 			for _, r := range results {

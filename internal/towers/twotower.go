@@ -146,6 +146,7 @@ type ttWorker struct {
 	eu, deu, dau, dai   []float64
 	sNeg, dSNeg, logits []float64
 	gLogits             []float64
+	negT                []float64 // the negatives' embeddings transposed
 	target, weight      []float64
 	uRows, iRows        sparseRows
 }
@@ -161,7 +162,7 @@ func (m *TwoTower) newWorker(capRows int) *ttWorker {
 		eu:    make([]float64, capRows*D), deu: make([]float64, capRows*D),
 		dau: make([]float64, capRows*D), dai: make([]float64, ci*D),
 		sNeg: make([]float64, capRows*K), dSNeg: make([]float64, capRows*K),
-		logits: make([]float64, K+1), gLogits: make([]float64, K+1),
+		logits: make([]float64, K+1), gLogits: make([]float64, K+1), negT: make([]float64, D*K),
 		target: make([]float64, capRows), weight: make([]float64, capRows),
 		uRows: sparseRows{dim: D}, iRows: sparseRows{dim: D},
 	}
@@ -261,7 +262,15 @@ func (w *ttWorker) lossGrad(ds *Dataset, b *ttBatch, targetCap float64, grad []f
 		negA := ai[n*D : ni*D]
 		sNeg := w.sNeg[:n*K]
 		// sNeg = eu negA^T (n x K)
-		blas64.Gemm(blas.NoTrans, blas.Trans, 1, general(n, D, eu), general(K, D, negA), 0, general(n, K, sNeg))
+		if m.User.Layers[0].ref {
+			blas64.Gemm(blas.NoTrans, blas.Trans, 1, general(n, D, eu), general(K, D, negA), 0, general(n, K, sNeg))
+		} else {
+			// sNeg = eu negA^T: A = eu, B = negA^T (B(p, j) = negA[j*D+p]).
+			wt := w.negT[:D*K]
+			transposeInto(wt, negA, K, D)
+			clear(sNeg)
+			gemmAcc(n, K, D, eu, D, 1, wt, K, sNeg, K)
+		}
 		dSNeg := w.dSNeg[:n*K]
 		clear(dSNeg)
 		inv := 1 / m.Cfg.RankTemp
@@ -290,8 +299,13 @@ func (w *ttWorker) lossGrad(ds *Dataset, b *ttBatch, targetCap float64, grad []f
 		}
 		if withGrad && anyPos {
 			// deu += dSNeg negA ; dNegA += dSNeg^T eu
-			blas64.Gemm(blas.NoTrans, blas.NoTrans, 1, general(n, K, dSNeg), general(K, D, negA), 1, general(n, D, deu))
-			blas64.Gemm(blas.Trans, blas.NoTrans, 1, general(n, K, dSNeg), general(n, D, eu), 1, general(K, D, dai[n*D:]))
+			if m.User.Layers[0].ref {
+				blas64.Gemm(blas.NoTrans, blas.NoTrans, 1, general(n, K, dSNeg), general(K, D, negA), 1, general(n, D, deu))
+				blas64.Gemm(blas.Trans, blas.NoTrans, 1, general(n, K, dSNeg), general(n, D, eu), 1, general(K, D, dai[n*D:]))
+			} else {
+				gemmAcc(n, D, K, dSNeg, K, 1, negA, D, deu, D)
+				gemmAcc(K, D, n, dSNeg, 1, K, eu, D, dai[n*D:], D)
+			}
 		}
 	}
 	if !withGrad {
