@@ -5,7 +5,8 @@
 #  3. every fuzz target for a short, capped number of executions, and the
 #     full-size synthetic folder held to the real KuaiRec's label statistics;
 #  4. installs what is missing and starts the real services: Redis (Debian's
-#     redis-server) and Apache Kafka (KRaft, jars from Maven Central, JDK 17);
+#     redis-server) and Apache Kafka (KRaft, jars from Maven Central, JDK 17),
+#     and Debian's chromium for the dashboard's browser test;
 #  5. the whole suite, unit + integration, with -race against those services.
 # It ends with go test's own summary lines. Services are left running for the next
 # run (start is idempotent); `make services-stop` stops them.
@@ -38,6 +39,12 @@ done
 
 echo "== the full-size synthetic folder against the real KuaiRec's statistics (no -race: ~1 min)"
 STREAMREC_TEST_FULL=1 go test -count=1 -run '^TestFullScaleCalibration$' -v ./internal/synth | grep -E '^(=== RUN|--- |PASS|FAIL|ok)|calibration_test' || { echo "full-size calibration failed"; exit 1; }
+
+echo "== Chromium for the dashboard's browser test (Debian's chromium package)"
+if ! command -v chromium >/dev/null 2>&1; then
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } >&2 || { echo "could not install chromium"; exit 1; }
+fi
+chromium --version
 
 echo "== services"
 scripts/redis.sh start

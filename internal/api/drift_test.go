@@ -20,7 +20,7 @@ func driftServer(t *testing.T, f *fixture, window time.Duration, now func() time
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(DefaultConfig(), Deps{Items: f.items, Store: f.store, Publisher: f.pub, Now: now,
+	srv, err := New(DefaultConfig(), Deps{Items: f.items, Store: f.store, Publisher: f.pub, Now: now, Models: f.store,
 		Online: &Online{Log: f.store, Windows: f.store, Group: "g", Window: window, CountWindow: 100, Partitions: 4, Drift: m}})
 	if err != nil {
 		t.Fatal(err)
