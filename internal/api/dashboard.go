@@ -24,7 +24,9 @@ var dashboardTypes = map[string]string{
 
 func (s *Server) dashboard(c echo.Context) error { return serveDashboard(c, "index.html") }
 
-func (s *Server) dashboardAsset(c echo.Context) error { return serveDashboard(c, path.Base(c.Param("file"))) }
+func (s *Server) dashboardAsset(c echo.Context) error {
+	return serveDashboard(c, path.Base(c.Param("file")))
+}
 
 func serveDashboard(c echo.Context, name string) error {
 	ct, ok := dashboardTypes[name]
