@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -36,12 +37,24 @@ func demo(ctx context.Context, args []string) error {
 	cut := fs.String("cut", "2020-08-27T00:00:00+08:00", "train before this time, replay from it")
 	rate := fs.Int("max-rate", 2000, "replay rate limit in events/s (0: as fast as possible)")
 	poison := fs.Int("poison", 3, "malformed messages to publish (they go to the dead-letter topic)")
+	var stay stayOptions
+	fs.DurationVar(&stay.duration, "duration", 0, "after the scripted steps, keep the stack, the updater and the API up with a gentle closed loop for this long, then stop (exit 0); 0: until Ctrl-C")
+	fs.BoolVar(&stay.off, "no-stay", false, "stop after the scripted steps")
+	fs.IntVar(&stay.port, "port", 8088, "the API's port while the demo stays up (the dashboard is http://127.0.0.1:PORT/dashboard)")
+	fs.BoolVar(&stay.drift, "drift", false, "generate the data with a preference change (30% of users, 4 days after the cut), which the background closed loop reaches midway")
 	config.Usage(fs, "dev demo: the whole streamrec pipeline on the embedded Kafka + Redis")
 	if err := config.Parse(fs, args, nil); err != nil {
 		return &config.UsageError{Err: err}
 	}
 	if *scale != "tiny" && *scale != "full" {
 		return config.Usagef("--scale %q: want tiny or full", *scale)
+	}
+	if stay.duration < 0 || stay.port < 1 || stay.port > 65535 {
+		return config.Usagef("--duration %v (>= 0) and --port %d (1..65535)", stay.duration, stay.port)
+	}
+	cutT, err := time.Parse(time.RFC3339, *cut)
+	if err != nil {
+		return config.Usagef("--cut %q: %v", *cut, err)
 	}
 	start := time.Now()
 	st, err := devstack.Start(devstack.Config{})
@@ -59,9 +72,15 @@ func demo(ctx context.Context, args []string) error {
 		}
 	}
 	data := filepath.Join(*out, "data")
+	synthArgs := []string{"synth", "--out", data, "--scale", *scale, "--seed", "1"}
+	if stay.drift {
+		data = filepath.Join(*out, "data-drift")
+		stay.driftAt = cutT.Add(4 * 24 * time.Hour)
+		synthArgs = []string{"synth", "--out", data, "--scale", *scale, "--seed", "1", "--drift-prefs-at", stay.driftAt.Format(time.RFC3339), "--drift-prefs-share", "0.3"}
+	}
 	if _, err := os.Stat(filepath.Join(data, "KuaiRec 2.0", "data", "big_matrix.csv")); err != nil {
 		say("3/7 generating a synthetic KuaiRec (%s) into %s", *scale, data)
-		if err := runCmd(ctx, filepath.Join(bins, "ingestor"), "synth", "--out", data, "--scale", *scale, "--seed", "1"); err != nil {
+		if err := runCmd(ctx, filepath.Join(bins, "ingestor"), synthArgs...); err != nil {
 			return err
 		}
 	} else {
@@ -92,11 +111,14 @@ func demo(ctx context.Context, args []string) error {
 	upd := exec.CommandContext(ctx, filepath.Join(bins, "updater"), "--brokers", st.KafkaAddr(), "--redis-addr", st.RedisAddr(),
 		"--assign", "all", "--metrics-addr", metrics, "--log-level", "info")
 	upd.Stderr = updLog
+	gentle(upd)
 	if err := upd.Start(); err != nil {
 		return err
 	}
 	defer func() {
-		upd.Process.Signal(os.Interrupt) // graceful: drain, flush, commit
+		if ctx.Err() == nil { // else gentle's Cancel already sent it: a second SIGINT kills
+			upd.Process.Signal(os.Interrupt) // graceful: drain, flush, commit
+		}
 		upd.Wait()
 	}()
 	say("5/7 updater started (per-user SGD; changelog topic updater.user-state; metrics on http://%s/metrics; log %s)", metrics, updLog.Name())
@@ -176,10 +198,10 @@ func demo(ctx context.Context, args []string) error {
 			scrape(metrics, "streamrec_updater_prequential_abs_error_total")/applied,
 			1000*scrape(metrics, "streamrec_updater_freshness_p50_seconds"), 1000*scrape(metrics, "streamrec_updater_freshness_p99_seconds"))
 	}
-	if err := apiStep(ctx, bins, st, data, *cut); err != nil {
+	if err := apiStep(ctx, bins, st, data, *cut, &stay, *out); err != nil {
 		return err
 	}
-	say("done in %v. Not built yet: drift alerts, the dashboard (see README, Status).", time.Since(start).Round(time.Second))
+	say("done in %v.", time.Since(start).Round(time.Second))
 	return nil
 }
 
@@ -197,22 +219,52 @@ func runCmd(ctx context.Context, name string, args ...string) error {
 // apiStep starts the HTTP API and shows it serving: an online-updated user's
 // top-10, the popularity fallback for an unknown user, and an interaction
 // posted to the API reaching the user's embedding through Kafka and the updater.
-func apiStep(ctx context.Context, bins string, st *devstack.Stack, data, cut string) error {
+// stayOptions: what the demo does after its scripted steps.
+type stayOptions struct {
+	off      bool
+	duration time.Duration
+	port     int
+	drift    bool
+	driftAt  time.Time
+}
+
+// gentle makes a child stop with SIGINT (it drains and flushes) when the
+// demo's context ends, and be killed only if it has not exited 15 s later.
+// The child runs in its own process group, so that a Ctrl-C in the
+// terminal reaches the demo alone and each child gets exactly one SIGINT.
+func gentle(cmd *exec.Cmd) {
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 15 * time.Second
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+}
+
+func apiStep(ctx context.Context, bins string, st *devstack.Stack, data, cut string, stay *stayOptions, out string) error {
 	bin := filepath.Join(bins, "api")
 	addr, err := freeAddr()
 	if err != nil {
 		return err
+	}
+	if !stay.off {
+		addr = "127.0.0.1:" + strconv.Itoa(stay.port)
+		if ln, err := net.Listen("tcp", addr); err != nil {
+			return fmt.Errorf("the demo's API port %s is taken (choose another with --port): %w", addr, err)
+		} else {
+			ln.Close()
+		}
 	}
 	// The online evaluation runs in the API, with short lists and windows so
 	// that the demo's few seconds of traffic close some.
 	api := exec.CommandContext(ctx, bin, "--listen", addr, "--redis-addr", st.RedisAddr(), "--brokers", st.KafkaAddr(), "--log-level", "warn",
 		"--eval", "--eval-open-for", "1500ms", "--eval-grace", "200ms", "--eval-window", "1s", "--eval-flush", "50ms")
 	api.Stderr = os.Stderr
+	gentle(api)
 	if err := api.Start(); err != nil {
 		return err
 	}
 	defer func() {
-		api.Process.Signal(os.Interrupt)
+		if ctx.Err() == nil {
+			api.Process.Signal(os.Interrupt)
+		}
 		api.Wait()
 	}()
 	base := "http://" + addr
@@ -333,7 +385,68 @@ func apiStep(ctx context.Context, bins string, st *devstack.Stack, data, cut str
 	if err := onlineStep(ctx, base); err != nil {
 		return err
 	}
-	return closedLoopStep(ctx, bins, st, base, data, cut)
+	if err := closedLoopStep(ctx, bins, st, base, data, cut); err != nil {
+		return err
+	}
+	if stay.off {
+		return nil
+	}
+	return stayUp(ctx, bins, st, base, data, cut, stay, out)
+}
+
+// stayUp keeps everything running with a gentle closed loop in the
+// background (replay sim: 2 users at a time, 4 sessions/s) until Ctrl-C or
+// --duration, the dashboard on a fixed port. The loop's virtual clock runs
+// from the cut through 8 days over the run (10 minutes without --duration),
+// so that with --drift the preference change is reached midway.
+func stayUp(ctx context.Context, bins string, st *devstack.Stack, base, data, cut string, stay *stayOptions, out string) error {
+	from, err := time.Parse(time.RFC3339, cut)
+	if err != nil {
+		return err
+	}
+	span := stay.duration
+	if span == 0 {
+		span = 10 * time.Minute
+	}
+	runFor := "8760h" // until Ctrl-C
+	if stay.duration > 0 {
+		runFor = stay.duration.String()
+	}
+	logPath := filepath.Join(out, "sim.log")
+	simLog, err := os.Create(logPath)
+	if err != nil {
+		return err
+	}
+	defer simLog.Close()
+	speedup := float64(8*24*time.Hour) / float64(span)
+	sim := exec.CommandContext(ctx, filepath.Join(bins, "replay"), "sim", "--api", base, "--data", data, "--redis-addr", st.RedisAddr(),
+		"--duration", runFor, "--from", cut, "--speedup", strconv.FormatFloat(speedup, 'f', 1, 64), "--concurrency", "2", "--rate", "4",
+		"--exclude-watched=false", "--probes", "0", "--observe-wait", "0", "--log-level", "warn")
+	sim.Stdout, sim.Stderr = simLog, simLog
+	gentle(sim)
+	if err := sim.Start(); err != nil {
+		return err
+	}
+	say("the demo stays up: dashboard %s/dashboard, API %s (OpenAPI %s/v1/openapi.json); a gentle closed loop runs in the background (log %s)", base, base, base, logPath)
+	if stay.drift {
+		say("--drift: 30%% of users change preferences at virtual time %s, reached after about %v; watch GET %s/v1/drift and the dashboard",
+			stay.driftAt.Format(time.RFC3339), time.Duration(float64(stay.driftAt.Sub(from))/speedup).Round(time.Second), base)
+	}
+	if stay.duration > 0 {
+		say("stopping by itself after %v (Ctrl-C stops earlier)", stay.duration)
+	} else {
+		say("Ctrl-C stops every child cleanly")
+	}
+	err = sim.Wait()
+	if ctx.Err() != nil {
+		say("stopping: the closed loop, the API and the updater get SIGINT and drain")
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("the background closed loop: %w (see %s)", err, logPath)
+	}
+	say("the background closed loop ended after %v", stay.duration)
+	return nil
 }
 
 // closedLoopStep runs a short closed loop (replay sim): the small matrix's

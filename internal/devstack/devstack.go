@@ -26,6 +26,8 @@ type Config struct {
 type Stack struct {
 	kafka *kfake.Cluster
 	redis *miniredis.Miniredis
+	stop  chan struct{}
+	done  chan struct{}
 }
 
 // Start starts both servers on 127.0.0.1.
@@ -52,7 +54,29 @@ func Start(cfg Config) (*Stack, error) {
 		kc.Close()
 		return nil, fmt.Errorf("starting the embedded Redis on port %d: %w", cfg.RedisPort, err)
 	}
-	return &Stack{kafka: kc, redis: mr}, nil
+	st := &Stack{kafka: kc, redis: mr, stop: make(chan struct{}), done: make(chan struct{})}
+	go st.expire()
+	return st, nil
+}
+
+// expire advances miniredis's clock with the wall clock every second, so
+// that keys with a TTL expire as they would on a real Redis (miniredis only
+// expires keys when its clock is moved) and a long-running demo does not
+// grow without bound.
+func (s *Stack) expire() {
+	defer close(s.done)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case now := <-tick.C:
+			s.redis.FastForward(now.Sub(last))
+			last = now
+		}
+	}
 }
 
 // KafkaAddr returns the broker's host:port.
@@ -63,6 +87,8 @@ func (s *Stack) RedisAddr() string { return s.redis.Addr() }
 
 // Close stops both servers.
 func (s *Stack) Close() {
+	close(s.stop)
+	<-s.done
 	s.redis.Close()
 	s.kafka.Close()
 }

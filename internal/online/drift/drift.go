@@ -129,9 +129,11 @@ func (p *PageHinkley) Add(x float64) Direction {
 	switch {
 	case u > p.cfg.Lambda:
 		p.Reset()
+		p.stat = u // the alarm's statistic stays readable until the next sample
 		return Up
 	case d > p.cfg.Lambda:
 		p.Reset()
+		p.stat = d
 		return Down
 	}
 	return None
