@@ -170,6 +170,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return runSim(ctx, args[1:], stdout, stderr)
 		case "probe":
 			return runProbe(ctx, args[1:], stdout, stderr)
+		case "report":
+			return runReport(ctx, args[1:], stdout, stderr)
 		}
 	}
 	o, err := parseOptions(args, stderr, os.LookupEnv)
