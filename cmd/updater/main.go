@@ -180,6 +180,7 @@ func run(ctx context.Context, args []string) error {
 	})
 	g.Go(func() error { return keeper.WatchRedis(gctx, o.markerEvery) })
 	g.Go(func() error { return followModel(gctx, store, upd, o.denseLR, log) })
+	g.Go(func() error { return publishStatus(gctx, store, upd, cons, "", o.group, time.Second, log) })
 	if o.metricsAddr != "" {
 		srv, err := serveMetrics(o.metricsAddr, reg)
 		if err != nil {

@@ -10,7 +10,7 @@ import (
 
 // The dashboard (GET /dashboard): a page and its script and style sheet,
 // embedded in the binary. The script reads only documented endpoints
-// (/v1/metrics/online, /v1/drift, /v1/models) and draws its charts as SVG
+// (/v1/metrics/online, /v1/drift, /v1/models, /v1/status) and draws its charts as SVG
 // with its own code: no chart library, nothing fetched from elsewhere.
 //
 //go:embed dashboard/index.html dashboard/app.js dashboard/style.css

@@ -96,6 +96,10 @@ func TestDashboardInChromium(t *testing.T) {
 	if _, err := f.store.ApplyWindows(context.Background(), "g", []cache.OffsetRange{{Partition: 0, From: 0, To: 0}}, deltas); err != nil {
 		t.Fatal(err)
 	}
+	if err := f.store.PutStatus(context.Background(), "updater", "u1", []byte(`{"member":"u1","group":"updater","at_ms":`+strconv.FormatInt(time.Now().UnixMilli(), 10)+
+		`,"model_version":"v1","events_applied":5,"users":2,"lag_messages":3,"freshness_p50_seconds":0.02,"freshness_p99_seconds":0.05}`), time.Minute); err != nil {
+		t.Fatal(err)
+	}
 	srv := httptest.NewServer(f.srv.Echo())
 	defer srv.Close()
 	args := func(extra ...string) []string {
@@ -142,6 +146,9 @@ func TestDashboardInChromium(t *testing.T) {
 	d := chart("drift")
 	if count(d, `<rect[^>]*class="bar"`) != len(m.State()) || !strings.Contains(d, `data-detector="step"`) {
 		t.Errorf("drift chart: want one bar per detector (%d):\n%s", len(m.State()), d)
+	}
+	if n := count(chart("updaters"), `<circle[^>]*class="point"`); n < 2 {
+		t.Errorf("updaters chart: %d points, want the lag and freshness of the one updater", n)
 	}
 	if count(chart("models"), `<circle[^>]*class="version"`) < 1 {
 		t.Errorf("models chart: no version drawn")

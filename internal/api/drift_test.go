@@ -121,3 +121,27 @@ func TestRunDriftWindows(t *testing.T) {
 	}
 	t.Fatal("no hit_rate window detector")
 }
+
+// GET /v1/status serves the updaters' status records, sorted by member.
+func TestStatusEndpoint(t *testing.T) {
+	f := newFixture(t, 10, 4, 1, DefaultConfig())
+	if w := f.do(http.MethodGet, "/v1/status", ""); w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"updaters":[]`) {
+		t.Fatalf("no updater: %d %s", w.Code, w.Body)
+	}
+	for _, m := range []string{"b", "a"} {
+		js := `{"member":"` + m + `","group":"updater","at_ms":1,"model_version":"v1","events_applied":5,"users":2,"lag_messages":0,"freshness_p50_seconds":0.02,"freshness_p99_seconds":0.05}`
+		if err := f.store.PutStatus(context.Background(), "updater", m, []byte(js), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := f.do(http.MethodGet, "/v1/status", "")
+	var rep struct {
+		Updaters []struct{ Member string } `json:"updaters"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &rep); err != nil || len(rep.Updaters) != 2 || rep.Updaters[0].Member != "a" {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	if w := f.do(http.MethodGet, "/v1/status?x=1", ""); w.Code != http.StatusBadRequest {
+		t.Fatalf("unknown parameter: %d", w.Code)
+	}
+}

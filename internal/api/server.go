@@ -270,6 +270,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	e.GET("/v1/metrics/online", s.onlineMetrics, pub...)
 	e.GET("/v1/models", s.publicModels, pub...)
 	e.GET("/v1/drift", s.driftReport, pub...)
+	e.GET("/v1/status", s.status, pub...)
 	e.GET("/dashboard", s.dashboard)
 	e.GET("/dashboard/:file", s.dashboardAsset)
 	e.GET("/v1/admin/models", s.adminModels, s.requireAdmin)

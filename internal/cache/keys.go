@@ -31,6 +31,7 @@ import (
 //	ns:eval:g:w:k:i             hash field -> integer: window i of kind k
 //	ns:eval:g:w:k:i:sets        hash: the names of the window's distinct fields
 //	ns:eval:g:w:k:i:set:f       set: the members of distinct field f (windows.go's Lua script builds these names)
+//	ns:status:kind:member       string: a process's JSON status record, with a TTL (status.go)
 //	ns:intake:h                 hash: an intake idempotency record, h = hex SHA-256 of client, 0, key (see BeginIntake)
 const (
 	keySep = ":"

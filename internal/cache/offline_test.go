@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"time"
 )
 
 func testOfflineUsers(t *testing.T, newStore newStoreFunc) {
@@ -41,5 +42,29 @@ func testOfflineUsers(t *testing.T, newStore newStoreFunc) {
 	}
 	if _, _, err := s.GetOfflineUsers(ctx, "v1"); err == nil {
 		t.Fatal("a missing chunk read without error")
+	}
+}
+
+func testStatuses(t *testing.T, newStore newStoreFunc) {
+	s := newStore(t, DefaultConfig())
+	ctx := t.Context()
+	if m, err := s.Statuses(ctx, "updater"); err != nil || len(m) != 0 {
+		t.Fatalf("no statuses: %v %v", m, err)
+	}
+	if err := s.PutStatus(ctx, "updater", "a-1", []byte(`{"x":1}`), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutStatus(ctx, "updater", "b-2", []byte(`{"x":2}`), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutStatus(ctx, "other", "c", []byte(`{}`), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.Statuses(ctx, "updater")
+	if err != nil || len(m) != 2 || string(m["a-1"]) != `{"x":1}` || string(m["b-2"]) != `{"x":2}` {
+		t.Fatalf("statuses %v %v", m, err)
+	}
+	if err := s.PutStatus(ctx, "updater", "bad:member", nil, time.Minute); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("bad member: %v", err)
 	}
 }

@@ -40,6 +40,7 @@ func runStoreSuite(t *testing.T, newStore newStoreFunc) {
 	t.Run("ServedLog", func(t *testing.T) { testServedLog(t, newStore) })
 	t.Run("CandidateSets", func(t *testing.T) { testCandidateSetsPublished(t, newStore) })
 	t.Run("OfflineUsers", func(t *testing.T) { testOfflineUsers(t, newStore) })
+	t.Run("Statuses", func(t *testing.T) { testStatuses(t, newStore) })
 	t.Run("WatchHistory", func(t *testing.T) { testWatchHistory(t, newStore) })
 }
 

@@ -120,6 +120,7 @@ async function refresh() {
     drawn += lineChart(document.getElementById("sources"), sources, { markers, window, xfmt: clock });
     drawn += await drawDrift();
     drawn += await drawModels();
+    drawn += await drawUpdaters();
     if (drawn > 0 && !firstChart) {
       firstChart = performance.now() - t0;
       document.getElementById("first-chart-ms").textContent = firstChart.toFixed(0);
@@ -183,6 +184,28 @@ async function drawModels() {
     el("text", { x: sx(v.published_at_ms), y: H / 2 - 14, "text-anchor": "middle", class: "label" }, svg).textContent = v.version + (v.live ? " (live)" : "");
   }
   return list.versions.length;
+}
+
+// The updaters' status is a snapshot; the page keeps the history it saw.
+const updaterHistory = {};
+
+async function drawUpdaters() {
+  const rep = await getJSON("/v1/status").catch(() => null);
+  if (!rep) return 0;
+  for (const u of rep.updaters) {
+    const h = updaterHistory[u.member] || (updaterHistory[u.member] = { lag: [], fresh: [] });
+    const last = h.lag.length ? h.lag[h.lag.length - 1][0] : -1;
+    if (u.at_ms !== last) {
+      h.lag.push([u.at_ms, u.lag_messages]);
+      h.fresh.push([u.at_ms, 1000 * u.freshness_p99_seconds]);
+      if (h.lag.length > 720) { h.lag.shift(); h.fresh.shift(); }
+    }
+  }
+  const series = [];
+  for (const [m, h] of Object.entries(updaterHistory)) {
+    series.push({ name: "lag " + m.slice(-12), points: h.lag }, { name: "p99 ms " + m.slice(-12), points: h.fresh });
+  }
+  return lineChart(document.getElementById("updaters"), series, { xfmt: clock });
 }
 
 refresh();
