@@ -54,18 +54,18 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	client := &http.Client{Timeout: 30 * time.Second}
 	base := strings.TrimRight(*from, "/")
 	var series api.OnlineSeries
-	if _, err := getPlain(ctx, client, fmt.Sprintf("%s/v1/metrics/online?limit=%d", base, *limit), &series); err != nil {
+	if _, err := getJSON(ctx, client, fmt.Sprintf("%s/v1/metrics/online?limit=%d", base, *limit), "report", &series); err != nil {
 		return err
 	}
 	var rep api.DriftReport
-	if _, err := getPlain(ctx, client, base+"/v1/drift", &rep); err != nil {
+	if _, err := getJSON(ctx, client, base+"/v1/drift", "report", &rep); err != nil {
 		fmt.Fprintf(stderr, "replay report: no drift statistics (%v); drift.png is skipped\n", err)
 		rep.Detectors = nil
 	}
 	sources := map[string]api.OnlineSeries{}
 	for _, src := range []string{"replay", "api", "simulator"} {
 		var s api.OnlineSeries
-		if _, err := getPlain(ctx, client, fmt.Sprintf("%s/v1/metrics/online?limit=%d&metric=interactions&source=%s", base, *limit, src), &s); err != nil {
+		if _, err := getJSON(ctx, client, fmt.Sprintf("%s/v1/metrics/online?limit=%d&metric=interactions&source=%s", base, *limit, src), "report", &s); err != nil {
 			return err
 		}
 		sources[src] = s

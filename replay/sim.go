@@ -420,7 +420,7 @@ func (s *simulator) session(stop context.Context, u *simUser, rng *rand.Rand) {
 		q += "&exclude_watched=true"
 	}
 	var rec api.Recommendations
-	status, err := s.getJSON(ctx, s.o.API+"/v1/users/"+strconv.FormatUint(uint64(u.id), 10)+"/recommendations"+q, &rec)
+	status, err := getJSON(ctx, s.client, s.o.API+"/v1/users/"+strconv.FormatUint(uint64(u.id), 10)+"/recommendations"+q, s.o.ClientID, &rec)
 	if err != nil {
 		s.fail(errKind("recommendations", status, err))
 		return
@@ -571,27 +571,6 @@ func errKind(what string, status int, err error) string {
 	return what + ": " + strings.SplitN(err.Error(), ":", 2)[0]
 }
 
-func (s *simulator) getJSON(ctx context.Context, url string, v any) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set(api.ClientHeader, s.o.ClientID)
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return resp.StatusCode, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return resp.StatusCode, fmt.Errorf("GET %s: %d %s", url, resp.StatusCode, bytes.TrimSpace(body))
-	}
-	return resp.StatusCode, json.Unmarshal(body, v)
-}
-
 // post sends one watch through the API intake (source simulator).
 func (s *simulator) post(ctx context.Context, user, video uint32, ratio float64, eventMS int64) error {
 	dur := s.tr.DurationMS(video)
@@ -678,7 +657,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	winMS := o.Window.Milliseconds()
 	if winMS == 0 {
 		var series api.OnlineSeries
-		if _, err := getPlain(ctx, client, o.API+"/v1/metrics/online?limit=1", &series); err == nil && series.WindowMs > 0 {
+		if _, err := getJSON(ctx, client, o.API+"/v1/metrics/online?limit=1", o.ClientID, &series); err == nil && series.WindowMs > 0 {
 			winMS = series.WindowMs
 		} else {
 			winMS = 10000
@@ -786,10 +765,15 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	return ctx.Err()
 }
 
-func getPlain(ctx context.Context, client *http.Client, url string, v any) (int, error) {
+// getJSON GETs url as clientID ("" for no X-Client-Id) and decodes a 200
+// answer into v; another status is an error with the answer's body.
+func getJSON(ctx context.Context, client *http.Client, url, clientID string, v any) (int, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return 0, err
+	}
+	if clientID != "" {
+		req.Header.Set(api.ClientHeader, clientID)
 	}
 	resp, err := client.Do(req)
 	if err != nil {
@@ -964,7 +948,7 @@ func (s *simulator) observe(ctx context.Context, sum *simSummary) {
 	var series api.OnlineSeries
 	lastLists := -1.0
 	for {
-		if _, err := getPlain(ctx, s.client, s.o.API+"/v1/metrics/online?limit=1000&since="+strconv.FormatInt(first, 10), &series); err != nil {
+		if _, err := getJSON(ctx, s.client, s.o.API+"/v1/metrics/online?limit=1000&since="+strconv.FormatInt(first, 10), s.o.ClientID, &series); err != nil {
 			s.log.Warn("the API's online metrics are unavailable: observed metrics not compared", "err", err)
 			return
 		}
