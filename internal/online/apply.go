@@ -76,6 +76,15 @@ func (u *Updater) apply(ctx context.Context, batch []stream.Record) error {
 			return err
 		}
 	}
+	if sch := u.cfg.LRSchedule; sch != nil {
+		var newest int64
+		for i := range batch {
+			newest = max(newest, batch[i].Time.UnixMilli())
+		}
+		if err := sch.WaitCovered(ctx, newest); err != nil {
+			return fmt.Errorf("waiting for the learning-rate controls to cover message time %d: %w", newest, err)
+		}
+	}
 	now := u.cfg.Now().UnixMilli()
 	var absErr float64
 	for i := range batch {
@@ -106,7 +115,11 @@ func (u *Updater) apply(ctx context.Context, batch []stream.Record) error {
 			if d := u.model.Dense; d != nil && d.Dense(u.denseBuf, s.Base, e.UserID) {
 				dense, tuned = u.denseBuf, true
 			}
-			pred := towers.OnlineStep(s.Vec, dense, item, float32(e.WatchRatio), 1, u.params)
+			params := u.params
+			if sch := u.cfg.LRSchedule; sch != nil {
+				params.LR *= sch.Factor(rec.Time.UnixMilli())
+			}
+			pred := towers.OnlineStep(s.Vec, dense, item, float32(e.WatchRatio), 1, params)
 			y := float32(e.WatchRatio)
 			if c := u.params.TargetCap; c > 0 && y > c {
 				y = c

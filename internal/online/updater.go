@@ -48,6 +48,10 @@ type ChangelogWriter interface {
 // Config configures an Updater.
 type Config struct {
 	LR float32 // SGD learning rate on the user vector. Default: 0.05.
+	// LRSchedule, if not nil, multiplies LR by the factor of each event's
+	// message time (lrcontrol.go); the updater waits until the schedule
+	// covers an event before applying it.
+	LRSchedule *LRSchedule
 	// L2 is the pull toward the offline vector; 0 is no pull (DefaultConfig
 	// has 0.001).
 	L2 float32
