@@ -13,6 +13,7 @@ import (
 	"github.com/streamrec/streamrec/internal/api"
 	"github.com/streamrec/streamrec/internal/cache"
 	"github.com/streamrec/streamrec/internal/config"
+	"github.com/streamrec/streamrec/internal/online"
 	"github.com/streamrec/streamrec/internal/online/drift"
 	"github.com/streamrec/streamrec/internal/online/eval"
 	"github.com/streamrec/streamrec/internal/stream"
@@ -73,9 +74,16 @@ func setupEval(ctx context.Context, o *options, brokers []string, store *cache.S
 		if err := reg.Register(alerts); err != nil {
 			return nil, nil, err
 		}
+		actions := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "streamrec_drift_actions_total",
+			Help: "Drift actions taken, by action and result."}, []string{"action", "result"})
+		if err := reg.Register(actions); err != nil {
+			return nil, nil, err
+		}
+		raise := raiseLR(ctx, o, brokers, actions, log)
 		dets, dists := drift.DefaultSpecs()
 		m, err := drift.NewMonitor(dets, dists, log.With("component", "drift"), func(a drift.Alert) {
 			alerts.WithLabelValues(a.Detector, a.Signal).Inc()
+			raise(a)
 		})
 		if err != nil {
 			return nil, nil, err
@@ -100,4 +108,43 @@ func setupEval(ctx context.Context, o *options, brokers []string, store *cache.S
 	}
 	log.Info("online evaluation on", "partitions", parts, "kafka_group", group, "of", n, "group", o.eval.group, "window", cfg.Window.String(), "open_for", cfg.OpenFor.String())
 	return online, r, nil
+}
+
+// raiseLR is the drift action "raise the learning rate": with
+// --drift-lr-factor, an alert of one of --drift-lr-detectors writes a control
+// record to the updater's control topic (online.LRControlWriter), off the
+// alert's goroutine; logged and counted. Without it, a no-op.
+func raiseLR(ctx context.Context, o *options, brokers []string, actions *prometheus.CounterVec, log *slog.Logger) func(drift.Alert) {
+	if o.eval.lrFactor == 0 {
+		return func(drift.Alert) {}
+	}
+	topic := online.LRControlTopic(o.topic)
+	if err := online.EnsureLRControlTopic(ctx, brokers, topic); err != nil {
+		log.Warn("drift action: the control topic could not be created; raising the learning rate is off", "topic", topic, "err", err)
+		return func(drift.Alert) {}
+	}
+	w := online.NewLRControlWriter(brokers, topic, o.eval.lrDelay)
+	go func() { <-ctx.Done(); w.Close() }()
+	on := map[string]bool{}
+	for _, d := range strings.Split(o.eval.lrDetectors, ",") {
+		on[strings.TrimSpace(d)] = true
+	}
+	return func(a drift.Alert) {
+		if !on[a.Detector] {
+			return
+		}
+		go func() {
+			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			c, err := w.Raise(wctx, o.eval.lrFactor, o.eval.lrFor, "drift alert "+a.Detector+" on "+a.Signal)
+			if err != nil {
+				actions.WithLabelValues("raise_lr", "error").Inc()
+				log.Warn("drift action: raising the learning rate failed", "detector", a.Detector, "err", err)
+				return
+			}
+			actions.WithLabelValues("raise_lr", "ok").Inc()
+			log.Warn("drift action: learning rate raised", "detector", a.Detector, "signal", a.Signal, "factor", c.Factor,
+				"from", time.UnixMilli(c.AtMs).UTC(), "until", time.UnixMilli(c.UntilMs).UTC(), "control", c.ID)
+		}()
+	}
 }

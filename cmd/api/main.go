@@ -48,6 +48,9 @@ type evalOptions struct {
 	kafkaGroup         string
 	cfg                eval.Config
 	fromFirst, drift   bool
+	lrFactor           float64
+	lrFor, lrDelay     time.Duration
+	lrDetectors        string
 	batch, servedQueue int
 	flushEvery         time.Duration
 }
@@ -88,6 +91,10 @@ func parse(args []string) (*options, error) {
 	fs.BoolVar(&o.eval.fromFirst, "eval-from-first", false, "a partition the windows never saw starts at its first offset (default: its newest)")
 	fs.IntVar(&o.eval.batch, "eval-batch", 1000, "most messages of a partition applied in one atomic step")
 	fs.DurationVar(&o.eval.flushEvery, "eval-flush", 200*time.Millisecond, "apply a partial batch once it is this old")
+	fs.Float64Var(&o.eval.lrFactor, "drift-lr-factor", 0, "the drift action: on an alert of --drift-lr-detectors, multiply the updater's learning rate by this (1..10) for --drift-lr-for, by a control record applied by message time; 0: off")
+	fs.DurationVar(&o.eval.lrFor, "drift-lr-for", 10*time.Minute, "how long a raised learning rate lasts (at most 1h)")
+	fs.DurationVar(&o.eval.lrDelay, "drift-lr-delay", 5*time.Second, "how long after its alert a raised rate takes effect (the updater's --lr-control-delay must be the same)")
+	fs.StringVar(&o.eval.lrDetectors, "drift-lr-detectors", "abs_err_adwin,hit_adwin", "comma-separated detectors whose alerts raise the learning rate")
 	fs.BoolVar(&o.eval.drift, "drift", true, "with --eval: run the drift monitor (detectors on the evaluator's streams and windows, GET /v1/drift, alerts)")
 	fs.IntVar(&o.eval.servedQueue, "served-queue", 4096, "served lists waiting to be written to the log (a full queue drops and counts)")
 	fs.StringVar(&o.pprofAddr, "pprof-addr", "", "serve /debug/pprof/ on this address (off when empty; never on the API's listener)")
@@ -118,6 +125,9 @@ func parse(args []string) (*options, error) {
 		}
 		if o.eval.batch < 1 || o.eval.flushEvery < time.Millisecond || o.eval.servedQueue < 1 {
 			return nil, config.Usagef("--eval-batch, --served-queue must be >= 1 and --eval-flush >= 1ms")
+		}
+		if o.eval.lrFactor != 0 && (o.eval.lrFactor < 1 || o.eval.lrFactor > 10 || o.eval.lrFor <= 0 || o.eval.lrFor > time.Hour || o.eval.lrDelay <= 0) {
+			return nil, config.Usagef("--drift-lr-factor %v (0 or 1..10), --drift-lr-for %v (up to 1h) and --drift-lr-delay %v (> 0)", o.eval.lrFactor, o.eval.lrFor, o.eval.lrDelay)
 		}
 		if _, err := evalPartitions(o.eval.partitions, 1<<20); err != nil {
 			return nil, config.Usagef("--eval-partitions: %v", err)

@@ -41,7 +41,7 @@ func demo(ctx context.Context, args []string) error {
 	fs.DurationVar(&stay.duration, "duration", 0, "after the scripted steps, keep the stack, the updater and the API up with a gentle closed loop for this long, then stop (exit 0); 0: until Ctrl-C")
 	fs.BoolVar(&stay.off, "no-stay", false, "stop after the scripted steps")
 	fs.IntVar(&stay.port, "port", 8088, "the API's port while the demo stays up (the dashboard is http://127.0.0.1:PORT/dashboard)")
-	fs.BoolVar(&stay.drift, "drift", false, "generate the data with a preference change (30% of users, 4 days after the cut), which the background closed loop reaches midway")
+	fs.BoolVar(&stay.drift, "drift", false, "generate the data with a preference change (30% of users, 4 days after the cut), which the background closed loop reaches midway; an alert then raises the updater's learning rate 3x for a minute")
 	config.Usage(fs, "dev demo: the whole streamrec pipeline on the embedded Kafka + Redis")
 	if err := config.Parse(fs, args, nil); err != nil {
 		return &config.UsageError{Err: err}
@@ -256,6 +256,11 @@ func apiStep(ctx context.Context, bins string, st *devstack.Stack, data, cut str
 	// that the demo's few seconds of traffic close some.
 	api := exec.CommandContext(ctx, bin, "--listen", addr, "--redis-addr", st.RedisAddr(), "--brokers", st.KafkaAddr(), "--log-level", "warn",
 		"--eval", "--eval-open-for", "1500ms", "--eval-grace", "200ms", "--eval-window", "1s", "--eval-flush", "50ms")
+	if stay.drift {
+		// The drift action: an ADWIN alert raises the updater's learning rate
+		// 3x for a minute (a control record applied by message time).
+		api.Args = append(api.Args, "--drift-lr-factor", "3", "--drift-lr-for", "1m")
+	}
 	api.Stderr = os.Stderr
 	gentle(api)
 	if err := api.Start(); err != nil {

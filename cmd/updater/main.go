@@ -42,6 +42,8 @@ type options struct {
 	memLimitMiB                              int
 	shutdownTimeout                          time.Duration
 	logLevel                                 string
+	lrControlTopic                           string
+	lrControlDelay                           time.Duration
 }
 
 func parse(args []string) (*options, error) {
@@ -51,6 +53,8 @@ func parse(args []string) (*options, error) {
 	fs.StringVar(&o.brokers, "brokers", "127.0.0.1:9092", "Kafka brokers, comma-separated")
 	fs.StringVar(&o.topic, "topic", stream.DefaultTopic, "interactions topic")
 	fs.StringVar(&o.group, "group", "updater", "consumer group")
+	fs.StringVar(&o.lrControlTopic, "lr-control-topic", "", "the learning-rate control topic (the drift monitor's raised rate, applied by each event's message time); empty: <topic>.control; none: off")
+	fs.DurationVar(&o.lrControlDelay, "lr-control-delay", online.DefaultLRControlDelay, "how long after its produce time a control takes effect (the API's --drift-lr-delay must be the same)")
 	fs.StringVar(&o.changelog, "changelog-topic", "updater.user-state", "compacted per-user state topic (created co-partitioned with the input)")
 	fs.StringVar(&o.assign, "assign", "group", "partition assignment: 'group' (the group protocol balances partitions across instances) or 'all' (this instance reads every partition; one instance only)")
 	fs.IntVar(&o.partitions, "partitions", 8, "partitions of the interactions topic when the updater has to create it")
@@ -83,6 +87,8 @@ func parse(args []string) (*options, error) {
 		return nil, config.Usagef("--lr must be positive, --l2, --target-cap and --dense-lr not negative")
 	case o.denseLR > 0 && o.assign != "all":
 		return nil, config.Usagef("--dense-lr needs --assign all: the dense weights have one writer")
+	case o.lrControlDelay <= 0:
+		return nil, config.Usagef("--lr-control-delay %v: want > 0", o.lrControlDelay)
 	case o.topic == o.changelog:
 		return nil, config.Usagef("--changelog-topic must differ from --topic")
 	}
@@ -149,8 +155,18 @@ func run(ctx context.Context, args []string) error {
 			log.Warn("--target-cap overrides the model's own cap", "flag", o.targetCap, "model", model.TargetCap)
 		}
 	}
+	var sched *online.LRSchedule
+	if o.lrControlTopic != "none" {
+		if o.lrControlTopic == "" {
+			o.lrControlTopic = online.LRControlTopic(o.topic)
+		}
+		if err := online.EnsureLRControlTopic(ctx, brokers, o.lrControlTopic); err != nil {
+			return err
+		}
+		sched = online.NewLRSchedule()
+	}
 	upd := online.NewUpdater(online.Config{LR: float32(o.lr), L2: float32(o.l2), TargetCap: float32(o.targetCap), Logger: log,
-		ObserveFlush: flushHist.Observe, ObserveLateness: lateHist.Observe}, model, store, changelog)
+		ObserveFlush: flushHist.Observe, ObserveLateness: lateHist.Observe, LRSchedule: sched}, model, store, changelog)
 	changelog.Poison, changelog.Logger = upd.Poison(), log
 	keeper := &online.Keeper{Updater: upd, State: changelog, Markers: store, Marker: markerName(o.group),
 		MarkerTTL: time.Hour, Partitions: nparts, Dense: o.denseLR > 0, Logger: log,
@@ -181,6 +197,11 @@ func run(ctx context.Context, args []string) error {
 	g.Go(func() error { return keeper.WatchRedis(gctx, o.markerEvery) })
 	g.Go(func() error { return followModel(gctx, store, upd, o.denseLR, log) })
 	g.Go(func() error { return publishStatus(gctx, store, upd, cons, "", o.group, time.Second, log) })
+	if sched != nil {
+		g.Go(func() error {
+			return online.FollowLRControls(gctx, brokers, o.lrControlTopic, sched, o.lrControlDelay, 200*time.Millisecond, log.With("component", "lr-controls"))
+		})
+	}
 	if o.metricsAddr != "" {
 		srv, err := serveMetrics(o.metricsAddr, reg)
 		if err != nil {
