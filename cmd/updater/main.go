@@ -184,7 +184,7 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 
-	newMetrics(reg, upd, cons)
+	newMetrics(reg, upd, cons, sched)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {

@@ -18,7 +18,7 @@ import (
 
 // newMetrics registers the updater's metrics on reg. Counters are read from the
 // updater and the consumer at scrape time, so the hot path pays nothing.
-func newMetrics(reg prometheus.Registerer, u *online.Updater, c *stream.Consumer) {
+func newMetrics(reg prometheus.Registerer, u *online.Updater, c *stream.Consumer, sched *online.LRSchedule) {
 	reg.MustRegister(lagCollector{c}, poisonCollector{u.Poison()})
 	fresh := &quantileCache{r: u.Freshness()}
 	counter := func(name, help string, f func() uint64) prometheus.Collector {
@@ -56,6 +56,12 @@ func newMetrics(reg prometheus.Registerer, u *online.Updater, c *stream.Consumer
 		}),
 		gauge("freshness_p50_seconds", "Median delay from event produced to embedding in Redis (last 65536 events; computed at most once a second).", func() float64 {
 			return fresh.get(0)
+		}),
+		gauge("lr_factor", "The learning-rate factor of an event produced now (a drift action's control record; 1 when none is active).", func() float64 {
+			if sched == nil {
+				return 1
+			}
+			return float64(sched.Factor(time.Now().UnixMilli()))
 		}),
 		gauge("freshness_p99_seconds", "99th percentile delay from event produced to embedding in Redis (last 65536 events; computed at most once a second).", func() float64 {
 			return fresh.get(1)
