@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -172,5 +173,30 @@ func TestIntegrationClosedLoop(t *testing.T) {
 	}
 	if n == 0 || !strings.Contains(stdout.String(), "lift NDCG") {
 		t.Fatalf("%v simulator interactions in the API's windows; summary:\n%s", n, stdout.String())
+	}
+	// The dashboard of this API after the closed loop, in headless Chromium:
+	// the quality chart holds the windows' data points and the drift chart a
+	// bar per detector.
+	chromium := "/usr/bin/chromium"
+	if _, err := os.Stat(chromium); err != nil {
+		t.Logf("no Chromium: the dashboard check after the loop is skipped")
+		return
+	}
+	dom, err := exec.CommandContext(ctx, chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+		"--disable-component-update", "--disable-sync", "--no-first-run", "--user-data-dir="+t.TempDir(), "--window-size=1400,1100",
+		"--virtual-time-budget=4000", "--dump-dom", "http://"+apiAddr+"/dashboard").Output()
+	if err != nil {
+		t.Fatalf("chromium: %v", err)
+	}
+	quality := regexp.MustCompile(`(?s)<svg id="quality"[^>]*>(.*?)</svg>`).FindSubmatch(dom)
+	driftSVG := regexp.MustCompile(`(?s)<svg id="drift"[^>]*>(.*?)</svg>`).FindSubmatch(dom)
+	if quality == nil || driftSVG == nil {
+		t.Fatalf("no quality or drift chart in the dashboard's DOM")
+	}
+	if k := len(regexp.MustCompile(`<circle[^>]*class="point"`).FindAll(quality[1], -1)); k < 2 {
+		t.Errorf("the dashboard after the loop drew %d quality points", k)
+	}
+	if k := len(regexp.MustCompile(`<rect[^>]*class="bar"`).FindAll(driftSVG[1], -1)); k < 4 {
+		t.Errorf("the dashboard after the loop drew %d detector bars", k)
 	}
 }
