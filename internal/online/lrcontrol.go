@@ -1,6 +1,7 @@
 package online
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -73,7 +74,7 @@ func (s *LRSchedule) Add(c LRControl) error {
 		return nil
 	}
 	s.ids[c.ID] = true
-	i, _ := slices.BinarySearchFunc(s.controls, c.AtMs, func(x LRControl, t int64) int { return int(min(max(x.AtMs-t, -1), 1)) })
+	i, _ := slices.BinarySearchFunc(s.controls, c.AtMs, func(x LRControl, t int64) int { return cmp.Compare(x.AtMs, t) })
 	s.controls = slices.Insert(s.controls, i, c)
 	return nil
 }
@@ -84,7 +85,10 @@ func (s *LRSchedule) Factor(tMS int64) float32 {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	f := 1.0
-	for _, c := range s.controls {
+	// A control lasts at most MaxLRSpan: only those starting within it of
+	// tMS can hold it, so the kept history does not slow each event down.
+	i, _ := slices.BinarySearchFunc(s.controls, tMS-MaxLRSpan.Milliseconds(), func(x LRControl, t int64) int { return cmp.Compare(x.AtMs, t) })
+	for _, c := range s.controls[i:] {
 		if c.AtMs > tMS {
 			break
 		}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/streamrec/streamrec/internal/online/drift"
@@ -200,59 +199,7 @@ type userState struct {
 	unseen []effectWait
 }
 
-type effectWait struct {
-	partition int32
-	offset    int64
-	ms        int64
-	src       string
-}
-
-// maxUnseen bounds the interactions per user waiting for a list that
-// includes them; the oldest is dropped first.
-const maxUnseen = 64
-
 type ringEntry struct{ id, ms int64 }
-
-type pending struct {
-	x   Interaction
-	seq uint64
-}
-
-type pendingHeap []pending
-
-func (h pendingHeap) Len() int { return len(h) }
-func (h pendingHeap) Less(i, j int) bool {
-	if h[i].x.ProducedMS != h[j].x.ProducedMS {
-		return h[i].x.ProducedMS < h[j].x.ProducedMS
-	}
-	return h[i].seq < h[j].seq
-}
-func (h pendingHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *pendingHeap) Push(x any)   { *h = append(*h, x.(pending)) }
-func (h *pendingHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
-}
-
-type closing struct {
-	at int64 // closeMS + grace
-	l  *openList
-}
-
-type closingHeap []closing
-
-func (h closingHeap) Len() int           { return len(h) }
-func (h closingHeap) Less(i, j int) bool { return h[i].at < h[j].at }
-func (h closingHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *closingHeap) Push(x any)        { *h = append(*h, x.(closing)) }
-func (h *closingHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
-}
 
 // Evaluator joins interactions to served lists. It is not safe for concurrent
 // use; one goroutine owns it.
@@ -410,95 +357,6 @@ func (e *Evaluator) AddList(l List) {
 	}
 }
 
-// dropVectors drops the user vectors no interaction can use any more
-// (memory): a finalised list's vector serves only the prequential metrics of
-// interactions with no open list, and a later list served with a vector
-// within OpenFor of it takes that role.
-func (e *Evaluator) dropVectors(s *userState) {
-	open := e.cfg.OpenFor.Milliseconds()
-	for j, l := range s.lists {
-		if !l.finalised || l.UserVec == nil {
-			continue
-		}
-		for _, y := range s.lists[j+1:] {
-			if y.ServedMS > l.ServedMS+open {
-				break
-			}
-			if y.hasVec {
-				l.UserVec = nil
-				break
-			}
-		}
-	}
-}
-
-// F2EBucketsMS are the upper bounds (ms) of the feedback-to-effect latency
-// histogram; its fields are f2e_le_<bound> and f2e_le_inf, not cumulative.
-var F2EBucketsMS = []int64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 30000, 60000}
-
-var f2eFields = func() []string {
-	out := make([]string, 0, len(F2EBucketsMS)+1)
-	for _, b := range F2EBucketsMS {
-		out = append(out, "f2e_le_"+strconv.FormatInt(b, 10))
-	}
-	return append(out, "f2e_le_inf")
-}()
-
-// F2EField is the histogram field of bucket i (len(F2EBucketsMS): +Inf).
-func F2EField(i int) string { return f2eFields[i] }
-
-// effect records the feedback-to-effect latency of an interaction produced
-// at ms whose first including list was served at servedMS, in the window of
-// its produce time. A latency beyond Keep is not counted (a restarted
-// evaluator could not rebuild it).
-func (e *Evaluator) effect(ms, servedMS int64, src string) {
-	lat := max(0, servedMS-ms)
-	if lat > e.cfg.Keep().Milliseconds() {
-		return
-	}
-	b, _ := slices.BinarySearch(F2EBucketsMS, lat)
-	tw := e.timeWindow(ms)
-	tag := sourceTag(src)
-	e.emit(tw, "f2e_n", 1, tag)
-	e.emit(tw, "f2e_sum_ms", lat, tag)
-	e.emit(tw, f2eFields[b], 1, tag)
-}
-
-// waitEffect records x's feedback-to-effect latency if a list already added
-// includes it, or queues it for the next list that does.
-func (e *Evaluator) waitEffect(s *userState, x Interaction) {
-	for _, l := range s.lists {
-		if l.InputNext > 0 && l.InputPartition == x.Partition && x.Offset < l.InputNext {
-			e.effect(x.ProducedMS, l.ServedMS, x.Source)
-			return
-		}
-	}
-	old := e.nowMS - e.cfg.Keep().Milliseconds()
-	i := 0
-	for i < len(s.unseen) && (s.unseen[i].ms < old || len(s.unseen)-i >= maxUnseen) {
-		i++
-	}
-	if i > 0 {
-		s.unseen = append(s.unseen[:0], s.unseen[i:]...)
-	}
-	s.unseen = append(s.unseen, effectWait{x.Partition, x.Offset, x.ProducedMS, x.Source})
-}
-
-// sampled picks 1 in every interactions by a hash of (user, event id), so
-// that processing again after a restart samples the same ones.
-func sampled(user uint32, id uint64, every int) bool {
-	if every <= 1 {
-		return true
-	}
-	h := (uint64(user)<<32 | uint64(user)) ^ id
-	h ^= h >> 33
-	h *= 0xff51afd7ed558ccd
-	h ^= h >> 33
-	h *= 0xc4ceb9fe1a85ec53
-	h ^= h >> 33
-	return h%uint64(every) == 0
-}
-
 // AddInteraction queues x; Advance joins it once Grace has passed after its
 // produce time. An interaction produced more than Keep before the clock is
 // counted as stale_interactions and not joined.
@@ -647,120 +505,6 @@ func (e *Evaluator) process(x Interaction) {
 			e.emit(tw, "preq_rank_n", 1, src)
 			e.emit(tw, "preq_rank_sum", int64(r), src)
 		}
-	}
-}
-
-// compareTwin scores a joined interaction under the live model (the open
-// list's user vector) and under the frozen twin (the list version's offline
-// vector): both absolute errors on every such interaction, and, 1 in
-// RankEvery, both ranks of the watched video among the list's candidates
-// and whether each is within the list's length.
-func (e *Evaluator) compareTwin(tw WindowKey, l *openList, x Interaction, tags ...string) {
-	if e.cfg.Twin == nil || e.cfg.Scorer == nil || l.UserVec == nil {
-		return
-	}
-	live, ok := e.cfg.Scorer.Predict(l.UserVec, l.UserBias, x.Video)
-	twin, ok2 := e.cfg.Twin.Predict(l.Version, x.User, x.Video)
-	if ok && ok2 {
-		e.emit(tw, "twin_n", 1, tags...)
-		e.emit(tw, "live_abs_err_u", Micro(math.Abs(live-x.WatchRatio)), tags...)
-		e.emit(tw, "twin_abs_err_u", Micro(math.Abs(twin-x.WatchRatio)), tags...)
-	}
-	if !sampled(x.User, x.EventID, e.cfg.RankEvery) {
-		return
-	}
-	lr, ok := e.cfg.Scorer.Rank(l.UserVec, x.Video, l.Candidates)
-	tr, ok2 := e.cfg.Twin.Rank(l.Version, x.User, x.Video, l.Candidates)
-	if !ok || !ok2 {
-		return
-	}
-	k := len(l.Slots)
-	e.emit(tw, "twin_rank_n", 1, tags...)
-	e.emit(tw, "live_rank_sum", int64(lr), tags...)
-	e.emit(tw, "twin_rank_sum", int64(tr), tags...)
-	if lr <= k {
-		e.emit(tw, "live_rank_top", 1, tags...)
-	}
-	if tr <= k {
-		e.emit(tw, "twin_rank_top", 1, tags...)
-	}
-}
-
-// Labels of the list metrics: the seed's (>= 0.8) and KuaiRec's (> 2).
-var labels = []struct {
-	name string
-	rel  func(wr float64) bool
-}{
-	{"08", func(wr float64) bool { return wr >= 0.8 }},
-	{"2", func(wr float64) bool { return wr > 2 }},
-}
-
-func (e *Evaluator) finalise(l *openList) {
-	l.finalised = true
-	tw := e.timeWindow(l.ServedMS)
-	fb := fallbackTag(l.Fallback)
-	k := len(l.Slots)
-	e.emit(tw, "lists", 1, fb)
-	if k > 0 {
-		e.emit(tw, "served_slots", int64(k), fb)
-		cw := e.countWindow()
-		for _, sl := range l.Slots {
-			e.put(Increment{Window: tw, Field: "served_videos", Distinct: true, Video: sl.Video},
-				Increment{Window: cw, Field: "served_videos", Distinct: true, Video: sl.Video})
-			if e.cfg.Popularity != nil {
-				e.emit(tw, "pop_pct_u", Micro(e.cfg.Popularity(sl.Video)), fb)
-			}
-		}
-		for _, lb := range labels {
-			var dcg, idcg float64
-			rel := 0
-			for i, sl := range l.Slots {
-				if wr, ok := l.watched[sl.Video]; ok && lb.rel(wr) {
-					dcg += 1 / math.Log2(float64(i+2))
-					rel++
-				}
-			}
-			for i := range rel {
-				idcg += 1 / math.Log2(float64(i+2))
-			}
-			e.emit(tw, "prec"+lb.name+"_u", Micro(float64(rel)/float64(k)), fb)
-			if rel == 0 {
-				e.emit(tw, "ndcg"+lb.name+"_none", 1, fb)
-			} else {
-				e.emit(tw, "ndcg"+lb.name+"_u", Micro(dcg/idcg), fb)
-				e.emit(tw, "ndcg"+lb.name+"_n", 1, fb)
-			}
-		}
-		var dcg float64
-		gains := make([]float64, 0, len(l.watched))
-		for i, sl := range l.Slots {
-			if wr, ok := l.watched[sl.Video]; ok && wr > 0 {
-				dcg += wr / math.Log2(float64(i+2))
-				gains = append(gains, wr)
-			}
-		}
-		if len(gains) > 0 {
-			slices.Sort(gains)
-			slices.Reverse(gains)
-			var idcg float64
-			for i, g := range gains {
-				idcg += g / math.Log2(float64(i+2))
-			}
-			e.emit(tw, "ndcg_graded_u", Micro(dcg/idcg), fb)
-			e.emit(tw, "ndcg_graded_n", 1, fb)
-		}
-	}
-	l.watched = nil
-	e.dropVectors(e.users[l.User])
-	// Drop the user's finalised lists that no interaction can reach any more.
-	s := e.users[l.User]
-	old := e.nowMS - e.cfg.Keep().Milliseconds() - e.cfg.PreqHorizon.Milliseconds()
-	i := 0
-	for i < len(s.lists) && s.lists[i].finalised && s.lists[i].ServedMS < old {
-		i++
-	}
-	if i > 0 {
-		s.lists = append(s.lists[:0], s.lists[i:]...)
 	}
 }
 
