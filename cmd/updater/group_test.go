@@ -68,7 +68,14 @@ func TestIntegrationGroupTakeover(t *testing.T) {
 	restores := func() int { return strings.Count(logB.String(), `"msg":"state restored from the changelog"`) }
 	for end := time.Now().Add(60 * time.Second); restores() < 2; {
 		if time.Now().After(end) {
-			t.Fatalf("member B restored state %d times in 60s after A was killed; want at least 2 (its start and the takeover)", restores())
+			var lines []string
+			for _, l := range strings.Split(logB.String(), "\n") {
+				if strings.Contains(l, "assigned") || strings.Contains(l, "restored") || strings.Contains(l, "group") {
+					lines = append(lines, l)
+				}
+			}
+			t.Fatalf("member B restored state %d times in 60s after A was killed; want at least 2 (its start and the takeover); its log:\n%s",
+				restores(), strings.Join(lines, "\n"))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

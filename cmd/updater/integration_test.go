@@ -250,6 +250,12 @@ func (nopLog) Write(context.Context, []*online.UserState) error { return nil }
 // that each record names the user's partition.
 func waitRedis(t *testing.T, e *env, want map[uint32]cache.UserRecord, within time.Duration) {
 	t.Helper()
+	waitRedisVersion(t, e, "v1", want, within)
+}
+
+// waitRedisVersion is waitRedis for the records of version.
+func waitRedisVersion(t *testing.T, e *env, version string, want map[uint32]cache.UserRecord, within time.Duration) {
+	t.Helper()
 	ids := make([]uint32, 0, len(want))
 	for id := range want {
 		ids = append(ids, id)
@@ -257,7 +263,7 @@ func waitRedis(t *testing.T, e *env, want map[uint32]cache.UserRecord, within ti
 	slices.Sort(ids)
 	deadline := time.Now().Add(within)
 	for {
-		recs, found, err := e.store.GetUsers(t.Context(), "v1", ids)
+		recs, found, err := e.store.GetUsers(t.Context(), version, ids)
 		n := 0
 		if err == nil {
 			for i, id := range ids {

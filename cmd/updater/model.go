@@ -42,7 +42,16 @@ func loadModel(ctx context.Context, store *cache.Store, version string, denseLR 
 	}
 	cal := idx.Meta().Calibration
 	m := online.Model{Items: idx, GlobalMean: float32(cal.GlobalMean), Scale: float32(cal.Scale),
-		TargetCap: float32(cal.Extra[towers.MetaTargetCap])}
+		TargetCap: float32(cal.Extra[towers.MetaTargetCap]), Trained: online.TrainedThroughOf(idx.Meta())}
+	// The true offline base of every user: a switch or a rollback starts
+	// from it, never from the serving records this updater overwrites.
+	off, ok, err := store.GetOfflineUsers(ctx, version)
+	if err != nil {
+		return online.Model{}, fmt.Errorf("loading the offline user vectors of model %s: %w", version, err)
+	}
+	if ok {
+		m.Offline = online.NewOfflineTable(off)
+	}
 	if denseLR <= 0 {
 		return m, nil
 	}

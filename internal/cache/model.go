@@ -49,6 +49,11 @@ type Model struct {
 	// observed small matrix). Names follow the version's rules; every id must
 	// be an item of the model.
 	CandidateSets map[string][]uint32
+	// TrainedOffsets, for a version trained on rows of the interactions log
+	// (a retrain from the log), are per partition the last input offset it
+	// trained on; the updater never applies those events on top of it (the
+	// KuaiRec rows' cut is Calibration.Extra["cut_ms"]).
+	TrainedOffsets map[int32]int64
 }
 
 // ModelMeta describes a stored model version (stored as JSON).
@@ -68,6 +73,8 @@ type ModelMeta struct {
 	PublishedAtMs int64 `json:"published_at_ms"`
 	// CandidateSets: see Model.CandidateSets.
 	CandidateSets map[string][]uint32 `json:"candidate_sets,omitempty"`
+	// TrainedOffsets: see Model.TrainedOffsets.
+	TrainedOffsets map[int32]int64 `json:"trained_offsets,omitempty"`
 	// Registered is how many videos were registered after training
 	// (RegisterItem) when ItemEmbeddings read the version; it adds them to
 	// the published items (ItemCount then counts both). Never stored.
@@ -142,6 +149,11 @@ func validateModel(m *Model) error {
 			return fmt.Errorf("%w: model %s: duplicate item id %d", ErrInvalid, m.Version, id)
 		}
 		seen[id] = struct{}{}
+	}
+	for p, off := range m.TrainedOffsets {
+		if p < 0 || off < 0 {
+			return fmt.Errorf("%w: model %s: trained offset %d on partition %d", ErrInvalid, m.Version, off, p)
+		}
 	}
 	for name, ids := range m.CandidateSets {
 		if !namePattern.MatchString(name) || len(ids) == 0 {
@@ -242,7 +254,7 @@ func (s *Store) Publish(ctx context.Context, m Model) (ModelMeta, error) {
 		TowerBytes:    len(m.TowerWeights),
 		ChunkItems:    chunkItems,
 		Chunks:        chunks,
-		CandidateSets: m.CandidateSets,
+		CandidateSets: m.CandidateSets, TrainedOffsets: m.TrainedOffsets,
 		PublishedAtMs: time.Now().UnixMilli(),
 	}
 	js, err := json.Marshal(meta)

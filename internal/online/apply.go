@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 
 	"github.com/streamrec/streamrec/internal/cache"
 	"github.com/streamrec/streamrec/internal/stream"
-	"github.com/streamrec/streamrec/internal/towers"
 )
 
 // Handle is the consumer's Handler: apply the batch, then flush, and return
@@ -110,36 +108,21 @@ func (u *Updater) apply(ctx context.Context, batch []stream.Record) error {
 				u.cfg.ObserveLateness(float64(s.NewestEventMs-e.EventTimeMs) / 1000)
 			}
 		}
-		if item, _, ok := u.model.Items.Item(e.VideoID); ok {
-			dense, tuned := s.Base, false
-			if d := u.model.Dense; d != nil && d.Dense(u.denseBuf, s.Base, e.UserID) {
-				dense, tuned = u.denseBuf, true
-			}
-			params := u.params
-			if sch := u.cfg.LRSchedule; sch != nil {
-				params.LR *= sch.Factor(rec.Time.UnixMilli())
-			}
-			pred := towers.OnlineStep(s.Vec, dense, item, float32(e.WatchRatio), 1, params)
-			y := float32(e.WatchRatio)
-			if c := u.params.TargetCap; c > 0 && y > c {
-				y = c
-			}
-			absErr += math.Abs(float64(pred - y))
-			if tuned {
-				// The same loss's gradient with respect to the dense input
-				// (OnlineStep's formula), back-propagated into the tower.
-				g, r := u.gradBuf, 2*(pred-y)
-				last := len(g) - 1
-				for j := 0; j < last; j++ {
-					g[j] = r * u.params.Scale * item[j]
-				}
-				g[last] = r
-				u.model.Dense.Step(g)
-			}
-			s.Applied++
-			u.nApplied.Add(1)
+		if u.model.Trained.Covers(pos.Partition, rec.Offset, e.EventTimeMs) {
+			// The version trained on it: recorded (a later version may not
+			// have), not applied.
+			u.trained.Add(1)
 		} else {
-			u.cold.Add(1) // no embedding yet: the event counts as seen, the vector stays
+			factor := float32(1)
+			if sch := u.cfg.LRSchedule; sch != nil {
+				factor = sch.Factor(rec.Time.UnixMilli())
+			}
+			if d, ok := u.step(s, e.VideoID, float32(e.WatchRatio), factor); ok {
+				absErr += d
+				u.nApplied.Add(1)
+			} else {
+				u.cold.Add(1) // no embedding yet: the event counts as seen, the vector stays
+			}
 		}
 		s.Pos = pos
 		s.NewestEventMs = max(s.NewestEventMs, e.EventTimeMs)
@@ -161,8 +144,12 @@ func (u *Updater) markDirty(uid uint32) {
 	}
 }
 
-// materialize (re)builds the state of users under the current version from
-// their offline records in Redis, keeping any high-water mark they had.
+// materialize (re)builds the state of users under the current version: the
+// base from the version's offline vectors (Model.Offline; without them, from
+// the serving records in Redis), the residual from zero plus the events of
+// the user's ring that the version did not train on (handOver). Positions
+// and rings are kept. It reads Redis first, so it fails before changing
+// anything.
 func (u *Updater) materialize(ctx context.Context, ids []uint32) error {
 	version := u.model.Items.Version()
 	dim := u.model.Items.Dim()
@@ -180,7 +167,7 @@ func (u *Updater) materialize(ctx context.Context, ids []uint32) error {
 		err = nil
 	}
 	if err != nil {
-		return fmt.Errorf("reading offline user vectors: %w", err)
+		return fmt.Errorf("reading user records: %w", err)
 	}
 	for i, uid := range ids {
 		s := u.states[uid]
@@ -195,19 +182,24 @@ func (u *Updater) materialize(ctx context.Context, ids []uint32) error {
 		s.Vec = growF32(s.Vec, dim)
 		clear(s.Vec)
 		r := recs[i]
-		if !found[i] || len(r.Embedding) != dim {
+		emb, bias, ok := r.Embedding, r.Bias, found[i] && len(r.Embedding) == dim
+		if u.model.Offline != nil {
+			emb, bias, ok = u.model.Offline.Offline(uid)
+			ok = ok && len(emb) == dim
+		}
+		if ok {
+			// Invert towers.UserEmbedding: e = [scale*a[:D-1], 1], bias = a[D-1].
+			for j := 0; j < dim-1; j++ {
+				s.Base[j] = emb[j] / u.model.Scale
+			}
+			s.Base[dim-1] = bias
+		} else {
 			if s.Pos == NoPosition {
 				u.newUsers.Add(1)
 			}
 			clear(s.Base)
-			continue
 		}
-		// Invert towers.UserEmbedding: e = [scale*a[:D-1], 1], bias = a[D-1].
-		for j := 0; j < dim-1; j++ {
-			s.Base[j] = r.Embedding[j] / u.model.Scale
-		}
-		s.Base[dim-1] = r.Bias
-		if rp := (Position{Partition: r.InputPartition, Offset: r.InputNext - 1}); r.InputNext > 0 &&
+		if rp := (Position{Partition: r.InputPartition, Offset: r.InputNext - 1}); found[i] && r.InputNext > 0 &&
 			(s.Pos == NoPosition || rp.Partition == s.Pos.Partition && rp.Offset > s.Pos.Offset) {
 			// Redis holds a serving vector past any state we have: the
 			// changelog lost this user. Continue from Redis's position rather
@@ -216,6 +208,7 @@ func (u *Updater) materialize(ctx context.Context, ids []uint32) error {
 			u.cfg.Logger.Warn("user position taken from Redis: not in the changelog", "user", uid,
 				"partition", rp.Partition, "offset", rp.Offset)
 		}
+		u.handOver(s)
 	}
 	return nil
 }

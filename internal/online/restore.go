@@ -34,9 +34,9 @@ func (u *Updater) Restore(restored map[uint32]*UserState, owned []int, nparts in
 	u.applied = false
 }
 
-// Rematerialize re-bases every held user on the current model version (from
-// the version's offline user records; the online residual restarts at zero,
-// the high-water mark is kept) and flushes them, so that the API finds every
+// Rematerialize re-bases every held user on the current model version (the
+// version's offline vector plus the ring's events it did not train on, see
+// handOver; positions and rings are kept) and flushes them, so that the API finds every
 // active user under a new version at once rather than at the user's next event.
 func (u *Updater) Rematerialize(ctx context.Context) (int, error) {
 	u.mu.Lock()

@@ -32,6 +32,16 @@ type Model struct {
 	TargetCap float32
 	// Dense, when set, fine-tunes the user tower online (dense mode).
 	Dense *DenseTower
+	// Offline, when set, are the version's offline user vectors: users are
+	// (re-)materialised from them. When nil (a version published before
+	// they were kept), from the version's serving records in Redis, which
+	// the updater itself overwrites: a rollback then starts from an online
+	// vector, not the true offline base.
+	Offline OfflineVectors
+	// Trained is what the version was trained on: those events are never
+	// applied on top of it (counted as trained), and a switch re-applies
+	// the others from each user's ring (handover.go).
+	Trained TrainedThrough
 }
 
 // UserStore is the Redis side (*cache.Store implements it).
@@ -93,6 +103,13 @@ type Counters struct {
 	// Duplicates counts messages skipped because their event id is in the
 	// user's ring of recent events (the same event published twice).
 	Duplicates uint64
+	// Trained counts events skipped because the current version was trained
+	// on them (Model.Trained).
+	Trained uint64
+	// HandoverReplayed counts events re-applied from users' rings when they
+	// were re-based on a new version; HandoverTruncated counts users whose
+	// ring may not have held every event the new version did not train on.
+	HandoverReplayed, HandoverTruncated uint64
 	// Late counts events applied although older (by event time) than the
 	// user's newest applied event.
 	Late      uint64
@@ -134,6 +151,7 @@ type Updater struct {
 
 	nApplied, redelivered, dups, late, cold, newUsers, flushes, written, stale, flushRetries atomic.Uint64
 	absErrMicro                                                                              atomic.Uint64 // AbsError in 1e-6 units
+	trained, handoverReplayed, handoverTruncated                                             atomic.Uint64
 	poison                                                                                   Poison
 	fresh                                                                                    *Reservoir
 }
@@ -217,8 +235,9 @@ func (u *Updater) Counters() Counters {
 	return Counters{Applied: u.nApplied.Load(), Redelivered: u.redelivered.Load(), Duplicates: u.dups.Load(),
 		Late: u.late.Load(), ColdItems: u.cold.Load(),
 		NewUsers: u.newUsers.Load(), Flushes: u.flushes.Load(), Written: u.written.Load(), Stale: u.stale.Load(),
-		FlushRetries: u.flushRetries.Load(),
-		AbsError:     float64(u.absErrMicro.Load()) / 1e6}
+		FlushRetries: u.flushRetries.Load(), Trained: u.trained.Load(),
+		HandoverReplayed: u.handoverReplayed.Load(), HandoverTruncated: u.handoverTruncated.Load(),
+		AbsError: float64(u.absErrMicro.Load()) / 1e6}
 }
 
 // Poison returns the counts of records skipped as undecodable. A Changelog

@@ -310,41 +310,6 @@ func TestReservoirQuantiles(t *testing.T) {
 	}
 }
 
-// A new model version: every held user is re-based on the version's offline
-// record and written under it, keeping its high-water mark.
-func TestUpdaterRematerialize(t *testing.T) {
-	items, users, m := fixture(t)
-	u := newTestUpdater(t, m, users, &fakeLog{})
-	evs := events(200, 4)
-	if err := u.Handle(t.Context(), evs); err != nil {
-		t.Fatal(err)
-	}
-	items2 := &fakeItems{version: "v2", vecs: items.vecs}
-	for uid := uint32(0); uid < 5; uid++ { // v2 knows users 0..4 only
-		r := users.recs[ukey("v1", uid)]
-		r.InputPartition, r.InputNext, r.Embedding = 0, 0, slices.Clone(r.Embedding)
-		r.Embedding[0] += 1
-		users.recs[ukey("v2", uid)] = r
-	}
-	u.SetModel(Model{Items: items2, GlobalMean: m.GlobalMean, Scale: m.Scale})
-	n, err := u.Rematerialize(t.Context())
-	if err != nil || n != 12 {
-		t.Fatalf("Rematerialize = %d, %v; want 12 users", n, err)
-	}
-	for uid := uint32(0); uid < 12; uid++ {
-		s, _ := u.State(uid)
-		rec, ok := users.recs[ukey("v2", uid)]
-		if !ok || rec.InputNext != s.Pos.Offset+1 || rec.InputPartition != s.Pos.Partition || s.ModelVersion != "v2" || s.Pos == NoPosition {
-			t.Fatalf("user %d not re-materialised under v2: state %+v, record %+v", uid, s, rec)
-		}
-		for _, x := range s.Vec {
-			if x != 0 {
-				t.Fatalf("user %d: online residual not reset", uid)
-			}
-		}
-	}
-}
-
 // A failed read of offline vectors fails the batch before it changes anything;
 // the consumer's retry of the same batch applies it once.
 func TestUpdaterApplyFailsCleanly(t *testing.T) {
