@@ -14,7 +14,8 @@ import (
 
 const (
 	userRecordFormatV1 = 1 // before input positions; still decoded (position unknown)
-	userRecordFormatV2 = 2
+	userRecordFormatV2 = 2 // before fencing epochs; still decoded (epoch 0)
+	userRecordFormatV3 = 3
 	servedListFormatV1 = 1
 	itemChunkFormatV1  = 1
 
@@ -64,20 +65,25 @@ func decodeUint32s(dst []uint32, s string, off int) {
 	}
 }
 
-// User record, format 2:
+// User record, format 3:
 //
-//	[0]      format = 2
+//	[0]      format = 3
 //	[1]      L = len(model version), 0..255
 //	[2:2+L]  model version
 //	then     int32 input partition, uint64 input next offset (0: none),
+//	         uint64 writer's fencing epoch (0: none),
 //	         int64 updated-at ms, int64 event produced-at ms,
 //	         float32 bias, uint32 dim, dim x float32 embedding
+//
+// Format 2 (written before fencing epochs) is format 3 without the epoch; it
+// is still decoded, with epoch 0.
 //
 // Format 1 (written before input positions) had a uint64 last event id in
 // place of the partition and offset; it is still decoded, with the position
 // unknown (InputNext 0), and any write replaces it.
 const (
-	userRecordFixed   = 1 + 1 + 4 + 8 + 8 + 8 + 4 + 4
+	userRecordFixed   = 1 + 1 + 4 + 8 + 8 + 8 + 8 + 4 + 4
+	userRecordFixedV2 = 1 + 1 + 4 + 8 + 8 + 8 + 4 + 4
 	userRecordFixedV1 = 1 + 1 + 8 + 8 + 8 + 4 + 4
 )
 
@@ -86,10 +92,11 @@ func appendUserRecord(b []byte, v string, r *UserRecord) []byte {
 	if len(v) > maxVersionLen || len(r.Embedding) > maxDim {
 		panic("cache: user record exceeds encoding limits") // callers validate first
 	}
-	b = append(b, userRecordFormatV2, byte(len(v)))
+	b = append(b, userRecordFormatV3, byte(len(v)))
 	b = append(b, v...)
 	b = binary.LittleEndian.AppendUint32(b, uint32(r.InputPartition))
 	b = binary.LittleEndian.AppendUint64(b, uint64(max(r.InputNext, 0)))
+	b = binary.LittleEndian.AppendUint64(b, r.Epoch)
 	b = binary.LittleEndian.AppendUint64(b, uint64(r.UpdatedAtMs))
 	b = binary.LittleEndian.AppendUint64(b, uint64(r.EventProducedAtMs))
 	b = binary.LittleEndian.AppendUint32(b, math.Float32bits(r.Bias))
@@ -105,7 +112,9 @@ func decodeUserRecord(s string, r *UserRecord) error {
 	}
 	fixed := userRecordFixed
 	switch s[0] {
+	case userRecordFormatV3:
 	case userRecordFormatV2:
+		fixed = userRecordFixedV2
 	case userRecordFormatV1:
 		fixed = userRecordFixedV1
 	default:
@@ -120,10 +129,15 @@ func decodeUserRecord(s string, r *UserRecord) error {
 	off += vl
 	var part int32
 	var next int64
-	if s[0] == userRecordFormatV2 {
+	var epoch uint64
+	if s[0] >= userRecordFormatV2 {
 		part = int32(le32(s, off))
 		next = int64(le64(s, off+4))
 		off += 12
+		if s[0] == userRecordFormatV3 {
+			epoch = le64(s, off)
+			off += 8
+		}
 	} else {
 		off += 8 // the format-1 event id, meaningless now
 	}
@@ -151,6 +165,7 @@ func decodeUserRecord(s string, r *UserRecord) error {
 		UpdatedAtMs:       updated,
 		InputPartition:    part,
 		InputNext:         next,
+		Epoch:             epoch,
 		EventProducedAtMs: produced,
 	}
 	return nil

@@ -65,11 +65,12 @@ func TestUserRecordDecodeRejects(t *testing.T) {
 	}{
 		{"empty", nil},
 		{"format 0", append([]byte{0}, good[1:]...)},
-		{"format 3", append([]byte{3}, good[1:]...)},
-		{"format 1 tag on a format 2 body", append([]byte{1}, good[1:]...)},
+		{"format 4", append([]byte{4}, good[1:]...)},
+		{"format 1 tag on a format 3 body", append([]byte{1}, good[1:]...)},
+		{"format 2 tag on a format 3 body", append([]byte{2}, good[1:]...)},
 		{"truncated", good[:len(good)-1]},
 		{"trailing byte", append(append([]byte{}, good...), 0)},
-		{"version longer than value", append([]byte{2, 200}, good[2:]...)},
+		{"version longer than value", append([]byte{3, 200}, good[2:]...)},
 	}
 	huge := append([]byte{}, good...)
 	huge[len(huge)-13] = 0xff // high byte of the dim field: dim = 0xff000003
@@ -152,7 +153,7 @@ func FuzzDecodeUserRecord(f *testing.F) {
 			return
 		}
 		again := appendUserRecord(nil, r.ModelVersion, &r)
-		if b[0] == userRecordFormatV2 {
+		if b[0] == userRecordFormatV3 {
 			if !bytes.Equal(again, b) {
 				t.Fatalf("accepted %x but re-encodes to %x", b, again)
 			}
@@ -160,8 +161,8 @@ func FuzzDecodeUserRecord(f *testing.F) {
 		}
 		var r2 UserRecord
 		// Compared through the canonical bytes: a NaN field is not equal to itself.
-		if err := decodeUserRecord(string(again), &r2); err != nil || again[0] != userRecordFormatV2 || !bytes.Equal(appendUserRecord(nil, r2.ModelVersion, &r2), again) {
-			t.Fatalf("format-1 record %x: re-encoded %x decodes to %+v (%v), want %+v", b, again, r2, err, r)
+		if err := decodeUserRecord(string(again), &r2); err != nil || again[0] != userRecordFormatV3 || !bytes.Equal(appendUserRecord(nil, r2.ModelVersion, &r2), again) {
+			t.Fatalf("format-1/2 record %x: re-encoded %x decodes to %+v (%v), want %+v", b, again, r2, err, r)
 		}
 	})
 }

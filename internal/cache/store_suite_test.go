@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -28,6 +29,7 @@ func runStoreSuite(t *testing.T, newStore newStoreFunc) {
 	t.Run("ModelUpdateNotices", func(t *testing.T) { testNotices(t, newStore) })
 	t.Run("Users", func(t *testing.T) { testUsers(t, newStore) })
 	t.Run("UsersIfNewer", func(t *testing.T) { testUsersIfNewer(t, newStore) })
+	t.Run("UsersFenced", func(t *testing.T) { testUsersFenced(t, newStore) })
 	t.Run("Intake", func(t *testing.T) { testIntake(t, newStore) })
 	t.Run("UserTTL", func(t *testing.T) { testUserTTL(t, newStore) })
 	t.Run("UsersConcurrent", func(t *testing.T) { testUsersConcurrent(t, newStore) })
@@ -654,6 +656,69 @@ func testUsersIfNewer(t *testing.T, newStore newStoreFunc) {
 	}
 	if _, err := s.PutUsersIfNewer(ctx, "v1", []UserRecord{{UserID: 1, ModelVersion: "v2"}}); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("mismatched version: %v, want ErrInvalid", err)
+	}
+}
+
+// The fencing epoch: a write from an older epoch than the stored record's
+// is refused whatever its position (counted as fenced, apart from stale); a
+// newer epoch still may not move a user's position back on its partition; a
+// format-2 record (no epoch) counts as epoch 0.
+func testUsersFenced(t *testing.T, newStore newStoreFunc) {
+	s := newStore(t, DefaultConfig())
+	ctx := context.Background()
+	at := func(uid uint32, off int64, epoch uint64) UserRecord {
+		return UserRecord{UserID: uid, InputPartition: 2, InputNext: off, Epoch: epoch, Embedding: []float32{float32(off), float32(epoch)}}
+	}
+	stored := func(uid uint32) (int64, uint64) {
+		r, ok, err := s.GetUser(ctx, "v1", uid)
+		if err != nil || !ok {
+			t.Fatalf("user %d: %v %v", uid, ok, err)
+		}
+		return r.InputNext, r.Epoch
+	}
+	tests := []struct {
+		name          string
+		stored, put   UserRecord
+		fenced, stale int
+		want          UserRecord
+	}{
+		{"older epoch at a later position", at(1, 10, 7), at(1, 20, 6), 1, 0, at(1, 10, 7)},
+		{"older epoch by a high byte", at(2, 10, 1<<40), at(2, 20, 1<<40-1), 1, 0, at(2, 10, 1<<40)},
+		{"newer epoch, later position", at(3, 10, 6), at(3, 11, 7), 0, 0, at(3, 11, 7)},
+		{"newer epoch, same position", at(4, 10, 6), at(4, 10, 9), 0, 0, at(4, 10, 9)},
+		{"newer epoch, earlier position", at(5, 10, 6), at(5, 9, 7), 0, 1, at(5, 10, 6)},
+		{"same epoch, earlier position", at(6, 10, 6), at(6, 9, 6), 0, 1, at(6, 10, 6)},
+		{"offline record (epoch 0) under an updater's", at(7, 10, 3), at(7, 0, 0), 1, 0, at(7, 10, 3)},
+	}
+	for _, tc := range tests {
+		if r, err := s.PutUsersFenced(ctx, "v1", []UserRecord{tc.stored}); err != nil || r != (PutResult{}) {
+			t.Fatalf("%s: first write: %+v %v", tc.name, r, err)
+		}
+		r, err := s.PutUsersFenced(ctx, "v1", []UserRecord{tc.put})
+		if err != nil || r.Fenced != tc.fenced || r.Stale != tc.stale {
+			t.Errorf("%s: %+v %v; want fenced %d stale %d", tc.name, r, err, tc.fenced, tc.stale)
+		}
+		if off, ep := stored(tc.put.UserID); off != tc.want.InputNext || ep != tc.want.Epoch {
+			t.Errorf("%s: stored at %d epoch %d; want %d epoch %d", tc.name, off, ep, tc.want.InputNext, tc.want.Epoch)
+		}
+	}
+	// A format-2 record (before epochs) is epoch 0: any epoch passes the
+	// fence, and the position guard still holds.
+	v2 := func(off int64) []byte {
+		b := []byte{2, 2, 'v', '1', 2, 0, 0, 0}
+		b = binary.LittleEndian.AppendUint64(b, uint64(off))
+		b = append(b, make([]byte, 8+8+4)...)
+		return binary.LittleEndian.AppendUint32(b, 0)
+	}
+	s.rdb.Set(ctx, s.k.user("v1", 8), v2(10), 0)
+	if off, ep := stored(8); off != 10 || ep != 0 {
+		t.Fatalf("format-2 record read at %d epoch %d", off, ep)
+	}
+	if r, _ := s.PutUsersFenced(ctx, "v1", []UserRecord{at(8, 9, 5)}); r.Stale != 1 {
+		t.Fatalf("format-2 record at 10 let a write at 9 through: %+v", r)
+	}
+	if r, _ := s.PutUsersFenced(ctx, "v1", []UserRecord{at(8, 11, 1)}); r != (PutResult{}) {
+		t.Fatalf("format-2 record at 10 refused a write at 11: %+v", r)
 	}
 }
 

@@ -33,6 +33,11 @@ type UserRecord struct {
 	// increase).
 	InputPartition int32
 	InputNext      int64
+	// Epoch is the fencing epoch of the updater that wrote the record
+	// (stream.AcquireEpoch; 0 for the ingestor's offline records):
+	// PutUsersFenced refuses a write from an older epoch than the stored
+	// record's.
+	Epoch uint64
 	// EventProducedAtMs is when that last event was produced (unix ms), for
 	// end-to-end freshness (event produced -> embedding in Redis).
 	EventProducedAtMs int64

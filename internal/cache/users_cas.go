@@ -8,32 +8,45 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// putIfNewerScript writes ARGV[1] (an encoded user record, format 2) at
-// KEYS[1] unless the stored record is format 2, on the same input partition,
-// with a greater input next offset (equal rewrites: idempotent). It compares the
-// little-endian fields at the fixed offsets byte by byte, the offset from its
-// most significant byte, because Lua numbers cannot hold a uint64. A stored
-// value of another format or length (a corrupt record), or of another
-// partition, is overwritten. ARGV[2]
-// is the TTL in ms (0: none). With KEYS[2] (the user's watch-history key),
-// ARGV[3] is written there too, when the record is (same TTL). Returns 1 if
-// written.
+// putIfNewerScript writes ARGV[1] (an encoded user record, format 3) at
+// KEYS[1] unless the stored record (format 2 or 3) is from a newer fencing
+// epoch (format 2: epoch 0), returning -1 (fenced), or is on the same input
+// partition with a greater input next offset (equal rewrites: idempotent),
+// returning 0 (stale). It compares the little-endian fields at their fixed
+// offsets byte by byte, from the most significant byte, because Lua numbers
+// cannot hold a uint64. A stored value of another format or length (a
+// corrupt record) is overwritten. ARGV[2] is the TTL in ms (0: none). With
+// KEYS[2] (the user's watch-history key), ARGV[3] is written there too, when
+// the record is (same TTL). Returns 1 if written.
 var putIfNewerScript = redis.NewScript(`
+local function layout(v)
+  if string.len(v) < 2 then return nil end
+  local f = string.byte(v, 1)
+  if f ~= 2 and f ~= 3 then return nil end
+  local o = 3 + string.byte(v, 2)
+  local d = o + 32
+  if f == 3 then d = o + 40 end
+  if string.len(v) < d + 3 then return nil end
+  local dim = string.byte(v, d) + 256 * (string.byte(v, d + 1) + 256 * (string.byte(v, d + 2) + 256 * string.byte(v, d + 3)))
+  if string.len(v) ~= d + 3 + 4 * dim then return nil end
+  return o, f
+end
+local function cmp8(x, a, y, b)
+  for i = 7, 0, -1 do
+    local p, q = string.byte(x, a + i), string.byte(y, b + i)
+    if p > q then return 1 end
+    if p < q then return -1 end
+  end
+  return 0
+end
 local old = redis.call('GET', KEYS[1])
 local new = ARGV[1]
-if old and string.len(old) >= 2 and string.byte(old, 1) == 2 then
-  local o = 3 + string.byte(old, 2)
-  local n = 3 + string.byte(new, 2)
-  local dim = -1
-  if string.len(old) >= o + 35 then
-    dim = string.byte(old, o + 32) + 256 * (string.byte(old, o + 33) + 256 * (string.byte(old, o + 34) + 256 * string.byte(old, o + 35)))
-  end
-  if string.len(old) == o + 35 + 4 * dim and string.sub(old, o, o + 3) == string.sub(new, n, n + 3) then
-    for i = 11, 4, -1 do
-      local a, b = string.byte(old, o + i), string.byte(new, n + i)
-      if a > b then return 0 end
-      if a < b then break end
-    end
+if old then
+  local oo, of = layout(old)
+  local no = 3 + string.byte(new, 2)
+  if oo then
+    if of == 3 and cmp8(old, oo + 12, new, no + 12) > 0 then return -1 end
+    if string.sub(old, oo, oo + 3) == string.sub(new, no, no + 3) and cmp8(old, oo + 4, new, no + 4) > 0 then return 0 end
   end
 end
 local ttl = tonumber(ARGV[2])
@@ -49,10 +62,26 @@ end
 return 1
 `)
 
-// PutUsersIfNewer is PutUsers with a per-user guard, applied atomically in
+// PutResult counts the records a guarded write did not write.
+type PutResult struct {
+	// Stale: Redis held a record of the same user at a later input position.
+	Stale int
+	// Fenced: Redis held a record written under a newer fencing epoch
+	// (UserRecord.Epoch): the writer lost the user's partition to another.
+	Fenced int
+}
+
+// PutUsersIfNewer is PutUsersFenced returning the count of records not
+// written (stale or fenced).
+func (s *Store) PutUsersIfNewer(ctx context.Context, version string, recs []UserRecord) (skipped int, err error) {
+	r, err := s.PutUsersFenced(ctx, version, recs)
+	return r.Stale + r.Fenced, err
+}
+
+// PutUsersFenced is PutUsers with a per-user guard, applied atomically in
 // Redis: a record is written only if the stored record of the same user and
-// version, on the same input partition, has an InputNext no greater than
-// the new one's (or there is none).
+// version has an Epoch no greater than the new one's and, on the same input
+// partition, an InputNext no greater than the new one's (or there is none).
 // It protects Redis from a stale writer (for example an updater instance
 // that lost its partitions but still flushes) overwriting a fresher vector.
 // One pipeline of EVALSHA (one extra round trip when the script is not yet
@@ -60,12 +89,12 @@ return 1
 // A record with Watched not nil also writes them to the user's
 // watch-history key, in the same script (so only when the record is
 // written). Same argument rules, ownership and retry advice as PutUsers.
-func (s *Store) PutUsersIfNewer(ctx context.Context, version string, recs []UserRecord) (skipped int, err error) {
+func (s *Store) PutUsersFenced(ctx context.Context, version string, recs []UserRecord) (res PutResult, err error) {
 	if err := s.checkUsers(version, recs); err != nil {
-		return 0, err
+		return res, err
 	}
 	if len(recs) == 0 {
-		return 0, nil
+		return res, nil
 	}
 	keys := make([][]string, len(recs))
 	vals := make([][]byte, len(recs))
@@ -94,18 +123,21 @@ func (s *Store) PutUsersIfNewer(ctx context.Context, version string, recs []User
 		_, err := pipe.Exec(ctx)
 		if err != nil && attempt == 0 && redis.HasErrorPrefix(err, "NOSCRIPT") {
 			if err := putIfNewerScript.Load(ctx, s.rdb).Err(); err != nil {
-				return 0, fmt.Errorf("loading the user write script: %w", err)
+				return res, fmt.Errorf("loading the user write script: %w", err)
 			}
 			continue
 		}
 		if err != nil {
-			return 0, fmt.Errorf("writing %d user records if newer under version %s: %w", len(recs), version, err)
+			return res, fmt.Errorf("writing %d user records if newer under version %s: %w", len(recs), version, err)
 		}
 		for _, c := range cmds {
-			if n, _ := c.Int(); n == 0 {
-				skipped++
+			switch n, _ := c.Int(); n {
+			case 0:
+				res.Stale++
+			case -1:
+				res.Fenced++
 			}
 		}
-		return skipped, nil
+		return res, nil
 	}
 }

@@ -51,6 +51,11 @@ type UserState struct {
 	// (applied, cold item or duplicate): a message at or before it is a
 	// redelivery.
 	Pos Position
+	// Epoch is the fencing epoch of the updater that wrote the state
+	// (stream.AcquireEpoch; 0: none): a restore ignores a record from an
+	// older epoch than an earlier record of the user (a stale writer's), and
+	// Redis refuses one.
+	Epoch uint64
 	// NewestEventMs is the newest event time applied (an event older than it
 	// is late). 0: none.
 	NewestEventMs int64
@@ -64,6 +69,10 @@ type UserState struct {
 	Ring []RecentEvent
 
 	durable bool // some version of this state is in the changelog
+	// repair: the user's latest changelog record is a stale writer's (an
+	// older epoch than the state restored), so the owner writes this state
+	// again before compaction can keep the stale one.
+	repair bool
 }
 
 // newState returns the state of a user with no event yet.
@@ -90,10 +99,11 @@ func (s *UserState) remember(e RecentEvent) {
 }
 
 const (
-	stateFormat = 2
+	stateFormat   = 3
+	stateFormatV2 = 2 // no epoch (read as epoch 0)
 	// stateFixed is the encoded size of a state without its version, vectors
 	// and ring.
-	stateFixed    = 1 + 2 + 4 + 8 + 8 + 8 + 8 + 8 + 2 + 2
+	stateFixed    = 1 + 2 + 4 + 8 + 8 + 8 + 8 + 8 + 8 + 2 + 2
 	ringEntrySize = 8 + 4 + 4 + 8 + 8
 )
 
@@ -105,12 +115,13 @@ func StateSize(s *UserState) int {
 	return stateFixed + len(s.ModelVersion) + 8*len(s.Base) + ringEntrySize*len(s.Ring)
 }
 
-// AppendState appends the changelog encoding of s to dst. Layout, format 2
-// (little endian): format u8 = 2, version length u16, version, input
-// partition i32, input offset i64, newest event time ms i64, applied u64,
+// AppendState appends the changelog encoding of s to dst. Layout, format 3
+// (little endian): format u8 = 3, version length u16, version, input
+// partition i32, input offset i64, epoch u64, newest event time ms i64, applied u64,
 // produced_at_us i64, updated_at_ms i64, dim u16, base f32*dim, vec f32*dim,
 // ring length u16, ring entries (event id u64, video id u32, watch ratio f32,
-// event time ms i64, input offset i64) oldest first. Format 1 (an event-id
+// event time ms i64, input offset i64) oldest first. Format 2 is format 3
+// without the epoch (read as epoch 0). Format 1 (an event-id
 // high-water mark instead of a position and a ring) is rejected: a state
 // without its position cannot tell a redelivery from a new event.
 func AppendState(dst []byte, s *UserState) []byte {
@@ -125,6 +136,7 @@ func AppendState(dst []byte, s *UserState) []byte {
 	dst = append(dst, s.ModelVersion...)
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(s.Pos.Partition))
 	dst = binary.LittleEndian.AppendUint64(dst, uint64(s.Pos.Offset))
+	dst = binary.LittleEndian.AppendUint64(dst, s.Epoch)
 	dst = binary.LittleEndian.AppendUint64(dst, uint64(s.NewestEventMs))
 	dst = binary.LittleEndian.AppendUint64(dst, s.Applied)
 	dst = binary.LittleEndian.AppendUint64(dst, uint64(s.ProducedAtUs))
@@ -153,8 +165,11 @@ func DecodeState(b []byte, s *UserState) error {
 	if len(b) < 3 {
 		return fmt.Errorf("%w: truncated", ErrBadState)
 	}
+	fixed := stateFixed
 	switch b[0] {
 	case stateFormat:
+	case stateFormatV2:
+		fixed -= 8
 	case 1:
 		return fmt.Errorf("%w: format 1 (no input position)", ErrBadState)
 	default:
@@ -162,13 +177,19 @@ func DecodeState(b []byte, s *UserState) error {
 	}
 	vl := int(binary.LittleEndian.Uint16(b[1:]))
 	b = b[3:]
-	if len(b) < vl+stateFixed-3-2 {
+	v3 := fixed == stateFixed
+	if len(b) < vl+fixed-3-2 {
 		return fmt.Errorf("%w: truncated", ErrBadState)
 	}
 	s.ModelVersion = string(b[:vl])
 	b = b[vl:]
 	s.Pos.Partition = int32(binary.LittleEndian.Uint32(b))
 	s.Pos.Offset = int64(binary.LittleEndian.Uint64(b[4:]))
+	s.Epoch = 0
+	if v3 {
+		s.Epoch = binary.LittleEndian.Uint64(b[12:])
+		b = b[8:]
+	}
 	s.NewestEventMs = int64(binary.LittleEndian.Uint64(b[12:]))
 	s.Applied = binary.LittleEndian.Uint64(b[20:])
 	s.ProducedAtUs = int64(binary.LittleEndian.Uint64(b[28:]))
