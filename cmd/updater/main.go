@@ -11,6 +11,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"runtime/debug"
 	"strings"
@@ -30,6 +31,7 @@ func main() { config.Main("updater", run) }
 
 type options struct {
 	brokers, topic, group, changelog, assign string
+	testPauseFile                            string
 	partitions                               int
 	namespace                                string
 	redis                                    cache.ClientOptions
@@ -56,6 +58,7 @@ func parse(args []string) (*options, error) {
 	fs.StringVar(&o.lrControlTopic, "lr-control-topic", "", "the learning-rate control topic (the drift monitor's raised rate, applied by each event's message time); empty: <topic>.control; none: off")
 	fs.DurationVar(&o.lrControlDelay, "lr-control-delay", online.DefaultLRControlDelay, "how long after its produce time a control takes effect (the API's --drift-lr-delay must be the same)")
 	fs.StringVar(&o.changelog, "changelog-topic", "updater.user-state", "compacted per-user state topic (created co-partitioned with the input)")
+	fs.StringVar(&o.testPauseFile, "test-pause-flush", "", "testing only: while this file exists, each flush waits before its writes (the fencing test's pause)")
 	fs.StringVar(&o.assign, "assign", "group", "partition assignment: 'group' (the group protocol balances partitions across instances) or 'all' (this instance reads every partition; one instance only)")
 	fs.IntVar(&o.partitions, "partitions", 8, "partitions of the interactions topic when the updater has to create it")
 	cache.RegisterClientFlags(fs, &o.redis)
@@ -141,7 +144,7 @@ func run(ctx context.Context, args []string) error {
 	}
 	if err := stream.EnsureTopics(ctx, brokers, stream.InteractionsTopic(o.topic, nparts),
 		stream.InteractionsTopic(o.topic+".dlq", 1), stream.CompactedTopic(o.changelog, nparts),
-		stream.CompactedTopic(online.DenseTopic(o.changelog), 1)); err != nil {
+		stream.CompactedTopic(online.DenseTopic(o.changelog), 1), stream.FenceTopicSpec(stream.FenceTopic(o.changelog))); err != nil {
 		return err
 	}
 
@@ -166,10 +169,15 @@ func run(ctx context.Context, args []string) error {
 		sched = online.NewLRSchedule()
 	}
 	upd := online.NewUpdater(online.Config{LR: float32(o.lr), L2: float32(o.l2), TargetCap: float32(o.targetCap), Logger: log,
-		ObserveFlush: flushHist.Observe, ObserveLateness: lateHist.Observe, LRSchedule: sched}, model, store, changelog)
+		ObserveFlush: flushHist.Observe, ObserveLateness: lateHist.Observe, LRSchedule: sched,
+		BeforeWrite: pauseWhileExists(o.testPauseFile, log)}, model, store, changelog)
 	changelog.Poison, changelog.Logger = upd.Poison(), log
-	keeper := &online.Keeper{Updater: upd, State: changelog, Markers: store, Marker: markerName(o.group),
+	member := markerName(o.group)
+	keeper := &online.Keeper{Updater: upd, State: changelog, Markers: store, Marker: member,
 		MarkerTTL: time.Hour, Partitions: nparts, Dense: o.denseLR > 0, Logger: log,
+		Fence: func(ctx context.Context) (uint64, error) {
+			return stream.AcquireEpoch(ctx, brokers, stream.FenceTopic(o.changelog), member)
+		},
 		CountPartitions: func(ctx context.Context) (int, error) {
 			counts, err := stream.PartitionCounts(ctx, brokers, o.topic)
 			return counts[o.topic], err
@@ -276,4 +284,25 @@ func markerName(group string) string {
 	b := make([]byte, 6)
 	rand.Read(b)
 	return "updater." + group + "." + hex.EncodeToString(b)
+}
+
+// pauseWhileExists is the --test-pause-flush hook: it blocks while path
+// exists (nil when path is empty).
+func pauseWhileExists(path string, log *slog.Logger) func(ctx context.Context) {
+	if path == "" {
+		return nil
+	}
+	return func(ctx context.Context) {
+		if _, err := os.Stat(path); err != nil {
+			return
+		}
+		log.Warn("flush paused by --test-pause-flush", "file", path)
+		for ctx.Err() == nil {
+			if _, err := os.Stat(path); err != nil {
+				log.Warn("flush resumed", "file", path)
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 }

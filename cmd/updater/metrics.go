@@ -32,6 +32,8 @@ func newMetrics(reg prometheus.Registerer, u *online.Updater, c *stream.Consumer
 		counter("events_applied_total", "Events whose SGD step was applied to the user vector.", func() uint64 { return u.Counters().Applied }),
 		counter("redelivered_skipped_total", "Messages skipped because the user's state already covers their input position (a redelivery after a crash, a rebalance or a retry).", func() uint64 { return u.Counters().Redelivered }),
 		counter("duplicates_skipped_total", "Messages skipped because their event id is in the user's ring of recent events (the same event published twice).", func() uint64 { return u.Counters().Duplicates }),
+		counter("fenced_writes_total", "Redis user writes refused because Redis held a record from a newer fencing epoch (another updater owns the partition now).", func() uint64 { return u.Counters().Fenced }),
+		counter("repaired_users_total", "Users written again after a restore because their latest changelog record was a stale writer's.", func() uint64 { return u.Counters().Repaired }),
 		counter("trained_skipped_total", "Events skipped because the current model version was trained on them (its cut or its log offsets).", func() uint64 { return u.Counters().Trained }),
 		counter("handover_replayed_total", "Events re-applied from users' rings when they were re-based on a new model version (or a rollback).", func() uint64 { return u.Counters().HandoverReplayed }),
 		counter("handover_truncated_total", "Users re-based on a new version whose ring may not have held every event the version did not train on.", func() uint64 { return u.Counters().HandoverTruncated }),

@@ -84,6 +84,8 @@ func (c *Changelog) Read(ctx context.Context, partitions []int) (map[uint32]*Use
 		}
 		if prev, ok := out[s.UserID]; !ok || !staleAfter(prev, s) {
 			out[s.UserID] = s
+		} else {
+			prev.repair = true // the latest record is stale: write prev again
 		}
 		return nil
 	})
@@ -139,13 +141,14 @@ func (c *Changelog) ReadDense(ctx context.Context) (*DenseCheckpoint, error) {
 }
 
 // staleAfter reports whether next, a record after prev in the changelog, is a
-// stale write to ignore: one at an earlier input position on the same
-// partition (a writer that lost its partitions and still flushed, before
-// fencing). Equal positions take the later record (a re-materialisation under
-// a new model version keeps the position). Event ids say nothing here: they
-// need not increase. Log compaction keeps only the latest record per user, so
-// this guards the restore only until compaction runs; the changelog is not
-// fenced.
+// stale write to ignore: one from an older fencing epoch (a writer that lost
+// its partitions and still flushed), or at an earlier input position on the
+// same partition. Equal positions take the later record (a
+// re-materialisation under a new model version keeps the position). Event
+// ids say nothing here: they need not increase. Kafka cannot refuse the
+// stale writer's record, and log compaction keeps only the latest record per
+// user, so the owner writes the kept state again after its restore
+// (Updater.Repair) and a later record replaces the stale one.
 func staleAfter(prev, next *UserState) bool {
-	return next.Pos.Partition == prev.Pos.Partition && next.Pos.Offset < prev.Pos.Offset
+	return next.Epoch < prev.Epoch || next.Pos.Partition == prev.Pos.Partition && next.Pos.Offset < prev.Pos.Offset
 }

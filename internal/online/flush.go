@@ -29,6 +29,7 @@ func (u *Updater) snapshot() *flushJob {
 		return job
 	}
 	dim := len(u.states[u.dirty[0]].Base)
+	epoch := u.epoch.Load()
 	vecs := make([]float32, 3*dim*len(u.dirty)) // base, vec, embedding per user
 	copies := make([]UserState, len(u.dirty))
 	nring := 0
@@ -39,6 +40,8 @@ func (u *Updater) snapshot() *flushJob {
 	job.states = make([]*UserState, len(u.dirty))
 	for i, uid := range u.dirty {
 		s := u.states[uid]
+		s.Epoch = epoch
+		s.repair = false
 		c := &copies[i]
 		*c = *s
 		off := 3 * dim * i
@@ -55,8 +58,8 @@ func (u *Updater) snapshot() *flushJob {
 		}
 		bias := towers.UserEmbedding(emb, dense, s.Vec, u.model.Scale)
 		job.recs[s.ModelVersion] = append(job.recs[s.ModelVersion], cache.UserRecord{UserID: uid, Embedding: emb, Bias: bias,
-			UpdatedAtMs: s.UpdatedAtMs, InputPartition: s.Pos.Partition, InputNext: s.Pos.Offset + 1, EventProducedAtMs: s.ProducedAtUs / 1000,
-			Watched: ringVideos(c.Ring)})
+			UpdatedAtMs: s.UpdatedAtMs, InputPartition: s.Pos.Partition, InputNext: s.Pos.Offset + 1, Epoch: epoch,
+			EventProducedAtMs: s.ProducedAtUs / 1000, Watched: ringVideos(c.Ring)})
 		job.allDurable = job.allDurable && s.durable
 		job.states[i] = c
 		// Jobs run one at a time in order, so once this one is done every later
@@ -115,6 +118,9 @@ func (u *Updater) flusher(ctx context.Context) {
 		case job = <-u.jobs:
 		case <-ctx.Done():
 			return
+		}
+		if u.cfg.BeforeWrite != nil && len(job.states) > 0 {
+			u.cfg.BeforeWrite(ctx)
 		}
 		backoff := 50 * time.Millisecond
 		for {
@@ -200,13 +206,30 @@ func (u *Updater) writeStates(ctx context.Context, job *flushJob) error {
 	return rerr
 }
 
+// FencedStore is a UserStore that tells fenced writes apart from stale ones
+// (*cache.Store implements it).
+type FencedStore interface {
+	PutUsersFenced(ctx context.Context, version string, recs []cache.UserRecord) (cache.PutResult, error)
+}
+
 func (u *Updater) putRecords(ctx context.Context, byVersion map[string][]cache.UserRecord) error {
 	for v, recs := range byVersion {
-		skipped, err := u.users.PutUsersIfNewer(ctx, v, recs)
+		var res cache.PutResult
+		var err error
+		if fs, ok := u.users.(FencedStore); ok {
+			res, err = fs.PutUsersFenced(ctx, v, recs)
+		} else {
+			res.Stale, err = u.users.PutUsersIfNewer(ctx, v, recs)
+		}
 		if err != nil {
 			return fmt.Errorf("writing user embeddings to Redis: %w", err)
 		}
-		u.stale.Add(uint64(skipped))
+		u.stale.Add(uint64(res.Stale))
+		if res.Fenced > 0 {
+			u.fenced.Add(uint64(res.Fenced))
+			u.cfg.Logger.Warn("Redis refused user writes from an older epoch: another updater owns these users' partitions now",
+				"fenced", res.Fenced, "epoch", u.epoch.Load(), "version", v)
+		}
 	}
 	return nil
 }

@@ -45,6 +45,11 @@ type Keeper struct {
 	// partitions, so input positions no longer say what was applied).
 	Partitions      int
 	CountPartitions func(ctx context.Context) (int, error)
+	// Fence, if set, acquires a new fencing epoch (stream.AcquireEpoch) at
+	// every assignment, before the restore: every state and record written
+	// under the assignment carries it, and Redis refuses writes from older
+	// epochs (a paused updater that lost its partitions).
+	Fence func(ctx context.Context) (uint64, error)
 	// Dense restores the dense checkpoint too.
 	Dense  bool
 	Logger *slog.Logger
@@ -64,12 +69,24 @@ func (k *Keeper) OnAssign(ctx context.Context, parts []int) error {
 				"users moved partitions, so input positions no longer say what was applied; stopping", k.Partitions, n))
 		}
 	}
+	if k.Fence != nil {
+		epoch, err := k.Fence(ctx)
+		if err != nil {
+			return err
+		}
+		k.Updater.SetEpoch(epoch)
+	}
 	restored, err := k.State.Read(ctx, parts)
 	if err != nil {
 		return err
 	}
 	k.Updater.Restore(restored, parts, k.Partitions)
-	k.logger().Info("state restored from the changelog", "partitions", parts, "users", len(restored), "took", time.Since(start))
+	k.logger().Info("state restored from the changelog", "partitions", parts, "users", len(restored), "epoch", k.Updater.Epoch(), "took", time.Since(start))
+	if n, err := k.Updater.Repair(ctx); err != nil {
+		return err
+	} else if n > 0 {
+		k.logger().Warn("users written again: their latest changelog record was a stale writer's", "users", n, "epoch", k.Updater.Epoch())
+	}
 	if k.Dense {
 		cp, err := k.State.ReadDense(ctx)
 		if err != nil {

@@ -34,6 +34,36 @@ func (u *Updater) Restore(restored map[uint32]*UserState, owned []int, nparts in
 	u.applied = false
 }
 
+// Repair writes again, under the current epoch, every held user whose latest
+// changelog record was a stale writer's (Changelog.Read marks them), so that
+// log compaction, which keeps only a key's latest record, can never
+// resurrect the stale state. It returns how many users it wrote.
+func (u *Updater) Repair(ctx context.Context) (int, error) {
+	u.mu.Lock()
+	n := 0
+	for uid, s := range u.states {
+		if s.repair {
+			u.markDirty(uid)
+			n++
+		}
+	}
+	if n == 0 {
+		u.mu.Unlock()
+		return 0, nil
+	}
+	job := u.snapshot()
+	u.mu.Unlock()
+	wait, err := u.enqueue(job)
+	if err == nil && wait != nil {
+		err = wait()
+	}
+	if err != nil {
+		return 0, fmt.Errorf("repairing %d users whose latest changelog record is a stale writer's: %w", n, err)
+	}
+	u.repaired.Add(uint64(n))
+	return n, nil
+}
+
 // Rematerialize re-bases every held user on the current model version (the
 // version's offline vector plus the ring's events it did not train on, see
 // handOver; positions and rings are kept) and flushes them, so that the API finds every

@@ -74,6 +74,10 @@ type Config struct {
 	// ObserveFlush, if set, receives the seconds each successful flush took
 	// (changelog and Redis writes).
 	ObserveFlush func(seconds float64)
+	// BeforeWrite, if set, runs in the flusher before each job's writes (a
+	// test hook: the fencing test pauses a flush there, so that the updater
+	// holds a batch in flight while another takes its partitions over).
+	BeforeWrite func(ctx context.Context)
 	// ObserveLateness, if set, receives the lateness in seconds (event time
 	// behind the user's newest applied event) of each late event applied.
 	ObserveLateness func(seconds float64)
@@ -118,6 +122,12 @@ type Counters struct {
 	Flushes   uint64 // successful flushes
 	Written   uint64 // user states written (changelog and Redis)
 	Stale     uint64 // Redis writes skipped because Redis held a newer record
+	// Fenced counts Redis writes refused because Redis held a record from a
+	// newer fencing epoch: another updater owns the user's partition now.
+	Fenced uint64
+	// Repaired counts users written again after a restore because their
+	// latest changelog record was a stale writer's.
+	Repaired uint64
 	// FlushRetries counts flushes that failed and were retried.
 	FlushRetries uint64
 	// AbsError is the sum over applied events of |prediction before the step -
@@ -151,7 +161,8 @@ type Updater struct {
 
 	nApplied, redelivered, dups, late, cold, newUsers, flushes, written, stale, flushRetries atomic.Uint64
 	absErrMicro                                                                              atomic.Uint64 // AbsError in 1e-6 units
-	trained, handoverReplayed, handoverTruncated                                             atomic.Uint64
+	trained, handoverReplayed, handoverTruncated, fenced, repaired                           atomic.Uint64
+	epoch                                                                                    atomic.Uint64
 	poison                                                                                   Poison
 	fresh                                                                                    *Reservoir
 }
@@ -237,8 +248,16 @@ func (u *Updater) Counters() Counters {
 		NewUsers: u.newUsers.Load(), Flushes: u.flushes.Load(), Written: u.written.Load(), Stale: u.stale.Load(),
 		FlushRetries: u.flushRetries.Load(), Trained: u.trained.Load(),
 		HandoverReplayed: u.handoverReplayed.Load(), HandoverTruncated: u.handoverTruncated.Load(),
+		Fenced: u.fenced.Load(), Repaired: u.repaired.Load(),
 		AbsError: float64(u.absErrMicro.Load()) / 1e6}
 }
+
+// SetEpoch sets the fencing epoch stamped on every state and record written
+// from now on (stream.AcquireEpoch, taken at each partition assignment).
+func (u *Updater) SetEpoch(e uint64) { u.epoch.Store(e) }
+
+// Epoch returns the current fencing epoch.
+func (u *Updater) Epoch() uint64 { return u.epoch.Load() }
 
 // Poison returns the counts of records skipped as undecodable. A Changelog
 // whose Poison is this counts into it too.
