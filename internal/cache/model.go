@@ -54,6 +54,10 @@ type Model struct {
 	// trained on; the updater never applies those events on top of it (the
 	// KuaiRec rows' cut is Calibration.Extra["cut_ms"]).
 	TrainedOffsets map[int32]int64
+	// TrainedExcludedSources names the event sources (stream.Source names)
+	// the retrain left out of the log's rows: those events are not trained
+	// on although their offsets are covered.
+	TrainedExcludedSources []string
 }
 
 // ModelMeta describes a stored model version (stored as JSON).
@@ -75,6 +79,8 @@ type ModelMeta struct {
 	CandidateSets map[string][]uint32 `json:"candidate_sets,omitempty"`
 	// TrainedOffsets: see Model.TrainedOffsets.
 	TrainedOffsets map[int32]int64 `json:"trained_offsets,omitempty"`
+	// TrainedExcludedSources: see Model.TrainedExcludedSources.
+	TrainedExcludedSources []string `json:"trained_excluded_sources,omitempty"`
 	// Registered is how many videos were registered after training
 	// (RegisterItem) when ItemEmbeddings read the version; it adds them to
 	// the published items (ItemCount then counts both). Never stored.
@@ -254,7 +260,7 @@ func (s *Store) Publish(ctx context.Context, m Model) (ModelMeta, error) {
 		TowerBytes:    len(m.TowerWeights),
 		ChunkItems:    chunkItems,
 		Chunks:        chunks,
-		CandidateSets: m.CandidateSets, TrainedOffsets: m.TrainedOffsets,
+		CandidateSets: m.CandidateSets, TrainedOffsets: m.TrainedOffsets, TrainedExcludedSources: m.TrainedExcludedSources,
 		PublishedAtMs: time.Now().UnixMilli(),
 	}
 	js, err := json.Marshal(meta)

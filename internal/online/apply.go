@@ -108,7 +108,7 @@ func (u *Updater) apply(ctx context.Context, batch []stream.Record) error {
 				u.cfg.ObserveLateness(float64(s.NewestEventMs-e.EventTimeMs) / 1000)
 			}
 		}
-		if u.model.Trained.Covers(pos.Partition, rec.Offset, e.EventTimeMs) {
+		if u.model.Trained.Covers(pos.Partition, rec.Offset, e.EventTimeMs, uint8(e.Source)) {
 			// The version trained on it: recorded (a later version may not
 			// have), not applied.
 			u.trained.Add(1)
@@ -127,7 +127,7 @@ func (u *Updater) apply(ctx context.Context, batch []stream.Record) error {
 		s.Pos = pos
 		s.NewestEventMs = max(s.NewestEventMs, e.EventTimeMs)
 		s.remember(RecentEvent{EventID: e.EventID, VideoID: e.VideoID, WatchRatio: float32(e.WatchRatio),
-			EventTimeMs: e.EventTimeMs, Offset: rec.Offset})
+			EventTimeMs: e.EventTimeMs, Offset: rec.Offset, Source: uint8(e.Source)})
 		s.ProducedAtUs = e.ProducedAtUs
 		s.UpdatedAtMs = now
 		u.markDirty(e.UserID)

@@ -4,6 +4,7 @@ import (
 	"math"
 
 	"github.com/streamrec/streamrec/internal/cache"
+	"github.com/streamrec/streamrec/internal/stream"
 	"github.com/streamrec/streamrec/internal/towers"
 )
 
@@ -50,10 +51,13 @@ func (t *OfflineTable) Len() int { return len(t.row) }
 // the rows that came from the KuaiRec files are the events strictly before
 // CutMs (0: no time rule), and the rows that came from the interactions log
 // (a retrain from the log) are, per partition, the offsets up to and
-// including Offsets[partition].
+// including Offsets[partition], except the events of the Excluded sources
+// (a bit per stream.Source: the retrain leaves simulator events out by
+// default).
 type TrainedThrough struct {
-	CutMs   int64
-	Offsets map[int32]int64
+	CutMs    int64
+	Offsets  map[int32]int64
+	Excluded uint8
 }
 
 // Covers reports whether the version trained on an event: such an event is
@@ -61,8 +65,10 @@ type TrainedThrough struct {
 // published live with an event time before the cut (a phone that was offline
 // since before the training) is taken as trained on too: the version's
 // metadata cannot tell it from a replayed KuaiRec row.
-func (t TrainedThrough) Covers(partition int32, offset, eventTimeMs int64) bool {
-	if off, ok := t.Offsets[partition]; ok && offset <= off {
+// An event of unknown source (0: a ring entry of a format-2 state) at or
+// before the trained offset is taken as trained on.
+func (t TrainedThrough) Covers(partition int32, offset, eventTimeMs int64, source uint8) bool {
+	if off, ok := t.Offsets[partition]; ok && offset <= off && (source == 0 || source > 7 || t.Excluded&(1<<source) == 0) {
 		return true
 	}
 	return t.CutMs > 0 && eventTimeMs < t.CutMs
@@ -74,6 +80,11 @@ func (t TrainedThrough) Covers(partition int32, offset, eventTimeMs int64) bool 
 // the log offsets (ModelMeta.TrainedOffsets).
 func TrainedThroughOf(meta cache.ModelMeta) TrainedThrough {
 	t := TrainedThrough{Offsets: meta.TrainedOffsets}
+	for _, name := range meta.TrainedExcludedSources {
+		if src, err := stream.ParseSource(name); err == nil {
+			t.Excluded |= 1 << uint8(src)
+		}
+	}
 	if c, ok := meta.Calibration.Extra[towers.MetaCutMS]; ok && c > 0 {
 		t.CutMs = int64(c)
 	} else if l, ok := meta.Calibration.Extra[towers.MetaLastTrainMS]; ok && l > 0 {
@@ -127,11 +138,11 @@ func (u *Updater) step(s *UserState, videoID uint32, watchRatio float32, factor 
 // times): re-applied steps run at the base rate. Called with u.mu held.
 func (u *Updater) handOver(s *UserState) {
 	tt := u.model.Trained
-	if len(s.Ring) == RingSize && !tt.Covers(s.Pos.Partition, s.Ring[0].Offset, s.Ring[0].EventTimeMs) {
+	if len(s.Ring) == RingSize && !tt.Covers(s.Pos.Partition, s.Ring[0].Offset, s.Ring[0].EventTimeMs, s.Ring[0].Source) {
 		u.handoverTruncated.Add(1)
 	}
 	for _, e := range s.Ring {
-		if tt.Covers(s.Pos.Partition, e.Offset, e.EventTimeMs) {
+		if tt.Covers(s.Pos.Partition, e.Offset, e.EventTimeMs, e.Source) {
 			continue
 		}
 		// Re-applied steps are not prequential: kept out of AbsError.

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/streamrec/streamrec/internal/cache"
+	"github.com/streamrec/streamrec/internal/stream"
 	"github.com/streamrec/streamrec/internal/towers"
 )
 
@@ -20,7 +21,7 @@ func wantHandover(emb []float32, bias float32, ring []RecentEvent, part int32, t
 	}
 	base[dim-1] = bias
 	for _, e := range ring {
-		if tt.Covers(part, e.Offset, e.EventTimeMs) {
+		if tt.Covers(part, e.Offset, e.EventTimeMs, e.Source) {
 			continue
 		}
 		if item, _, ok := items.Item(e.VideoID); ok {
@@ -95,7 +96,7 @@ func TestUpdaterHandover(t *testing.T) {
 					t.Fatalf("user %d: base %v vec %v; want %v %v", uid, s.Base[:3], s.Vec[:3], wb[:3], wv[:3])
 				}
 				for _, e := range b.Ring {
-					if _, _, ok := items.Item(e.VideoID); ok && !tc.tt.Covers(b.Pos.Partition, e.Offset, e.EventTimeMs) {
+					if _, _, ok := items.Item(e.VideoID); ok && !tc.tt.Covers(b.Pos.Partition, e.Offset, e.EventTimeMs, e.Source) {
 						want++
 					}
 				}
@@ -148,15 +149,22 @@ func TestTrainedThroughOf(t *testing.T) {
 		off, time int64
 		want      bool
 	}{{0, 0, 999, true}, {0, 0, 1000, false}, {2, 40, 5000, true}, {2, 41, 5000, false}, {1, 40, 5000, false}} {
-		if got := tt.Covers(c.part, c.off, c.time); got != c.want {
+		if got := tt.Covers(c.part, c.off, c.time, 1); got != c.want {
 			t.Errorf("Covers(%d, %d, %d) = %v; want %v", c.part, c.off, c.time, got, c.want)
 		}
+	}
+	// A retrain that left simulator events out covers their offsets but not
+	// them; a ring entry of unknown source (format 2) counts as trained.
+	meta.TrainedExcludedSources = []string{"simulator"}
+	tt = TrainedThroughOf(meta)
+	if tt.Covers(2, 40, 5000, uint8(stream.SourceSimulator)) || !tt.Covers(2, 40, 5000, uint8(stream.SourceAPI)) || !tt.Covers(2, 40, 5000, 0) {
+		t.Fatal("excluded sources: a simulator event counted as trained, or an API one not")
 	}
 	meta.Calibration.Extra = map[string]float64{towers.MetaLastTrainMS: 900}
 	if tt := TrainedThroughOf(meta); tt.CutMs != 901 {
 		t.Fatalf("no cut: CutMs %d; want the last training event + 1 ms", tt.CutMs)
 	}
-	if tt := TrainedThroughOf(cache.ModelMeta{}); tt.CutMs != 0 || tt.Covers(0, 0, 1) {
+	if tt := TrainedThroughOf(cache.ModelMeta{}); tt.CutMs != 0 || tt.Covers(0, 0, 1, 1) {
 		t.Fatal("a version without metadata covers events")
 	}
 }

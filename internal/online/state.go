@@ -40,6 +40,8 @@ type RecentEvent struct {
 	WatchRatio  float32
 	EventTimeMs int64
 	Offset      int64 // input offset (on the user's partition)
+	// Source is the event's stream.Source (0 in states of format 2: unknown).
+	Source uint8
 }
 
 // UserState is one user's durable updater state: the value of the changelog
@@ -104,7 +106,8 @@ const (
 	// stateFixed is the encoded size of a state without its version, vectors
 	// and ring.
 	stateFixed    = 1 + 2 + 4 + 8 + 8 + 8 + 8 + 8 + 8 + 2 + 2
-	ringEntrySize = 8 + 4 + 4 + 8 + 8
+	ringEntrySize = 8 + 4 + 4 + 8 + 8 + 1
+	ringEntryV2   = ringEntrySize - 1 // format 2: no source
 )
 
 // ErrBadState marks a changelog value that does not decode.
@@ -120,8 +123,9 @@ func StateSize(s *UserState) int {
 // partition i32, input offset i64, epoch u64, newest event time ms i64, applied u64,
 // produced_at_us i64, updated_at_ms i64, dim u16, base f32*dim, vec f32*dim,
 // ring length u16, ring entries (event id u64, video id u32, watch ratio f32,
-// event time ms i64, input offset i64) oldest first. Format 2 is format 3
-// without the epoch (read as epoch 0). Format 1 (an event-id
+// event time ms i64, input offset i64, source u8) oldest first. Format 2 is
+// format 3 without the epoch (read as epoch 0) and the ring's sources (read as
+// 0, unknown). Format 1 (an event-id
 // high-water mark instead of a position and a ring) is rejected: a state
 // without its position cannot tell a redelivery from a new event.
 func AppendState(dst []byte, s *UserState) []byte {
@@ -155,6 +159,7 @@ func AppendState(dst []byte, s *UserState) []byte {
 		dst = binary.LittleEndian.AppendUint32(dst, math.Float32bits(r.WatchRatio))
 		dst = binary.LittleEndian.AppendUint64(dst, uint64(r.EventTimeMs))
 		dst = binary.LittleEndian.AppendUint64(dst, uint64(r.Offset))
+		dst = append(dst, r.Source)
 	}
 	return dst
 }
@@ -211,7 +216,11 @@ func DecodeState(b []byte, s *UserState) error {
 	b = b[8*dim:]
 	n := int(binary.LittleEndian.Uint16(b))
 	b = b[2:]
-	if n > RingSize || len(b) != n*ringEntrySize {
+	entry := ringEntrySize
+	if !v3 {
+		entry = ringEntryV2
+	}
+	if n > RingSize || len(b) != n*entry {
 		return fmt.Errorf("%w: ring of %d entries in %d bytes", ErrBadState, n, len(b))
 	}
 	switch {
@@ -223,10 +232,13 @@ func DecodeState(b []byte, s *UserState) error {
 		s.Ring = make([]RecentEvent, n, RingSize)
 	}
 	for i := range s.Ring {
-		e := b[i*ringEntrySize:]
+		e := b[i*entry:]
 		s.Ring[i] = RecentEvent{EventID: binary.LittleEndian.Uint64(e), VideoID: binary.LittleEndian.Uint32(e[8:]),
 			WatchRatio:  math.Float32frombits(binary.LittleEndian.Uint32(e[12:])),
 			EventTimeMs: int64(binary.LittleEndian.Uint64(e[16:])), Offset: int64(binary.LittleEndian.Uint64(e[24:]))}
+		if v3 {
+			s.Ring[i].Source = e[32]
+		}
 	}
 	return nil
 }

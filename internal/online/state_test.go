@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"reflect"
+	"slices"
 	"testing"
 )
 
@@ -11,7 +12,7 @@ func TestStateRoundTrip(t *testing.T) {
 	s := UserState{UserID: 9, ModelVersion: "v20260101-1", Pos: Position{7, 1 << 50}, Epoch: 1<<40 + 3, NewestEventMs: 1593878903438, Applied: 17,
 		ProducedAtUs: 1764180000123456, UpdatedAtMs: 1764180000123, Base: []float32{1, -2, float32(math.Inf(1)), 3.25},
 		Vec:  []float32{0, math.SmallestNonzeroFloat32, -0.5, 7},
-		Ring: []RecentEvent{{EventID: math.MaxUint64, VideoID: 3, WatchRatio: 0.75, EventTimeMs: 1593878903438, Offset: 1 << 50}, {EventID: 1, Offset: 2}}}
+		Ring: []RecentEvent{{EventID: math.MaxUint64, VideoID: 3, WatchRatio: 0.75, EventTimeMs: 1593878903438, Offset: 1 << 50, Source: 3}, {EventID: 1, Offset: 2}}}
 	b := AppendState(nil, &s)
 	var got UserState
 	got.UserID = 9
@@ -24,13 +25,23 @@ func TestStateRoundTrip(t *testing.T) {
 	if StateSize(&s) != len(b) {
 		t.Fatalf("StateSize %d, encoded %d", StateSize(&s), len(b))
 	}
-	// Format 2 is format 3 without the epoch: read as epoch 0.
+	// Format 2 is format 3 without the epoch (read as 0) and without the
+	// ring's sources (read as 0).
 	vo := 3 + len(s.ModelVersion)
-	format2 := append(append([]byte{2}, b[1:vo+12]...), b[vo+20:]...)
+	ringAt := len(b) - len(s.Ring)*ringEntrySize
+	format2 := append(append([]byte{2}, b[1:vo+12]...), b[vo+20:ringAt]...)
+	for i := range s.Ring {
+		e := b[ringAt+i*ringEntrySize:]
+		format2 = append(format2, e[:ringEntryV2]...)
+	}
 	var old UserState
 	old.UserID = 9
 	want := s
 	want.Epoch = 0
+	want.Ring = slices.Clone(s.Ring)
+	for i := range want.Ring {
+		want.Ring[i].Source = 0
+	}
 	if err := DecodeState(format2, &old); err != nil || !reflect.DeepEqual(old, want) {
 		t.Fatalf("format 2: %+v, %v; want %+v", old, err, want)
 	}
