@@ -65,6 +65,7 @@ type trainOpts struct {
 	train     towers.TrainConfig
 	seedModel towers.SeedConfig
 	seedTrain towers.TrainConfig
+	log       logOpts
 }
 
 func parseTrainFlags(args []string, stderr io.Writer) (*trainOpts, error) {
@@ -85,6 +86,7 @@ func parseTrainFlags(args []string, stderr io.Writer) (*trainOpts, error) {
 	o.redis = cache.DefaultClientOptions()
 	o.redis.ReadTimeout, o.redis.WriteTimeout = 30*time.Second, 30*time.Second
 	cache.RegisterClientFlags(fs, &o.redis)
+	registerLogFlags(fs, &o.log)
 	fs.StringVar(&o.namespace, "namespace", cache.DefaultNamespace, "Redis key namespace")
 	fs.StringVar(&o.version, "model-version", "", "model version name (default: UTC training time + a hash of the data, cut and seed)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
@@ -188,6 +190,16 @@ func trainMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		defer rdb.Close()
 	}
+	if o.log.on && st != nil {
+		// One retrain at a time across hosts: a lease in Redis, kept for
+		// the whole run; losing it stops the run.
+		lctx, release, err := holdRetrainLease(ctx, st, o.log.lease, logger)
+		if err != nil {
+			return fmt.Errorf("train --from-log: %w", err)
+		}
+		defer release()
+		ctx = lctx
+	}
 	var progressW io.Writer
 	if !o.quiet {
 		progressW = stderr
@@ -227,6 +239,16 @@ func trainMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 	// 3. Training data (strictly before the cut).
 	td := buildTrainData(ds, feats, hasCut, cutMS, o.validShare, o.train.Seed)
+	if o.log.on {
+		lr, err := addLogRows(ctx, &o.log, td, hasCut, cutMS, o.validShare, o.train.Seed, progressW)
+		if err != nil {
+			return fmt.Errorf("train --from-log: %w", err)
+		}
+		rep.Data.Log = lr
+		logger.Info("log rows added", "topic", lr.Topic, "read", lr.Read, "rows", lr.Rows, "simulator_skipped", lr.Simulator,
+			"include_simulator", lr.IncludeSimulator, "replayed_before_cut_skipped", lr.InFiles, "unknown_ids", lr.Unknown,
+			"undecodable", lr.Undecoded, "offsets", lr.Offsets)
+	}
 	td.fillReport(&rep.Data)
 	rep.Data.CutMS = cutMS
 	if hasCut {
@@ -335,7 +357,8 @@ func trainMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 	// 7. Publish.
 	if st != nil {
-		pr, err := publish(ctx, logger, st, o.redis.Addr, m, feats, []towers.Interactions{td.ds.Train, td.ds.Valid}, map[string][]uint32{"small_matrix": ev.SortedVideoIDs()})
+		pr, err := publish(ctx, logger, st, o.redis.Addr, m, feats, []towers.Interactions{td.ds.Train, td.ds.Valid},
+			map[string][]uint32{"small_matrix": ev.SortedVideoIDs()}, rep.Data.Log.lineage())
 		if err != nil {
 			return err
 		}

@@ -54,8 +54,8 @@ func openStore(ctx context.Context, ro cache.ClientOptions, namespace string) (*
 
 // publish publishes m to st (see publishModel) and logs a failure after the
 // flip as a warning: the version is current all the same.
-func publish(ctx context.Context, logger *slog.Logger, st *cache.Store, addr string, m *towers.TwoTower, feats *kuairec.Features, train []towers.Interactions, sets map[string][]uint32) (*publishReport, error) {
-	pr, err := publishModel(ctx, st, m, feats, train, sets, time.Now())
+func publish(ctx context.Context, logger *slog.Logger, st *cache.Store, addr string, m *towers.TwoTower, feats *kuairec.Features, train []towers.Interactions, sets map[string][]uint32, lin lineage) (*publishReport, error) {
+	pr, err := publishModel(ctx, st, m, feats, train, sets, lin, time.Now())
 	if pr != nil {
 		pr.Addr = addr
 		if pr.AfterFlip != "" {
@@ -92,7 +92,7 @@ func publish(ctx context.Context, logger *slog.Logger, st *cache.Store, addr str
 // version finds every user's embedding at once. If the process dies between
 // the two, the user records of the never-registered version are left behind
 // (they are not garbage collected; set Config.UserTTL to bound them).
-func publishModel(ctx context.Context, st *cache.Store, m *towers.TwoTower, feats *kuairec.Features, train []towers.Interactions, sets map[string][]uint32, now time.Time) (*publishReport, error) {
+func publishModel(ctx context.Context, st *cache.Store, m *towers.TwoTower, feats *kuairec.Features, train []towers.Interactions, sets map[string][]uint32, lin lineage, now time.Time) (*publishReport, error) {
 	D := m.Dim()
 	nItems := len(feats.Items.IDs)
 	emb := m.ItemEmbeddings(feats.Items.Reduced, allRows32(nItems))
@@ -111,6 +111,9 @@ func publishModel(ctx context.Context, st *cache.Store, m *towers.TwoTower, feat
 		Calibration:  cache.Calibration{GlobalMean: m.GlobalMean, Scale: m.Scale(), Extra: extra},
 		Items:        items,
 		TowerWeights: m.TowerBlob(),
+		// What the version trained on beyond the cut: the updater never
+		// applies those events on top of it.
+		TrainedOffsets: lin.offsets, TrainedExcludedSources: lin.excluded,
 	}
 	if len(sets) > 0 {
 		known := make(map[uint32]bool, nItems)

@@ -339,7 +339,7 @@ func publishAndCheck(t *testing.T, rdb *redis.Client, addr, ns string) {
 	// positives, video 1 none (left out), video 2 one.
 	train := []towers.Interactions{{User: []int32{0, 1, 0}, Item: []int32{0, 0, 1}, WatchRatio: []float32{1, 0.8, 0.79}},
 		{User: []int32{2}, Item: []int32{2}, WatchRatio: []float32{3}}}
-	if _, err := publishModel(ctx, st, tt, feats, train, nil, time.Now()); err != nil {
+	if _, err := publishModel(ctx, st, tt, feats, train, nil, lineage{}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	pv2, ok, err := st.GetPopularity(ctx, "pub-v2")
@@ -353,7 +353,7 @@ func publishAndCheck(t *testing.T, rdb *redis.Client, addr, ns string) {
 	if _, ok, err := st.GetUser(ctx, "pub-v2", uid); !ok || err != nil {
 		t.Errorf("user %d under pub-v2: found %v, %v", uid, ok, err)
 	}
-	if _, err := publishModel(ctx, st, tt, feats, nil, nil, time.Now()); !errors.Is(err, cache.ErrVersionExists) {
+	if _, err := publishModel(ctx, st, tt, feats, nil, nil, lineage{}, time.Now()); !errors.Is(err, cache.ErrVersionExists) {
 		t.Errorf("publishing pub-v2 again: %v, want ErrVersionExists", err)
 	}
 }

@@ -30,6 +30,7 @@ func runStoreSuite(t *testing.T, newStore newStoreFunc) {
 	t.Run("Users", func(t *testing.T) { testUsers(t, newStore) })
 	t.Run("UsersIfNewer", func(t *testing.T) { testUsersIfNewer(t, newStore) })
 	t.Run("UsersFenced", func(t *testing.T) { testUsersFenced(t, newStore) })
+	t.Run("Lease", func(t *testing.T) { testLease(t, newStore) })
 	t.Run("Intake", func(t *testing.T) { testIntake(t, newStore) })
 	t.Run("UserTTL", func(t *testing.T) { testUserTTL(t, newStore) })
 	t.Run("UsersConcurrent", func(t *testing.T) { testUsersConcurrent(t, newStore) })
@@ -790,5 +791,46 @@ func testUserFeatures(t *testing.T, newStore newStoreFunc) {
 	}
 	if err := s.PutUserFeatures(ctx, "v1", UserFeatures{Dim: 2, IDs: []uint32{1}, Feats: []float32{1}}); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("mismatched shape: %v, want ErrInvalid", err)
+	}
+}
+
+// Leases: one holder at a time; a renewal by a holder whose lease expired
+// (and was taken) fails as lost; a release never deletes another's lease.
+func testLease(t *testing.T, newStore newStoreFunc) {
+	s := newStore(t, DefaultConfig())
+	ctx := context.Background()
+	a, err := s.AcquireLease(ctx, "retrain", "a", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AcquireLease(ctx, "retrain", "b", time.Second); !errors.Is(err, ErrLeaseHeld) || !strings.Contains(err.Error(), `"a"`) {
+		t.Fatalf("second acquire: %v, want ErrLeaseHeld naming a", err)
+	}
+	if err := a.Renew(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if holder, left, err := s.LeaseHolder(ctx, "retrain"); err != nil || holder != "a" || left <= 0 {
+		t.Fatalf("holder %q left %v err %v", holder, left, err)
+	}
+	// b takes over once the key is gone (as after the TTL).
+	s.rdb.Del(ctx, s.k.lease("retrain"))
+	b, err := s.AcquireLease(ctx, "retrain", "b", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Renew(ctx); !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("renewal by the old holder: %v, want ErrLeaseLost", err)
+	}
+	if err := a.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if holder, _, _ := s.LeaseHolder(ctx, "retrain"); holder != "b" {
+		t.Fatalf("the old holder's release deleted b's lease (holder %q)", holder)
+	}
+	if err := b.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if holder, _, _ := s.LeaseHolder(ctx, "retrain"); holder != "" {
+		t.Fatalf("released lease still held by %q", holder)
 	}
 }
