@@ -51,7 +51,7 @@ func evalPartitions(spec string, n int) ([]int, error) {
 // indexed under its user's partition, so it must be the real one) and builds
 // the served-list writer's configuration and the runner of this replica's
 // partitions (nil for --eval-partitions none).
-func setupEval(ctx context.Context, o *options, brokers []string, store *cache.Store, items *cache.ItemCache, reg prometheus.Registerer, log *slog.Logger) (*api.Online, *eval.Runner, error) {
+func setupEval(ctx context.Context, o *options, brokers []string, store *cache.Store, items *cache.ItemCache, reg prometheus.Registerer, log *slog.Logger, rt *retrainer) (*api.Online, *eval.Runner, error) {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	counts, err := stream.PartitionCounts(cctx, brokers, o.topic)
 	cancel()
@@ -80,10 +80,15 @@ func setupEval(ctx context.Context, o *options, brokers []string, store *cache.S
 			return nil, nil, err
 		}
 		raise := raiseLR(ctx, o, brokers, actions, log)
+		if rt != nil {
+			rt.actions = actions
+		}
+		retrain := rt.onAlert(ctx, o.retrain.detectors, o.retrain.minInterval)
 		dets, dists := drift.DefaultSpecs()
 		m, err := drift.NewMonitor(dets, dists, log.With("component", "drift"), func(a drift.Alert) {
 			alerts.WithLabelValues(a.Detector, a.Signal).Inc()
 			raise(a)
+			retrain(a)
 		})
 		if err != nil {
 			return nil, nil, err

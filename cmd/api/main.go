@@ -39,6 +39,7 @@ type options struct {
 	logLevel                          string
 	pprofAddr, metricsAddr            string
 	eval                              evalOptions
+	retrain                           retrainOptions
 }
 
 // evalOptions configure the online evaluation (--eval).
@@ -94,6 +95,7 @@ func parse(args []string) (*options, error) {
 	fs.Float64Var(&o.eval.lrFactor, "drift-lr-factor", 0, "the drift action: on an alert of --drift-lr-detectors, multiply the updater's learning rate by this (1..10) for --drift-lr-for, by a control record applied by message time; 0: off")
 	fs.DurationVar(&o.eval.lrFor, "drift-lr-for", 10*time.Minute, "how long a raised learning rate lasts (at most 1h)")
 	fs.DurationVar(&o.eval.lrDelay, "drift-lr-delay", 5*time.Second, "how long after its alert a raised rate takes effect (the updater's --lr-control-delay must be the same)")
+	registerRetrainFlags(fs, &o.retrain)
 	fs.StringVar(&o.eval.lrDetectors, "drift-lr-detectors", "abs_err_adwin,hit_adwin", "comma-separated detectors whose alerts raise the learning rate")
 	fs.BoolVar(&o.eval.drift, "drift", true, "with --eval: run the drift monitor (detectors on the evaluator's streams and windows, GET /v1/drift, alerts)")
 	fs.IntVar(&o.eval.servedQueue, "served-queue", 4096, "served lists waiting to be written to the log (a full queue drops and counts)")
@@ -178,14 +180,19 @@ func run(ctx context.Context, args []string) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	var online *api.Online
 	var runner *eval.Runner
+	rt := newRetrainer(o.retrain, store, base)
+	var retrain api.Retrainer
+	if rt != nil {
+		retrain = rt
+	}
 	if o.eval.on {
-		if online, runner, err = setupEval(ctx, o, brokers, store, items, reg, base); err != nil {
+		if online, runner, err = setupEval(ctx, o, brokers, store, items, reg, base, rt); err != nil {
 			return err
 		}
 	}
 	o.api.MetricsElsewhere = o.metricsAddr != ""
 	srv, err := api.New(o.api, api.Deps{Items: items, Store: store, Publisher: producer, Intake: store, Registry: reg, Logger: base, Online: online,
-		Models: store, Videos: store, Reload: func(ctx context.Context) (bool, error) { return items.Refresh(ctx, store) },
+		Models: store, Videos: store, Retrain: retrain, Reload: func(ctx context.Context) (bool, error) { return items.Refresh(ctx, store) },
 		Checks: []api.Check{
 			{Name: "redis", Fn: store.Ping},
 			{Name: "model", Fn: func(context.Context) error {

@@ -52,15 +52,12 @@ type logReport struct {
 	Undecoded int `json:"undecodable"`
 }
 
-// retrainLeaseName is the lease that keeps retrains one at a time.
-const retrainLeaseName = "retrain"
-
 // holdRetrainLease takes the retrain lease for the whole run and keeps it;
 // the returned context ends when the lease is lost (training then stops).
 func holdRetrainLease(ctx context.Context, st *cache.Store, ttl time.Duration, logger *slog.Logger) (context.Context, func(), error) {
 	host, _ := os.Hostname()
 	owner := fmt.Sprintf("ingestor@%s:%d:%d", host, os.Getpid(), time.Now().UnixMilli())
-	lease, err := st.AcquireLease(ctx, retrainLeaseName, owner, ttl)
+	lease, err := st.AcquireLease(ctx, cache.RetrainLease, owner, ttl)
 	if err != nil {
 		if errors.Is(err, cache.ErrLeaseHeld) {
 			return nil, nil, fmt.Errorf("another retrain is running: %w", err)

@@ -45,6 +45,9 @@ const (
 	CodeNoPrevious           = "no_previous_version"      // 409: a rollback without a previous version
 	CodeNoItemTower          = "no_item_tower"            // 409: the model version has no item tower to embed a registered video with
 	CodeVideoExists          = "video_exists"             // 409: the registered video is a published item of the version
+	CodeRetrainOff           = "retrain_off"              // 409: this API has no retrain command (--retrain-cmd)
+	CodeRetrainRunning       = "retrain_running"          // 409: a retrain is running (the retrain lease is held)
+	CodeRetrainFailed        = "retrain_failed"           // 503: the retrain process could not be started
 )
 
 // Error is an API error: an HTTP status and the stable JSON error body.

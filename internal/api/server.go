@@ -185,6 +185,9 @@ type Deps struct {
 	// Reload refreshes the item index now (the admin reload and rollback);
 	// *cache.ItemCache's Refresh does. Nil: nothing to do.
 	Reload func(ctx context.Context) (swapped bool, err error)
+	// Retrain starts a retrain from the log (POST /v1/admin/retrain); nil:
+	// that route answers 409 retrain_off.
+	Retrain Retrainer
 	// Observer may be nil.
 	Observer Observer
 	// Online, if not nil, writes every served list to the served-list log
@@ -277,6 +280,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	e.POST(`/v1/admin/models\:rollback`, s.adminRollback, s.requireAdmin)
 	e.POST(`/v1/admin/models\:reload`, s.adminReload, s.requireAdmin)
 	e.POST("/v1/admin/videos", s.adminRegisterVideo, s.requireAdmin)
+	e.POST("/v1/admin/retrain", s.adminRetrain, s.requireAdmin)
 	if deps.Online != nil {
 		if deps.Online.Log == nil || deps.Online.Windows == nil || deps.Online.Partitions < 1 || deps.Online.Window <= 0 {
 			return nil, errors.New("api: Online needs Log, Windows, Partitions >= 1 and Window > 0")

@@ -9,6 +9,11 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+// RetrainLease is the lease that keeps retrains from the log (ingestor train
+// --from-log) one at a time across hosts; the API checks it before starting
+// one.
+const RetrainLease = "retrain"
+
 // ErrLeaseHeld is returned by AcquireLease when another owner holds the lease.
 var ErrLeaseHeld = errors.New("cache: lease held by another owner")
 
