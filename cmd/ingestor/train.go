@@ -17,6 +17,7 @@ import (
 	"github.com/streamrec/streamrec/internal/cache"
 	"github.com/streamrec/streamrec/internal/config"
 	"github.com/streamrec/streamrec/internal/kuairec"
+	"github.com/streamrec/streamrec/internal/modellog"
 	"github.com/streamrec/streamrec/internal/progress"
 	"github.com/streamrec/streamrec/internal/synth"
 	"github.com/streamrec/streamrec/internal/towers"
@@ -57,6 +58,7 @@ type trainOpts struct {
 	noPublish, quiet, noCalibrate bool
 	namespace, version            string
 	redis                         cache.ClientOptions
+	modelLog                      modelLogOpts
 	logLevel                      string
 	workers                       int
 	validShare                    float64
@@ -86,6 +88,7 @@ func parseTrainFlags(args []string, stderr io.Writer) (*trainOpts, error) {
 	o.redis.ReadTimeout, o.redis.WriteTimeout = 30*time.Second, 30*time.Second
 	cache.RegisterClientFlags(fs, &o.redis)
 	fs.StringVar(&o.namespace, "namespace", cache.DefaultNamespace, "Redis key namespace")
+	o.modelLog.register(fs, "none")
 	fs.StringVar(&o.version, "model-version", "", "model version name (default: UTC training time + a hash of the data, cut and seed)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress bars")
@@ -180,6 +183,7 @@ func trainMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		cutMS = t.UnixMilli()
 	}
 	var st *cache.Store
+	var ml *modellog.Restorer
 	if !o.noPublish {
 		var rdb interface{ Close() error }
 		st, rdb, err = openStore(ctx, o.redis, o.namespace)
@@ -187,6 +191,12 @@ func trainMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return fmt.Errorf("train: %w (use --no-publish to train without Redis)", err)
 		}
 		defer rdb.Close()
+		if ml, err = o.modelLog.open(ctx, st, logger); err != nil {
+			return fmt.Errorf("train: %w", err)
+		}
+		if ml != nil {
+			defer ml.Log.Close()
+		}
 	}
 	var progressW io.Writer
 	if !o.quiet {
@@ -335,7 +345,7 @@ func trainMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 	// 7. Publish.
 	if st != nil {
-		pr, err := publish(ctx, logger, st, o.redis.Addr, m, feats, []towers.Interactions{td.ds.Train, td.ds.Valid}, map[string][]uint32{"small_matrix": ev.SortedVideoIDs()})
+		pr, err := publish(ctx, logger, st, ml, o.redis.Addr, m, feats, []towers.Interactions{td.ds.Train, td.ds.Valid}, map[string][]uint32{"small_matrix": ev.SortedVideoIDs()})
 		if err != nil {
 			return err
 		}
