@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/streamrec/streamrec/internal/cache"
 )
@@ -44,9 +47,10 @@ type Restorer struct {
 	MarkerTTL time.Duration
 	// Every is the check interval of Run. Default 1s.
 	Every time.Duration
-	// UserBatch is the number of user records per Redis pipeline. Default 2000.
-	UserBatch int
-	Logger    *slog.Logger
+	// UserBatch is the number of user records per Redis pipeline, and
+	// Writers how many pipelines are in flight. Defaults 2000 and 2 (Redis, single-threaded, is the bound).
+	UserBatch, Writers int
+	Logger             *slog.Logger
 
 	state   State
 	restore bool // the marker was found gone; cleared by a complete restore
@@ -76,6 +80,9 @@ func (r *Restorer) defaults() {
 	}
 	if r.UserBatch <= 0 {
 		r.UserBatch = 2000
+	}
+	if r.Writers <= 0 {
+		r.Writers = 2
 	}
 	if r.Logger == nil {
 		r.Logger = slog.New(slog.DiscardHandler)
@@ -138,31 +145,44 @@ func (r *Restorer) Restore(ctx context.Context) (Report, error) {
 }
 
 // restoreUsers writes version v's offline serving record of every user that
-// has none under v.
+// has none under v, in batches of UserBatch, Writers pipelines at a time.
 func (r *Restorer) restoreUsers(ctx context.Context, v string, updatedAtMs int64) (int, error) {
 	off, found, err := r.Store.GetOfflineUsers(ctx, v)
 	if err != nil || !found {
 		return 0, err
 	}
-	written, last := 0, time.Now()
-	recs := make([]cache.UserRecord, 0, r.UserBatch)
+	var (
+		mu      sync.Mutex
+		written int
+		done    int
+		last    = time.Now()
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(r.Writers)
 	for lo := 0; lo < len(off.IDs); lo += r.UserBatch {
-		recs = recs[:0]
-		for i := lo; i < min(lo+r.UserBatch, len(off.IDs)); i++ {
-			recs = append(recs, cache.UserRecord{UserID: off.IDs[i], Embedding: off.Vectors[i*off.Dim : (i+1)*off.Dim],
-				Bias: off.Biases[i], UpdatedAtMs: updatedAtMs})
-		}
-		n, err := r.Store.PutUsersIfAbsent(ctx, v, recs)
-		written += n
-		if err != nil {
-			return written, fmt.Errorf("restoring the offline serving records of %s: %w", v, err)
-		}
-		if time.Since(last) > 2*time.Second {
-			r.Logger.Info("restoring offline serving records", "version", v, "done", lo+len(recs), "of", len(off.IDs), "written", written)
-			last = time.Now()
-		}
+		hi := min(lo+r.UserBatch, len(off.IDs))
+		g.Go(func() error {
+			recs := make([]cache.UserRecord, 0, hi-lo)
+			for i := lo; i < hi; i++ {
+				recs = append(recs, cache.UserRecord{UserID: off.IDs[i], Embedding: off.Vectors[i*off.Dim : (i+1)*off.Dim],
+					Bias: off.Biases[i], UpdatedAtMs: updatedAtMs})
+			}
+			n, err := r.Store.PutUsersIfAbsent(gctx, v, recs)
+			if err != nil {
+				return fmt.Errorf("restoring the offline serving records of %s: %w", v, err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			written, done = written+n, done+len(recs)
+			if time.Since(last) > 2*time.Second {
+				r.Logger.Info("restoring offline serving records", "version", v, "done", done, "of", len(off.IDs), "written", written)
+				last = time.Now()
+			}
+			return nil
+		})
 	}
-	return written, nil
+	err = g.Wait()
+	return written, err
 }
 
 // Backup copies to the log what Redis holds and the log lacks, and deletes
@@ -330,4 +350,13 @@ func (r *Restorer) Held() []string {
 		out = append(out, m.Version)
 	}
 	return out
+}
+
+// LogBytes is the size of the record values the restorer holds from the log.
+func (r *Restorer) LogBytes() int64 {
+	var n int64
+	for _, v := range r.state.raw {
+		n += int64(len(v))
+	}
+	return n
 }
