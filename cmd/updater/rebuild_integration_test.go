@@ -21,6 +21,7 @@ import (
 	"github.com/streamrec/streamrec/internal/cache"
 	"github.com/streamrec/streamrec/internal/modellog"
 	"github.com/streamrec/streamrec/internal/stream"
+	"github.com/streamrec/streamrec/internal/towers"
 )
 
 // publishFullVersion publishes a version with everything the ingestor
@@ -47,10 +48,16 @@ func publishFullVersion(t *testing.T, e *env, version string, seed uint64, creat
 	for range len(off.IDs) * uf.Dim {
 		uf.Feats = append(uf.Feats, float32(r.NormFloat64()))
 	}
-	tower := make([]byte, 1536<<10) // > 1 MB: three pieces in the log
-	for i := range tower {
-		tower[i] = byte(r.Uint32())
+	// An item tower (the API embeds registered videos with it) and a big
+	// layer beside it: the blob is > 1 MB, three pieces in the log.
+	item := towers.LayerWeights{In: 4, Out: testDim, W: make([]float32, 4*testDim), B: make([]float32, testDim)}
+	pad := towers.LayerWeights{In: 640, Out: 640, W: make([]float32, 640*640), B: make([]float32, 640)}
+	for _, w := range [][]float32{item.W, pad.W} {
+		for i := range w {
+			w[i] = float32(r.NormFloat64())
+		}
 	}
+	tower := towers.EncodeTowers([]towers.NamedTower{{Name: "item", Layers: []towers.LayerWeights{item}}, {Name: "pad", Layers: []towers.LayerWeights{pad}}})
 	items := randomItems(r)
 	pop := cache.Popularity{Label: "watch_ratio>=0.8", IDs: items.IDs[:50]}
 	for i := range pop.IDs {
@@ -142,11 +149,11 @@ func buildAPI(t *testing.T) string {
 	return bin
 }
 
-func startAPI(t *testing.T, e *env, bin string) *apiProc {
+func startAPI(t *testing.T, e *env, bin string, extra ...string) *apiProc {
 	t.Helper()
 	addr := freeAddr(t)
-	cmd := exec.Command(bin, "--listen", addr, "--brokers", e.brokers, "--topic", e.topic, "--redis-addr", e.redisAddr,
-		"--namespace", e.ns, "--model-poll", "200ms", "--rate-limit", "0", "--log-level", "warn")
+	cmd := exec.Command(bin, append([]string{"--listen", addr, "--brokers", e.brokers, "--topic", e.topic, "--redis-addr", e.redisAddr,
+		"--namespace", e.ns, "--model-poll", "200ms", "--rate-limit", "0", "--log-level", "warn"}, extra...)...)
 	cmd.Stderr = &prefixWriter{t}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -223,7 +230,9 @@ func (l *load) end() { close(l.stop); l.wg.Wait() }
 // TestIntegrationFlushAllRebuild: FLUSHALL of Redis under load (its own
 // redis-server): an API serving all along answers every request (fallbacks,
 // never a 5xx); an API started during the gap starts, is not ready and
-// answers 503 no_model until the model is back, then serves it; the
+// answers 503 no_model until the model is back, then serves it; a video
+// registered through the API while no restorer ran is in the model log (the
+// API wrote it); the
 // restorer (started after the flush, as a restarted process reading the
 // whole model log) writes back both model versions, the registered video,
 // the pointers and the untouched users' offline records, and the updater
@@ -292,7 +301,8 @@ func TestIntegrationFlushAllRebuild(t *testing.T) {
 	stopR1() // down at the flush: a restarted restorer brings Redis back
 
 	bin := buildAPI(t)
-	api1 := startAPI(t, e, bin)
+	const token = "integration-admin-token"
+	api1 := startAPI(t, e, bin, "--model-topic", topic, "--admin-token", token)
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		if code, _, _ := api1.get("/readyz"); code == http.StatusOK {
 			break
@@ -301,6 +311,23 @@ func TestIntegrationFlushAllRebuild(t *testing.T) {
 			t.Fatal("api 1 not ready within 30s")
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	// A video registered through the API while no restorer runs: the API
+	// writes it to the model log itself before answering.
+	req, _ := http.NewRequest(http.MethodPost, api1.base+"/v1/admin/videos", strings.NewReader(`{"video_id":8888,"features":[1,-0.5,0.25,2]}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("registering video 8888: %d %s", resp.StatusCode, body)
+	}
+	if n, _ := e.store.RegisteredCount(ctx, "v1"); n != 2 {
+		t.Fatalf("%d videos registered under v1, want 2", n)
 	}
 	time.Sleep(300 * time.Millisecond) // every recent write settled (the image must not move)
 	before := redisImage(t, e.rdb, e.ns)
