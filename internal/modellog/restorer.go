@@ -115,6 +115,12 @@ func (r *Restorer) Restore(ctx context.Context) (Report, error) {
 	manifests := map[string]Manifest{}
 	for _, v := range versions {
 		d, m, err := r.state.Dump(v)
+		if err != nil && v == p.Previous {
+			// The current version alone is worth serving: no rollback target.
+			r.Logger.Warn("the previous version cannot be restored from the model log; restoring the current one alone", "version", v, "err", err)
+			versions, p.Previous = versions[:1], ""
+			break
+		}
 		if err != nil {
 			return rep, err
 		}
@@ -255,13 +261,22 @@ func (r *Restorer) Backup(ctx context.Context, usersUpdatedAtMs int64) error {
 		}
 		r.Logger.Info("version pointers written to the model log", "current", cur, "previous", prev)
 	}
-	// Versions the pointers left: tombstones, so that compaction drops them.
+	// Versions the pointers left: tombstones, so that compaction drops them;
+	// only those registered before the current one (a version an ingestor is
+	// publishing now, after the pointers were read, is left alone).
+	if err := r.CatchUp(ctx); err != nil { // what was just written
+		return err
+	}
 	ms, err := r.state.Versions()
 	if err != nil {
 		return err
 	}
+	curM, ok, err := r.state.Manifest(cur)
+	if err != nil || !ok {
+		return err
+	}
 	for _, m := range ms {
-		if m.Version == cur || m.Version == prev {
+		if m.Version == cur || m.Version == prev || m.Seq >= curM.Seq {
 			continue
 		}
 		if err := r.Log.DeleteVersion(ctx, &r.state, m.Version); err != nil {
