@@ -139,7 +139,7 @@ func restoreMain(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	defer r.Log.Close()
 	r.Every = o.every
 	if o.follow {
-		logger.Info("following", "topic", r.Log.Topic(), "namespace", o.namespace, "redis", o.redis.Addr, "every", o.every)
+		logger.Info("following", "topic", r.Log.Topic(), "namespace", o.namespace, "redis", o.redis.Addr, "every", o.every.String())
 		return r.Run(ctx)
 	}
 	rep, err := r.Restore(ctx)
