@@ -24,6 +24,7 @@ import (
 	"github.com/streamrec/streamrec/internal/api"
 	"github.com/streamrec/streamrec/internal/cache"
 	"github.com/streamrec/streamrec/internal/config"
+	"github.com/streamrec/streamrec/internal/modellog"
 	"github.com/streamrec/streamrec/internal/online/eval"
 	"github.com/streamrec/streamrec/internal/stream"
 )
@@ -32,6 +33,7 @@ func main() { config.Main("api", run) }
 
 type options struct {
 	listen, namespace, brokers, topic string
+	modelTopic                        string
 	redis                             cache.ClientOptions
 	partitions                        int
 	api                               api.Config
@@ -64,6 +66,7 @@ func parse(args []string) (*options, error) {
 	fs.StringVar(&o.namespace, "namespace", cache.DefaultNamespace, "Redis key namespace")
 	fs.StringVar(&o.brokers, "brokers", "127.0.0.1:9092", "Kafka brokers, comma-separated")
 	fs.StringVar(&o.topic, "topic", stream.DefaultTopic, "interactions topic")
+	fs.StringVar(&o.modelTopic, "model-topic", "none", "the model log (see 'ingestor restore'): the admin routes also write registered videos and rollbacks to it before answering ('' for <namespace>.models; none: off, the following restorer copies them)")
 	fs.IntVar(&o.partitions, "partitions", 8, "partitions of the interactions topic if the API has to create it (the updater uses the same default)")
 	fs.IntVar(&o.api.MaxK, "max-k", o.api.MaxK, "largest k a recommendation request may ask for")
 	fs.IntVar(&o.api.DefaultK, "default-k", o.api.DefaultK, "k when a request gives none")
@@ -175,6 +178,27 @@ func run(ctx context.Context, args []string) error {
 	}
 	ensureTopic(ctx, brokers, o.topic, o.partitions, log)
 
+	var models interface {
+		api.ModelStore
+		api.ItemRegistry
+	} = store
+	if o.modelTopic != "none" {
+		topic := o.modelTopic
+		if topic == "" {
+			topic = modellog.DefaultTopic(o.namespace)
+		}
+		ml, err := modellog.New(brokers, topic)
+		if err != nil {
+			return &config.UsageError{Err: err}
+		}
+		defer ml.Close()
+		ectx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if err := ml.Ensure(ectx); err != nil {
+			log.Warn("ensuring the model log; admin registrations and rollbacks fail until Kafka is reachable", "topic", topic, "err", err)
+		}
+		cancel()
+		models = &loggedModels{Store: store, log: ml, lg: log}
+	}
 	items := &cache.ItemCache{Extend: api.ColdStartExtender(store, base)}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -192,7 +216,7 @@ func run(ctx context.Context, args []string) error {
 	}
 	o.api.MetricsElsewhere = o.metricsAddr != ""
 	srv, err := api.New(o.api, api.Deps{Items: items, Store: store, Publisher: producer, Intake: store, Registry: reg, Logger: base, Online: online,
-		Models: store, Videos: store, Retrain: retrain, Reload: func(ctx context.Context) (bool, error) { return items.Refresh(ctx, store) },
+		Models: models, Videos: models, Retrain: retrain, Reload: func(ctx context.Context) (bool, error) { return items.Refresh(ctx, store) },
 		Checks: []api.Check{
 			{Name: "redis", Fn: store.Ping},
 			{Name: "model", Fn: func(context.Context) error {

@@ -5,7 +5,8 @@
 //
 //	ingestor synth --out DIR --scale tiny|full --seed N [drift flags]
 //	ingestor stats --data DIR
-//	ingestor train --data DIR [--cut TIME] [--no-publish] --report FILE
+//	ingestor train --data DIR [--cut TIME] [--no-publish] [--model-topic T] --report FILE
+//	ingestor restore [--follow] [--model-topic T]
 package main
 
 import (

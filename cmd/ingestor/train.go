@@ -17,6 +17,7 @@ import (
 	"github.com/streamrec/streamrec/internal/cache"
 	"github.com/streamrec/streamrec/internal/config"
 	"github.com/streamrec/streamrec/internal/kuairec"
+	"github.com/streamrec/streamrec/internal/modellog"
 	"github.com/streamrec/streamrec/internal/progress"
 	"github.com/streamrec/streamrec/internal/synth"
 	"github.com/streamrec/streamrec/internal/towers"
@@ -57,6 +58,7 @@ type trainOpts struct {
 	noPublish, quiet, noCalibrate bool
 	namespace, version            string
 	redis                         cache.ClientOptions
+	modelLog                      modelLogOpts
 	logLevel                      string
 	workers                       int
 	validShare                    float64
@@ -88,6 +90,7 @@ func parseTrainFlags(args []string, stderr io.Writer) (*trainOpts, error) {
 	cache.RegisterClientFlags(fs, &o.redis)
 	registerLogFlags(fs, &o.log)
 	fs.StringVar(&o.namespace, "namespace", cache.DefaultNamespace, "Redis key namespace")
+	o.modelLog.register(fs, "none")
 	fs.StringVar(&o.version, "model-version", "", "model version name (default: UTC training time + a hash of the data, cut and seed)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress bars")
@@ -182,6 +185,7 @@ func trainMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		cutMS = t.UnixMilli()
 	}
 	var st *cache.Store
+	var ml *modellog.Restorer
 	if !o.noPublish {
 		var rdb interface{ Close() error }
 		st, rdb, err = openStore(ctx, o.redis, o.namespace)
@@ -189,6 +193,12 @@ func trainMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return fmt.Errorf("train: %w (use --no-publish to train without Redis)", err)
 		}
 		defer rdb.Close()
+		if ml, err = o.modelLog.open(ctx, st, logger); err != nil {
+			return fmt.Errorf("train: %w", err)
+		}
+		if ml != nil {
+			defer ml.Log.Close()
+		}
 	}
 	if o.log.on && st != nil {
 		// One retrain at a time across hosts: a lease in Redis, kept for
@@ -357,7 +367,7 @@ func trainMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 	// 7. Publish.
 	if st != nil {
-		pr, err := publish(ctx, logger, st, o.redis.Addr, m, feats, []towers.Interactions{td.ds.Train, td.ds.Valid},
+		pr, err := publish(ctx, logger, st, ml, o.redis.Addr, m, feats, []towers.Interactions{td.ds.Train, td.ds.Valid},
 			map[string][]uint32{"small_matrix": ev.SortedVideoIDs()}, rep.Data.Log.lineage())
 		if err != nil {
 			return err

@@ -11,6 +11,7 @@ import (
 
 	"github.com/streamrec/streamrec/internal/cache"
 	"github.com/streamrec/streamrec/internal/kuairec"
+	"github.com/streamrec/streamrec/internal/modellog"
 	"github.com/streamrec/streamrec/internal/towers"
 )
 
@@ -28,6 +29,8 @@ type publishReport struct {
 	// AfterFlip is the error of a step after the flip (notice or GC), if
 	// any: the version is current all the same.
 	AfterFlip string `json:"after_flip_error,omitempty"`
+	// ModelLog is the model log topic the version was written to ("": off).
+	ModelLog string `json:"model_log,omitempty"`
 }
 
 // openStore connects to Redis at addr and checks that it answers, so that a
@@ -53,16 +56,42 @@ func openStore(ctx context.Context, ro cache.ClientOptions, namespace string) (*
 }
 
 // publish publishes m to st (see publishModel) and logs a failure after the
-// flip as a warning: the version is current all the same.
-func publish(ctx context.Context, logger *slog.Logger, st *cache.Store, addr string, m *towers.TwoTower, feats *kuairec.Features, train []towers.Interactions, sets map[string][]uint32, lin lineage) (*publishReport, error) {
-	pr, err := publishModel(ctx, st, m, feats, train, sets, lin, time.Now())
+// flip as a warning: the version is current all the same. With the model log
+// (ml not nil) it first restores Redis from the log if Redis has no model
+// (so that the version published now is registered after the log's, and the
+// log's current version becomes previous), and then writes the version and
+// the pointers to the log: the version survives a Redis flush once publish
+// returns.
+func publish(ctx context.Context, logger *slog.Logger, st *cache.Store, ml *modellog.Restorer, addr string, m *towers.TwoTower, feats *kuairec.Features, train []towers.Interactions, sets map[string][]uint32, lin lineage) (*publishReport, error) {
+	if ml != nil {
+		if _, err := st.CurrentVersion(ctx); errors.Is(err, cache.ErrNoModel) {
+			rep, err := ml.Restore(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("restoring Redis from the model log before publishing: %w", err)
+			}
+			if len(rep.Versions) > 0 {
+				logger.Info("Redis had no model: restored from the model log first", "versions", rep.Versions, "users", rep.Users)
+			}
+		} else if err != nil {
+			return nil, err
+		}
+	}
+	now := time.Now()
+	pr, err := publishModel(ctx, st, m, feats, train, sets, lin, now)
 	if pr != nil {
 		pr.Addr = addr
 		if pr.AfterFlip != "" {
 			logger.Warn("model version is current, but a step after the flip failed", "version", pr.Version, "err", pr.AfterFlip)
 		}
 	}
-	return pr, err
+	if err != nil || ml == nil {
+		return pr, err
+	}
+	if err := ml.Backup(ctx, now.UnixMilli()); err != nil {
+		return pr, fmt.Errorf("model version %s is current in Redis, but writing it to the model log failed (a Redis flush would lose it until 'ingestor restore --follow' copies it): %w", pr.Version, err)
+	}
+	pr.ModelLog = ml.Log.Topic()
+	return pr, nil
 }
 
 // publishModel publishes m as a new model version to st and writes every

@@ -24,6 +24,11 @@
 //   - served lists ([ServedList]), one per user with a TTL, shared by API
 //     replicas for online metrics.
 //
+// A version's keys can be read as stored ([Store.DumpVersion]) and written
+// back where absent ([Store.RestoreVersion], [Store.RestorePointers],
+// [Store.PutUsersIfAbsent]): internal/modellog keeps them in Kafka so that
+// Redis can be rebuilt after a flush (dump.go).
+//
 // # Item layout in Redis
 //
 // A version's items are stored as a few large string values ("chunks" of

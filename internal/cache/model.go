@@ -96,7 +96,8 @@ type ModelUpdate struct {
 	Current string `json:"current"`
 	// Previous is the version kept for rollback ("" if none).
 	Previous string `json:"previous"`
-	// Reason is "publish" or "rollback".
+	// Reason is "publish", "rollback", "items" (RegisterItem) or "restore"
+	// (RestorePointers, after Redis lost the model).
 	Reason string `json:"reason"`
 	// AtMs is when the flip happened (unix ms, publisher's clock).
 	AtMs int64 `json:"at_ms"`

@@ -158,8 +158,8 @@ func (u *Updater) Rebuild(ctx context.Context) (int, error) {
 			}
 			bias := towers.UserEmbedding(emb, dense, s.Vec, u.model.Scale)
 			recs[j] = cache.UserRecord{UserID: s.UserID, Embedding: emb, Bias: bias,
-				UpdatedAtMs: s.UpdatedAtMs, InputPartition: s.Pos.Partition, InputNext: s.Pos.Offset + 1, EventProducedAtMs: s.ProducedAtUs / 1000,
-				Watched: ringVideos(s.Ring)}
+				UpdatedAtMs: s.UpdatedAtMs, InputPartition: s.Pos.Partition, InputNext: s.Pos.Offset + 1, Epoch: u.epoch.Load(),
+				EventProducedAtMs: s.ProducedAtUs / 1000, Watched: ringVideos(s.Ring)}
 		}
 		if err := u.putRecords(ctx, map[string][]cache.UserRecord{version: recs}); err != nil {
 			return i, err
