@@ -45,7 +45,7 @@ after a rollback) and deletes from the log the versions Redis no longer points a
 type modelLogOpts struct{ brokers, topic string }
 
 func (m *modelLogOpts) register(fs *flag.FlagSet, defTopic string) {
-	fs.StringVar(&m.brokers, "brokers", "127.0.0.1:9092", "Kafka brokers of the model log, comma-separated")
+	fs.StringVar(&m.brokers, "brokers", "127.0.0.1:9092", "Kafka brokers, comma-separated: the model log's, and train --from-log's interactions topic's")
 	fs.StringVar(&m.topic, "model-topic", defTopic, "the model log: a compacted topic holding every published model version, from which 'ingestor restore' rebuilds Redis ('' for <namespace>.models; none: off)")
 }
 

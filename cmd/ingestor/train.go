@@ -47,6 +47,18 @@ the rest. The cut is recorded in three places, all in Unix milliseconds:
   - the report: data.cut_ms (0 when no cut) and data.cut (RFC 3339, "" when none).
 A replay should stream the events with timestamp >= cut_ms.
 
+--from-log retrains on the KuaiRec rows before the cut plus the interactions topic
+(--brokers, --topic) from its start to the end it has when the run starts: the log is
+the source of truth. Simulator events are left out (they come from the small matrix,
+the evaluation set) unless --include-simulator (the report's data.log then says so);
+replayed events before the cut are rows of the files already. The version records
+the offsets it trained through (ModelMeta.trained_offsets) and the sources it left
+out; the updater never applies those events on top of it, and re-applies the others
+from each user's ring when it takes the version over. Retrains run one at a time
+across hosts: a Redis lease ("retrain", --retrain-lease) held for the whole run; a
+second one exits at once with "another retrain is running". The API starts one on
+POST /v1/admin/retrain or a drift alert (api --retrain-cmd).
+
 On synthetic data (a truth/ folder next to the KuaiRec folder) the report also has
 the "oracle" (the true expected watch ratio) and the "truth" metrics (rankings scored
 against each user's true top-25 among the small matrix's videos).`
@@ -126,6 +138,7 @@ func parseTrainFlags(args []string, stderr io.Writer) (*trainOpts, error) {
 	if o.curve == "" {
 		o.curve = trimExt(o.modelOut) + ".png"
 	}
+	o.log.brokers = o.modelLog.brokers
 	return o, nil
 }
 

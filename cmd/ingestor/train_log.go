@@ -21,14 +21,13 @@ import (
 // interactions topic (the log is the source of truth) to the KuaiRec rows.
 type logOpts struct {
 	on               bool
-	brokers, topic   string
+	brokers, topic   string // brokers: train's --brokers (the model log's flag)
 	includeSimulator bool
 	lease            time.Duration
 }
 
 func registerLogFlags(fs *flag.FlagSet, o *logOpts) {
 	fs.BoolVar(&o.on, "from-log", false, "retrain: add the interactions topic, from its start to its end when training starts, to the KuaiRec rows; the version records the offsets it trained through")
-	fs.StringVar(&o.brokers, "brokers", "127.0.0.1:9092", "--from-log: Kafka bootstrap brokers, comma-separated")
 	fs.StringVar(&o.topic, "topic", "interactions", "--from-log: the interactions topic")
 	fs.BoolVar(&o.includeSimulator, "include-simulator", false, "--from-log: also train on simulator events (they come from the small matrix, the evaluation set: the report then says so)")
 	fs.DurationVar(&o.lease, "retrain-lease", 30*time.Second, "--from-log: TTL of the Redis lease that keeps retrains one at a time across hosts (renewed every third of it)")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/streamrec/streamrec/internal/cache"
 	"github.com/streamrec/streamrec/internal/online"
+	"github.com/streamrec/streamrec/internal/stream"
 	"github.com/streamrec/streamrec/internal/towers"
 )
 
@@ -20,6 +22,34 @@ import (
 // (0: none). It returns the offline vectors.
 func publishVersion(t *testing.T, e *env, version string, cutMs int64, r *rand.Rand) cache.OfflineUsers {
 	t.Helper()
+	return publishVersionOpt(t, e, version, cutMs, r, false)
+}
+
+// publishVersionOpt is publishVersion; with dense, the version also has a
+// user tower and user features for users 0..testFeatUsers-1 (dense mode).
+func publishVersionOpt(t *testing.T, e *env, version string, cutMs int64, r *rand.Rand, dense bool) cache.OfflineUsers {
+	t.Helper()
+	blob := []byte("w")
+	if dense {
+		mk := func(in, out int, relu bool) towers.LayerWeights {
+			l := towers.LayerWeights{In: in, Out: out, ReLU: relu, W: make([]float32, in*out), B: make([]float32, out)}
+			for i := range l.W {
+				l.W[i] = float32(r.NormFloat64() * 0.3)
+			}
+			return l
+		}
+		blob = towers.EncodeTowers([]towers.NamedTower{{Name: "user", Layers: []towers.LayerWeights{mk(testFeatDim, 16, true), mk(16, testDim, false)}}})
+		feats := cache.UserFeatures{Dim: testFeatDim}
+		for uid := uint32(0); uid < testFeatUsers; uid++ {
+			feats.IDs = append(feats.IDs, uid)
+			for j := 0; j < testFeatDim; j++ {
+				feats.Feats = append(feats.Feats, float32(r.NormFloat64()))
+			}
+		}
+		if err := e.store.PutUserFeatures(t.Context(), version, feats); err != nil {
+			t.Fatal(err)
+		}
+	}
 	off := cache.OfflineUsers{Dim: testDim}
 	var recs []cache.UserRecord
 	for uid := uint32(0); uid < testUsers; uid++ {
@@ -43,7 +73,7 @@ func publishVersion(t *testing.T, e *env, version string, cutMs int64, r *rand.R
 		cal.Extra = map[string]float64{towers.MetaCutMS: float64(cutMs)}
 	}
 	if _, err := e.store.Publish(t.Context(), cache.Model{Version: version, Dim: testDim, CreatedAtMs: 1,
-		Calibration: cal, Items: randomItems(r), TowerWeights: []byte("w")}); err != nil {
+		Calibration: cal, Items: randomItems(r), TowerWeights: blob}); err != nil {
 		t.Fatal(err)
 	}
 	return off
@@ -177,4 +207,76 @@ func startUpdater(t *testing.T, e *env, log *lockedBuffer, extra ...string) *exe
 func stopUpdater(cmd *exec.Cmd) {
 	cmd.Process.Signal(os.Interrupt)
 	cmd.Wait()
+}
+
+// Dense mode, the same switch, rollback and switch back: exact counts. Under
+// the final version every user has applied exactly its events the version
+// did not train on, and the version's tower has taken exactly one step per
+// such event of a user with features (the tower restarts from the version's
+// published weights at each switch and re-applies the rings).
+func TestIntegrationVersionHandoverDense(t *testing.T) {
+	e := newEnv(t, "")
+	r := rand.New(rand.NewPCG(23, 24))
+	evs := makeEvents(700, 10)
+	publishVersionOpt(t, e, "v1", 0, r, true)
+	cut := evs[len(evs)/2].EventTimeMs
+	publishVersionOpt(t, e, "v2", cut, r, true)
+	if _, err := e.store.Rollback(t.Context()); err != nil { // v1 current
+		t.Fatal(err)
+	}
+	var log lockedBuffer
+	cmd := startUpdater(t, e, &log, "--log-level", "info", "--assign", "all", "--dense-lr", "0.01")
+	defer stopUpdater(cmd)
+	third := len(evs) / 3
+	for i, part := range [][]stream.Event{evs[:third], evs[third : 2*third], evs[2*third:]} {
+		publishEvents(t, e, part)
+		waitCommittedEnd(t, e, 60*time.Second)
+		if _, err := e.store.Rollback(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		waitLog(t, &log, `"msg":"switched to a new model version"`, i+1, 30*time.Second)
+	}
+	// v2 is current again. Expected counts.
+	applied := map[uint32]uint64{}
+	var steps uint64
+	for _, ev := range evs {
+		if _, ok := applied[ev.UserID]; !ok {
+			applied[ev.UserID] = 0
+		}
+		if ev.EventTimeMs < cut || ev.VideoID >= testItems {
+			continue
+		}
+		applied[ev.UserID]++
+		if ev.UserID < testFeatUsers {
+			steps++
+		}
+	}
+	cl := online.NewChangelog([]string{e.brokers}, e.changelog)
+	defer cl.Close()
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		states, err := cl.Read(t.Context(), []int{0, 1, 2, 3})
+		cp, cerr := cl.ReadDense(t.Context())
+		bad, example := 0, ""
+		for uid, n := range applied {
+			s, ok := states[uid]
+			if !ok || s.ModelVersion != "v2" || s.Applied != n {
+				bad++
+				if ok && example == "" {
+					example = fmt.Sprintf("user %d: %s applied %d, want v2 %d", uid, s.ModelVersion, s.Applied, n)
+				}
+			}
+		}
+		if err == nil && cerr == nil && bad == 0 && cp != nil && cp.Version == "v2" && cp.Steps == steps {
+			t.Logf("v2: %d users, %d tower steps, as counted", len(applied), steps)
+			return
+		}
+		if time.Now().After(deadline) {
+			got := "none"
+			if cp != nil {
+				got = fmt.Sprintf("%s with %d steps", cp.Version, cp.Steps)
+			}
+			t.Fatalf("after 60s: %d of %d users off (%s); dense checkpoint %s, want v2 with %d steps (%v %v)", bad, len(applied), example, got, steps, err, cerr)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
