@@ -104,12 +104,15 @@ func followModel(ctx context.Context, store *cache.Store, upd *online.Updater, d
 			log.Warn("loading a new model version", "version", v, "err", err)
 			continue
 		}
+		start := time.Now()
+		replayed := upd.Counters().HandoverReplayed
 		upd.SetModel(m)
 		n, err := upd.Rematerialize(ctx)
 		if err != nil {
 			log.Warn("re-materialising users under the new version; the rest follow at their next event", "version", v, "err", err)
 		}
-		log.Info("switched to a new model version", "version", v, "users_rematerialised", n)
+		log.Info("switched to a new model version", "version", v, "users_rematerialised", n,
+			"events_reapplied", upd.Counters().HandoverReplayed-replayed, "took", time.Since(start).String())
 	}
 }
 
