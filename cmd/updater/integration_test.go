@@ -544,6 +544,13 @@ func buildUpdater(t *testing.T) string {
 // ends that run with SIGINT.
 func killMidStream(t *testing.T, e *env, bin string, evs []stream.Event, kills int, r *rand.Rand, args ...string) (stop func()) {
 	t.Helper()
+	return killMidStreamPaced(t, e, bin, evs, kills, r, 0, args...)
+}
+
+// killMidStreamPaced is killMidStream publishing one chunk of 500 events
+// every pace (0: as fast as the broker takes them).
+func killMidStreamPaced(t *testing.T, e *env, bin string, evs []stream.Event, kills int, r *rand.Rand, pace time.Duration, args ...string) (stop func()) {
+	t.Helper()
 	start := func() *exec.Cmd {
 		cmd := exec.Command(bin, e.args(args...)...)
 		cmd.Stderr = &prefixWriter{t: t}
@@ -553,7 +560,20 @@ func killMidStream(t *testing.T, e *env, bin string, evs []stream.Event, kills i
 		return cmd
 	}
 	pubErr := make(chan error, 1)
-	go func() { pubErr <- publish(context.Background(), e, evs, 500) }()
+	go func() {
+		if pace == 0 {
+			pubErr <- publish(context.Background(), e, evs, 500)
+			return
+		}
+		for i := 0; i < len(evs); i += 500 {
+			if err := publish(context.Background(), e, evs[i:min(i+500, len(evs))], 500); err != nil {
+				pubErr <- err
+				return
+			}
+			time.Sleep(pace)
+		}
+		pubErr <- nil
+	}()
 	midStream := 0
 	prev := int64(0)
 	for k := 0; k < kills; k++ {
