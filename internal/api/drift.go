@@ -21,6 +21,9 @@ type DriftReport struct {
 	Detectors []drift.DetectorState `json:"detectors"`
 	// Alerts are the latest alert episodes, oldest first (at most 1,000).
 	Alerts []drift.Alert `json:"alerts"`
+	// ReferencePinned: the distribution checks' references were pinned by
+	// an admin (POST /v1/admin/drift:pin) and are kept across versions.
+	ReferencePinned bool `json:"reference_pinned"`
 }
 
 func (s *Server) driftReport(c echo.Context) error {
@@ -31,8 +34,36 @@ func (s *Server) driftReport(c echo.Context) error {
 	for k := range c.QueryParams() {
 		return errorf(http.StatusBadRequest, CodeInvalidParameter, k, "unknown query parameter %q", truncate(k, 32))
 	}
-	rep := DriftReport{Detectors: o.cfg.Drift.State(), Alerts: o.cfg.Drift.Markers(0)}
-	return c.JSON(http.StatusOK, &rep)
+	return c.JSON(http.StatusOK, driftReportOf(o.cfg.Drift))
+}
+
+// driftReportOf is the report of m (alerts an empty array when none).
+func driftReportOf(m *drift.Monitor) *DriftReport {
+	rep := &DriftReport{Detectors: m.State(), Alerts: m.Markers(0), ReferencePinned: m.Pinned()}
+	if rep.Alerts == nil {
+		rep.Alerts = []drift.Alert{}
+	}
+	return rep
+}
+
+// adminDriftPin restarts the distribution checks' references with the
+// samples from now on and keeps them across model versions (pin), or goes
+// back to a reference per version (unpin); it answers GET /v1/drift's report.
+func (s *Server) adminDriftPin(pin bool) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		o := s.online
+		if o == nil || o.cfg.Drift == nil {
+			return errorf(http.StatusServiceUnavailable, CodeDriftOff, "", "drift monitoring is not running in this API (start it with --eval)")
+		}
+		if pin {
+			o.cfg.Drift.PinReference()
+			s.log.Warn("drift: reference pinned by an admin: the next samples of every distribution check are its reference, kept across versions")
+		} else {
+			o.cfg.Drift.UnpinReference()
+			s.log.Warn("drift: reference unpinned: the next model version restarts it")
+		}
+		return c.JSON(http.StatusOK, driftReportOf(o.cfg.Drift))
+	}
 }
 
 // RunDriftWindows feeds the drift monitor's per-window series until ctx
@@ -68,8 +99,11 @@ func (s *Server) RunDriftWindows(ctx context.Context) error {
 			catalogue = ix.Len()
 			if v := ix.Version(); v != version {
 				if version != "" {
-					o.cfg.Drift.ResetReferences()
-					s.log.Info("drift: new model version live, distribution references restarted", "version", v)
+					if o.cfg.Drift.ResetReferences() {
+						s.log.Info("drift: new model version live, distribution references restarted", "version", v)
+					} else {
+						s.log.Info("drift: new model version live, the admin's pinned reference kept", "version", v)
+					}
 				}
 				version = v
 			}

@@ -14,13 +14,19 @@ import (
 
 func driftServer(t *testing.T, f *fixture, window time.Duration, now func() time.Time) *drift.Monitor {
 	t.Helper()
+	return driftServerCfg(t, f, DefaultConfig(), window, now)
+}
+
+// driftServerCfg is driftServer with the server's Config.
+func driftServerCfg(t *testing.T, f *fixture, cfg Config, window time.Duration, now func() time.Time) *drift.Monitor {
+	t.Helper()
 	dets, dists := drift.DefaultSpecs()
 	dets = append(dets, drift.DetectorSpec{Name: "step", Signal: "x", Kind: drift.KindPageHinkley, PH: drift.PageHinkleyConfig{Scale: 5}, Cooldown: 1 << 30})
 	m, err := drift.NewMonitor(dets, dists, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(DefaultConfig(), Deps{Items: f.items, Store: f.store, Publisher: f.pub, Now: now, Models: f.store,
+	srv, err := New(cfg, Deps{Items: f.items, Store: f.store, Publisher: f.pub, Now: now, Models: f.store,
 		Online: &Online{Log: f.store, Windows: f.store, Group: "g", Window: window, CountWindow: 100, Partitions: 4, Drift: m}})
 	if err != nil {
 		t.Fatal(err)
@@ -88,6 +94,28 @@ func TestDriftEndpoint(t *testing.T) {
 	var series OnlineSeries
 	if err := json.Unmarshal(w.Body.Bytes(), &series); err != nil || len(series.Points) != 1 || len(series.Markers) != 1 || series.Markers[0].Detector != "step" {
 		t.Fatalf("series %s (%v)", w.Body, err)
+	}
+}
+
+// The admin pins the drift reference (and unpins it): behind the token, the
+// report says so.
+func TestAdminDriftPin(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.AdminToken = "tok-drift-pin-0001"
+	f := newFixture(t, 10, 4, 1, cfg)
+	tok := []string{"Authorization", "Bearer tok-drift-pin-0001"}
+	wantError(t, f.do(http.MethodPost, "/v1/admin/drift:pin", "", tok...), http.StatusServiceUnavailable, CodeDriftOff)
+	f.now = time.Now()
+	m := driftServerCfg(t, f, cfg, time.Minute, func() time.Time { return f.now })
+	wantError(t, f.do(http.MethodPost, "/v1/admin/drift:pin", ""), http.StatusUnauthorized, CodeUnauthorized)
+	if rep := decode[DriftReport](t, f.do(http.MethodPost, "/v1/admin/drift:pin", "", tok...)); !rep.ReferencePinned || !m.Pinned() {
+		t.Fatalf("after pin: %+v", rep.ReferencePinned)
+	}
+	if rep := decode[DriftReport](t, f.do(http.MethodGet, "/v1/drift", "")); !rep.ReferencePinned {
+		t.Fatal("GET /v1/drift does not say the reference is pinned")
+	}
+	if rep := decode[DriftReport](t, f.do(http.MethodPost, "/v1/admin/drift:unpin", "", tok...)); rep.ReferencePinned || m.Pinned() {
+		t.Fatal("unpin left it pinned")
 	}
 }
 

@@ -281,6 +281,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	e.POST(`/v1/admin/models\:reload`, s.adminReload, s.requireAdmin)
 	e.POST("/v1/admin/videos", s.adminRegisterVideo, s.requireAdmin)
 	e.POST("/v1/admin/retrain", s.adminRetrain, s.requireAdmin)
+	e.POST(`/v1/admin/drift\:pin`, s.adminDriftPin(true), s.requireAdmin)
+	e.POST(`/v1/admin/drift\:unpin`, s.adminDriftPin(false), s.requireAdmin)
 	if deps.Online != nil {
 		if deps.Online.Log == nil || deps.Online.Windows == nil || deps.Online.Partitions < 1 || deps.Online.Window <= 0 {
 			return nil, errors.New("api: Online needs Log, Windows, Partitions >= 1 and Window > 0")

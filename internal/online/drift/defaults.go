@@ -9,6 +9,8 @@ package drift
 //	served_score          the score of every served slot
 //	served_popularity     the popularity percentile of every served slot
 //	served_norm           the norm of every served list's user vector
+//	event_rate:<source>   per second of produce time, the interactions of a
+//	                      source (replay, api, simulator) in it
 //	window:<metric>       a closed produce-time window's metric (eval.Metrics),
 //	                      for precision_2, ndcg_graded, hit_rate, live_twin_abs_err_ratio
 const (
@@ -18,6 +20,7 @@ const (
 	SignalServedScore      = "served_score"
 	SignalServedPopularity = "served_popularity"
 	SignalServedNorm       = "served_norm"
+	SignalEventRate        = "event_rate:"
 	WindowPrefix           = "window:"
 )
 
@@ -37,7 +40,10 @@ var WindowMetrics = []string{"precision_2", "ndcg_graded", "hit_rate", "live_twi
 //   - distribution checks (PSI and Jensen-Shannon against the first 5,000
 //     samples after a version goes live, 10 quantile bins, thresholds PSI 0.1
 //     moderate and 0.2 significant, JS 0.1) on watch_ratio, served_score,
-//     served_popularity and served_norm.
+//     served_popularity and served_norm; and on the event rate of each source
+//     (replay, api, simulator), one sample a second, against its first 120
+//     seconds (6 quantile bins: 5,000 samples would take 83 minutes), each
+//     check every 120 seconds.
 //
 // The per-window parameters are not yet calibrated against the generator's
 // injected drifts (the drift issue's detection-delay figures).
@@ -60,6 +66,9 @@ func DefaultSpecs() ([]DetectorSpec, []DistSpec) {
 	var dists []DistSpec
 	for _, s := range []string{SignalWatchRatio, SignalServedScore, SignalServedPopularity, SignalServedNorm} {
 		dists = append(dists, DistSpec{Name: s + "_psi", Signal: s})
+	}
+	for _, src := range []string{"replay", "api", "simulator"} {
+		dists = append(dists, DistSpec{Name: "event_rate_" + src + "_psi", Signal: SignalEventRate + src, RefN: 120, Bins: 6})
 	}
 	return dets, dists
 }

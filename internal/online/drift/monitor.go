@@ -125,6 +125,7 @@ type Monitor struct {
 	log     *slog.Logger
 	now     func() time.Time
 	onAlert func(Alert)
+	pinned  bool // an admin pinned the reference (PinReference)
 }
 
 // maxMarkers bounds the alerts kept for the series' markers.
@@ -263,11 +264,45 @@ func (m *Monitor) alert(count, last *int64, name, signal, dir string, st, th flo
 	return a
 }
 
-// ResetReferences restarts every distribution check's reference (a new
-// model version went live, or an admin pinned a new one).
-func (m *Monitor) ResetReferences() {
+// ResetReferences restarts every distribution check's reference: a new
+// model version went live. While an admin's reference is pinned it does
+// nothing (it returns false).
+func (m *Monitor) ResetReferences() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.pinned {
+		return false
+	}
+	m.resetLocked()
+	return true
+}
+
+// PinReference is the admin's reference: every distribution check restarts
+// its reference with the samples from now on (its first RefN), and keeps it
+// across model versions until UnpinReference.
+func (m *Monitor) PinReference() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.pinned = true
+	m.resetLocked()
+}
+
+// UnpinReference returns to a reference per model version (the current one
+// is kept until the next version goes live).
+func (m *Monitor) UnpinReference() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.pinned = false
+}
+
+// Pinned reports whether an admin's reference is pinned.
+func (m *Monitor) Pinned() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.pinned
+}
+
+func (m *Monitor) resetLocked() {
 	for _, c := range m.dists {
 		c.sample, c.ref, c.cur, c.inAlert = c.sample[:0], nil, nil, false
 		c.psi, c.js = math.NaN(), math.NaN()

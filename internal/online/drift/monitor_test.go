@@ -83,3 +83,36 @@ func TestMonitorDistribution(t *testing.T) {
 		t.Fatalf("the default specs: %v", err)
 	}
 }
+
+// A pinned reference is built from the samples after the pin and survives a
+// new version's ResetReferences until unpinned.
+func TestMonitorPinnedReference(t *testing.T) {
+	m, err := NewMonitor(nil, []DistSpec{{Name: "d", Signal: "y", RefN: 100}}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(7, 8))
+	for range 150 {
+		m.Observe("y", r.NormFloat64())
+	}
+	m.PinReference()
+	if st := m.State()[0]; *st.ReferenceSet || !m.Pinned() {
+		t.Fatal("pinning did not restart the reference")
+	}
+	for range 100 {
+		m.Observe("y", r.NormFloat64())
+	}
+	if m.ResetReferences() {
+		t.Fatal("a new version reset a pinned reference")
+	}
+	if st := m.State()[0]; !*st.ReferenceSet {
+		t.Fatal("the pinned reference is gone after a new version")
+	}
+	m.UnpinReference()
+	if !m.ResetReferences() {
+		t.Fatal("an unpinned reference was kept at a new version")
+	}
+	if st := m.State()[0]; *st.ReferenceSet {
+		t.Fatal("reference kept after an unpinned reset")
+	}
+}

@@ -215,6 +215,7 @@ type Evaluator struct {
 	// returned: out was handed to the caller; the next increment starts anew.
 	returned bool
 	names    map[[2]string]string // field, tag -> "field|tag", so that emit does not allocate
+	rates    rateCounter
 }
 
 // New returns an Evaluator; cfg is validated.
@@ -440,6 +441,7 @@ func (e *Evaluator) process(x Interaction) {
 	obs := e.cfg.Observe
 	if obs != nil {
 		obs(drift.SignalWatchRatio, x.WatchRatio)
+		e.rates.add(obs, x.Source, x.ProducedMS)
 	}
 	// The list open at p: the last served at or before p, if p is before its
 	// close; last: the last list at or before p with a user vector.
