@@ -350,6 +350,10 @@ func phaseRate(ctx context.Context, o opts, bin, ns string, g *gen, rate int, d 
 	fmt.Printf("all consumed %.1fs after the producer started (producer ran %v)\n", caught.Seconds(), d)
 	fmt.Printf("freshness (event produced -> embedding in Redis), last 65536 events: p50 %.1f ms, p99 %.1f ms\n",
 		1000*u.metric("streamrec_updater_freshness_p50_seconds"), 1000*u.metric("streamrec_updater_freshness_p99_seconds"))
+	if n := u.metric("streamrec_updater_flush_seconds_count"); n > 0 {
+		fmt.Printf("flushes: %.0f (%.0f/s), mean flush %.1f ms (changelog acks=all, then or beside the Redis write)\n",
+			n, n/caught.Seconds(), 1000*u.metric("streamrec_updater_flush_seconds_sum")/n)
+	}
 	fmt.Printf("peak RSS (VmHWM): %s\n", u.vmHWM())
 	return nil
 }
