@@ -17,6 +17,8 @@ import (
 type ModelStore interface {
 	ListVersions(ctx context.Context) ([]cache.VersionInfo, error)
 	Rollback(ctx context.Context) (cache.ModelUpdate, error)
+	// ModelEvents is the kept history of version flips (the timeline).
+	ModelEvents(ctx context.Context) ([]cache.ModelUpdate, error)
 }
 
 // ModelVersion is one version of GET /v1/models and GET /v1/admin/models.
@@ -30,6 +32,9 @@ type ModelVersion struct {
 	// loaded it); Previous the one kept for rollback.
 	Live     bool `json:"live"`
 	Previous bool `json:"previous"`
+	// RetrainedFromLog: the version was trained on the interactions log too
+	// (ingestor train --from-log; its metadata records the offsets).
+	RetrainedFromLog bool `json:"retrained_from_log"`
 	// Admin only: the calibration, the candidate sets' names and the tower
 	// blob's size.
 	Calibration   *cache.Calibration `json:"calibration,omitempty"`
@@ -43,6 +48,18 @@ type ModelList struct {
 	// the first load).
 	ServingVersion string         `json:"serving_version"`
 	Versions       []ModelVersion `json:"versions"`
+	// Events are the version flips, oldest first (at most the last 1,000;
+	// lost with a Redis flush): each publish, rollback and restore.
+	Events []ModelEvent `json:"events"`
+}
+
+// ModelEvent is one flip of the version pointers.
+type ModelEvent struct {
+	AtMs int64 `json:"at_ms"`
+	// Reason is "publish", "rollback" or "restore".
+	Reason   string `json:"reason"`
+	Current  string `json:"current"`
+	Previous string `json:"previous"`
 }
 
 func (s *Server) listModels(c echo.Context, admin bool) error {
@@ -62,7 +79,7 @@ func (s *Server) listModels(c echo.Context, admin bool) error {
 	}
 	for _, v := range vs {
 		m := ModelVersion{Version: v.Meta.Version, CreatedAtMs: v.Meta.CreatedAtMs, PublishedAtMs: v.Meta.PublishedAtMs,
-			Items: v.Meta.ItemCount, Dim: v.Meta.Dim, Live: v.Current, Previous: v.Previous}
+			Items: v.Meta.ItemCount, Dim: v.Meta.Dim, Live: v.Current, Previous: v.Previous, RetrainedFromLog: len(v.Meta.TrainedOffsets) > 0}
 		if admin {
 			cal, tb := v.Meta.Calibration, v.Meta.TowerBytes
 			m.Calibration, m.TowerBytes = &cal, &tb
@@ -71,6 +88,14 @@ func (s *Server) listModels(c echo.Context, admin bool) error {
 			}
 		}
 		out.Versions = append(out.Versions, m)
+	}
+	out.Events = []ModelEvent{}
+	if evs, err := s.deps.Models.ModelEvents(ctx); err != nil {
+		s.log.Warn("reading the model events", "err", err) // the versions still answer
+	} else {
+		for _, e := range evs {
+			out.Events = append(out.Events, ModelEvent{AtMs: e.AtMs, Reason: e.Reason, Current: e.Current, Previous: e.Previous})
+		}
 	}
 	return c.JSON(http.StatusOK, &out)
 }

@@ -147,6 +147,27 @@ func TestAdminAndModels(t *testing.T) {
 	if r := decode[Recommendations](t, f.do(http.MethodGet, "/v1/users/1/recommendations?k=2", "")); r.ModelVersion != "v1" {
 		t.Fatalf("served %s after the rollback", r.ModelVersion)
 	}
+	// The timeline: every flip, oldest first; a version retrained from the
+	// log says so.
+	l = decode[ModelList](t, f.do(http.MethodGet, "/v1/models", ""))
+	var reasons []string
+	for _, e := range l.Events {
+		reasons = append(reasons, e.Reason+":"+e.Current)
+	}
+	if strings.Join(reasons, ",") != "publish:v1,publish:v2,rollback:v1" || l.Events[2].Previous != "v2" || l.Events[2].AtMs <= 0 {
+		t.Fatalf("events %+v", l.Events)
+	}
+	m3 := f.model
+	m3.Version, m3.TrainedOffsets = "v3", map[int32]int64{0: 41}
+	if _, err := f.store.Publish(context.Background(), m3); err != nil {
+		t.Fatal(err)
+	}
+	l = decode[ModelList](t, f.do(http.MethodGet, "/v1/models", ""))
+	for _, v := range l.Versions {
+		if v.RetrainedFromLog != (v.Version == "v3") {
+			t.Fatalf("version %s: retrained_from_log %v", v.Version, v.RetrainedFromLog)
+		}
+	}
 	// Redis down: 503, not raw errors.
 	f.mr.Close()
 	w := f.do(http.MethodGet, "/v1/models", "")

@@ -100,6 +100,15 @@ func TestDashboardInChromium(t *testing.T) {
 		`,"model_version":"v1","events_applied":5,"users":2,"lag_messages":3,"freshness_p50_seconds":0.02,"freshness_p99_seconds":0.05}`), time.Minute); err != nil {
 		t.Fatal(err)
 	}
+	// The versions timeline: v2, retrained from the log, then a rollback to v1.
+	m2 := f.model
+	m2.Version, m2.TrainedOffsets = "v2", map[int32]int64{0: 99}
+	if _, err := f.store.Publish(context.Background(), m2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.Rollback(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	srv := httptest.NewServer(f.srv.Echo())
 	defer srv.Close()
 	args := func(extra ...string) []string {
@@ -150,8 +159,12 @@ func TestDashboardInChromium(t *testing.T) {
 	if n := count(chart("updaters"), `<circle[^>]*class="point"`); n < 2 {
 		t.Errorf("updaters chart: %d points, want the lag and freshness of the one updater", n)
 	}
-	if count(chart("models"), `<circle[^>]*class="version"`) < 1 {
-		t.Errorf("models chart: no version drawn")
+	mc := chart("models")
+	if count(mc, `<circle[^>]*class="version"`) != 1 || count(mc, `<circle[^>]*class="version retrained"[^>]*data-version="v2"`) != 1 {
+		t.Errorf("models chart: want v1 and v2 (marked retrained):\n%s", mc)
+	}
+	if count(mc, `<path[^>]*class="event rollback"[^>]*data-version="v1"`) != 1 {
+		t.Errorf("models chart: the rollback to v1 is not marked:\n%s", mc)
 	}
 	if ms := regexp.MustCompile(`id="first-chart-ms"[^>]*>([0-9]+)<`).FindSubmatch(dom); ms != nil {
 		v, _ := strconv.Atoi(string(ms[1]))

@@ -11,6 +11,7 @@ import (
 //	ns:model:pointers           hash {current, previous}: the version pointers
 //	ns:model:seq                counter: registration order of versions
 //	ns:model:versions           sorted set: version -> registration seq (for GC)
+//	ns:model:events             list: the last 1,000 version flips (ModelUpdate JSON; model.go)
 //	ns:model:v:meta             string: ModelMeta JSON; written last, marks v complete
 //	ns:model:v:items:i          string: item chunk i (ids, biases, vectors)
 //	ns:model:v:tower            string: the user-tower weights blob

@@ -302,10 +302,41 @@ func (s *Store) notify(ctx context.Context, u ModelUpdate) error {
 	if err != nil {
 		return fmt.Errorf("encoding model update: %w", err)
 	}
-	if err := s.rdb.Publish(ctx, s.k.modelUpdates(), js).Err(); err != nil {
-		return fmt.Errorf("publishing model update notice: %w", err)
+	// The notice, and the kept history of flips (publish, rollback,
+	// restore) for the versions timeline: the last maxModelEvents.
+	pipe := s.rdb.TxPipeline()
+	pub := pipe.Publish(ctx, s.k.modelUpdates(), js)
+	if u.Reason != "items" {
+		pipe.RPush(ctx, s.k.modelEvents(), js)
+		pipe.LTrim(ctx, s.k.modelEvents(), -maxModelEvents, -1)
+	}
+	if _, err := pipe.Exec(ctx); err != nil || pub.Err() != nil {
+		return fmt.Errorf("publishing model update notice: %w", errors.Join(err, pub.Err()))
 	}
 	return nil
+}
+
+// maxModelEvents bounds the kept history of version flips.
+const maxModelEvents = 1000
+
+func (k keys) modelEvents() string { return k.ns + keySep + segModel + keySep + "events" }
+
+// ModelEvents returns the kept history of version flips (publish, rollback,
+// restore; ModelUpdate, oldest first, at most the last 1,000). It is not
+// rebuilt after a Redis flush.
+func (s *Store) ModelEvents(ctx context.Context) ([]ModelUpdate, error) {
+	raw, err := s.rdb.LRange(ctx, s.k.modelEvents(), 0, -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("reading the model events: %w", err)
+	}
+	out := make([]ModelUpdate, 0, len(raw))
+	for _, r := range raw {
+		var u ModelUpdate
+		if json.Unmarshal([]byte(r), &u) == nil {
+			out = append(out, u)
+		}
+	}
+	return out, nil
 }
 
 // Versions returns the current and previous model versions ("" when unset).

@@ -173,15 +173,27 @@ async function drawModels() {
   if (!list || list.versions.length === 0) return 0;
   const W = svg.clientWidth || 560, H = svg.clientHeight || 120, L = 20, R = 20;
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
-  const ts = list.versions.map(v => v.published_at_ms);
+  const events = (list.events || []).filter(e => e.reason !== "publish");
+  const ts = list.versions.map(v => v.published_at_ms).concat(events.map(e => e.at_ms));
   let x0 = Math.min(...ts), x1 = Math.max(...ts);
   if (x1 === x0) { x0 -= 60000; x1 += 60000; }
   const sx = x => L + (x - x0) / (x1 - x0) * (W - L - R);
   el("line", { x1: L, x2: W - R, y1: H / 2, y2: H / 2, class: "axis" }, svg);
   for (const v of list.versions) {
-    const c = el("circle", { cx: sx(v.published_at_ms), cy: H / 2, r: v.live ? 8 : 5, fill: v.live ? "#2e7d32" : "#999", class: "version", "data-version": v.version }, svg);
-    el("title", {}, c).textContent = `${v.version} published ${new Date(v.published_at_ms).toISOString()}${v.live ? " (live)" : v.previous ? " (previous)" : ""}`;
-    el("text", { x: sx(v.published_at_ms), y: H / 2 - 14, "text-anchor": "middle", class: "label" }, svg).textContent = v.version + (v.live ? " (live)" : "");
+    const c = el("circle", { cx: sx(v.published_at_ms), cy: H / 2, r: v.live ? 8 : 5, fill: v.live ? "#2e7d32" : "#999",
+      stroke: v.retrained_from_log ? "#1565c0" : "none", "stroke-width": 3,
+      class: "version" + (v.retrained_from_log ? " retrained" : ""), "data-version": v.version }, svg);
+    el("title", {}, c).textContent = `${v.version} published ${new Date(v.published_at_ms).toISOString()}${v.retrained_from_log ? ", retrained from the log" : ""}${v.live ? " (live)" : v.previous ? " (previous)" : ""}`;
+    el("text", { x: sx(v.published_at_ms), y: H / 2 - 14, "text-anchor": "middle", class: "label" }, svg).textContent =
+      v.version + (v.retrained_from_log ? " (retrain)" : "") + (v.live ? " (live)" : "");
+  }
+  // Rollbacks (red) and restores after a Redis flush (blue) below the axis.
+  for (const e of events) {
+    const x = sx(e.at_ms), y = H / 2 + 12;
+    const m = el("path", { d: `M${x - 6},${y + 10} L${x + 6},${y + 10} L${x},${y} Z`, fill: e.reason === "rollback" ? "#c62828" : "#1565c0",
+      class: "event " + e.reason, "data-version": e.current }, svg);
+    el("title", {}, m).textContent = `${e.reason} to ${e.current} (from ${e.previous || "none"}) at ${new Date(e.at_ms).toISOString()}`;
+    el("text", { x, y: y + 24, "text-anchor": "middle", class: "label" }, svg).textContent = e.reason;
   }
   return list.versions.length;
 }
