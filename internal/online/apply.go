@@ -59,12 +59,12 @@ func (u *Updater) HandleAsync(ctx context.Context, batch []stream.Record) (wait 
 // vectors of users it has no current state for first, so it fails before
 // changing anything.
 func (u *Updater) apply(ctx context.Context, batch []stream.Record) error {
-	version := u.model.Items.Version()
 	var missing []uint32
 	seen := map[uint32]bool{}
 	for i := range batch {
 		uid := batch[i].Event.UserID
-		if s, ok := u.states[uid]; (!ok || s.ModelVersion != version) && !seen[uid] {
+		m, _ := u.modelOf(uid)
+		if s, ok := u.states[uid]; (!ok || s.ModelVersion != m.Items.Version()) && !seen[uid] {
 			seen[uid] = true
 			missing = append(missing, uid)
 		}
@@ -108,7 +108,7 @@ func (u *Updater) apply(ctx context.Context, batch []stream.Record) error {
 				u.cfg.ObserveLateness(float64(s.NewestEventMs-e.EventTimeMs) / 1000)
 			}
 		}
-		if u.model.Trained.Covers(pos.Partition, rec.Offset, e.EventTimeMs, uint8(e.Source)) {
+		if m, _ := u.modelOf(e.UserID); m.Trained.Covers(pos.Partition, rec.Offset, e.EventTimeMs, uint8(e.Source)) {
 			// The version trained on it: recorded (a later version may not
 			// have), not applied.
 			u.trained.Add(1)
@@ -151,8 +151,31 @@ func (u *Updater) markDirty(uid uint32) {
 // and rings are kept. It reads Redis first, so it fails before changing
 // anything.
 func (u *Updater) materialize(ctx context.Context, ids []uint32) error {
-	version := u.model.Items.Version()
-	dim := u.model.Items.Dim()
+	if u.canary == nil {
+		return u.materializeUnder(ctx, &u.model, ids)
+	}
+	var live, canary []uint32
+	for _, uid := range ids {
+		if m, _ := u.modelOf(uid); m == &u.model {
+			live = append(live, uid)
+		} else {
+			canary = append(canary, uid)
+		}
+	}
+	// Both reads before any change: a failure changes nothing.
+	if err := u.materializeUnder(ctx, &u.model, live); err != nil {
+		return err
+	}
+	return u.materializeUnder(ctx, &u.canary.m, canary)
+}
+
+// materializeUnder is materialize for users of model m's arm.
+func (u *Updater) materializeUnder(ctx context.Context, m *Model, ids []uint32) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	version := m.Items.Version()
+	dim := m.Items.Dim()
 	recs, found, err := u.users.GetUsers(ctx, version, ids)
 	var bad *cache.CorruptUsersError
 	if errors.As(err, &bad) {
@@ -183,14 +206,14 @@ func (u *Updater) materialize(ctx context.Context, ids []uint32) error {
 		clear(s.Vec)
 		r := recs[i]
 		emb, bias, ok := r.Embedding, r.Bias, found[i] && len(r.Embedding) == dim
-		if u.model.Offline != nil {
-			emb, bias, ok = u.model.Offline.Offline(uid)
+		if m.Offline != nil {
+			emb, bias, ok = m.Offline.Offline(uid)
 			ok = ok && len(emb) == dim
 		}
 		if ok {
 			// Invert towers.UserEmbedding: e = [scale*a[:D-1], 1], bias = a[D-1].
 			for j := 0; j < dim-1; j++ {
-				s.Base[j] = emb[j] / u.model.Scale
+				s.Base[j] = emb[j] / m.Scale
 			}
 			s.Base[dim-1] = bias
 		} else {

@@ -53,10 +53,11 @@ func (u *Updater) snapshot() *flushJob {
 		rings = rings[len(c.Ring):]
 		emb := vecs[off+2*dim : off+3*dim : off+3*dim]
 		dense := s.Base
-		if d := u.model.Dense; d != nil && d.Dense(u.denseBuf, s.Base, uid) {
+		m := u.modelNamed(s.ModelVersion)
+		if d := m.Dense; d != nil && d.Dense(u.denseBuf, s.Base, uid) {
 			dense = u.denseBuf
 		}
-		bias := towers.UserEmbedding(emb, dense, s.Vec, u.model.Scale)
+		bias := towers.UserEmbedding(emb, dense, s.Vec, m.Scale)
 		job.recs[s.ModelVersion] = append(job.recs[s.ModelVersion], cache.UserRecord{UserID: uid, Embedding: emb, Bias: bias,
 			UpdatedAtMs: s.UpdatedAtMs, InputPartition: s.Pos.Partition, InputNext: s.Pos.Offset + 1, Epoch: epoch,
 			EventProducedAtMs: s.ProducedAtUs / 1000, Watched: ringVideos(c.Ring)})

@@ -98,19 +98,20 @@ func TrainedThroughOf(meta cache.ModelMeta) TrainedThrough {
 // returns |prediction before the step - capped target|; ok is false for a
 // video without an embedding (no step). Called with u.mu held.
 func (u *Updater) step(s *UserState, videoID uint32, watchRatio float32, factor float32) (absErr float64, ok bool) {
-	item, _, ok := u.model.Items.Item(videoID)
+	m, p := u.modelOf(s.UserID)
+	item, _, ok := m.Items.Item(videoID)
 	if !ok {
 		return 0, false
 	}
 	dense, tuned := s.Base, false
-	if d := u.model.Dense; d != nil && d.Dense(u.denseBuf, s.Base, s.UserID) {
+	if d := m.Dense; d != nil && d.Dense(u.denseBuf, s.Base, s.UserID) {
 		dense, tuned = u.denseBuf, true
 	}
-	params := u.params
+	params := *p
 	params.LR *= factor
 	pred := towers.OnlineStep(s.Vec, dense, item, watchRatio, 1, params)
 	y := watchRatio
-	if c := u.params.TargetCap; c > 0 && y > c {
+	if c := p.TargetCap; c > 0 && y > c {
 		y = c
 	}
 	if tuned {
@@ -119,10 +120,10 @@ func (u *Updater) step(s *UserState, videoID uint32, watchRatio float32, factor 
 		g, r := u.gradBuf, 2*(pred-y)
 		last := len(g) - 1
 		for j := 0; j < last; j++ {
-			g[j] = r * u.params.Scale * item[j]
+			g[j] = r * p.Scale * item[j]
 		}
 		g[last] = r
-		u.model.Dense.Step(g)
+		m.Dense.Step(g)
 	}
 	s.Applied++
 	return math.Abs(float64(pred - y)), true
@@ -137,7 +138,8 @@ func (u *Updater) step(s *UserState, videoID uint32, watchRatio float32, factor 
 // schedule's factor is not re-applied (the ring does not keep message
 // times): re-applied steps run at the base rate. Called with u.mu held.
 func (u *Updater) handOver(s *UserState) {
-	tt := u.model.Trained
+	m, _ := u.modelOf(s.UserID)
+	tt := m.Trained
 	if len(s.Ring) == RingSize && !tt.Covers(s.Pos.Partition, s.Ring[0].Offset, s.Ring[0].EventTimeMs, s.Ring[0].Source) {
 		u.handoverTruncated.Add(1)
 	}

@@ -64,16 +64,21 @@ func (u *Updater) Repair(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// Rematerialize re-bases every held user on the current model version (the
-// version's offline vector plus the ring's events it did not train on, see
-// handOver; positions and rings are kept) and flushes them, so that the API finds every
-// active user under a new version at once rather than at the user's next event.
+// Rematerialize re-bases every held user on the model version of its arm
+// (the current version, or the canary's for its share; the version's offline
+// vector plus the ring's events it did not train on, see handOver; positions
+// and rings are kept) and flushes them, so that the API finds every active
+// user under a new version at once rather than at the user's next event.
 func (u *Updater) Rematerialize(ctx context.Context) (int, error) {
 	u.mu.Lock()
-	version := u.model.Items.Version()
+	gen := u.gen
+	stale := func(uid uint32, s *UserState) bool {
+		m, _ := u.modelOf(uid)
+		return s.ModelVersion != m.Items.Version()
+	}
 	var ids []uint32
 	for uid, s := range u.states {
-		if s.ModelVersion != version {
+		if stale(uid, s) {
 			ids = append(ids, uid)
 		}
 	}
@@ -82,21 +87,21 @@ func (u *Updater) Rematerialize(ctx context.Context) (int, error) {
 	for i := 0; i < len(ids); i += 1000 {
 		chunk := ids[i:min(i+1000, len(ids))]
 		u.mu.Lock()
-		if u.model.Items.Version() != version {
+		if u.gen != gen {
 			u.mu.Unlock()
 			return i, fmt.Errorf("model version changed again during re-materialisation")
 		}
-		var stale []uint32
+		var todo []uint32
 		for _, uid := range chunk {
-			if s, ok := u.states[uid]; ok && s.ModelVersion != version {
-				stale = append(stale, uid)
+			if s, ok := u.states[uid]; ok && stale(uid, s) {
+				todo = append(todo, uid)
 			}
 		}
-		if err := u.materialize(ctx, stale); err != nil {
+		if err := u.materialize(ctx, todo); err != nil {
 			u.mu.Unlock()
 			return i, err
 		}
-		for _, uid := range stale {
+		for _, uid := range todo {
 			u.markDirty(uid)
 		}
 		job := u.snapshot()
@@ -134,34 +139,34 @@ func (u *Updater) DenseSteps() uint64 {
 	return u.model.Dense.Steps
 }
 
-// Rebuild writes every held state of the current version to Redis (after
+// Rebuild writes every held state of its arm's version to Redis (after
 // Redis lost its data). Changelog states are already durable.
 func (u *Updater) Rebuild(ctx context.Context) (int, error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	version := u.model.Items.Version()
 	var states []*UserState
-	for _, s := range u.states {
-		if s.ModelVersion == version {
+	for uid, s := range u.states {
+		if m, _ := u.modelOf(uid); s.ModelVersion == m.Items.Version() {
 			states = append(states, s)
 		}
 	}
 	slices.SortFunc(states, func(a, b *UserState) int { return int(a.UserID) - int(b.UserID) })
 	for i := 0; i < len(states); i += 1000 {
 		chunk := states[i:min(i+1000, len(states))]
-		recs := make([]cache.UserRecord, len(chunk))
-		for j, s := range chunk {
+		byVersion := map[string][]cache.UserRecord{}
+		for _, s := range chunk {
 			emb := make([]float32, len(s.Base))
 			dense := s.Base
-			if d := u.model.Dense; d != nil && d.Dense(u.denseBuf, s.Base, s.UserID) {
+			m := u.modelNamed(s.ModelVersion)
+			if d := m.Dense; d != nil && d.Dense(u.denseBuf, s.Base, s.UserID) {
 				dense = u.denseBuf
 			}
-			bias := towers.UserEmbedding(emb, dense, s.Vec, u.model.Scale)
-			recs[j] = cache.UserRecord{UserID: s.UserID, Embedding: emb, Bias: bias,
+			bias := towers.UserEmbedding(emb, dense, s.Vec, m.Scale)
+			byVersion[s.ModelVersion] = append(byVersion[s.ModelVersion], cache.UserRecord{UserID: s.UserID, Embedding: emb, Bias: bias,
 				UpdatedAtMs: s.UpdatedAtMs, InputPartition: s.Pos.Partition, InputNext: s.Pos.Offset + 1, Epoch: u.epoch.Load(),
-				EventProducedAtMs: s.ProducedAtUs / 1000, Watched: ringVideos(s.Ring)}
+				EventProducedAtMs: s.ProducedAtUs / 1000, Watched: ringVideos(s.Ring)})
 		}
-		if err := u.putRecords(ctx, map[string][]cache.UserRecord{version: recs}); err != nil {
+		if err := u.putRecords(ctx, byVersion); err != nil {
 			return i, err
 		}
 	}

@@ -147,6 +147,10 @@ type Updater struct {
 	mu      sync.Mutex
 	model   Model
 	params  towers.OnlineParams
+	// canary, when set, is the version a share of the users learn under
+	// (cache.InCanary); gen counts model changes (SetModel, SetCanary).
+	canary *canarySlot
+	gen    uint64
 	states  map[uint32]*UserState
 	dirty   []uint32
 	isDirty map[uint32]bool
@@ -195,6 +199,11 @@ func (u *Updater) setModel(m Model) {
 	u.model = m
 	u.denseBuf = make([]float32, m.Items.Dim())
 	u.gradBuf = make([]float32, m.Items.Dim())
+	u.params = u.paramsOf(m)
+	u.gen++
+}
+
+func (u *Updater) paramsOf(m Model) towers.OnlineParams {
 	capped := u.cfg.TargetCap
 	if capped == 0 {
 		capped = m.TargetCap
@@ -202,7 +211,7 @@ func (u *Updater) setModel(m Model) {
 	if capped == 0 {
 		capped = 5
 	}
-	u.params = towers.OnlineParams{LR: u.cfg.LR, L2: u.cfg.L2, GlobalMean: m.GlobalMean, Scale: m.Scale, TargetCap: capped}
+	return towers.OnlineParams{LR: u.cfg.LR, L2: u.cfg.L2, GlobalMean: m.GlobalMean, Scale: m.Scale, TargetCap: capped}
 }
 
 // SetModel switches to a new model version. Users are re-materialised under it
