@@ -144,13 +144,13 @@ type Updater struct {
 	users UserStore
 	log   ChangelogWriter
 
-	mu      sync.Mutex
-	model   Model
-	params  towers.OnlineParams
+	mu     sync.Mutex
+	model  Model
+	params towers.OnlineParams
 	// canary, when set, is the version a share of the users learn under
 	// (cache.InCanary); gen counts model changes (SetModel, SetCanary).
-	canary *canarySlot
-	gen    uint64
+	canary  *canarySlot
+	gen     uint64
 	states  map[uint32]*UserState
 	dirty   []uint32
 	isDirty map[uint32]bool
