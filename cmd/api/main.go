@@ -200,6 +200,7 @@ func run(ctx context.Context, args []string) error {
 		models = &loggedModels{Store: store, log: ml, lg: log}
 	}
 	items := &cache.ItemCache{Extend: api.ColdStartExtender(store, base)}
+	canaries := &api.Canaries{Store: store, Extend: api.ColdStartExtender(store, base)}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	var online *api.Online
@@ -216,7 +217,7 @@ func run(ctx context.Context, args []string) error {
 	}
 	o.api.MetricsElsewhere = o.metricsAddr != ""
 	srv, err := api.New(o.api, api.Deps{Items: items, Store: store, Publisher: producer, Intake: store, Registry: reg, Logger: base, Online: online,
-		Models: models, Videos: models, Retrain: retrain, Reload: func(ctx context.Context) (bool, error) { return items.Refresh(ctx, store) },
+		Models: models, Videos: models, Retrain: retrain, Canary: canaries, Reload: func(ctx context.Context) (bool, error) { return items.Refresh(ctx, store) },
 		Checks: []api.Check{
 			{Name: "redis", Fn: store.Ping},
 			{Name: "model", Fn: func(context.Context) error {
@@ -246,6 +247,8 @@ func run(ctx context.Context, args []string) error {
 	g.Go(func() error { return items.Follow(gctx, store, o.modelPoll, base) })
 	g.Go(func() error { return srv.RunServedLog(gctx, o.shutdownTimeout) })
 	g.Go(func() error { return srv.RunDriftWindows(gctx) })
+	g.Go(func() error { return srv.RunCanary(gctx) })
+	g.Go(func() error { return canaries.Follow(gctx, o.modelPoll, base.With("component", "canary")) })
 	if runner != nil {
 		g.Go(func() error { return runner.Run(gctx) })
 	}

@@ -97,6 +97,7 @@ func followModel(ctx context.Context, store *cache.Store, upd *online.Updater, d
 		}
 		if v == upd.Version() {
 			followRegistered(ctx, store, upd, v, log)
+			followCanary(ctx, store, upd, log)
 			continue
 		}
 		m, err := loadModel(ctx, store, v, denseLR)
@@ -107,6 +108,9 @@ func followModel(ctx context.Context, store *cache.Store, upd *online.Updater, d
 		start := time.Now()
 		replayed := upd.Counters().HandoverReplayed
 		upd.SetModel(m)
+		if cv, _ := upd.Canary(); cv == v {
+			upd.ClearCanary() // the canary was promoted: it is the current version now
+		}
 		n, err := upd.Rematerialize(ctx)
 		if err != nil {
 			log.Warn("re-materialising users under the new version; the rest follow at their next event", "version", v, "err", err)
@@ -136,4 +140,42 @@ func followRegistered(ctx context.Context, store *cache.Store, upd *online.Updat
 	if upd.SetItems(idx) {
 		log.Info("registered videos loaded", "version", v, "registered", idx.Meta().Registered, "items", idx.Len())
 	}
+}
+
+// followCanary starts learning a new canary's share of the users under its
+// version, or brings them back when the canary ended (rolled back; a
+// promotion is a switch of the current version).
+func followCanary(ctx context.Context, store *cache.Store, upd *online.Updater, log *slog.Logger) {
+	have, _ := upd.Canary()
+	c, err := store.CurrentCanary(ctx)
+	switch {
+	case errors.Is(err, cache.ErrNoCanary):
+		if have == "" {
+			return
+		}
+		upd.ClearCanary()
+		log.Info("canary ended: its users are back on the current version", "canary", have)
+	case err != nil:
+		log.Warn("reading the canary", "err", err)
+		return
+	case c.Version == have || c.Baseline != upd.Version():
+		return
+	default:
+		m, err := loadModel(ctx, store, c.Version, 0)
+		if err != nil {
+			log.Warn("loading the canary version", "version", c.Version, "err", err)
+			return
+		}
+		if err := upd.SetCanary(m, c.Share); err != nil {
+			log.Warn("the canary cannot run here", "version", c.Version, "err", err)
+			return
+		}
+		log.Info("canary started: its share of the users learns under it", "canary", c.Version, "share", c.Share)
+	}
+	start := time.Now()
+	n, err := upd.Rematerialize(ctx)
+	if err != nil {
+		log.Warn("re-materialising the canary's users; the rest follow at their next event", "err", err)
+	}
+	log.Info("canary users re-based", "users_rematerialised", n, "took", time.Since(start).String())
 }

@@ -49,14 +49,18 @@ type ModelList struct {
 	ServingVersion string         `json:"serving_version"`
 	Versions       []ModelVersion `json:"versions"`
 	// Events are the version flips, oldest first (at most the last 1,000;
-	// lost with a Redis flush): each publish, rollback and restore.
+	// lost with a Redis flush): each publish, rollback and restore, and each
+	// canary's start and end.
 	Events []ModelEvent `json:"events"`
+	// Canary is the running canary, if any.
+	Canary *CanaryInfo `json:"canary,omitempty"`
 }
 
 // ModelEvent is one flip of the version pointers.
 type ModelEvent struct {
 	AtMs int64 `json:"at_ms"`
-	// Reason is "publish", "rollback" or "restore".
+	// Reason is "publish", "rollback", "restore", "canary_start",
+	// "canary_promoted" or "canary_rolled_back".
 	Reason   string `json:"reason"`
 	Current  string `json:"current"`
 	Previous string `json:"previous"`
@@ -88,6 +92,11 @@ func (s *Server) listModels(c echo.Context, admin bool) error {
 			}
 		}
 		out.Versions = append(out.Versions, m)
+	}
+	if cs, ok := s.deps.Store.(CanaryStore); ok {
+		if c, err := cs.CurrentCanary(ctx); err == nil {
+			out.Canary = canaryInfo(c)
+		}
 	}
 	out.Events = []ModelEvent{}
 	if evs, err := s.deps.Models.ModelEvents(ctx); err != nil {

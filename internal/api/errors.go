@@ -48,6 +48,7 @@ const (
 	CodeRetrainOff           = "retrain_off"              // 409: this API has no retrain command (--retrain-cmd)
 	CodeRetrainRunning       = "retrain_running"          // 409: a retrain is running (the retrain lease is held)
 	CodeRetrainFailed        = "retrain_failed"           // 503: the retrain process could not be started
+	CodeCanaryRejected       = "canary_rejected"          // 409: a canary cannot start (one runs, the version is current or missing, bad share)
 )
 
 // Error is an API error: an HTTP status and the stable JSON error body.

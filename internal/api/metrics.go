@@ -25,6 +25,7 @@ type metrics struct {
 	intakeReplayed, intakeRecordErrors prometheus.Counter
 	acceptBatches                      prometheus.Histogram
 	rateLimited                        *prometheus.CounterVec // route
+	canary                             *prometheus.CounterVec // outcome
 }
 
 // latencyBuckets span 25µs to ~0.8s (doubling): in-process scoring is tens of
@@ -64,9 +65,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Intake idempotency records that could not be read or written in Redis (the request was published without them)."}),
 		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "streamrec_api_rate_limited_total",
 			Help: "Requests refused with 429 rate_limited (the client over its token bucket), by route template."}, []string{"route"}),
+		canary: newCanaryCounter(),
 	}
 	for _, c := range []prometheus.Collector{m.rateLimited, m.requests, m.latency, m.recs, m.fallbacks, m.recItems, m.servedStore, m.servedLog,
-		m.accepted, m.rejected, m.acceptBatches, m.intakeReplayed, m.intakeRecordErrors} {
+		m.accepted, m.rejected, m.acceptBatches, m.intakeReplayed, m.intakeRecordErrors, m.canary} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

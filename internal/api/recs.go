@@ -28,7 +28,10 @@ const (
 type Recommendations struct {
 	UserID       uint32 `json:"user_id"`
 	ModelVersion string `json:"model_version"`
-	K            int    `json:"k"`
+	// Canary: the user is in the running canary's share, served by the
+	// canary version (ModelVersion).
+	Canary bool `json:"canary,omitempty"`
+	K      int  `json:"k"`
 	// Candidates is the candidate set the list was restricted to (absent: the
 	// whole catalogue).
 	Candidates string `json:"candidates,omitempty"`
@@ -101,6 +104,10 @@ func (s *Server) recommendations(c echo.Context) error {
 	if idx == nil {
 		return errorf(http.StatusServiceUnavailable, CodeNoModel, "", "no model version is loaded yet; retry later")
 	}
+	canary := false
+	if cx := s.deps.Canary.For(uid); cx != nil && cx.Dim() == idx.Dim() {
+		idx, canary = cx, true // the canary's share: its version, its records
+	}
 	// scoreIdx is what the list is ranked over: the catalogue, or a candidate
 	// set's sub-index (the same scores, restricted).
 	scoreIdx, cands := idx, ""
@@ -117,7 +124,7 @@ func (s *Server) recommendations(c echo.Context) error {
 	}
 	now := s.now()
 	resp := Recommendations{UserID: uid, ModelVersion: idx.Version(), K: k, Candidates: cands, ExcludeWatched: exclude,
-		ServedAtMs: now.UnixMilli()}
+		ServedAtMs: now.UnixMilli(), Canary: canary}
 	meta := idx.Meta()
 	mu := float32(meta.Calibration.GlobalMean)
 

@@ -185,6 +185,9 @@ type Deps struct {
 	// Reload refreshes the item index now (the admin reload and rollback);
 	// *cache.ItemCache's Refresh does. Nil: nothing to do.
 	Reload func(ctx context.Context) (swapped bool, err error)
+	// Canary, if set, serves the running canary's share of the users from
+	// the canary version (cache.Canary); nil: everyone the current version.
+	Canary *Canaries
 	// Retrain starts a retrain from the log (POST /v1/admin/retrain); nil:
 	// that route answers 409 retrain_off.
 	Retrain Retrainer
@@ -281,6 +284,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	e.POST(`/v1/admin/models\:reload`, s.adminReload, s.requireAdmin)
 	e.POST("/v1/admin/videos", s.adminRegisterVideo, s.requireAdmin)
 	e.POST("/v1/admin/retrain", s.adminRetrain, s.requireAdmin)
+	e.POST("/v1/admin/canary", s.adminStartCanary, s.requireAdmin)
 	e.POST(`/v1/admin/drift\:pin`, s.adminDriftPin(true), s.requireAdmin)
 	e.POST(`/v1/admin/drift\:unpin`, s.adminDriftPin(false), s.requireAdmin)
 	if deps.Online != nil {

@@ -1,6 +1,7 @@
 package drift
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"math"
@@ -358,4 +359,20 @@ func finiteOr0(x float64) float64 {
 		return 0
 	}
 	return x
+}
+
+// Mark keeps a (a decision of another kind: a canary promoted or rolled
+// back) among the alert markers of the series, without counting it as a
+// detector's alert.
+func (m *Monitor) Mark(a Alert) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if a.AtMs == 0 {
+		a.AtMs = m.now().UnixMilli()
+	}
+	i, _ := slices.BinarySearchFunc(m.markers, a.AtMs, func(x Alert, t int64) int { return cmp.Compare(x.AtMs, t) })
+	m.markers = slices.Insert(m.markers, i, a)
+	if len(m.markers) > maxMarkers {
+		m.markers = slices.Delete(m.markers, 0, len(m.markers)-maxMarkers)
+	}
 }

@@ -285,6 +285,17 @@ func sourceTag(s string) string {
 	return "source=" + s
 }
 
+// versionTag tags the fields the canary compares (joined, hits, abs_err)
+// with the served list's model version: "version=<v>".
+func (e *Evaluator) versionTag(v string) string {
+	t, ok := e.names[[2]string{"", v}]
+	if !ok {
+		t = "version=" + v
+		e.names[[2]string{"", v}] = t
+	}
+	return t
+}
+
 func fallbackTag(f string) string {
 	switch f {
 	case FallbackNone:
@@ -464,7 +475,8 @@ func (e *Evaluator) process(x Interaction) {
 	}
 	if open != nil {
 		fb := fallbackTag(open.Fallback)
-		e.emit(tw, "joined", 1, src, fb)
+		vt := e.versionTag(open.Version)
+		e.emit(tw, "joined", 1, src, fb, vt)
 		hit := 0.0
 		for _, sl := range open.Slots {
 			if sl.Video != x.Video {
@@ -472,9 +484,9 @@ func (e *Evaluator) process(x Interaction) {
 			}
 			hit = 1
 			ae := math.Abs(float64(sl.Predicted) - x.WatchRatio)
-			e.emit(tw, "hits", 1, src, fb)
-			e.emit(tw, "abs_err_u", Micro(ae), src, fb)
-			e.emit(tw, "abs_err_n", 1, src, fb)
+			e.emit(tw, "hits", 1, src, fb, vt)
+			e.emit(tw, "abs_err_u", Micro(ae), src, fb, vt)
+			e.emit(tw, "abs_err_n", 1, src, fb, vt)
 			if obs != nil {
 				obs(drift.SignalAbsErr, ae)
 			}

@@ -100,7 +100,7 @@ func TestJoinAndListMetrics(t *testing.T) {
 		t.Errorf("coverage: %d distinct videos served, want 6", got)
 	}
 	for field, v := range map[string]int64{
-		"hits|source=replay": 2, "hits|source=api": 1, "hits|fallback=none": 2, "hits|fallback=popularity": 1,
+		"hits|source=replay": 2, "hits|source=api": 1, "hits|fallback=none": 2, "hits|fallback=popularity": 1, "hits|version=": 3,
 		"interactions|source=api": 1, "interactions|source=replay": 4, "duplicates|source=replay": 1,
 		"lists|fallback=none": 1, "lists|fallback=popularity": 1, "no_list|source=replay": 1,
 		"prec08_u|fallback=none": 500000, "ndcg08_none|fallback=popularity": 1,
