@@ -198,20 +198,12 @@ func (s *Server) recommendations(c echo.Context) error {
 	switch {
 	case s.online != nil:
 		// The served-list log (version 2) is written off the request path
-		// below; the synchronous last-list record is not needed.
+		// below; the last-list record is not needed.
 	case reason == ReasonRedisError:
-		// Redis just failed or timed out: do not spend a second timeout on it.
+		// Redis just failed or timed out: do not queue a write to it.
 		s.metrics.servedStore.WithLabelValues("skipped").Inc()
 	default:
-		ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.RedisTimeout)
-		err := s.deps.Store.PutServed(ctx, uid, served)
-		cancel()
-		if err != nil {
-			s.metrics.servedStore.WithLabelValues("error").Inc()
-			s.log.Debug("storing a served list", "user", uid, "err", err)
-		} else {
-			s.metrics.servedStore.WithLabelValues("ok").Inc()
-		}
+		s.offerLast(uid, served) // written by RunServedLog (servedlast.go)
 	}
 	if s.online != nil {
 		r := &cache.ServedRecord{User: uid, Version: idx.Version(), Fallback: resp.Fallback, K: k, Candidates: cands,
