@@ -221,7 +221,7 @@ type Server struct {
 	limiter *rateLimiter // nil: no rate limit
 	// last queues the last-list records without online (servedlast.go).
 	last chan cache.UserServed
-	doc     []byte       // the OpenAPI document served (renderOpenAPI)
+	doc  []byte // the OpenAPI document served (renderOpenAPI)
 	// routePaths maps each registered Echo path to its OpenAPI template (the
 	// metrics' route label); read-only after New.
 	routePaths map[string]string
