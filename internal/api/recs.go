@@ -225,7 +225,7 @@ func (s *Server) recommendations(c echo.Context) error {
 	if s.deps.Observer != nil {
 		s.deps.Observer.Served(uid, &served, resp.Fallback)
 	}
-	return c.JSON(http.StatusOK, &resp)
+	return writeRecommendations(c, &resp)
 }
 
 // parseUserID parses a path user id: decimal digits, no sign, no leading
