@@ -35,6 +35,9 @@ func writeRecommendations(c echo.Context, r *Recommendations) error {
 		jsonBufPool.Put(bp)
 		return c.JSON(http.StatusOK, r)
 	}
+	// With its length known, net/http sends the answer in one piece rather
+	// than chunked (it does so by itself only below 2 KB).
+	c.Response().Header().Set(echo.HeaderContentLength, strconv.Itoa(len(b)))
 	err := c.JSONBlob(http.StatusOK, b)
 	if cap(b) <= 1<<16 {
 		*bp = b
