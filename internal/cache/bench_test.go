@@ -70,9 +70,10 @@ var benchSizes = []int{3327, kuaiItems, 100_000, 1_000_000}
 
 // BenchmarkTopK runs, per size and dim, in the same process on the same
 // index and queries (one of 64 random queries per call, in turn): TopK as
-// served (kernel=own: the int8 pre-scan + exact re-rank from
-// prescanMinRows rows, else the exact float32 scan), the same with the
-// int16 copy (kernel=int16), the exact float32 scan
+// served (kernel=own: the pre-scan + exact re-rank from prescanMinRows
+// rows, int16 or int8 by prescanWidth, else the exact float32 scan), the
+// same with the copy of the other width (kernel=other-width), the exact
+// float32 scan
 // alone (kernel=exact), and gonum GEMV + the same selection (kernel=gonum).
 // With -tags noasm, own and exact are the pure-Go kernel. -short skips 1M.
 func BenchmarkTopK(b *testing.B) {
@@ -95,17 +96,18 @@ func BenchmarkTopK(b *testing.B) {
 				}
 				dst := make([]Scored, 0, 25)
 				scores := make([]float32, 256)
-				// x16 is x with the int16 copy (the pre-scan before the int8 one).
-				x16 := *x
+				// xo is x with the copy of the other width (int16 where x
+				// has int8, and the reverse).
+				xo := *x
 				if x.pre != nil {
-					x16.pre = buildPrescan(x.vecs, x.biases, n, dim, x.ntiles, 16)
+					xo.pre = buildPrescan(x.vecs, x.biases, n, dim, x.ntiles, 24-x.pre.bits)
 				}
 				for _, kern := range []struct {
 					name string
 					run  func(q []float32)
 				}{
 					{"own", func(q []float32) { dst = x.TopK(dst, q, 25, TopKOptions{UseBias: true}) }},
-					{"int16", func(q []float32) { dst = x16.TopK(dst, q, 25, TopKOptions{UseBias: true}) }},
+					{"other-width", func(q []float32) { dst = xo.TopK(dst, q, 25, TopKOptions{UseBias: true}) }},
 					{"exact", func(q []float32) { dst = x.TopK(dst, q, 25, TopKOptions{UseBias: true, Exact: true}) }},
 					{"gonum", func(q []float32) { dst = gonumTopK(x, dst, q, 25, true, scores) }},
 				} {

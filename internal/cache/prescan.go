@@ -5,8 +5,9 @@ import (
 	"math/bits"
 )
 
-// The pre-scan: a second copy of the catalogue quantised to int8 (the
-// default) or int16, a quarter or half of the bytes of float32 (KuaiRec's
+// The pre-scan: a second copy of the catalogue quantised to int16 or int8
+// (prescanWidth: int16 while it fits in L2), half or a quarter of the bytes
+// of float32 (KuaiRec's
 // 10,728 x 64 catalogue is 0.7 MB in int8, 1.4 MB in int16, 2.7 MB in
 // float32; 1M x 64 is 64 MB in int8, 128 MB in int16, 256 MB in float32),
 // scored with VPMADDWD (16 int16 products summed in pairs into 8 int32
@@ -82,9 +83,22 @@ const prescanMinRows = 6144
 // prescanMaxK bounds the k served by the pre-scan (beyond, the exact scan).
 const prescanMaxK = 1024
 
-// prescanBits is the width of the copy NewItemIndex builds: 8 (int8 rows,
-// the default: BenchmarkTopK, kernel=own against kernel=int16) or 16.
-const prescanBits = 8
+// prescanWidth is the width of the copy NewItemIndex builds for n rows of
+// dim: 16 while the int16 copy fits in prescanI16MaxBytes (a core's L2
+// here), where the kernel is bound by its instructions and the int8 one's
+// extra VPMOVSXBW per 16 values makes it slower (BenchmarkPrescanKernel:
+// 39 against 27 us at 10,728 x 64); 8 beyond, where the scan is bound by
+// memory bandwidth and the int8 copy reads half the bytes (BenchmarkTopK,
+// kernel=own against kernel=int16 at 1M x 64: 7.4 against 12 ms).
+func prescanWidth(n, dim int) int {
+	if n*((dim+1)/2)*2*2 <= prescanI16MaxBytes {
+		return 16
+	}
+	return 8
+}
+
+// prescanI16MaxBytes is the largest int16 copy built (above it, int8).
+const prescanI16MaxBytes = 2 << 20
 
 // prescanIndex is the quantised copy of an ItemIndex.
 type prescanIndex struct {
