@@ -71,9 +71,10 @@ import (
 // not all zero. Emax, E_r with the maxima of the index,
 // sets the threshold of the kernel's mask, a superset filter.
 //
-// At dim 64 the dominant term is (sigma_r/2) sqrt(d) qn <= (sqrt(d) / 2Rv)
-// qn n_r: 1.4e-3 of qn n_r in int16 (Rv = 5792), 3.1e-2 in int8 (Rv =
-// 127); the query's term (sigma_q/2) sqrt(d) n_r is 1.4e-3 and 1.2e-4.
+// At dim 64 the row's term is (sigma_r/2) sqrt(d) qn <= (sqrt(d) / 2Rv)
+// qn n_r and the query's (sigma_q/2) sqrt(d) n_r <= (sqrt(d) / 2Rq) qn n_r:
+// 6.9e-4 each in int16 (Rv = Rq = 5792; 1.4e-3 of qn n_r together), 3.1e-2
+// and 1.2e-4 in int8 (Rv = 127, Rq = 32767).
 
 // prescanMinRows is the catalogue size from which TopK uses the pre-scan:
 // below it the float32 copy fits in L2 and the exact scan is as fast
