@@ -101,7 +101,7 @@ func parse(args []string) (*options, error) {
 	registerRetrainFlags(fs, &o.retrain)
 	fs.StringVar(&o.eval.lrDetectors, "drift-lr-detectors", "abs_err_adwin,hit_adwin", "comma-separated detectors whose alerts raise the learning rate")
 	fs.BoolVar(&o.eval.drift, "drift", true, "with --eval: run the drift monitor (detectors on the evaluator's streams and windows, GET /v1/drift, alerts)")
-	fs.IntVar(&o.eval.servedQueue, "served-queue", 4096, "served lists waiting to be written to the log (a full queue drops and counts)")
+	fs.IntVar(&o.eval.servedQueue, "served-queue", 4096, "served lists waiting to be written off the request path, to the log with --eval, else as each user's last list (a full queue drops and counts)")
 	fs.StringVar(&o.pprofAddr, "pprof-addr", "", "serve /debug/pprof/ on this address (off when empty; never on the API's listener)")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve /metrics and /debug/pprof/ on this address, apart from the API's listener, and not /metrics on it (empty: /metrics on the API's listener, as before)")
 	fs.Float64Var(&o.api.RateLimit, "rate-limit", o.api.RateLimit, "requests per second per client (X-Client-Id; absent: one shared 'anonymous' client) on the public routes; past it 429 rate_limited with Retry-After (0: no limit)")
@@ -115,6 +115,7 @@ func parse(args []string) (*options, error) {
 	if fs.NArg() > 0 {
 		return nil, config.Usagef("unexpected arguments %q", fs.Args())
 	}
+	o.api.ServedQueue = o.eval.servedQueue
 	if err := errors.Join(o.api.Validate(), o.redis.Validate()); err != nil {
 		return nil, &config.UsageError{Err: err}
 	}

@@ -168,8 +168,15 @@ func TestIntegrationRealServices(t *testing.T) {
 	if recs.Fallback != "" || recs.ModelVersion != "it1" || len(recs.Items) != 10 {
 		t.Fatalf("%+v", recs)
 	}
-	if sl, ok, err := store.GetServed(ctx, 5); err != nil || !ok || sl.Items[0] != recs.Items[0].VideoID {
-		t.Fatalf("served list %+v %v %v", sl, ok, err)
+	// The served list is written off the request path: poll for it.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		sl, ok, err := store.GetServed(ctx, 5)
+		if err == nil && ok && sl.Items[0] == recs.Items[0].VideoID {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("served list %+v %v %v", sl, ok, err)
+		}
 	}
 	getJSON(t, base+"/v1/users/6/recommendations", http.StatusOK, &recs)
 	if recs.Fallback != api.FallbackPopularity || recs.FallbackReason != api.ReasonNoEmbedding {

@@ -51,5 +51,5 @@ func (s *Server) benchReference(c echo.Context) error {
 	for i := range resp.Items {
 		resp.Items[i] = RecItem{VideoID: ids[i]}
 	}
-	return c.JSON(http.StatusOK, &resp)
+	return writeRecommendations(c, &resp)
 }

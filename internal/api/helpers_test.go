@@ -214,6 +214,17 @@ func doOn(t testing.TB, srv *Server, method, target, body string, hdr ...string)
 	return w
 }
 
+// drainServed writes what the server queued for the asynchronous served-list
+// writer (RunServedLog with an ended context drains its queue and returns).
+func (f *fixture) drainServed() {
+	f.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := f.srv.RunServedLog(ctx, 5*time.Second); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
 
 func decode[T any](t testing.TB, w *httptest.ResponseRecorder) T {

@@ -16,7 +16,7 @@ type metrics struct {
 	recs        *prometheus.CounterVec   // kind: model | feature_tower | popularity
 	fallbacks   *prometheus.CounterVec   // reason
 	recItems    prometheus.Histogram
-	servedStore *prometheus.CounterVec // result: ok | error | skipped
+	servedStore *prometheus.CounterVec // result: ok | error | skipped | dropped
 	servedLog   *prometheus.CounterVec // result: written | dropped | error
 	accepted    prometheus.Counter
 	rejected    *prometheus.CounterVec // reason
@@ -48,7 +48,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		recItems: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "streamrec_api_recommendation_items",
 			Help: "Items per served recommendation list.", Buckets: []float64{1, 5, 10, 25, 50, 100, 250, 1000}}),
 		servedStore: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "streamrec_api_served_lists_stored_total",
-			Help: "Served lists written to Redis for online metrics, by result: ok, error, skipped (Redis already failed in this request)."},
+			Help: "Last served lists (without the online evaluation) written to Redis off the request path, by result: ok, error, skipped (Redis already failed in that request), dropped (the writer's queue was full)."},
 			[]string{"result"}),
 		servedLog: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "streamrec_api_served_log_total",
 			Help: "Served lists (version 2) for the online evaluator, by result: written, dropped (the asynchronous writer's queue was full), error."},

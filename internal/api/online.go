@@ -94,12 +94,12 @@ func (s *Server) offerServed(r *cache.ServedRecord) {
 }
 
 // RunServedLog writes the queued served lists until ctx ends, then drains
-// what is queued within drain. It returns nil; without Online it returns at
-// once.
+// what is queued within drain: to the served-list log with Online, else the
+// last-list records (servedlast.go). It returns nil.
 func (s *Server) RunServedLog(ctx context.Context, drain time.Duration) error {
 	o := s.online
 	if o == nil {
-		return nil
+		return s.runLastServed(ctx, drain)
 	}
 	write := func(wctx context.Context, r *cache.ServedRecord) {
 		wctx, cancel := context.WithTimeout(wctx, o.cfg.WriteTimeout)

@@ -200,6 +200,7 @@ func TestRequestMetrics(t *testing.T) {
 	f.do(http.MethodGet, "/v1/users/x/recommendations", "")
 	f.do(http.MethodGet, "/no/such/path/12345", "")
 	f.do(http.MethodPost, "/v1/interactions:batch", "["+okEvent+"]")
+	f.drainServed()
 	m := f.metricsText()
 	for _, want := range []string{
 		`streamrec_api_requests_total{code="200",method="GET",route="/v1/users/{id}/recommendations"} 2`,

@@ -205,20 +205,12 @@ func (s *Server) recommendations(c echo.Context) error {
 	switch {
 	case s.online != nil:
 		// The served-list log (version 2) is written off the request path
-		// below; the synchronous last-list record is not needed.
+		// below; the last-list record is not needed.
 	case reason == ReasonRedisError:
-		// Redis just failed or timed out: do not spend a second timeout on it.
+		// Redis just failed or timed out: do not queue a write to it.
 		s.metrics.servedStore.WithLabelValues("skipped").Inc()
 	default:
-		ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.RedisTimeout)
-		err := s.deps.Store.PutServed(ctx, uid, served)
-		cancel()
-		if err != nil {
-			s.metrics.servedStore.WithLabelValues("error").Inc()
-			s.log.Debug("storing a served list", "user", uid, "err", err)
-		} else {
-			s.metrics.servedStore.WithLabelValues("ok").Inc()
-		}
+		s.offerLast(uid, served) // written by RunServedLog (servedlast.go)
 	}
 	if s.online != nil {
 		r := &cache.ServedRecord{User: uid, Version: idx.Version(), Fallback: resp.Fallback, K: k, Candidates: cands,
@@ -240,7 +232,7 @@ func (s *Server) recommendations(c echo.Context) error {
 	if s.deps.Observer != nil {
 		s.deps.Observer.Served(uid, &served, resp.Fallback)
 	}
-	return c.JSON(http.StatusOK, &resp)
+	return writeRecommendations(c, &resp)
 }
 
 // parseUserID parses a path user id: decimal digits, no sign, no leading

@@ -102,6 +102,7 @@ func TestRecommendationsDefaultKAndServedList(t *testing.T) {
 	if r.K != 25 || len(r.Items) != 25 {
 		t.Fatalf("k %d, %d items", r.K, len(r.Items))
 	}
+	f.drainServed() // the list is written off the request path (servedlast.go)
 	sl, ok, err := f.store.GetServed(context.Background(), 2)
 	if err != nil || !ok {
 		t.Fatalf("served list: %v %v", ok, err)
@@ -136,6 +137,7 @@ func TestRecommendationsFallback(t *testing.T) {
 			t.Fatalf("%+v", r)
 		}
 		checkRanking(t, r.Items, popularityRanking(f.model, nil), 30, testMu)
+		f.drainServed()
 		if _, ok, _ := f.store.GetServed(context.Background(), 4294967295); !ok {
 			t.Fatal("fallback list not remembered")
 		}

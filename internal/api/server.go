@@ -122,6 +122,10 @@ type Config struct {
 	// MetricsElsewhere leaves /metrics off the API's routes: the caller
 	// serves MetricsHandler on its own listener. Default: false.
 	MetricsElsewhere bool
+	// ServedQueue bounds the last-list records (without Deps.Online)
+	// waiting for RunServedLog to write them; a full queue drops and
+	// counts (servedlast.go). Default: 4096.
+	ServedQueue int
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -129,7 +133,7 @@ func DefaultConfig() Config {
 	return Config{DefaultK: 25, MaxK: 100, MaxBodyBytes: 1 << 20, MaxBatch: 1000,
 		RedisTimeout: 100 * time.Millisecond, PublishTimeout: 10 * time.Second, ReadyTimeout: 2 * time.Second,
 		WatchedUsers: 100_000, WatchedPerUser: 200, IdempotencyTTL: 24 * time.Hour,
-		RateBurst: 100, RateClients: 100_000}
+		RateBurst: 100, RateClients: 100_000, ServedQueue: 4096}
 }
 
 // Validate reports every invalid field.
@@ -161,6 +165,9 @@ func (c Config) Validate() error {
 	}
 	if c.WatchedUsers < 1 || c.WatchedPerUser < 1 {
 		errs = append(errs, errors.New("watched-users and watched-per-user must be positive"))
+	}
+	if c.ServedQueue < 1 {
+		errs = append(errs, fmt.Errorf("served queue %d: want >= 1", c.ServedQueue))
 	}
 	return errors.Join(errs...)
 }
@@ -218,7 +225,9 @@ type Server struct {
 	fb      fallbackCache
 	online  *onlineState // nil: the online evaluation is off
 	limiter *rateLimiter // nil: no rate limit
-	doc     []byte       // the OpenAPI document served (renderOpenAPI)
+	// last queues the last-list records without online (servedlast.go).
+	last chan cache.UserServed
+	doc  []byte // the OpenAPI document served (renderOpenAPI)
 	// routePaths maps each registered Echo path to its OpenAPI template (the
 	// metrics' route label); read-only after New.
 	routePaths map[string]string
@@ -302,6 +311,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 				return nil, err
 			}
 		}
+	}
+	if s.online == nil {
+		s.last = make(chan cache.UserServed, cfg.ServedQueue)
 	}
 	if cfg.BenchReference {
 		e.GET(BenchReferencePath, s.benchReference)

@@ -70,8 +70,10 @@ var benchSizes = []int{3327, kuaiItems, 100_000, 1_000_000}
 
 // BenchmarkTopK runs, per size and dim, in the same process on the same
 // index and queries (one of 64 random queries per call, in turn): TopK as
-// served (kernel=own: the int16 pre-scan + exact re-rank from
-// prescanMinRows rows, else the exact float32 scan), the exact float32 scan
+// served (kernel=own: the pre-scan + exact re-rank from prescanMinRows
+// rows, int16 or int8 by prescanWidth, else the exact float32 scan), the
+// same with the copy of the other width (kernel=other-width), the exact
+// float32 scan
 // alone (kernel=exact), and gonum GEMV + the same selection (kernel=gonum).
 // With -tags noasm, own and exact are the pure-Go kernel. -short skips 1M.
 func BenchmarkTopK(b *testing.B) {
@@ -94,11 +96,18 @@ func BenchmarkTopK(b *testing.B) {
 				}
 				dst := make([]Scored, 0, 25)
 				scores := make([]float32, 256)
+				// xo is x with the copy of the other width (int16 where x
+				// has int8, and the reverse).
+				xo := *x
+				if x.pre != nil {
+					xo.pre = buildPrescan(x.vecs, x.biases, n, dim, x.ntiles, 24-x.pre.bits)
+				}
 				for _, kern := range []struct {
 					name string
 					run  func(q []float32)
 				}{
 					{"own", func(q []float32) { dst = x.TopK(dst, q, 25, TopKOptions{UseBias: true}) }},
+					{"other-width", func(q []float32) { dst = xo.TopK(dst, q, 25, TopKOptions{UseBias: true}) }},
 					{"exact", func(q []float32) { dst = x.TopK(dst, q, 25, TopKOptions{UseBias: true, Exact: true}) }},
 					{"gonum", func(q []float32) { dst = gonumTopK(x, dst, q, 25, true, scores) }},
 				} {
@@ -339,22 +348,23 @@ func BenchmarkPrescanKernel(b *testing.B) {
 		const dim = kuaiDim
 		vecs := randVec(r, n*dim)
 		tiles, ntiles := buildTiles(vecs, n, dim)
-		pre := buildPrescan(vecs, nil, n, dim, ntiles)
 		q := randVec(r, dim)
-		z := make([]uint32, pre.pairs)
-		_, sq, _ := pre.quantQuery(z, q, false)
 		out := make([]float32, chunkTiles*tileRows)
 		masks := make([]uint32, chunkTiles)
-		b.Run(fmt.Sprintf("items=%d/dim=%d/kernel=i16", n, dim), func(b *testing.B) {
-			for b.Loop() {
-				for t0 := 0; t0 < ntiles; t0 += chunkTiles {
-					nt := min(chunkTiles, ntiles-t0)
-					lo := t0 * tileRows
-					prescanI16(&out[0], &masks[0], &z[0], &pre.h[lo*pre.pairs*2], &pre.scale[lo], nil, sq, 1e30, pre.pairs, nt)
+		for _, bits := range []int{8, 16} {
+			pre := buildPrescan(vecs, nil, n, dim, ntiles, bits)
+			z := make([]uint32, pre.pairs)
+			_, sq, _ := pre.quantQuery(z, q, false)
+			b.Run(fmt.Sprintf("items=%d/dim=%d/kernel=i%d", n, dim, bits), func(b *testing.B) {
+				for b.Loop() {
+					for t0 := 0; t0 < ntiles; t0 += chunkTiles {
+						nt := min(chunkTiles, ntiles-t0)
+						pre.scan(out, masks, z, t0*tileRows, nil, sq, 1e30, nt)
+					}
 				}
-			}
-			b.SetBytes(int64(len(pre.h) * 2))
-		})
+				b.SetBytes(int64(ntiles * tileRows * pre.pairs * 2 * bits / 8))
+			})
+		}
 		b.Run(fmt.Sprintf("items=%d/dim=%d/kernel=f32", n, dim), func(b *testing.B) {
 			for b.Loop() {
 				for t0 := 0; t0 < ntiles; t0 += chunkTiles {

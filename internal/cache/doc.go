@@ -64,9 +64,11 @@
 // multiplies 4 YMM registers of 8 rows by one broadcast query coordinate
 // and never reduces horizontally (kernel.go). From 6,144 rows on, a third
 // copy quantises each row to int16 (per-row scale) in the same tiles with
-// coordinate pairs interleaved for VPMADDWD (prescan.go). Memory per item:
-// 4d (row-major) + 4d (tiles) + 2d (int16) bytes, about 6.9 MB for KuaiRec's
-// 10,728 x 64.
+// coordinate pairs interleaved for VPMADDWD, or to int8 once the int16 copy
+// would not fit in a 2 MB L2 (above about 16,000 rows at dim 64; the scan
+// is then bound by memory bandwidth), sign-extended on the way into the
+// same VPMADDWD (prescan.go). Memory per item: 4d (row-major) + 4d (tiles)
+// + 2d (int16) or d (int8) bytes, about 6.9 MB for KuaiRec's 10,728 x 64.
 //
 // Scores: one definition (kernel.go) - two fused multiply-add chains over
 // the even and the odd coordinates, then their sum, then the bias - computed
@@ -78,8 +80,9 @@
 //
 // Selection: a bounded min-heap of the k best (score, id), ties to the lower
 // id, fed 256 scores at a time; a row below the heap's worst is rejected by
-// one compare. From 6,144 rows and k <= n/8, TopK first scans the int16 copy
-// (half the bytes: KuaiRec's catalogue fits in L2) for approximate scores
+// one compare. From 6,144 rows and k <= n/8, TopK first scans the quantised
+// copy (KuaiRec's catalogue in int16 fits in L2; 1M x 64 in int8 is 64 MB
+// where float32 is 256 MB) for approximate scores
 // with a proven per-row error bound E_r, keeps every row whose upper bound
 // reaches the k-th best lower bound, and re-scores only those candidates
 // with the float32 kernel: the result equals the exact scan's, bit for bit

@@ -35,7 +35,7 @@ type ItemIndex struct {
 	tiles   []float32
 	biasPad []float32
 	ntiles  int
-	// pre is the int16 copy for the pre-scan (prescan.go); nil for small
+	// pre is the int16 or int8 copy for the pre-scan (prescan.go); nil for small
 	// catalogues or without the assembly kernels.
 	pre *prescanIndex
 	// id -> row: dense (rowPlus1[id]-1, 0 = absent) when ids are small, else sparse.
@@ -120,7 +120,7 @@ func NewItemIndex(meta ModelMeta, items Items) (*ItemIndex, error) {
 	x.biasPad = make([]float32, x.ntiles*tileRows)
 	copy(x.biasPad, items.Biases)
 	if useFMA && n >= prescanMinRows {
-		x.pre = buildPrescan(items.Vectors, items.Biases, n, dim, x.ntiles)
+		x.pre = buildPrescan(items.Vectors, items.Biases, n, dim, x.ntiles, prescanWidth(n, dim))
 	}
 	var maxID uint32
 	for _, id := range items.IDs {

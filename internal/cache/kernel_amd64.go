@@ -28,3 +28,9 @@ func scoreTilesFMA(out, q, tiles, bias *float32, dim, ntiles int)
 //
 //go:noescape
 func prescanI16(out *float32, mask *uint32, z *uint32, h *int16, scale *float32, bias *float32, sq float32, th float32, pairs int, ntiles int)
+
+// prescanI8 is prescanI16 over the int8 copy (each 16 bytes sign-extended
+// to 16 int16 by VPMOVSXBW before the same VPMADDWD). bias may be nil.
+//
+//go:noescape
+func prescanI8(out *float32, mask *uint32, z *uint32, h *int8, scale *float32, bias *float32, sq float32, th float32, pairs int, ntiles int)

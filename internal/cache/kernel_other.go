@@ -14,3 +14,7 @@ func scoreTilesFMA(out, q, tiles, bias *float32, dim, ntiles int) {
 func prescanI16(out *float32, mask *uint32, z *uint32, h *int16, scale *float32, bias *float32, sq float32, th float32, pairs int, ntiles int) {
 	panic("cache: no assembly kernel on this platform")
 }
+
+func prescanI8(out *float32, mask *uint32, z *uint32, h *int8, scale *float32, bias *float32, sq float32, th float32, pairs int, ntiles int) {
+	panic("cache: no assembly kernel on this platform")
+}

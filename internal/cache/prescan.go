@@ -5,28 +5,35 @@ import (
 	"math/bits"
 )
 
-// The int16 pre-scan: a second copy of the catalogue quantised to int16, half
-// the bytes of float32 (KuaiRec's 10,728 x 64 catalogue is 1.4 MB: it fits
-// in a 2 MB L2, where the float32 copy, 2.7 MB, streams from L3), scored
-// with VPMADDWD (16 int16 products summed in pairs into 8 int32 lanes per
-// instruction; no conversion per element, unlike a float16 copy, whose
-// VCVTPH2PS per 8 values measured slower than the float32 kernel from L1).
-// TopK scans it for approximate scores, keeps every row whose interval
-// [approx - E_r, approx + E_r] can still reach the k-th best lower bound,
-// and re-ranks those candidates with the exact float32 kernel. The result is
-// the exact float32 top-K, bit for bit (the proof is on topKPrescan).
+// The pre-scan: a second copy of the catalogue quantised to int16 or int8
+// (prescanWidth: int16 while it fits in L2), half or a quarter of the bytes
+// of float32 (KuaiRec's
+// 10,728 x 64 catalogue is 0.7 MB in int8, 1.4 MB in int16, 2.7 MB in
+// float32; 1M x 64 is 64 MB in int8, 128 MB in int16, 256 MB in float32),
+// scored with VPMADDWD (16 int16 products summed in pairs into 8 int32
+// lanes per instruction; the int8 copy is sign-extended to int16 by
+// VPMOVSXBW on the way, no float conversion per element, unlike a float16
+// copy, whose VCVTPH2PS per 8 values measured slower than the float32
+// kernel from L1). The query is always int16. TopK scans the copy for
+// approximate scores, keeps every row whose interval [approx - E_r, approx
+// + E_r] can still reach the k-th best lower bound, and re-ranks those
+// candidates with the exact float32 kernel. The result is the exact float32
+// top-K, bit for bit (the proof is on topKPrescan).
 //
 // # Quantisation
 //
-// Row r: sigma_r = max_j |v_rj| / R rounded up to a float32, w_rj =
-// round(v_rj / sigma_r), so |w_rj| <= R. Query: sigma_q likewise from
-// max_j |q_j|, z_j = round(q_j / sigma_q). R = min(32767, floor(sqrt((2^31 -
-// 1) / d'))) with d' = d rounded up to even, so that no VPMADDWD pair sum
-// (<= 2 R^2) and no int32 accumulator (<= d' R^2) overflows: the integer dot
-// product S_r = sum_j z_j w_rj is exact. The layout is the tiles of
-// kernel.go with pairs of coordinates interleaved, as VPMADDWD wants them:
-// h[((t*P + p)*32 + c)*2 + i] = w[32t+c][2p+i], P = d'/2, the odd
-// coordinate of an odd d padded with 0 (in the query too).
+// Row r: sigma_r = max_j |v_rj| / Rv rounded up to a float32, w_rj =
+// round(v_rj / sigma_r), so |w_rj| <= Rv. Query: sigma_q likewise from
+// max_j |q_j| and Rq, z_j = round(q_j / sigma_q). With d' = d rounded up to
+// even: int16 rows have Rv = Rq = min(32767, floor(sqrt((2^31 - 1) / d')));
+// int8 rows have Rv = 127 and Rq = min(32767, floor((2^31 - 1) / (127
+// d'))). Either way no VPMADDWD pair sum (<= 2 Rv Rq) and no int32
+// accumulator (<= d' Rv Rq) overflows: the integer dot product S_r = sum_j
+// z_j w_rj is exact. The layout is the tiles of kernel.go with pairs of
+// coordinates interleaved, as VPMADDWD wants them: h[((t*P + p)*32 + c)*2 +
+// i] = w[32t+c][2p+i], P = d'/2, the odd coordinate of an odd d padded with
+// 0 (in the query too); one 16-byte load of the int8 copy is the 8 rows x 2
+// coordinates that one 32-byte load of the int16 copy holds.
 //
 // The approximate score is approx_r = ((float32(S_r) * sigma_r) * sigma_q)
 // + b_r in float32.
@@ -38,7 +45,9 @@ import (
 // vectors q^ = sigma_q z and v^ = sigma_r w_r, so that |q^_j - q_j| <=
 // sigma_q/2 and |v^_j - v_rj| <= sigma_r/2 (rounding to the nearest integer;
 // the float64 division that precedes it is exact to 2^-53 relative, covered
-// by the final inflation), and sigma_q sigma_r S_r = sum_j q^_j v^_j.
+// by the final inflation), and sigma_q sigma_r S_r = sum_j q^_j v^_j. Rv and
+// Rq enter only through sigma_r and sigma_q: the bound below is the same
+// for both widths, with the int8 copy's sigma_r about 46x the int16 one's.
 //
 //  1. The exact kernel (kernel.go): each FMA rounds once, then the two
 //     chains are added, then the bias: |exact_r - (q.v_r + b_r)| <= g (qn n_r
@@ -62,7 +71,10 @@ import (
 // not all zero. Emax, E_r with the maxima of the index,
 // sets the threshold of the kernel's mask, a superset filter.
 //
-// At dim 64 (R = 5792) the dominant term is sqrt(d)/R = 1.4e-3 of qn n_r.
+// At dim 64 the row's term is (sigma_r/2) sqrt(d) qn <= (sqrt(d) / 2Rv)
+// qn n_r and the query's (sigma_q/2) sqrt(d) n_r <= (sqrt(d) / 2Rq) qn n_r:
+// 6.9e-4 each in int16 (Rv = Rq = 5792; 1.4e-3 of qn n_r together), 3.1e-2
+// and 1.2e-4 in int8 (Rv = 127, Rq = 32767).
 
 // prescanMinRows is the catalogue size from which TopK uses the pre-scan:
 // below it the float32 copy fits in L2 and the exact scan is as fast
@@ -72,22 +84,56 @@ const prescanMinRows = 6144
 // prescanMaxK bounds the k served by the pre-scan (beyond, the exact scan).
 const prescanMaxK = 1024
 
-// prescanIndex is the int16 copy of an ItemIndex.
+// prescanWidth is the width of the copy NewItemIndex builds for n rows of
+// dim: 16 while the int16 copy fits in prescanI16MaxBytes (a core's L2
+// here), where the kernel is bound by its instructions and the int8 one's
+// extra VPMOVSXBW per 16 values makes it slower (BenchmarkPrescanKernel:
+// 39 against 27 us at 10,728 x 64); 8 beyond, where the scan is bound by
+// memory bandwidth and the int8 copy reads half the bytes (BenchmarkTopK,
+// kernel=own against kernel=int16 at 1M x 64: 7.4 against 12 ms).
+func prescanWidth(n, dim int) int {
+	if n*((dim+1)/2)*2*2 <= prescanI16MaxBytes {
+		return 16
+	}
+	return 8
+}
+
+// prescanI16MaxBytes is the largest int16 copy built (above it, int8).
+const prescanI16MaxBytes = 2 << 20
+
+// prescanIndex is the quantised copy of an ItemIndex.
 type prescanIndex struct {
-	h     []int16   // the interleaved tiles (above)
+	bits  int       // 8 or 16
+	h     []int16   // the interleaved tiles (above), 16 bits
+	h8    []int8    // the same, 8 bits
 	scale []float32 // per row sigma_r, padded with 0
 	norm  []float32 // per row |v_r|_2, rounded up
 	pairs int       // P
-	r     float64   // R
+	r     float64   // Rv
+	rq    float64   // Rq
 	vmax  float64
 	smax  float64
 	bmax  float64
 }
 
-// quantRange returns R for dimension dim.
-func quantRange(dim int) int {
+// quantRange returns Rv and Rq for dimension dim and a copy of bits 8 or
+// 16.
+func quantRange(dim, bits int) (int, int) {
 	dp := dim + dim&1
-	return min(32767, int(math.Sqrt(float64(1<<31-1)/float64(dp))))
+	if bits == 8 {
+		return 127, min(32767, (1<<31-1)/(127*dp))
+	}
+	r := min(32767, int(math.Sqrt(float64(1<<31-1)/float64(dp))))
+	return r, r
+}
+
+// w returns the quantised coordinate 2pi+i of lane c of tile t.
+func (p *prescanIndex) w(t, pi, c, i int) int64 {
+	at := ((t*p.pairs+pi)*tileRows+c)*2 + i
+	if p.bits == 8 {
+		return int64(p.h8[at])
+	}
+	return int64(p.h[at])
 }
 
 // upScale returns the smallest float32 >= mx/r (mx > 0).
@@ -99,10 +145,16 @@ func upScale(mx, r float64) float32 {
 	return s
 }
 
-func buildPrescan(vecs, biases []float32, n, dim, ntiles int) *prescanIndex {
+func buildPrescan(vecs, biases []float32, n, dim, ntiles, bits int) *prescanIndex {
 	pairs := (dim + 1) / 2
-	p := &prescanIndex{h: make([]int16, ntiles*pairs*tileRows*2), scale: make([]float32, ntiles*tileRows),
-		norm: make([]float32, n), pairs: pairs, r: float64(quantRange(dim))}
+	rv, rq := quantRange(dim, bits)
+	p := &prescanIndex{bits: bits, scale: make([]float32, ntiles*tileRows),
+		norm: make([]float32, n), pairs: pairs, r: float64(rv), rq: float64(rq)}
+	if bits == 8 {
+		p.h8 = make([]int8, ntiles*pairs*tileRows*2)
+	} else {
+		p.h = make([]int16, ntiles*pairs*tileRows*2)
+	}
 	for r := range n {
 		row := vecs[r*dim : (r+1)*dim]
 		var mx, ss float64
@@ -128,10 +180,32 @@ func buildPrescan(vecs, biases []float32, n, dim, ntiles int) *prescanIndex {
 		p.smax = max(p.smax, float64(s))
 		t, c := r/tileRows, r%tileRows
 		for j, v := range row {
-			p.h[((t*pairs+j/2)*tileRows+c)*2+j&1] = int16(math.RoundToEven(float64(v) / float64(s)))
+			w := math.RoundToEven(float64(v) / float64(s))
+			if at := ((t*pairs+j/2)*tileRows+c)*2 + j&1; bits == 8 {
+				p.h8[at] = int8(w)
+			} else {
+				p.h[at] = int16(w)
+			}
 		}
 	}
 	return p
+}
+
+// scan runs the kernel of p's width over ntiles tiles from row lo (a tile
+// boundary): approx into out, masks of approx >= th. bias is nil or
+// &biasPad[lo].
+func (p *prescanIndex) scan(out []float32, masks, z []uint32, lo int, bias *float32, sq, th float32, ntiles int) {
+	_ = out[ntiles*tileRows-1]
+	_ = masks[ntiles-1]
+	_ = z[p.pairs-1]
+	_ = p.scale[lo+ntiles*tileRows-1]
+	if p.bits == 8 {
+		_ = p.h8[(lo+ntiles*tileRows)*p.pairs*2-1]
+		prescanI8(&out[0], &masks[0], &z[0], &p.h8[lo*p.pairs*2], &p.scale[lo], bias, sq, th, p.pairs, ntiles)
+		return
+	}
+	_ = p.h[(lo+ntiles*tileRows)*p.pairs*2-1]
+	prescanI16(&out[0], &masks[0], &z[0], &p.h[lo*p.pairs*2], &p.scale[lo], bias, sq, th, p.pairs, ntiles)
 }
 
 // errCoef holds E_r for one query as a linear form in the row's norm,
@@ -179,7 +253,7 @@ func (p *prescanIndex) quantQuery(z []uint32, q []float32, useBias bool) (errCoe
 	if !(mx > 0) || !(qn*sd+qn*p.vmax+p.bmax < 0x1p100) || !(p.vmax < 0x1p90) {
 		return errCoef{}, 0, false // also NaN and Inf
 	}
-	sq := upScale(mx, p.r)
+	sq := upScale(mx, p.rq)
 	for i := range z {
 		var lo, hi int16
 		lo = int16(math.RoundToEven(float64(q[2*i]) / float64(sq)))
@@ -271,7 +345,7 @@ func (x *ItemIndex) topKPrescan(sel *selector, query []float32, bias []float32, 
 		if bias != nil {
 			bp = &bias[lo]
 		}
-		prescanI16(&ps.approx[0], &ps.masks[0], &z[0], &p.h[lo*p.pairs*2], &p.scale[lo], bp, sq, f32floor(lim-emax), p.pairs, nt)
+		p.scan(ps.approx, ps.masks, z, lo, bp, sq, f32floor(lim-emax), nt)
 		for ti, mk := range ps.masks[:nt] {
 			for mk != 0 {
 				c := bits.TrailingZeros32(mk)

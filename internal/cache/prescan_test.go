@@ -15,8 +15,7 @@ func prescanRef(p *prescanIndex, z []uint32, sq float32, r int, bias []float32) 
 	var s int64
 	for pi, zz := range z {
 		for i := range 2 {
-			w := p.h[((t*p.pairs+pi)*tileRows+c)*2+i]
-			s += int64(int16(uint16(zz>>(16*i)))) * int64(w)
+			s += int64(int16(uint16(zz>>(16*i)))) * p.w(t, pi, c, i)
 		}
 	}
 	if s != int64(int32(s)) {
@@ -37,50 +36,52 @@ func TestPrescanKernelMatchesDefinition(t *testing.T) {
 		t.Skip("no pre-scan kernel on this machine")
 	}
 	r := rand.New(rand.NewPCG(71, 72))
-	for _, dim := range []int{1, 2, 3, 7, 64, 65, 128, 300} {
-		for _, kind := range []string{"normal", "extreme", "mixed"} {
-			n := 100 + r.IntN(100)
-			var vecs, q []float32
-			switch kind {
-			case "extreme": // all +-1: every |w| = |z| = R, S = +-d R^2 at most
-				vecs, q = make([]float32, n*dim), make([]float32, dim)
-				for i := range vecs {
-					vecs[i] = 1
-					if i%dim == 0 && r.IntN(2) == 0 {
-						vecs[i] = -1
+	for _, bits := range []int{8, 16} {
+		for _, dim := range []int{1, 2, 3, 7, 64, 65, 128, 300} {
+			for _, kind := range []string{"normal", "extreme", "mixed"} {
+				n := 100 + r.IntN(100)
+				var vecs, q []float32
+				switch kind {
+				case "extreme": // all +-1: every |w| = |z| = R, S = +-d R^2 at most
+					vecs, q = make([]float32, n*dim), make([]float32, dim)
+					for i := range vecs {
+						vecs[i] = 1
+						if i%dim == 0 && r.IntN(2) == 0 {
+							vecs[i] = -1
+						}
 					}
+					for i := range q {
+						q[i] = 1
+					}
+				default:
+					vecs, q = adversarialVectors(r, kind, n, dim), adversarialVectors(r, "normal", 1, dim)
 				}
-				for i := range q {
-					q[i] = 1
-				}
-			default:
-				vecs, q = adversarialVectors(r, kind, n, dim), adversarialVectors(r, "normal", 1, dim)
-			}
-			_, ntiles := buildTiles(vecs, n, dim)
-			p := buildPrescan(vecs, nil, n, dim, ntiles)
-			bias := make([]float32, ntiles*tileRows)
-			for i := range n {
-				bias[i] = float32(r.NormFloat64())
-			}
-			z := make([]uint32, p.pairs)
-			_, sq, ok := p.quantQuery(z, q, true)
-			if !ok {
-				if kind == "mixed" {
-					continue
-				}
-				t.Fatalf("dim=%d %s: query refused", dim, kind)
-			}
-			for _, b := range [][]float32{nil, bias} {
-				out, masks := make([]float32, ntiles*tileRows), make([]uint32, ntiles)
-				th := float32(r.NormFloat64())
-				prescanI16(&out[0], &masks[0], &z[0], &p.h[0], &p.scale[0], ptrOrNil(b), sq, th, p.pairs, ntiles)
+				_, ntiles := buildTiles(vecs, n, dim)
+				p := buildPrescan(vecs, nil, n, dim, ntiles, bits)
+				bias := make([]float32, ntiles*tileRows)
 				for i := range n {
-					want := prescanRef(p, z, sq, i, b)
-					if !sameBits(out[i], want) {
-						t.Fatalf("dim=%d %s row %d: kernel %g, definition %g", dim, kind, i, out[i], want)
+					bias[i] = float32(r.NormFloat64())
+				}
+				z := make([]uint32, p.pairs)
+				_, sq, ok := p.quantQuery(z, q, true)
+				if !ok {
+					if kind == "mixed" {
+						continue
 					}
-					if bit := masks[i/tileRows]>>(i%tileRows)&1 == 1; bit != (out[i] >= th) {
-						t.Fatalf("dim=%d %s row %d: mask %v for %g >= %g", dim, kind, i, bit, out[i], th)
+					t.Fatalf("dim=%d %s: query refused", dim, kind)
+				}
+				for _, b := range [][]float32{nil, bias} {
+					out, masks := make([]float32, ntiles*tileRows), make([]uint32, ntiles)
+					th := float32(r.NormFloat64())
+					p.scan(out, masks, z, 0, ptrOrNil(b), sq, th, ntiles)
+					for i := range n {
+						want := prescanRef(p, z, sq, i, b)
+						if !sameBits(out[i], want) {
+							t.Fatalf("int%d dim=%d %s row %d: kernel %g, definition %g", bits, dim, kind, i, out[i], want)
+						}
+						if bit := masks[i/tileRows]>>(i%tileRows)&1 == 1; bit != (out[i] >= th) {
+							t.Fatalf("int%d dim=%d %s row %d: mask %v for %g >= %g", bits, dim, kind, i, bit, out[i], th)
+						}
 					}
 				}
 			}
@@ -129,41 +130,44 @@ func TestPrescanBoundHolds(t *testing.T) {
 		t.Skip("no pre-scan kernel on this machine")
 	}
 	r := rand.New(rand.NewPCG(73, 74))
-	for _, kind := range []string{"normal", "tiny", "mixed", "scaled-rows", "near-top-ties", "equal", "large"} {
-		for _, dim := range []int{1, 7, 64, 128} {
-			n := prescanMinRows + r.IntN(2000)
-			q := adversarialVectors(r, "normal", 1, dim)
-			if kind == "tiny" || kind == "mixed" {
-				q = adversarialVectors(r, kind, 1, dim)
-			}
-			it := prescanItems(r, kind, n, dim, q)
-			x, err := NewItemIndex(ModelMeta{Version: "v", Dim: dim}, it)
-			if err != nil {
-				t.Fatal(err)
-			}
-			z := make([]uint32, x.pre.pairs)
-			ec, sq, ok := x.pre.quantQuery(z, q, true)
-			if !ok {
-				if kind == "mixed" || kind == "large" { // |q| or |v| huge: overflow possible, refused
-					continue
+	for _, bits := range []int{8, 16} {
+		for _, kind := range []string{"normal", "tiny", "mixed", "scaled-rows", "near-top-ties", "equal", "large"} {
+			for _, dim := range []int{1, 7, 64, 128} {
+				n := prescanMinRows + r.IntN(2000)
+				q := adversarialVectors(r, "normal", 1, dim)
+				if kind == "tiny" || kind == "mixed" {
+					q = adversarialVectors(r, kind, 1, dim)
 				}
-				t.Fatalf("%s dim=%d: the bound refused a finite, small query", kind, dim)
-			}
-			approx := make([]float32, x.ntiles*tileRows)
-			exact := make([]float32, x.ntiles*tileRows)
-			masks := make([]uint32, x.ntiles)
-			prescanI16(&approx[0], &masks[0], &z[0], &x.pre.h[0], &x.pre.scale[0], &x.biasPad[0], sq, float32(math.Inf(-1)), x.pre.pairs, x.ntiles)
-			scoreTiles(exact, q, x.tiles, x.biasPad, dim, x.ntiles)
-			worst := 0.0
-			for i := range n {
-				e := ec.row(x.pre.norm[i], x.pre.scale[i], x.biasPad[i])
-				d := math.Abs(float64(approx[i]) - float64(exact[i]))
-				worst = max(worst, d/e)
-				if !(d <= e) {
-					t.Fatalf("%s dim=%d row %d: |approx %g - exact %g| = %g > E = %g", kind, dim, i, approx[i], exact[i], d, e)
+				it := prescanItems(r, kind, n, dim, q)
+				x, err := NewItemIndex(ModelMeta{Version: "v", Dim: dim}, it)
+				if err != nil {
+					t.Fatal(err)
 				}
+				x.pre = buildPrescan(x.vecs, x.biases, n, dim, x.ntiles, bits)
+				z := make([]uint32, x.pre.pairs)
+				ec, sq, ok := x.pre.quantQuery(z, q, true)
+				if !ok {
+					if kind == "mixed" || kind == "large" { // |q| or |v| huge: overflow possible, refused
+						continue
+					}
+					t.Fatalf("%s dim=%d: the bound refused a finite, small query", kind, dim)
+				}
+				approx := make([]float32, x.ntiles*tileRows)
+				exact := make([]float32, x.ntiles*tileRows)
+				masks := make([]uint32, x.ntiles)
+				x.pre.scan(approx, masks, z, 0, &x.biasPad[0], sq, float32(math.Inf(-1)), x.ntiles)
+				scoreTiles(exact, q, x.tiles, x.biasPad, dim, x.ntiles)
+				worst := 0.0
+				for i := range n {
+					e := ec.row(x.pre.norm[i], x.pre.scale[i], x.biasPad[i])
+					d := math.Abs(float64(approx[i]) - float64(exact[i]))
+					worst = max(worst, d/e)
+					if !(d <= e) {
+						t.Fatalf("int%d %s dim=%d row %d: |approx %g - exact %g| = %g > E = %g", bits, kind, dim, i, approx[i], exact[i], d, e)
+					}
+				}
+				t.Logf("int%d %s dim=%d: max |approx-exact| / E = %.3f", bits, kind, dim, worst)
 			}
-			t.Logf("%s dim=%d: max |approx-exact| / E = %.3f", kind, dim, worst)
 		}
 	}
 }
@@ -176,64 +180,67 @@ func TestPrescanTopKIsExact(t *testing.T) {
 		t.Skip("no pre-scan kernel on this machine")
 	}
 	r := rand.New(rand.NewPCG(75, 76))
-	for _, kind := range []string{"normal", "near-top-ties", "scaled-rows", "mixed", "tiny"} {
-		for _, dim := range []int{3, 64, 128} {
-			t.Run(fmt.Sprintf("%s/dim=%d", kind, dim), func(t *testing.T) {
-				n := prescanMinRows + r.IntN(3000)
-				q := adversarialVectors(r, "normal", 1, dim)
-				it := prescanItems(r, kind, n, dim, q)
-				ref := Items{IDs: slices.Clone(it.IDs), Biases: slices.Clone(it.Biases), Vectors: slices.Clone(it.Vectors)}
-				x, err := NewItemIndex(ModelMeta{Version: "v", Dim: dim}, it)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if x.pre == nil {
-					t.Fatal("no pre-scan index")
-				}
-				for _, k := range []int{1, 25, 100, 500} {
-					for _, bias := range []bool{false, true} {
-						opts := TopKOptions{UseBias: bias, Exclude: []uint32{ref.IDs[0], ref.IDs[1], ref.IDs[n-1]}}
-						// Call the pre-scan directly, to know that it ran.
-						sc := scratchPool.Get().(*topKScratch)
-						words := (n + 63) / 64
-						excl := make([]uint64, words)
-						for _, id := range opts.Exclude {
-							r, _ := x.row(id)
-							excl[r>>6] |= 1 << (r & 63)
-						}
-						sel := selector{k: k, th: float32(math.Inf(-1)), excl: excl, ids: x.ids}
-						var b []float32
-						if bias {
-							b = x.biasPad
-						}
-						if sc.pre == nil {
-							sc.pre = newPrescanScratch()
-						}
-						used := x.topKPrescan(&sel, q, b, sc.pre)
-						if !used && kind != "mixed" { // mixed: |v| up to 1e30, refused (overflow possible)
-							t.Fatalf("k=%d: the pre-scan fell back", k)
-						}
-						nCand, nPassed := len(sc.pre.cRows), sc.pre.passed
-						scratchPool.Put(sc)
-						pre := sel.sorted()
-						if !used {
-							pre = bruteTopK(ref, dim, q, k, opts)
-						}
-						viaTopK := x.TopK(nil, q, k, opts)
-						opts.Exact = true
-						exact := x.TopK(nil, q, k, opts)
-						var gen []Scored
-						withGeneric(t, func() { gen = x.TopK(nil, q, k, opts) })
-						want := bruteTopK(ref, dim, q, k, opts)
-						if !slices.Equal(pre, want) || !slices.Equal(viaTopK, want) || !slices.Equal(exact, want) || !slices.Equal(gen, want) {
-							t.Fatalf("k=%d bias=%v: results differ\n prescan %v\n exact   %v\n want    %v", k, bias, head(pre), head(exact), head(want))
-						}
-						if k == 25 {
-							t.Logf("k=%d bias=%v: %d rows past the mask, %d candidates re-ranked, of %d rows", k, bias, nPassed, nCand, n)
+	for _, bits := range []int{8, 16} {
+		for _, kind := range []string{"normal", "near-top-ties", "scaled-rows", "mixed", "tiny"} {
+			for _, dim := range []int{3, 64, 128} {
+				t.Run(fmt.Sprintf("int%d/%s/dim=%d", bits, kind, dim), func(t *testing.T) {
+					n := prescanMinRows + r.IntN(3000)
+					q := adversarialVectors(r, "normal", 1, dim)
+					it := prescanItems(r, kind, n, dim, q)
+					ref := Items{IDs: slices.Clone(it.IDs), Biases: slices.Clone(it.Biases), Vectors: slices.Clone(it.Vectors)}
+					x, err := NewItemIndex(ModelMeta{Version: "v", Dim: dim}, it)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if x.pre == nil {
+						t.Fatal("no pre-scan index")
+					}
+					x.pre = buildPrescan(x.vecs, x.biases, n, dim, x.ntiles, bits)
+					for _, k := range []int{1, 25, 100, 500} {
+						for _, bias := range []bool{false, true} {
+							opts := TopKOptions{UseBias: bias, Exclude: []uint32{ref.IDs[0], ref.IDs[1], ref.IDs[n-1]}}
+							// Call the pre-scan directly, to know that it ran.
+							sc := scratchPool.Get().(*topKScratch)
+							words := (n + 63) / 64
+							excl := make([]uint64, words)
+							for _, id := range opts.Exclude {
+								r, _ := x.row(id)
+								excl[r>>6] |= 1 << (r & 63)
+							}
+							sel := selector{k: k, th: float32(math.Inf(-1)), excl: excl, ids: x.ids}
+							var b []float32
+							if bias {
+								b = x.biasPad
+							}
+							if sc.pre == nil {
+								sc.pre = newPrescanScratch()
+							}
+							used := x.topKPrescan(&sel, q, b, sc.pre)
+							if !used && kind != "mixed" { // mixed: |v| up to 1e30, refused (overflow possible)
+								t.Fatalf("k=%d: the pre-scan fell back", k)
+							}
+							nCand, nPassed := len(sc.pre.cRows), sc.pre.passed
+							scratchPool.Put(sc)
+							pre := sel.sorted()
+							if !used {
+								pre = bruteTopK(ref, dim, q, k, opts)
+							}
+							viaTopK := x.TopK(nil, q, k, opts)
+							opts.Exact = true
+							exact := x.TopK(nil, q, k, opts)
+							var gen []Scored
+							withGeneric(t, func() { gen = x.TopK(nil, q, k, opts) })
+							want := bruteTopK(ref, dim, q, k, opts)
+							if !slices.Equal(pre, want) || !slices.Equal(viaTopK, want) || !slices.Equal(exact, want) || !slices.Equal(gen, want) {
+								t.Fatalf("k=%d bias=%v: results differ\n prescan %v\n exact   %v\n want    %v", k, bias, head(pre), head(exact), head(want))
+							}
+							if k == 25 {
+								t.Logf("k=%d bias=%v: %d rows past the mask, %d candidates re-ranked, of %d rows", k, bias, nPassed, nCand, n)
+							}
 						}
 					}
-				}
-			})
+				})
+			}
 		}
 	}
 }

@@ -61,3 +61,49 @@ func (s *Store) GetServed(ctx context.Context, userID uint32) (ServedList, bool,
 	}
 	return l, true, nil
 }
+
+// UserServed is one user's last served list, for PutServedBatch.
+type UserServed struct {
+	UserID uint32
+	List   ServedList
+}
+
+// PutServedBatch is PutServed for each entry, in one pipelined round trip
+// (the API's asynchronous writer). It returns how many entries were not
+// stored (invalid, or their SET failed) and the first such error. The
+// entries are only read.
+func (s *Store) PutServedBatch(ctx context.Context, entries []UserServed) (int, error) {
+	var first error
+	failed := 0
+	p := s.rdb.Pipeline()
+	cmds := make([]*redis.StatusCmd, 0, len(entries))
+	for i := range entries {
+		e := &entries[i]
+		l := &e.List
+		n := len(l.Items)
+		if (len(l.Scores) != 0 && len(l.Scores) != n) || (len(l.Predicted) != 0 && len(l.Predicted) != n) ||
+			n > maxServedItems || len(l.ModelVersion) > maxVersionLen {
+			failed++
+			if first == nil {
+				first = fmt.Errorf("%w: served list for user %d: %d items, %d scores, %d predictions, version of %d bytes",
+					ErrInvalid, e.UserID, n, len(l.Scores), len(l.Predicted), len(l.ModelVersion))
+			}
+			continue
+		}
+		b := appendServedList(make([]byte, 0, servedFixed+len(l.ModelVersion)+12*n), l)
+		cmds = append(cmds, p.Set(ctx, s.k.served(e.UserID), b, s.cfg.ServedTTL))
+	}
+	if len(cmds) == 0 {
+		return failed, first
+	}
+	_, _ = p.Exec(ctx) // each command's own error is read below
+	for _, c := range cmds {
+		if err := c.Err(); err != nil {
+			failed++
+			if first == nil {
+				first = fmt.Errorf("writing served lists: %w", err)
+			}
+		}
+	}
+	return failed, first
+}
