@@ -53,6 +53,9 @@ func appendRecommendations(b []byte, r *Recommendations) ([]byte, bool) {
 	b = strconv.AppendUint(b, uint64(r.UserID), 10)
 	b = append(b, `,"model_version":`...)
 	b = appendJSONString(b, r.ModelVersion)
+	if r.Canary {
+		b = append(b, `,"canary":true`...)
+	}
 	b = append(b, `,"k":`...)
 	b = strconv.AppendInt(b, int64(r.K), 10)
 	if r.Candidates != "" {

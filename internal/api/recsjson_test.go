@@ -22,7 +22,7 @@ func TestRecommendationsJSONMatches(t *testing.T) {
 		return float32(r.NormFloat64() * math.Pow(10, float64(r.IntN(30)-15)))
 	}
 	for i := range 2000 {
-		rec := Recommendations{UserID: r.Uint32(), ModelVersion: strs[r.IntN(len(strs))], K: r.IntN(101),
+		rec := Recommendations{UserID: r.Uint32(), ModelVersion: strs[r.IntN(len(strs))], K: r.IntN(101), Canary: r.IntN(2) == 0,
 			Candidates: strs[r.IntN(len(strs))], Fallback: strs[r.IntN(len(strs))], FallbackReason: strs[r.IntN(len(strs))],
 			ExcludeWatched: r.IntN(2) == 0, Excluded: r.IntN(300), ServedAtMs: r.Int64()}
 		if r.IntN(2) == 0 {
