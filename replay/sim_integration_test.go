@@ -41,73 +41,13 @@ func freePort(t *testing.T) string {
 // twin lists per window, the API's observed metrics, the feedback-to-effect
 // latency and the probe's.
 func TestIntegrationClosedLoop(t *testing.T) {
-	broker := testBroker(t)
-	redisAddr := os.Getenv("STREAMREC_TEST_REDIS")
-	if redisAddr == "" {
-		t.Skip("set STREAMREC_TEST_REDIS=host:port to run the closed loop")
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	tmp := t.TempDir()
-	bin := filepath.Join(tmp, "bin")
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin+string(filepath.Separator), "../cmd/ingestor", "../cmd/updater", "../cmd/api").CombinedOutput(); err != nil {
-		t.Fatalf("building the binaries: %v\n%s", err, out)
-	}
-	data := filepath.Join(tmp, "data")
 	drift := synth.SpanStartMS + 56*86400000 // 2020-08-30, after the cut
-	if _, err := synth.Generate(data, synth.GenConfig{Scale: synth.Scales["tiny"], Seed: 5,
-		Drifts: []synth.Drift{{Kind: synth.DriftPrefs, AtMS: drift, Share: 0.5}}}); err != nil {
-		t.Fatal(err)
-	}
-	r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
-	ns := fmt.Sprintf("test-sim-%08x", r.Uint32())
-	topic := ns + ".interactions"
-	rdb := redis.NewClient(&redis.Options{Addr: redisAddr})
-	defer rdb.Close()
-	t.Cleanup(func() {
-		keys, _ := rdb.Keys(context.Background(), ns+":*").Result()
-		for len(keys) > 0 {
-			n := min(len(keys), 500)
-			rdb.Del(context.Background(), keys[:n]...)
-			keys = keys[n:]
-		}
-	})
-	cut := "2020-08-27T00:00:00+08:00"
-	if out, err := exec.CommandContext(ctx, filepath.Join(bin, "ingestor"), "train", "--data", data, "--cut", cut, "--redis-addr", redisAddr,
-		"--namespace", ns, "--model-version", "sim-v1", "--report", filepath.Join(tmp, "report.json"), "--model-out", filepath.Join(tmp, "m.srm"),
-		"--budget", "20000", "--quiet", "--log-level", "warn").CombinedOutput(); err != nil {
-		t.Fatalf("ingestor train: %v\n%s", err, out)
-	}
-	if err := stream.EnsureTopics(ctx, []string{broker}, stream.InteractionsTopic(topic, 4)); err != nil {
-		t.Fatal(err)
-	}
-	start := func(name string, args ...string) {
-		cmd := exec.Command(filepath.Join(bin, name), args...)
-		var logBuf bytes.Buffer
-		cmd.Stderr = &logBuf
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			_ = cmd.Process.Signal(os.Interrupt)
-			done := make(chan struct{})
-			go func() { _, _ = cmd.Process.Wait(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(10 * time.Second):
-				_ = cmd.Process.Kill()
-			}
-			if t.Failed() {
-				t.Logf("%s log:\n%s", name, logBuf.String())
-			}
-		})
-	}
-	start("updater", "--brokers", broker, "--redis-addr", redisAddr, "--namespace", ns, "--topic", topic, "--changelog-topic", ns+".state",
-		"--assign", "all", "--partitions", "4", "--metrics-addr", freePort(t), "--log-level", "warn")
-	apiAddr := freePort(t)
-	start("api", "--listen", apiAddr, "--brokers", broker, "--redis-addr", redisAddr, "--namespace", ns, "--topic", topic, "--log-level", "warn",
-		"--model-poll", "300ms", "--eval", "--eval-open-for", "3s", "--eval-grace", "300ms", "--eval-window", "2s", "--eval-flush", "50ms",
-		"--eval-rank-every", "5")
+	st := newLoopStack(t, ctx, 5, []synth.Drift{{Kind: synth.DriftPrefs, AtMS: drift, Share: 0.5}})
+	st.train(t, ctx, "sim-v1")
+	st.startServices(t)
+	tmp, data, cut, apiAddr, redisAddr, ns := st.tmp, st.data, st.cut, st.apiAddr, st.redisAddr, st.ns
 
 	var stdout, stderr bytes.Buffer
 	sumPath := filepath.Join(tmp, "sim.json")
@@ -199,4 +139,90 @@ func TestIntegrationClosedLoop(t *testing.T) {
 	if k := len(regexp.MustCompile(`<rect[^>]*class="bar"`).FindAll(driftSVG[1], -1)); k < 4 {
 		t.Errorf("the dashboard after the loop drew %d detector bars", k)
 	}
+}
+
+// loopStack is the closed loop's services on real Kafka and Redis: the
+// binaries, a tiny synthetic folder, a namespace and topic of their own.
+type loopStack struct {
+	bin, tmp, data, ns, topic, broker, redisAddr, apiAddr, cut string
+}
+
+func newLoopStack(t *testing.T, ctx context.Context, seed uint64, drifts []synth.Drift) *loopStack {
+	t.Helper()
+	broker := testBroker(t)
+	redisAddr := os.Getenv("STREAMREC_TEST_REDIS")
+	if redisAddr == "" {
+		t.Skip("set STREAMREC_TEST_REDIS=host:port to run the closed loop")
+	}
+	tmp := t.TempDir()
+	bin := filepath.Join(tmp, "bin")
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin+string(filepath.Separator), "../cmd/ingestor", "../cmd/updater", "../cmd/api").CombinedOutput(); err != nil {
+		t.Fatalf("building the binaries: %v\n%s", err, out)
+	}
+	data := filepath.Join(tmp, "data")
+	if _, err := synth.Generate(data, synth.GenConfig{Scale: synth.Scales["tiny"], Seed: seed, Drifts: drifts}); err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	ns := fmt.Sprintf("test-sim-%08x", r.Uint32())
+	rdb := redis.NewClient(&redis.Options{Addr: redisAddr})
+	t.Cleanup(func() {
+		defer rdb.Close()
+		keys, _ := rdb.Keys(context.Background(), ns+":*").Result()
+		for len(keys) > 0 {
+			n := min(len(keys), 500)
+			rdb.Del(context.Background(), keys[:n]...)
+			keys = keys[n:]
+		}
+	})
+	st := &loopStack{bin: bin, tmp: tmp, data: data, ns: ns, topic: ns + ".interactions", broker: broker, redisAddr: redisAddr,
+		cut: "2020-08-27T00:00:00+08:00"}
+	if err := stream.EnsureTopics(ctx, []string{broker}, stream.InteractionsTopic(st.topic, 4)); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// train runs ingestor train on the folder before the cut and publishes version.
+func (st *loopStack) train(t *testing.T, ctx context.Context, version string, extra ...string) {
+	t.Helper()
+	args := append([]string{"train", "--data", st.data, "--cut", st.cut, "--redis-addr", st.redisAddr,
+		"--namespace", st.ns, "--model-version", version, "--report", filepath.Join(st.tmp, version+".json"), "--model-out", filepath.Join(st.tmp, version+".srm"),
+		"--budget", "20000", "--quiet", "--log-level", "warn"}, extra...)
+	if out, err := exec.CommandContext(ctx, filepath.Join(st.bin, "ingestor"), args...).CombinedOutput(); err != nil {
+		t.Fatalf("ingestor train %s: %v\n%s", version, err, out)
+	}
+}
+
+// startServices starts the updater and the evaluating API (2 s windows),
+// stopped at the test's end (their logs printed if it failed).
+func (st *loopStack) startServices(t *testing.T, apiExtra ...string) {
+	t.Helper()
+	start := func(name string, args ...string) {
+		cmd := exec.Command(filepath.Join(st.bin, name), args...)
+		var logBuf bytes.Buffer
+		cmd.Stderr = &logBuf
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_ = cmd.Process.Signal(os.Interrupt)
+			done := make(chan struct{})
+			go func() { _, _ = cmd.Process.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				_ = cmd.Process.Kill()
+			}
+			if t.Failed() {
+				t.Logf("%s log:\n%s", name, logBuf.String())
+			}
+		})
+	}
+	start("updater", "--brokers", st.broker, "--redis-addr", st.redisAddr, "--namespace", st.ns, "--topic", st.topic, "--changelog-topic", st.ns+".state",
+		"--assign", "all", "--partitions", "4", "--metrics-addr", freePort(t), "--log-level", "warn")
+	st.apiAddr = freePort(t)
+	start("api", append([]string{"--listen", st.apiAddr, "--brokers", st.broker, "--redis-addr", st.redisAddr, "--namespace", st.ns, "--topic", st.topic, "--log-level", "warn",
+		"--model-poll", "300ms", "--eval", "--eval-open-for", "3s", "--eval-grace", "300ms", "--eval-window", "2s", "--eval-flush", "50ms",
+		"--eval-rank-every", "5"}, apiExtra...)...)
 }

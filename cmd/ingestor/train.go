@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -58,6 +59,13 @@ from each user's ring when it takes the version over. Retrains run one at a time
 across hosts: a Redis lease ("retrain", --retrain-lease) held for the whole run; a
 second one exits at once with "another retrain is running". The API starts one on
 POST /v1/admin/retrain or a drift alert (api --retrain-cmd).
+
+--canary SHARE publishes the version complete without making it current, as a
+canary for that share of the users (by a hash of the id): the updater learns them
+under it, the API serves them from it, and the evaluating API promotes it or rolls
+it back after --canary-windows closed windows (--canary-threshold: how much worse its
+users' mean watch ratio or hit rate may be). --shuffle-labels (testing only) trains
+on the watch ratios shuffled among the training rows: a deliberately worse model.
 
 On synthetic data (a truth/ folder next to the KuaiRec folder) the report also has
 the "oracle" (the true expected watch ratio) and the "truth" metrics (rankings scored
@@ -262,6 +270,15 @@ func trainMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 	// 3. Training data (strictly before the cut).
 	td := buildTrainData(ds, feats, hasCut, cutMS, o.validShare, o.train.Seed)
+	if o.log.shuffleLabels {
+		// A deliberately worse model (the canary's test): the watch ratios
+		// shuffled among the training rows.
+		r := rand.New(rand.NewPCG(o.train.Seed, 0x5ff1e))
+		wr := td.ds.Train.WatchRatio
+		r.Shuffle(len(wr), func(i, j int) { wr[i], wr[j] = wr[j], wr[i] })
+		rep.Data.ShuffledLabels = true
+		logger.Warn("training on shuffled labels (--shuffle-labels): a deliberately worse model")
+	}
 	if o.log.on {
 		lr, err := addLogRows(ctx, &o.log, td, hasCut, cutMS, o.validShare, o.train.Seed, progressW)
 		if err != nil {
@@ -380,10 +397,19 @@ func trainMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 	// 7. Publish.
 	if st != nil {
+		lin := rep.Data.Log.lineage()
+		lin.staged = o.log.canaryShare > 0
 		pr, err := publish(ctx, logger, st, ml, o.redis.Addr, m, feats, []towers.Interactions{td.ds.Train, td.ds.Valid},
-			map[string][]uint32{"small_matrix": ev.SortedVideoIDs()}, rep.Data.Log.lineage())
+			map[string][]uint32{"small_matrix": ev.SortedVideoIDs()}, lin)
 		if err != nil {
 			return err
+		}
+		if lin.staged {
+			c, err := st.StartCanary(ctx, cache.Canary{Version: version, Share: o.log.canaryShare, Windows: o.log.canaryWindows, Threshold: o.log.canaryThreshold})
+			if err != nil {
+				return fmt.Errorf("starting the canary of %s (published, not current): %w", version, err)
+			}
+			logger.Info("published as a canary", "version", version, "baseline", c.Baseline, "share", c.Share, "windows", c.Windows, "threshold", c.Threshold)
 		}
 		rep.Publish = pr
 		logger.Info("published", "version", version, "items", pr.Items, "users", pr.Users, "seconds", tm.done("publish"))

@@ -61,6 +61,8 @@ type dataReport struct {
 	EvalNoRelevantAbove2 int `json:"eval_users_no_relevant_at_2.0"`
 	// Truth: whether the folder had a ground truth (synthetic data).
 	Truth bool `json:"truth"`
+	// ShuffledLabels: --shuffle-labels (a deliberately worse model).
+	ShuffledLabels bool `json:"shuffled_labels,omitempty"`
 	// Log: the interactions topic's rows of a retrain (--from-log).
 	Log *logReport `json:"log,omitempty"`
 }

@@ -24,12 +24,20 @@ type logOpts struct {
 	brokers, topic   string // brokers: train's --brokers (the model log's flag)
 	includeSimulator bool
 	lease            time.Duration
+	canaryShare      float64
+	canaryWindows    int
+	canaryThreshold  float64
+	shuffleLabels    bool
 }
 
 func registerLogFlags(fs *flag.FlagSet, o *logOpts) {
 	fs.BoolVar(&o.on, "from-log", false, "retrain: add the interactions topic, from its start to its end when training starts, to the KuaiRec rows; the version records the offsets it trained through")
 	fs.StringVar(&o.topic, "topic", "interactions", "--from-log: the interactions topic")
 	fs.BoolVar(&o.includeSimulator, "include-simulator", false, "--from-log: also train on simulator events (they come from the small matrix, the evaluation set: the report then says so)")
+	fs.Float64Var(&o.canaryShare, "canary", 0, "publish the version as a canary for this share of the users (0, 0.5] instead of making it current; the evaluating API promotes it or rolls it back (api RunCanary); 0: publish as current")
+	fs.IntVar(&o.canaryWindows, "canary-windows", 5, "--canary: closed evaluation windows of both arms compared before the decision")
+	fs.Float64Var(&o.canaryThreshold, "canary-threshold", 0.1, "--canary: the relative margin by which the canary may be worse (engagement, hit rate, MAE) before it is rolled back")
+	fs.BoolVar(&o.shuffleLabels, "shuffle-labels", false, "testing only: shuffle the training rows' watch ratios among themselves (a deliberately worse model, for the canary's test); the report says so")
 	fs.DurationVar(&o.lease, "retrain-lease", 30*time.Second, "--from-log: TTL of the Redis lease that keeps retrains one at a time across hosts (renewed every third of it)")
 }
 
@@ -154,6 +162,7 @@ func addLogRows(ctx context.Context, o *logOpts, td *trainData, hasCut bool, cut
 type lineage struct {
 	offsets  map[int32]int64
 	excluded []string
+	staged   bool // --canary: written complete, not made current
 }
 
 func (r *logReport) lineage() lineage {

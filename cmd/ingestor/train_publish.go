@@ -142,7 +142,7 @@ func publishModel(ctx context.Context, st *cache.Store, m *towers.TwoTower, feat
 		TowerWeights: m.TowerBlob(),
 		// What the version trained on beyond the cut: the updater never
 		// applies those events on top of it.
-		TrainedOffsets: lin.offsets, TrainedExcludedSources: lin.excluded,
+		TrainedOffsets: lin.offsets, TrainedExcludedSources: lin.excluded, Staged: lin.staged,
 	}
 	if len(sets) > 0 {
 		known := make(map[uint32]bool, nItems)

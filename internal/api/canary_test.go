@@ -16,7 +16,7 @@ import (
 func TestDecideCanary(t *testing.T) {
 	c := cache.Canary{Threshold: 0.1}
 	arm := func(joined, hits int64, mae float64) canaryArm {
-		return canaryArm{joined: joined, hits: hits, absErrU: int64(mae * 1e6 * float64(hits)), absErrN: hits}
+		return canaryArm{joined: joined, hits: hits, absErrU: int64(mae * 1e6 * float64(hits)), absErrN: hits, wrU: joined * 800000}
 	}
 	for _, tc := range []struct {
 		name          string
@@ -24,10 +24,11 @@ func TestDecideCanary(t *testing.T) {
 		promote, done bool
 	}{
 		{"too few hits", arm(100, 10, 0.1), arm(100, 50, 0.5), false, false},
-		{"worse error", arm(100, 40, 0.6), arm(100, 40, 0.5), false, true},
+		{"worse error only (not decided on)", arm(100, 40, 0.6), arm(100, 40, 0.5), true, true},
 		{"worse hit rate", arm(100, 30, 0.5), arm(100, 40, 0.5), false, true},
 		{"within the threshold", arm(100, 38, 0.54), arm(100, 40, 0.5), true, true},
 		{"better", arm(100, 50, 0.4), arm(100, 40, 0.5), true, true},
+		{"less engagement", canaryArm{joined: 100, hits: 40, absErrU: 40 * 500000, absErrN: 40, wrU: 100 * 600000}, arm(100, 40, 0.5), false, true},
 	} {
 		promote, reason, done := decideCanary(c, tc.can, tc.base)
 		if promote != tc.promote || done != tc.done {
@@ -39,7 +40,7 @@ func TestDecideCanary(t *testing.T) {
 // A canary end to end in the API: the admin starts it; the users of its
 // share are served by its version (their records under it); the controller
 // reads the evaluator's version-tagged windows and rolls back a canary whose
-// error is worse, then promotes one that is better.
+// users watch less, then promotes one whose users watch more.
 func TestCanaryServedAndDecided(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.AdminToken = "tok-canary-000001"
@@ -114,13 +115,13 @@ func TestCanaryServedAndDecided(t *testing.T) {
 
 	// The evaluator's windows after the start, tagged by version.
 	next := int64(0)
-	fill := func(c cache.Canary, canMAE float64) {
+	fill := func(c cache.Canary, canEngagement float64) {
 		t.Helper()
 		w := window.Milliseconds()
 		var deltas []cache.WindowDelta
 		for i := c.StartedAtMs/w + 1; i <= c.StartedAtMs/w+3; i++ {
-			for v, mae := range map[string]float64{"v2": canMAE, "v1": 0.5} {
-				for field, n := range map[string]int64{"joined": 100, "hits": 40, "abs_err_n": 40, "abs_err_u": int64(40 * mae * 1e6)} {
+			for v, wr := range map[string]float64{"v2": canEngagement, "v1": 0.8} {
+				for field, n := range map[string]int64{"joined": 100, "hits": 40, "abs_err_n": 40, "abs_err_u": 40 * 500000, "joined_wr_u": int64(100 * wr * 1e6)} {
 					deltas = append(deltas, cache.WindowDelta{Kind: cache.WindowByTime, Index: i, Field: field + "|version=" + v, Delta: n})
 				}
 			}
@@ -146,7 +147,7 @@ func TestCanaryServedAndDecided(t *testing.T) {
 			}
 		}
 	}
-	fill(c, 0.9) // worse
+	fill(c, 0.6) // worse: less engagement
 	waitEnded()
 	if cur, _ := f.store.CurrentVersion(ctx); cur != "v1" {
 		t.Fatalf("a worse canary: current %s, want v1 (rolled back)", cur)
@@ -162,7 +163,7 @@ func TestCanaryServedAndDecided(t *testing.T) {
 	}
 	time.Sleep(2 * window) // the next canary's windows are after the first's
 	c = start()
-	fill(c, 0.4) // better
+	fill(c, 0.85) // better
 	waitEnded()
 	if cur, _ := f.store.CurrentVersion(ctx); cur != "v2" {
 		t.Fatalf("a better canary: current %s, want v2 (promoted)", cur)

@@ -31,10 +31,14 @@ type CanaryStore interface {
 const CanaryMinHits = 30
 
 // canaryArm sums an arm's fields over the compared windows.
-type canaryArm struct{ joined, hits, absErrU, absErrN int64 }
+type canaryArm struct{ joined, hits, absErrU, absErrN, wrU int64 }
 
 func (a canaryArm) mae() float64     { return float64(a.absErrU) / 1e6 / float64(max(a.absErrN, 1)) }
 func (a canaryArm) hitRate() float64 { return float64(a.hits) / float64(max(a.joined, 1)) }
+
+// engagement is the mean observed watch ratio of the arm's joined
+// interactions.
+func (a canaryArm) engagement() float64 { return float64(a.wrU) / 1e6 / float64(max(a.joined, 1)) }
 
 // CanaryDecision is what the controller decided.
 type CanaryDecision struct {
@@ -45,22 +49,28 @@ type CanaryDecision struct {
 	Reason                string
 }
 
-// decideCanary compares the arms: the canary is rolled back when its mean
-// absolute error over its hits exceeds the baseline's by more than the
-// threshold (relative), or its hit rate falls short of the baseline's by
-// more than the threshold; otherwise it is promoted. ok is false while
-// either arm has fewer than CanaryMinHits hits.
+// decideCanary compares the arms: the canary is rolled back when its
+// engagement (the mean watch ratio of its joined interactions) or its hit
+// rate falls short of the baseline's by more than the threshold (relative);
+// otherwise it is promoted. The mean absolute error is reported, not
+// decided on: the baseline's users have learned online for as long as it
+// has been live, the canary's only since it started (from its offline
+// vectors and their rings), so the incumbent's error is lower for a reason
+// that says nothing of the candidate (measured on the closed loop: 0.113
+// against 0.158 for a version trained exactly like the live one). ok is
+// false while either arm has fewer than CanaryMinHits hits.
 func decideCanary(c cache.Canary, can, base canaryArm) (promote bool, reason string, ok bool) {
 	if can.hits < CanaryMinHits || base.hits < CanaryMinHits {
 		return false, "", false
 	}
 	switch {
-	case can.mae() > base.mae()*(1+c.Threshold):
-		return false, fmt.Sprintf("MAE %.4f > baseline %.4f x (1 + %.2f)", can.mae(), base.mae(), c.Threshold), true
+	case can.engagement() < base.engagement()*(1-c.Threshold):
+		return false, fmt.Sprintf("mean watch ratio %.4f < baseline %.4f x (1 - %.2f)", can.engagement(), base.engagement(), c.Threshold), true
 	case can.hitRate() < base.hitRate()*(1-c.Threshold):
 		return false, fmt.Sprintf("hit rate %.4f < baseline %.4f x (1 - %.2f)", can.hitRate(), base.hitRate(), c.Threshold), true
 	}
-	return true, fmt.Sprintf("MAE %.4f vs baseline %.4f, hit rate %.4f vs %.4f, within %.2f", can.mae(), base.mae(), can.hitRate(), base.hitRate(), c.Threshold), true
+	return true, fmt.Sprintf("mean watch ratio %.4f vs baseline %.4f, hit rate %.4f vs %.4f, within %.2f (MAE %.4f vs %.4f, not decided on)",
+		can.engagement(), base.engagement(), can.hitRate(), base.hitRate(), c.Threshold, can.mae(), base.mae()), true
 }
 
 // RunCanary decides the running canary until ctx ends: every half window it
@@ -117,6 +127,7 @@ func (s *Server) RunCanary(ctx context.Context) error {
 				arm.a.hits += fields["hits"+t]
 				arm.a.absErrU += fields["abs_err_u"+t]
 				arm.a.absErrN += fields["abs_err_n"+t]
+				arm.a.wrU += fields["joined_wr_u"+t]
 			}
 		}
 		if !read {

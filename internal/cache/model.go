@@ -54,6 +54,10 @@ type Model struct {
 	// trained on; the updater never applies those events on top of it (the
 	// KuaiRec rows' cut is Calibration.Extra["cut_ms"]).
 	TrainedOffsets map[int32]int64
+	// Staged: Publish writes the version complete but does not make it
+	// current (no flip, no notice, no garbage collection): a candidate for a
+	// canary (StartCanary) or a later switch.
+	Staged bool
 	// TrainedExcludedSources names the event sources (stream.Source names)
 	// the retrain left out of the log's rows: those events are not trained
 	// on although their offsets are covered.
@@ -276,6 +280,9 @@ func (s *Store) Publish(ctx context.Context, m Model) (ModelMeta, error) {
 		return ModelMeta{}, fmt.Errorf("publishing model version %s: %w (concurrent publish)", v, ErrVersionExists)
 	}
 
+	if m.Staged {
+		return meta, nil
+	}
 	prev, err := flipScript.Run(ctx, s.rdb, []string{s.k.pointers(), s.k.meta(v)}, v).Text()
 	if err != nil {
 		return ModelMeta{}, fmt.Errorf("flipping current model version to %s: %w", v, err)

@@ -187,10 +187,12 @@ async function drawModels() {
     el("text", { x: sx(v.published_at_ms), y: H / 2 - 14, "text-anchor": "middle", class: "label" }, svg).textContent =
       v.version + (v.retrained_from_log ? " (retrain)" : "") + (v.live ? " (live)" : "");
   }
-  // Rollbacks (red) and restores after a Redis flush (blue) below the axis.
+  // Rollbacks (red), restores after a Redis flush (blue) and canaries
+  // (started orange, promoted green, rolled back red) below the axis.
   for (const e of events) {
     const x = sx(e.at_ms), y = H / 2 + 12;
-    const m = el("path", { d: `M${x - 6},${y + 10} L${x + 6},${y + 10} L${x},${y} Z`, fill: e.reason === "rollback" ? "#c62828" : "#1565c0",
+    const fill = { rollback: "#c62828", canary_rolled_back: "#c62828", canary_promoted: "#2e7d32", canary_start: "#ef6c00" }[e.reason] || "#1565c0";
+    const m = el("path", { d: `M${x - 6},${y + 10} L${x + 6},${y + 10} L${x},${y} Z`, fill,
       class: "event " + e.reason, "data-version": e.current }, svg);
     el("title", {}, m).textContent = `${e.reason} to ${e.current} (from ${e.previous || "none"}) at ${new Date(e.at_ms).toISOString()}`;
     el("text", { x, y: y + 24, "text-anchor": "middle", class: "label" }, svg).textContent = e.reason;

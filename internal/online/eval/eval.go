@@ -477,6 +477,9 @@ func (e *Evaluator) process(x Interaction) {
 		fb := fallbackTag(open.Fallback)
 		vt := e.versionTag(open.Version)
 		e.emit(tw, "joined", 1, src, fb, vt)
+		// The engagement the canary compares: the observed watch ratio of
+		// each joined interaction, by the served version only.
+		e.emit(tw, "joined_wr_u", Micro(x.WatchRatio), vt)
 		hit := 0.0
 		for _, sl := range open.Slots {
 			if sl.Video != x.Video {
