@@ -1,12 +1,10 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"time"
 
@@ -189,25 +187,15 @@ func (s *Server) adminStartCanary(c echo.Context) error {
 	if !ok {
 		return errorf(http.StatusServiceUnavailable, CodeModelStoreDown, "", "this server has no model store")
 	}
-	if err := checkJSONContentType(c.Request().Header.Get(echo.HeaderContentType)); err != nil {
-		return err
-	}
-	raw, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, s.cfg.MaxBodyBytes))
-	if err != nil {
-		return s.decodeErr(err, -1)
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
 	var req CanaryRequest
-	if err := dec.Decode(&req); err != nil {
+	if err := s.readStrictJSON(c, &req, func(err error) error {
 		var typ *json.UnmarshalTypeError
 		if errors.As(err, &typ) && typ.Field != "" {
 			return errorf(http.StatusBadRequest, CodeInvalidField, typ.Field, "%s: wrong type (got %s)", typ.Field, typ.Value)
 		}
 		return s.decodeErr(err, -1)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errorf(http.StatusBadRequest, CodeInvalidJSON, "", "unexpected data after the JSON value")
+	}); err != nil {
+		return err
 	}
 	switch {
 	case req.Version == "":

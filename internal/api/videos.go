@@ -45,21 +45,9 @@ type RegisteredVideo struct {
 // registers it under the version in Redis; every replica's item index and
 // the updater reload the version's items on the notice.
 func (s *Server) adminRegisterVideo(c echo.Context) error {
-	if err := checkJSONContentType(c.Request().Header.Get(echo.HeaderContentType)); err != nil {
-		return err
-	}
-	raw, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, s.cfg.MaxBodyBytes))
-	if err != nil {
-		return s.decodeErr(err, -1)
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
 	var in VideoRegistration
-	if err := dec.Decode(&in); err != nil {
-		return s.videoDecodeErr(err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errorf(http.StatusBadRequest, CodeInvalidJSON, "", "unexpected data after the JSON value")
+	if err := s.readStrictJSON(c, &in, s.videoDecodeErr); err != nil {
+		return err
 	}
 	switch {
 	case in.VideoID == nil:
@@ -97,7 +85,7 @@ func (s *Server) adminRegisterVideo(c echo.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.ReadyTimeout)
 	defer cancel()
-	err = s.deps.Videos.RegisterItem(ctx, idx.Version(), id, 0, vec)
+	err := s.deps.Videos.RegisterItem(ctx, idx.Version(), id, 0, vec)
 	switch {
 	case errors.Is(err, cache.ErrVersionNotFound):
 		return errorf(http.StatusConflict, CodeNoModel, "", "model version %s is no longer stored; retry", idx.Version())
@@ -112,6 +100,28 @@ func (s *Server) adminRegisterVideo(c echo.Context) error {
 		_, _, out.Servable = now.Item(id)
 	}
 	return c.JSON(http.StatusCreated, &out)
+}
+
+// readStrictJSON reads an admin route's JSON body (application/json, at
+// most MaxBodyBytes) into v: unknown fields and trailing data are refused;
+// a decode error goes through decodeErr's mapping.
+func (s *Server) readStrictJSON(c echo.Context, v any, decodeErr func(error) error) error {
+	if err := checkJSONContentType(c.Request().Header.Get(echo.HeaderContentType)); err != nil {
+		return err
+	}
+	raw, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, s.cfg.MaxBodyBytes))
+	if err != nil {
+		return s.decodeErr(err, -1)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return decodeErr(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errorf(http.StatusBadRequest, CodeInvalidJSON, "", "unexpected data after the JSON value")
+	}
+	return nil
 }
 
 func (s *Server) videoDecodeErr(err error) error {
