@@ -13,8 +13,8 @@ import (
 	"time"
 )
 
-// The demo end to end on the embedded stack, staying up for 20 s after its
-// steps (the issue asks for 60 s; 20 keep the test command short): it exits
+// The demo end to end on the embedded stack, staying up for 60 s after its
+// steps (the smoke test the dashboard issue asks for): it exits
 // 0 by itself, the dashboard and GET /v1/drift answer while it is up, and
 // every child is gone afterwards (the port is free again).
 func TestDemoStaysUpThenStops(t *testing.T) {
@@ -33,7 +33,7 @@ func TestDemoStaysUpThenStops(t *testing.T) {
 	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("building dev: %v\n%s", err, out)
 	}
-	cmd := exec.CommandContext(ctx, bin, "demo", "--duration", "20s", "--out", t.TempDir(), "--port", strconv.Itoa(port))
+	cmd := exec.CommandContext(ctx, bin, "demo", "--duration", "60s", "--out", t.TempDir(), "--port", strconv.Itoa(port))
 	cmd.Dir = "../.." // the demo builds ./cmd/... from the repository root
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -69,7 +69,7 @@ func TestDemoStaysUpThenStops(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("demo: %v\n%s", err, log.String())
 	}
-	if !checked || !strings.Contains(log.String(), "the background closed loop ended after 20s") {
+	if !checked || !strings.Contains(log.String(), "the background closed loop ended after 1m0s") {
 		t.Fatalf("the demo did not stay up and stop by itself:\n%s", log.String())
 	}
 	if ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port)); err != nil {

@@ -109,6 +109,18 @@ func TestDashboardInChromium(t *testing.T) {
 	if _, err := f.store.Rollback(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	// A canary of a staged v3, rolled back.
+	m3 := f.model
+	m3.Version, m3.Staged = "v3", true
+	if _, err := f.store.Publish(context.Background(), m3); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.StartCanary(context.Background(), cache.Canary{Version: "v3", Share: 0.1, Windows: 1, Threshold: 0.1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.store.EndCanary(context.Background(), "v3", false); err != nil {
+		t.Fatal(err)
+	}
 	srv := httptest.NewServer(f.srv.Echo())
 	defer srv.Close()
 	args := func(extra ...string) []string {
@@ -160,11 +172,14 @@ func TestDashboardInChromium(t *testing.T) {
 		t.Errorf("updaters chart: %d points, want the lag and freshness of the one updater", n)
 	}
 	mc := chart("models")
-	if count(mc, `<circle[^>]*class="version"`) != 1 || count(mc, `<circle[^>]*class="version retrained"[^>]*data-version="v2"`) != 1 {
-		t.Errorf("models chart: want v1 and v2 (marked retrained):\n%s", mc)
+	if count(mc, `<circle[^>]*class="version"`) != 2 || count(mc, `<circle[^>]*class="version retrained"[^>]*data-version="v2"`) != 1 {
+		t.Errorf("models chart: want v1, v3 and v2 (marked retrained):\n%s", mc)
 	}
 	if count(mc, `<path[^>]*class="event rollback"[^>]*data-version="v1"`) != 1 {
 		t.Errorf("models chart: the rollback to v1 is not marked:\n%s", mc)
+	}
+	if count(mc, `<path[^>]*class="event canary_start"`) != 1 || count(mc, `<path[^>]*class="event canary_rolled_back"`) != 1 {
+		t.Errorf("models chart: the canary's start and rollback are not marked:\n%s", mc)
 	}
 	if ms := regexp.MustCompile(`id="first-chart-ms"[^>]*>([0-9]+)<`).FindSubmatch(dom); ms != nil {
 		v, _ := strconv.Atoi(string(ms[1]))

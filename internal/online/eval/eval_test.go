@@ -75,7 +75,7 @@ func TestJoinAndListMetrics(t *testing.T) {
 	l1Graded := (0.9/math.Log2(3) + 3.0/math.Log2(4)) / (3.0 + 0.9/math.Log2(3))
 	l2Graded := (0.3 / math.Log2(3)) / 0.3
 	want := map[string]int64{
-		"interactions": 5, "duplicates": 1, "joined": 4, "hits": 3,
+		"interactions": 5, "duplicates": 1, "joined": 4, "hits": 3, "joined_wr_u": Micro(0.9) + Micro(3.0) + Micro(1.2) + Micro(0.3),
 		"abs_err_u": 400000 + 500000 + Micro(math.Abs(float64(float32(1.1))-0.3)), "abs_err_n": 3,
 		"no_list": 1, "preq_n": 1, "preq_abs_err_u": 500000, "preq_rank_n": 1, "preq_rank_sum": 3,
 		"lists": 2, "served_slots": 6, "pop_pct_u": Micro(0.10) + Micro(0.11) + Micro(0.12) + Micro(0.13) + Micro(0.20) + Micro(0.21),
