@@ -236,13 +236,30 @@ func newAssignedSource(ctx context.Context, cfg *ConsumerConfig) (*assignedSourc
 			parts[i] = i
 		}
 	}
-	resp, err := client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: cfg.GroupID,
-		Topics: map[string][]int{cfg.Topic: parts}})
-	if err != nil {
-		return nil, fmt.Errorf("consumer: fetching committed offsets of group %q: %w", cfg.GroupID, err)
-	}
-	if resp.Error != nil && !errors.Is(resp.Error, kafka.GroupIdNotFound) { // a new group has no offsets
-		return nil, fmt.Errorf("consumer: fetching committed offsets of group %q: %w", cfg.GroupID, resp.Error)
+	// A broker that is starting, or whose group coordinator moved, answers
+	// with a retriable error (not coordinator, coordinator loading): retry
+	// those for up to 30 s rather than fail the start.
+	var resp *kafka.OffsetFetchResponse
+	for attempt, deadline := 0, time.Now().Add(30*time.Second); ; attempt++ {
+		var err error
+		resp, err = client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: cfg.GroupID,
+			Topics: map[string][]int{cfg.Topic: parts}})
+		if err == nil && resp.Error != nil && !errors.Is(resp.Error, kafka.GroupIdNotFound) { // a new group has no offsets
+			err = resp.Error
+		}
+		if err == nil {
+			break
+		}
+		var ke kafka.Error
+		if !(errors.As(err, &ke) && ke.Temporary()) || time.Now().After(deadline) || ctx.Err() != nil {
+			return nil, fmt.Errorf("consumer: fetching committed offsets of group %q: %w", cfg.GroupID, err)
+		}
+		cfg.Logger.Warn("fetching committed offsets: retrying", "component", "consumer", "group", cfg.GroupID, "attempt", attempt+1, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
 	committed := map[int]int64{}
 	for _, p := range resp.Topics[cfg.Topic] {
