@@ -91,6 +91,11 @@ func redisImage(t *testing.T, rdb *redis.Client, ns string) map[string]string {
 		iter := rdb.Scan(ctx, 0, pattern, 1000).Iterator()
 		for iter.Next(ctx) {
 			k := iter.Val()
+			if k == ns+":model:events" {
+				// The history of version flips is not rebuilt (README): a
+				// restore starts it anew with its own "restore" event.
+				continue
+			}
 			switch typ := rdb.Type(ctx, k).Val(); typ {
 			case "string":
 				out[k] = rdb.Get(ctx, k).Val()
