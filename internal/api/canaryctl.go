@@ -165,19 +165,10 @@ type CanaryRequest struct {
 	Threshold float64 `json:"threshold"`
 }
 
-// CanaryInfo is a running canary in answers.
-type CanaryInfo struct {
-	Version     string  `json:"version"`
-	Baseline    string  `json:"baseline"`
-	Share       float64 `json:"share"`
-	Windows     int     `json:"windows"`
-	Threshold   float64 `json:"threshold"`
-	StartedAtMs int64   `json:"started_at_ms"`
-}
+// CanaryInfo is a running canary in answers: the stored record itself.
+type CanaryInfo = cache.Canary
 
-func canaryInfo(c cache.Canary) *CanaryInfo {
-	return &CanaryInfo{Version: c.Version, Baseline: c.Baseline, Share: c.Share, Windows: c.Windows, Threshold: c.Threshold, StartedAtMs: c.StartedAtMs}
-}
+func canaryInfo(c cache.Canary) *CanaryInfo { return &c }
 
 // adminStartCanary starts a canary of a published version (not the current
 // one): the share of users it serves, the windows compared before the

@@ -51,13 +51,7 @@ func (u *Updater) Repair(ctx context.Context) (int, error) {
 		u.mu.Unlock()
 		return 0, nil
 	}
-	job := u.snapshot()
-	u.mu.Unlock()
-	wait, err := u.enqueue(job)
-	if err == nil && wait != nil {
-		err = wait()
-	}
-	if err != nil {
+	if err := u.flushLocked(); err != nil {
 		return 0, fmt.Errorf("repairing %d users whose latest changelog record is a stale writer's: %w", n, err)
 	}
 	u.repaired.Add(uint64(n))
@@ -104,13 +98,7 @@ func (u *Updater) Rematerialize(ctx context.Context) (int, error) {
 		for _, uid := range todo {
 			u.markDirty(uid)
 		}
-		job := u.snapshot()
-		u.mu.Unlock()
-		wait, err := u.enqueue(job)
-		if err == nil && wait != nil {
-			err = wait()
-		}
-		if err != nil {
+		if err := u.flushLocked(); err != nil {
 			return i, err
 		}
 	}
@@ -171,4 +159,16 @@ func (u *Updater) Rebuild(ctx context.Context) (int, error) {
 		}
 	}
 	return len(states), nil
+}
+
+// flushLocked snapshots the dirty users, releases u.mu (held by the caller)
+// and waits until the snapshot is durable.
+func (u *Updater) flushLocked() error {
+	job := u.snapshot()
+	u.mu.Unlock()
+	wait, err := u.enqueue(job)
+	if err == nil && wait != nil {
+		err = wait()
+	}
+	return err
 }
