@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -33,6 +34,16 @@ type canaryArm struct{ joined, hits, absErrU, absErrN, wrU int64 }
 
 func (a canaryArm) mae() float64     { return float64(a.absErrU) / 1e6 / float64(max(a.absErrN, 1)) }
 func (a canaryArm) hitRate() float64 { return float64(a.hits) / float64(max(a.joined, 1)) }
+
+// add sums a window's fields of version v into a.
+func (a *canaryArm) add(fields map[string]int64, v string) {
+	t := "|version=" + v
+	a.joined += fields["joined"+t]
+	a.hits += fields["hits"+t]
+	a.absErrU += fields["abs_err_u"+t]
+	a.absErrN += fields["abs_err_n"+t]
+	a.wrU += fields["joined_wr_u"+t]
+}
 
 // engagement is the mean observed watch ratio of the arm's joined
 // interactions.
@@ -72,7 +83,8 @@ func decideCanary(c cache.Canary, can, base canaryArm) (promote bool, reason str
 }
 
 // RunCanary decides the running canary until ctx ends: every half window it
-// sums, over the closed produce-time windows since the canary started, each
+// adds the windows closed since its last look (each read once) to the sums,
+// over the closed produce-time windows since the canary started, of each
 // arm's joined interactions, hits and absolute errors (the evaluator tags
 // them with the served list's version); after the canary's Windows windows
 // with enough hits it promotes the canary or rolls it back (decideCanary),
@@ -88,6 +100,11 @@ func (s *Server) RunCanary(ctx context.Context) error {
 	w := o.cfg.Window.Milliseconds()
 	tick := time.NewTicker(max(o.cfg.Window/2, 10*time.Millisecond))
 	defer tick.Stop()
+	var (
+		key       string // the canary being summed: version@start
+		next      int64  // its next window to read
+		can, base canaryArm
+	)
 	for {
 		select {
 		case <-ctx.Done():
@@ -103,32 +120,25 @@ func (s *Server) RunCanary(ctx context.Context) error {
 			continue
 		}
 		first, last := floorDiv(c.StartedAtMs, w)+1, floorDiv(s.now().UnixMilli(), w)-2
-		if int(last-first+1) < c.Windows {
-			continue
+		if k := c.Version + "@" + strconv.FormatInt(c.StartedAtMs, 10); k != key {
+			// A new canary: its sums start anew.
+			key, next, can, base = k, first, canaryArm{}, canaryArm{}
 		}
-		var can, base canaryArm
-		read := true
-		for i := first; i <= last; i++ {
+		// Each closed window (two back from now) is read once, as
+		// RunDriftWindows does, its fields added to the arms' sums: what
+		// an evaluator more than two windows behind adds later is not
+		// counted, for both arms alike.
+		for ; next <= last; next++ {
 			rctx, cancel := context.WithTimeout(ctx, time.Second)
-			fields, err := o.cfg.Windows.Window(rctx, o.cfg.Group, cache.WindowByTime, i)
+			fields, err := o.cfg.Windows.Window(rctx, o.cfg.Group, cache.WindowByTime, next)
 			cancel()
 			if err != nil {
-				read = false
-				break
+				break // retried at the next tick
 			}
-			for _, arm := range []struct {
-				a *canaryArm
-				v string
-			}{{&can, c.Version}, {&base, c.Baseline}} {
-				t := "|version=" + arm.v
-				arm.a.joined += fields["joined"+t]
-				arm.a.hits += fields["hits"+t]
-				arm.a.absErrU += fields["abs_err_u"+t]
-				arm.a.absErrN += fields["abs_err_n"+t]
-				arm.a.wrU += fields["joined_wr_u"+t]
-			}
+			can.add(fields, c.Version)
+			base.add(fields, c.Baseline)
 		}
-		if !read {
+		if next <= last || int(last-first+1) < c.Windows {
 			continue
 		}
 		promote, reason, ok := decideCanary(c, can, base)
