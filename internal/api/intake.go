@@ -281,7 +281,7 @@ func (s *Server) readEvents(c echo.Context, batch bool) (*intakeRequest, error) 
 	var in []Interaction
 	if !batch {
 		var one Interaction
-		if err := s.decodeErr(dec.Decode(&one), -1); err != nil {
+		if err := s.decodeErr(decodeNext(dec, &one), -1); err != nil {
 			return nil, err
 		}
 		in = append(in, one)
@@ -299,7 +299,7 @@ func (s *Server) readEvents(c echo.Context, batch bool) (*intakeRequest, error) 
 					"batch holds more than %d events", s.cfg.MaxBatch)
 			}
 			var one Interaction
-			if err := s.decodeErr(dec.Decode(&one), len(in)); err != nil {
+			if err := s.decodeErr(decodeNext(dec, &one), len(in)); err != nil {
 				return nil, err
 			}
 			in = append(in, one)
@@ -435,7 +435,7 @@ func (s *Server) decodeErr(err error, idx int) error {
 		return withIndex(errorf(http.StatusBadRequest, CodeInvalidField, f, "%s: %s, got %s", f, wantFor(f), typ.Value), idx)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return withIndex(errorf(http.StatusBadRequest, CodeUnknownField, f, "unknown field %q (allowed: user_id, video_id, play_duration_ms, video_duration_ms, event_time_ms, watch_ratio)", truncate(f, 64)), idx)
+		return withIndex(errorf(http.StatusBadRequest, CodeUnknownField, f, "unknown field %q (allowed: user_id, video_id, play_duration_ms, video_duration_ms, event_time_ms, watch_ratio, source)", truncate(f, 64)), idx)
 	}
 	return withIndex(errorf(http.StatusBadRequest, CodeInvalidJSON, "", "%v", err), idx)
 }

@@ -248,6 +248,7 @@ func TestInteractionBadInput(t *testing.T) {
 		{"negative watch ratio", "/v1/interactions", ev(`"watch_ratio":0.5`, `"watch_ratio":-0.1`), nil, 400, CodeInvalidEvent, "watch_ratio"},
 		{"unknown field", "/v1/interactions", ev(`{`, `{"origin":"replay",`), nil, 400, CodeUnknownField, "origin"},
 		{"client event id", "/v1/interactions", ev(`{`, `{"event_id":5,`), nil, 400, CodeUnknownField, "event_id"},
+		{"a field's name in another case", "/v1/interactions", `{"user_id":1,"video_id":2,"play_dUration_ms":3,"video_duration_ms":4}`, nil, 400, CodeUnknownField, "play_dUration_ms"},
 		{"user id above uint32", "/v1/interactions", ev(`"user_id":42`, `"user_id":4294967296`), nil, 400, CodeInvalidField, "user_id"},
 		{"negative user id", "/v1/interactions", ev(`"user_id":42`, `"user_id":-1`), nil, 400, CodeInvalidField, "user_id"},
 		{"string user id", "/v1/interactions", ev(`"user_id":42`, `"user_id":"42"`), nil, 400, CodeInvalidField, "user_id"},
@@ -270,6 +271,7 @@ func TestInteractionBadInput(t *testing.T) {
 		{"batch: too many", "/v1/interactions:batch", "[" + strings.Repeat(okEvent+",", 3) + okEvent + "]", nil, 413, CodeBatchTooLarge, ""},
 		{"batch: one invalid", "/v1/interactions:batch", "[" + okEvent + "," + ev(`"play_duration_ms":5000`, `"play_duration_ms":-1`) + "]", nil, 400, CodeInvalidEvent, "play_duration_ms"},
 		{"batch: one unknown field", "/v1/interactions:batch", "[" + okEvent + "," + ev(`{`, `{"x":1,`) + "]", nil, 400, CodeUnknownField, "x"},
+		{"batch: a field's name in another case", "/v1/interactions:batch", "[" + okEvent + "," + ev(`{`, `{"Source":"api",`) + "]", nil, 400, CodeUnknownField, "Source"},
 		{"batch: unclosed", "/v1/interactions:batch", "[" + okEvent, nil, 400, CodeInvalidJSON, ""},
 		{"batch: trailing data", "/v1/interactions:batch", "[" + okEvent + "] x", nil, 400, CodeInvalidJSON, ""},
 		{"GET on intake", "/v1/interactions", "", nil, 405, CodeMethodNotAllowed, ""},
@@ -294,7 +296,7 @@ func TestInteractionBadInput(t *testing.T) {
 			}
 		})
 	}
-	if m := f.metricsText(); !strings.Contains(m, `streamrec_api_interactions_rejected_total{reason="unknown_field"} 3`) {
+	if m := f.metricsText(); !strings.Contains(m, `streamrec_api_interactions_rejected_total{reason="unknown_field"} 5`) {
 		t.Errorf("rejections not counted by reason")
 	}
 }

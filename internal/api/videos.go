@@ -114,8 +114,7 @@ func (s *Server) readStrictJSON(c echo.Context, v any, decodeErr func(error) err
 		return s.decodeErr(err, -1)
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := decodeNext(dec, v); err != nil {
 		return decodeErr(err)
 	}
 	if _, err := dec.Token(); err != io.EOF {

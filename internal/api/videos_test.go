@@ -56,6 +56,7 @@ func TestRegisterVideo(t *testing.T) {
 		{"malformed", `{"video_id":`, nil, 400, CodeInvalidJSON},
 		{"trailing data", ok + "{}", nil, 400, CodeInvalidJSON},
 		{"unknown field", `{"video_id":1,"features":[1,2,3],"tags":[]}`, nil, 400, CodeUnknownField},
+		{"a field's name in another case", `{"Video_ID":1,"features":[1,2,3]}`, nil, 400, CodeUnknownField},
 		{"missing id", `{"features":[1,2,3]}`, nil, 400, CodeMissingField},
 		{"missing features", `{"video_id":777777}`, nil, 400, CodeMissingField},
 		{"null features", `{"video_id":777777,"features":null}`, nil, 400, CodeMissingField},
