@@ -66,6 +66,18 @@ func setupEval(ctx context.Context, o *options, brokers []string, store *cache.S
 	cfg := o.eval.cfg
 	cfg.Scorer = api.IndexScorer{Items: items}
 	cfg.Popularity = (&api.IndexPopularity{Items: items}).Percentile
+	// The drift monitor's served popularity is by what users watch now (the
+	// last 20,000 interactions this replica evaluates), re-ranked every 1,000.
+	live, err := eval.NewLivePopularity(20000, 1000, func() int {
+		if ix := items.Index(); ix != nil {
+			return ix.Len()
+		}
+		return 0
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg.ServedPopularity, cfg.Watched = live.Percentile, live.Add
 	cfg.Twin = &api.TwinScorer{Items: items, Offline: store, Log: log.With("component", "twin")}
 	online := &api.Online{Log: store, Windows: store, Group: o.eval.group, Window: cfg.Window, CountWindow: cfg.CountWindow,
 		Partitions: n, Queue: o.eval.servedQueue}

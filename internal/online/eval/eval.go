@@ -103,8 +103,17 @@ type Config struct {
 	// list use the user's last list with a vector served within PreqHorizon
 	// before it. Default: OpenFor.
 	PreqHorizon time.Duration
-	// Popularity, if not nil, gives a video's popularity percentile in [0, 1].
+	// Popularity, if not nil, gives a video's popularity percentile in [0, 1]
+	// for the window metric popularity_pct (exactly once: a function of the
+	// model version, such as the API's rank by item bias).
 	Popularity func(video uint32) float64
+	// ServedPopularity, if not nil, gives the percentile the drift monitor's
+	// served_popularity signal receives (Observe); nil: Popularity. The API
+	// gives a LivePopularity, which Watched feeds.
+	ServedPopularity func(video uint32) float64
+	// Watched, if not nil, is called with the video of every interaction
+	// processed (not the duplicates), on the evaluator's goroutine.
+	Watched func(video uint32)
 	// Scorer, if not nil, gives the prequential metrics.
 	Scorer Scorer
 	// Twin, if not nil (with Scorer), gives the frozen twin's metrics beside
@@ -342,7 +351,9 @@ func (e *Evaluator) AddList(l List) {
 	if obs := e.cfg.Observe; obs != nil {
 		for _, sl := range l.Slots {
 			obs(drift.SignalServedScore, float64(sl.Score))
-			if e.cfg.Popularity != nil {
+			if pop := e.cfg.ServedPopularity; pop != nil {
+				obs(drift.SignalServedPopularity, pop(sl.Video))
+			} else if e.cfg.Popularity != nil {
 				obs(drift.SignalServedPopularity, e.cfg.Popularity(sl.Video))
 			}
 		}
@@ -449,6 +460,9 @@ func (e *Evaluator) process(x Interaction) {
 	e.emit(tw, "interactions", 1, src)
 	defer func() { e.processed++ }()
 	e.waitEffect(s, x)
+	if e.cfg.Watched != nil {
+		e.cfg.Watched(x.Video)
+	}
 	obs := e.cfg.Observe
 	if obs != nil {
 		obs(drift.SignalWatchRatio, x.WatchRatio)
