@@ -40,6 +40,9 @@ done
 echo "== the full-size synthetic folder against the real KuaiRec's statistics (no -race: ~1 min)"
 STREAMREC_TEST_FULL=1 go test -count=1 -run '^TestFullScaleCalibration$' -v ./internal/synth | grep -E '^(=== RUN|--- |PASS|FAIL|ok)|calibration_test' || { echo "full-size calibration failed"; exit 1; }
 
+echo "== the drift detectors on the generator's injected drifts (no -race: ~1 min)"
+STREAMREC_TEST_DRIFT=1 go test -count=1 -run '^TestDetectionByDriftKind$' -v ./internal/online/drift/driftsim | grep -E '^(=== RUN|--- |    --- |PASS|FAIL|ok)|driftsim_test' || { echo "drift detection test failed"; exit 1; }
+
 echo "== Chromium for the dashboard's browser test (Debian's chromium package)"
 if ! command -v chromium >/dev/null 2>&1; then
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } >&2 || { echo "could not install chromium"; exit 1; }

@@ -105,7 +105,7 @@ func setupEval(ctx context.Context, o *options, brokers []string, store *cache.S
 		if err != nil {
 			return nil, nil, err
 		}
-		online.Drift, cfg.Observe = m, m.Observe
+		online.Drift, cfg.Observe, cfg.ObserveKeyed = m, m.Observe, m.ObserveKeyed
 	}
 	group := ""
 	if o.eval.partitions == "group" {

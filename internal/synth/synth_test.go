@@ -336,3 +336,43 @@ func TestFeaturesTinyDeterministic(t *testing.T) {
 		t.Errorf("item features lack the daily aggregates: %v", a.Items.Names)
 	}
 }
+
+// Truth.Exposure is the weight the generator draws a user's big-matrix
+// videos with, before and after each drift.
+func TestExposureIsTheGeneratorsWeight(t *testing.T) {
+	cfg := tinyConfig("")
+	cfg.Drifts = append(cfg.Drifts, Drift{Kind: DriftPopularity, AtMS: driftPrefsMS + 86400000, Share: 0.5})
+	side, err := prepareSide(cfg, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := newGenModel(cfg, side, DefaultWatchParams)
+	tr := g.truth
+	for _, tMS := range []int64{SpanStartMS, driftPrefsMS, driftNewMS, driftPrefsMS + 86400000} {
+		for u := range uint32(20) {
+			ut := &tr.Users[u]
+			p := &ut.Factor
+			if ut.Drifted && tMS >= tr.Manifest.PrefsDriftMS {
+				p = &ut.After
+			}
+			for v := range uint32(len(tr.Videos)) {
+				vt := &tr.Videos[v]
+				want := 0.0
+				if vt.ReleaseMS == 0 || tMS >= vt.ReleaseMS {
+					dot := 0.0
+					for k := range LatentDim {
+						dot += p[k] * vt.Factor[k]
+					}
+					x := g.popW[v]
+					if tMS >= tr.Manifest.PopDriftMS {
+						x = g.popWAfter[v]
+					}
+					want = x * math.Exp(expoAffinity*dot)
+				}
+				if got := tr.Exposure(u, v, tMS); math.Abs(got-want) > 1e-12*max(1, want) {
+					t.Fatalf("user %d video %d at %d: Exposure %v, generator %v", u, v, tMS, got, want)
+				}
+			}
+		}
+	}
+}

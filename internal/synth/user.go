@@ -82,18 +82,7 @@ type event struct {
 // samplePlay draws a watch ratio for affinity s and replay propensity rp and
 // returns play_ms.
 func (g *genModel) samplePlay(r *rand.Rand, s, rp float64, durMS int32) int32 {
-	p := &g.wp
-	pl, pw, mw := p.branches(s, rp, durMS)
-	var wr float64
-	switch {
-	case r.Float64() < pl:
-		wr = math.Exp(p.MuL + p.SigmaL*r.NormFloat64())
-	case r.Float64() < pw:
-		wr = math.Exp(mw + p.SigmaW*r.NormFloat64())
-	default:
-		wr = min(1, p.SkipMedianMS*math.Exp(p.SigmaS*r.NormFloat64())/float64(durMS))
-	}
-	return int32(min(999639, math.Round(wr*float64(durMS))))
+	return int32(min(999639, math.Round(g.wp.sample(r, s, rp, durMS)*float64(durMS))))
 }
 
 // regimeOf returns the index of the exposure regime at t.

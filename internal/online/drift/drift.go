@@ -54,6 +54,11 @@ type PageHinkleyConfig struct {
 	// per sample and is seen after about Lambda / (m/Scale - Delta) samples
 	// (a hit rate going from 0.40 to 0.55: about 2,000 interactions).
 	Scale float64
+	// ScaleSD, if > 0, replaces Scale by ScaleSD x the standard deviation
+	// of the warm-up samples (learnt again after each alarm): a per-window
+	// series' noise depends on the window's size, which the traffic sets.
+	// The warm-up samples then only estimate the mean and deviation.
+	ScaleSD float64
 }
 
 func (c *PageHinkleyConfig) defaults() error {
@@ -72,7 +77,10 @@ func (c *PageHinkleyConfig) defaults() error {
 	if c.Scale == 0 {
 		c.Scale = 1
 	}
-	if c.Delta < 0 || c.Lambda <= 0 || c.Alpha <= 0 || c.Alpha > 1 || c.WarmUp < 1 || c.Scale < 0 {
+	if c.ScaleSD > 0 && c.WarmUp < 3 {
+		return fmt.Errorf("drift: Page-Hinkley ScaleSD needs a warm-up of at least 3 samples, not %d", c.WarmUp)
+	}
+	if c.Delta < 0 || c.Lambda <= 0 || c.Alpha <= 0 || c.Alpha > 1 || c.WarmUp < 1 || c.Scale < 0 || c.ScaleSD < 0 {
 		return fmt.Errorf("drift: Page-Hinkley delta %v >= 0, lambda %v > 0, alpha %v in (0, 1], warm-up %d >= 1, scale %v > 0", c.Delta, c.Lambda, c.Alpha, c.WarmUp, c.Scale)
 	}
 	return nil
@@ -87,6 +95,8 @@ type PageHinkley struct {
 	up, upMin   float64
 	down, dnMax float64
 	stat        float64
+	scale       float64 // Scale, or ScaleSD x the warm-up's deviation
+	wMean, wM2  float64 // the warm-up's raw mean and sum of squares (ScaleSD)
 }
 
 // NewPageHinkley returns a detector; cfg's zero fields take the defaults.
@@ -94,11 +104,11 @@ func NewPageHinkley(cfg PageHinkleyConfig) (*PageHinkley, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	return &PageHinkley{cfg: cfg}, nil
+	return &PageHinkley{cfg: cfg, scale: cfg.Scale}, nil
 }
 
 // Reset forgets every sample.
-func (p *PageHinkley) Reset() { *p = PageHinkley{cfg: p.cfg} }
+func (p *PageHinkley) Reset() { *p = PageHinkley{cfg: p.cfg, scale: p.cfg.Scale} }
 
 // Statistic is the larger of the two cumulative deviations, in units of
 // Lambda's scale.
@@ -113,7 +123,18 @@ func (p *PageHinkley) Add(x float64) Direction {
 	if math.IsNaN(x) {
 		return None
 	}
-	x /= p.cfg.Scale
+	if p.cfg.ScaleSD > 0 && p.n < p.cfg.WarmUp {
+		p.n++
+		d := x - p.wMean
+		p.wMean += d / float64(p.n)
+		p.wM2 += d * (x - p.wMean)
+		if p.n == p.cfg.WarmUp {
+			p.scale = max(p.cfg.ScaleSD*math.Sqrt(p.wM2/float64(p.n-1)), 1e-9)
+			p.mean = p.wMean / p.scale
+		}
+		return None
+	}
+	x /= p.scale
 	p.n++
 	p.mean += (x - p.mean) / float64(p.n)
 	a := p.cfg.Alpha

@@ -240,3 +240,38 @@ func BenchmarkStationaryFalseAlarms(b *testing.B) {
 	b.ReportMetric(float64(nph)/float64(b.N)*1e6, "ph-alarms/M")
 	b.ReportMetric(float64(nad)/float64(b.N)*1e6, "adwin-alarms/M")
 }
+
+// ScaleSD scales by the warm-up's deviation: the same stream, multiplied by
+// any noise size, alarms at the same sample, and a step of 5 deviations
+// after the warm-up is seen within 10 samples.
+func TestPageHinkleyScaleSD(t *testing.T) {
+	first := -1
+	for _, sd := range []float64{0.001, 1, 1000} {
+		p, err := NewPageHinkley(PageHinkleyConfig{Lambda: 5, WarmUp: 20, ScaleSD: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := rand.New(rand.NewPCG(9, 9))
+		at := -1
+		for i := range 60 {
+			x := r.NormFloat64()
+			if i >= 30 {
+				x += 5
+			}
+			if p.Add(x*sd) != None {
+				at = i
+				break
+			}
+		}
+		if at < 30 || at >= 40 {
+			t.Errorf("noise sd %v: first alarm at sample %d, want the step at 30 seen within 10", sd, at)
+		}
+		if first >= 0 && at != first {
+			t.Errorf("noise sd %v: alarm at %d, with sd 0.001 at %d: not scale-free", sd, at, first)
+		}
+		first = at
+	}
+	if _, err := NewPageHinkley(PageHinkleyConfig{WarmUp: 2, ScaleSD: 3}); err == nil {
+		t.Error("ScaleSD with a warm-up of 2 was accepted")
+	}
+}

@@ -26,9 +26,13 @@ type DetectorSpec struct {
 	Kind string
 	PH   PageHinkleyConfig
 	AD   ADWINConfig
-	// Cooldown: a detection within this many samples of the previous one
-	// belongs to the same episode (one alert). Default: 100.
+	// Cooldown: a detection within this many samples of the previous one belongs to the same episode (one alert). Default: 100.
 	Cooldown int
+	// Range, if > 0, clips each sample to [0, Range] and divides it by
+	// Range, so that the detector sees values in [0, 1] (ADWIN's bound
+	// assumes that range; an absolute error of a watch ratio is heavy
+	// tailed). Default: 0, the sample as it is.
+	Range float64
 }
 
 // DistSpec is a distribution drift check of one signal against a reference:
@@ -87,6 +91,9 @@ type watcher struct {
 }
 
 func (d *watcher) add(x float64) (Direction, float64, float64) {
+	if r := d.spec.Range; r > 0 {
+		x = min(max(x, 0), r) / r
+	}
 	d.samples++
 	if d.ph != nil {
 		return d.ph.Add(x), d.ph.Statistic(), d.ph.Threshold()
@@ -111,6 +118,7 @@ type distCheck struct {
 	samples  int64
 	alerts   int64
 	lastAtMs int64
+	keys     map[uint64]struct{} // the keys counted in the open sample or block
 }
 
 // Monitor runs detectors and distribution checks on named signals, keeps
@@ -147,6 +155,9 @@ func NewMonitor(dets []DetectorSpec, dists []DistSpec, log *slog.Logger, onAlert
 		names[s.Name] = true
 		if s.Cooldown == 0 {
 			s.Cooldown = 100
+		}
+		if s.Range < 0 {
+			return nil, fmt.Errorf("drift: detector %s: range %v must be >= 0", s.Name, s.Range)
 		}
 		d := &watcher{spec: s}
 		var err error
@@ -195,7 +206,19 @@ func NewMonitor(dets []DetectorSpec, dists []DistSpec, log *slog.Logger, onAlert
 
 // Observe feeds x to every detector and distribution check of signal. NaN
 // is ignored.
-func (m *Monitor) Observe(signal string, x float64) {
+func (m *Monitor) Observe(signal string, x float64) { m.observe(signal, 0, false, x) }
+
+// ObserveKeyed is Observe, except that each distribution check of signal
+// counts a key at most once per reference sample and per comparison block
+// (the detectors see every sample). The served signals are keyed by user
+// (served_norm) or by user and video (served_score, served_popularity): a
+// few heavy users request many times in a block, and without the key their
+// repeated lists would be most of it, so the check would compare who is
+// active rather than what is served (measured on the generator's
+// sessions: PSI 0.1-1.2 between stationary blocks of 5,000 lists).
+func (m *Monitor) ObserveKeyed(signal string, key uint64, x float64) { m.observe(signal, key, true, x) }
+
+func (m *Monitor) observe(signal string, key uint64, keyed bool, x float64) {
 	if math.IsNaN(x) || math.IsInf(x, 0) {
 		return
 	}
@@ -215,6 +238,15 @@ func (m *Monitor) Observe(signal string, x float64) {
 	}
 	for _, i := range m.distSig[signal] {
 		c := m.dists[i]
+		if keyed {
+			if _, dup := c.keys[key]; dup {
+				continue
+			}
+			if c.keys == nil {
+				c.keys = map[uint64]struct{}{}
+			}
+			c.keys[key] = struct{}{}
+		}
 		c.samples++
 		if c.ref == nil {
 			c.sample = append(c.sample, x)
@@ -224,6 +256,7 @@ func (m *Monitor) Observe(signal string, x float64) {
 				} else {
 					c.sample = c.sample[:0] // a degenerate sample: collect anew
 				}
+				clear(c.keys)
 			}
 			continue
 		}
@@ -233,6 +266,7 @@ func (m *Monitor) Observe(signal string, x float64) {
 		}
 		c.psi, c.js = c.cur.PSI(), c.cur.JS()
 		c.cur.Reset()
+		clear(c.keys)
 		switch above := c.psi >= c.spec.PSISignificant || c.js >= c.spec.JSThreshold; {
 		case above && !c.inAlert:
 			c.inAlert = true
@@ -307,6 +341,7 @@ func (m *Monitor) resetLocked() {
 	for _, c := range m.dists {
 		c.sample, c.ref, c.cur, c.inAlert = c.sample[:0], nil, nil, false
 		c.psi, c.js = math.NaN(), math.NaN()
+		clear(c.keys)
 	}
 }
 

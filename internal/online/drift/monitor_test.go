@@ -116,3 +116,49 @@ func TestMonitorPinnedReference(t *testing.T) {
 		t.Fatal("reference kept after an unpinned reset")
 	}
 }
+
+// Range clips each sample to [0, Range] and divides it by Range.
+func TestMonitorRange(t *testing.T) {
+	m, err := NewMonitor([]DetectorSpec{{Name: "r", Signal: "x", Kind: KindADWIN, Range: 4}}, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		m.Observe("x", []float64{-3, 100, 2, 4}[i%4]) // 0, 1, 0.5, 1
+	}
+	if got := m.dets[0].ad.Mean(); got != 0.625 {
+		t.Errorf("mean %v, want 0.625 (of 0, 1, 0.5 and 1)", got)
+	}
+	if _, err := NewMonitor([]DetectorSpec{{Name: "n", Signal: "x", Kind: KindADWIN, Range: -1}}, nil, nil, nil); err == nil {
+		t.Error("a negative range was accepted")
+	}
+}
+
+// ObserveKeyed counts a key once per reference and per comparison block: a
+// user who repeats one value cannot fill a block alone.
+func TestMonitorKeyedDistribution(t *testing.T) {
+	m, err := NewMonitor(nil, []DistSpec{{Name: "d", Signal: "x", RefN: 100}}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 1000 {
+		m.ObserveKeyed("x", 7, 99) // one heavy key: counted once
+	}
+	for k := range uint64(99) {
+		m.ObserveKeyed("x", 1000+k, r.Float64())
+	}
+	if m.dists[0].ref == nil {
+		t.Fatal("the reference is not complete after 100 distinct keys")
+	}
+	if n := m.dists[0].samples; n != 100 {
+		t.Fatalf("samples counted %d, want 100 (1 for the repeated key)", n)
+	}
+	// The next block: the same keys count again (the set restarts).
+	for k := range uint64(100) {
+		m.ObserveKeyed("x", 1000+k, r.Float64())
+	}
+	if st := m.State()[0]; st.Samples != 200 {
+		t.Fatalf("after a second block of 100 distinct keys: %d samples, want 200", st.Samples)
+	}
+}

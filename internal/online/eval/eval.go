@@ -121,11 +121,14 @@ type Config struct {
 	Twin Twin
 	// Observe, if not nil, receives the per-interaction and per-list values
 	// the drift monitor watches (signal names in internal/online/drift):
-	// hit and abs_err per joined interaction, watch_ratio per interaction,
-	// served_score, served_popularity per served slot and served_norm per
-	// list with a user vector. Called on the evaluator's goroutine; it
-	// must not block.
+	// hit and abs_err per joined interaction, watch_ratio per interaction
+	// (the served lists' values go to ObserveKeyed). Called on the
+	// evaluator's goroutine; it must not block.
 	Observe func(signal string, x float64)
+	// ObserveKeyed, if not nil, receives the per-list and per-slot values
+	// (served_score and served_popularity keyed by user and video,
+	// served_norm by user: drift.Monitor.ObserveKeyed); the same rules.
+	ObserveKeyed func(signal string, key uint64, x float64)
 }
 
 // Validate fills the defaults and checks c.
@@ -348,13 +351,16 @@ func (e *Evaluator) AddList(l List) {
 	}
 	heap.Push(&e.closes, closing{ol.closeMS + e.cfg.Grace.Milliseconds(), ol})
 	ol.hasVec = ol.UserVec != nil
-	if obs := e.cfg.Observe; obs != nil {
+	if obs := e.cfg.ObserveKeyed; obs != nil {
+		pop := e.cfg.ServedPopularity
+		if pop == nil {
+			pop = e.cfg.Popularity
+		}
 		for _, sl := range l.Slots {
-			obs(drift.SignalServedScore, float64(sl.Score))
-			if pop := e.cfg.ServedPopularity; pop != nil {
-				obs(drift.SignalServedPopularity, pop(sl.Video))
-			} else if e.cfg.Popularity != nil {
-				obs(drift.SignalServedPopularity, e.cfg.Popularity(sl.Video))
+			key := uint64(l.User)<<32 | uint64(sl.Video)
+			obs(drift.SignalServedScore, key, float64(sl.Score))
+			if pop != nil {
+				obs(drift.SignalServedPopularity, key, pop(sl.Video))
 			}
 		}
 		if l.UserVec != nil {
@@ -362,7 +368,7 @@ func (e *Evaluator) AddList(l List) {
 			for _, v := range l.UserVec {
 				n2 += float64(v) * float64(v)
 			}
-			obs(drift.SignalServedNorm, math.Sqrt(n2))
+			obs(drift.SignalServedNorm, uint64(l.User), math.Sqrt(n2))
 		}
 	}
 	e.dropVectors(s)

@@ -72,11 +72,17 @@ func TestTwinAndFeedbackToEffect(t *testing.T) {
 }
 
 // Config.Observe receives the drift monitor's signals: the watch ratio of
-// every interaction, hit and abs_err of joined ones, and the served list's
-// scores and vector norm.
+// every interaction, hit and abs_err of joined ones; ObserveKeyed the served
+// list's scores and popularity (keyed by user and video) and vector norm
+// (keyed by user); Watched every interaction's video.
 func TestObserveSignals(t *testing.T) {
 	got := map[string][]float64{}
-	e, err := New(Config{OpenFor: 10 * 1e9, Grace: 1e9, Observe: func(s string, x float64) { got[s] = append(got[s], x) }})
+	keys := map[string][]uint64{}
+	var watched []uint32
+	e, err := New(Config{OpenFor: 10 * 1e9, Grace: 1e9, Observe: func(s string, x float64) { got[s] = append(got[s], x) },
+		ObserveKeyed: func(s string, k uint64, x float64) { got[s], keys[s] = append(got[s], x), append(keys[s], k) },
+		Popularity:   func(v uint32) float64 { return 0.1 }, ServedPopularity: func(v uint32) float64 { return float64(v) / 100 },
+		Watched: func(v uint32) { watched = append(watched, v) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,10 +91,20 @@ func TestObserveSignals(t *testing.T) {
 	e.AddInteraction(Interaction{User: 1, Video: 99, EventID: 2, WatchRatio: 0.5, ProducedMS: 1200})
 	e.AddInteraction(Interaction{User: 2, Video: 10, EventID: 3, WatchRatio: 1, ProducedMS: 1300}) // no list: no hit signal
 	e.Advance(5000)
-	want := map[string][]float64{"served_score": {0.5, 0.25}, "served_norm": {5}, "watch_ratio": {2, 0.5, 1}, "hit": {1, 0}, "abs_err": {0.75}}
+	want := map[string][]float64{"served_score": {0.5, 0.25}, "served_popularity": {0.1, 0.11}, "served_norm": {5},
+		"watch_ratio": {2, 0.5, 1}, "hit": {1, 0}, "abs_err": {0.75}}
 	for s, w := range want {
 		if fmt.Sprint(got[s]) != fmt.Sprint(w) {
 			t.Errorf("%s: %v, want %v", s, got[s], w)
 		}
+	}
+	wantKeys := map[string][]uint64{"served_score": {1<<32 | 10, 1<<32 | 11}, "served_popularity": {1<<32 | 10, 1<<32 | 11}, "served_norm": {1}}
+	for s, w := range wantKeys {
+		if fmt.Sprint(keys[s]) != fmt.Sprint(w) {
+			t.Errorf("%s keys: %v, want %v", s, keys[s], w)
+		}
+	}
+	if fmt.Sprint(watched) != "[10 99 10]" {
+		t.Errorf("watched %v, want [10 99 10]", watched)
 	}
 }
