@@ -57,9 +57,9 @@ var WindowMetrics = []string{"precision_2", "ndcg_graded", "hit_rate", "populari
 // The deltas are far below the usual 0.002 because interactions come in
 // user sessions: a user's hits and errors run together, and the active
 // users change with the day. On the generator's stationary streams the
-// usual delta alarmed 8-18 times per million interactions on hit and 5 on
-// abs_err (bench/drift), 1e-5 and 1e-6 at most 1-2, for a delay about a
-// tenth longer on the drifts both see.
+// usual delta alarmed 9-20 times per million interactions on hit and 5 on
+// abs_err (bench/drift; 1e-4 on abs_err), 1e-5 and 1e-6 at most 1-2, at the
+// cost of longer delays (the README's drift figures).
 func DefaultSpecs() ([]DetectorSpec, []DistSpec) {
 	dets := []DetectorSpec{
 		{Name: "hit_ph", Signal: SignalHit, Kind: KindPageHinkley, PH: PageHinkleyConfig{Scale: 6}},
