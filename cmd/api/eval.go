@@ -147,7 +147,7 @@ func raiseLR(ctx context.Context, o *options, brokers []string, actions *prometh
 		on[strings.TrimSpace(d)] = true
 	}
 	return func(a drift.Alert) {
-		if !on[a.Detector] {
+		if !on[a.Detector] || !drift.Worse(a) {
 			return
 		}
 		go func() {

@@ -115,7 +115,8 @@ func (r *retrainer) Start(ctx context.Context, reason string) (api.RetrainStarte
 }
 
 // onAlert is the drift action "retrain from the log": an alert of one of
-// detectors starts a retrain, at most one per minInterval.
+// detectors that says the model got worse (drift.Worse) starts a retrain,
+// at most one per minInterval.
 func (r *retrainer) onAlert(ctx context.Context, detectors string, minInterval time.Duration) func(drift.Alert) {
 	on := map[string]bool{}
 	for _, d := range strings.Split(detectors, ",") {
@@ -127,7 +128,7 @@ func (r *retrainer) onAlert(ctx context.Context, detectors string, minInterval t
 		return func(drift.Alert) {}
 	}
 	return func(a drift.Alert) {
-		if !on[a.Detector] {
+		if !on[a.Detector] || !drift.Worse(a) {
 			return
 		}
 		r.mu.Lock()

@@ -70,17 +70,19 @@ func TestRetrainerOneAtATime(t *testing.T) {
 	}
 	lease.Release(ctx)
 
-	// Drift alerts: only the configured detectors, once per interval.
+	// Drift alerts: only the configured detectors, only when worse (the
+	// error up), once per interval.
 	r.argv = []string{"true"}
 	alert := r.onAlert(ctx, "abs_err_adwin", time.Hour)
-	alert(drift.Alert{Detector: "hit_ph", Signal: "hit"})
+	alert(drift.Alert{Detector: "hit_ph", Signal: "hit", Direction: "down"})
+	alert(drift.Alert{Detector: "abs_err_adwin", Signal: "abs_err", Direction: "down"})
 	time.Sleep(100 * time.Millisecond)
 	if !r.lastAlert.IsZero() {
-		t.Fatal("an alert of another detector started a retrain")
+		t.Fatal("an alert of another detector, or of the error going down, started a retrain")
 	}
-	alert(drift.Alert{Detector: "abs_err_adwin", Signal: "abs_err"})
+	alert(drift.Alert{Detector: "abs_err_adwin", Signal: "abs_err", Direction: "up"})
 	first := waitLastAlert(t, r)
-	alert(drift.Alert{Detector: "abs_err_adwin", Signal: "abs_err"})
+	alert(drift.Alert{Detector: "abs_err_adwin", Signal: "abs_err", Direction: "up"})
 	time.Sleep(100 * time.Millisecond)
 	if r.lastAlert != first {
 		t.Fatal("a second alert within the interval started another retrain")

@@ -1,5 +1,7 @@
 package drift
 
+import "strings"
+
 // The signals the online evaluation feeds (internal/online/eval's
 // Config.Observe and the API's window poller):
 //
@@ -86,4 +88,20 @@ func DefaultSpecs() ([]DetectorSpec, []DistSpec) {
 		dists = append(dists, DistSpec{Name: "event_rate_" + src + "_psi", Signal: SignalEventRate + src, RefN: 120, Bins: 6})
 	}
 	return dets, dists
+}
+
+// Worse reports whether an alert says the model got worse, the alerts the
+// actions (a raised learning rate, a retrain) act on: an absolute error or
+// live/twin error ratio going up; a hit indicator, hit rate, precision or
+// NDCG going down; any distribution shift. An improvement (the error going
+// down as the model learns online) is alerted and shown, but not acted on.
+func Worse(a Alert) bool {
+	sig := strings.TrimPrefix(a.Signal, WindowPrefix)
+	switch sig {
+	case SignalAbsErr, "live_twin_abs_err_ratio", "preq_abs_err", "live_twin_rank_ratio":
+		return a.Direction == Up.String()
+	case SignalHit, "hit_rate", "precision_2", "precision_08", "ndcg_graded", "ndcg_08", "ndcg_2", "live_topk":
+		return a.Direction == Down.String()
+	}
+	return true
 }

@@ -162,3 +162,20 @@ func TestMonitorKeyedDistribution(t *testing.T) {
 		t.Fatalf("after a second block of 100 distinct keys: %d samples, want 200", st.Samples)
 	}
 }
+
+func TestWorse(t *testing.T) {
+	for _, c := range []struct {
+		sig, dir string
+		want     bool
+	}{
+		{SignalAbsErr, "up", true}, {SignalAbsErr, "down", false},
+		{SignalHit, "down", true}, {SignalHit, "up", false},
+		{WindowPrefix + "ndcg_graded", "down", true}, {WindowPrefix + "ndcg_graded", "up", false},
+		{WindowPrefix + "live_twin_abs_err_ratio", "up", true}, {WindowPrefix + "hit_rate", "up", false},
+		{SignalServedPopularity, "shift", true}, {WindowPrefix + "coverage", "down", true},
+	} {
+		if got := Worse(Alert{Signal: c.sig, Direction: c.dir}); got != c.want {
+			t.Errorf("Worse(%s %s) = %v, want %v", c.sig, c.dir, got, c.want)
+		}
+	}
+}
