@@ -34,3 +34,16 @@ func prescanI16(out *float32, mask *uint32, z *uint32, h *int16, scale *float32,
 //
 //go:noescape
 func prescanI8(out *float32, mask *uint32, z *uint32, h *int8, scale *float32, bias *float32, sq float32, th float32, pairs int, ntiles int)
+
+// prescanI4 is the 4-bit pre-scan (prescan4.go) over ntiles tiles: z is the
+// int8 query, 4 to a word, off = 8 sum_j z_j; the mask bit is set when
+// approx + (evq sigma cb + ca) >= th (scan4). bias may be nil.
+//
+//go:noescape
+func prescanI4(out *float32, mask *uint32, z *uint32, h *byte, scale *float32, bias *float32, evq *uint8, sq, th, cb, ca float32, blocks int, ntiles int, off int)
+
+// prefetchRows prefetches (PREFETCHT0) the rowBytes bytes of each of the n
+// rows listed in rows of the row-major array at base.
+//
+//go:noescape
+func prefetchRows(base *float32, rows *int32, n int, rowBytes int)

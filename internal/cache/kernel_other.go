@@ -18,3 +18,9 @@ func prescanI16(out *float32, mask *uint32, z *uint32, h *int16, scale *float32,
 func prescanI8(out *float32, mask *uint32, z *uint32, h *int8, scale *float32, bias *float32, sq float32, th float32, pairs int, ntiles int) {
 	panic("cache: no assembly kernel on this platform")
 }
+
+func prescanI4(out *float32, mask *uint32, z *uint32, h *byte, scale *float32, bias *float32, evq *uint8, sq, th, cb, ca float32, blocks int, ntiles int, off int) {
+	panic("cache: no assembly kernel on this platform")
+}
+
+func prefetchRows(base *float32, rows *int32, n int, rowBytes int) {}

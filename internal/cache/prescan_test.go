@@ -13,9 +13,15 @@ import (
 func prescanRef(p *prescanIndex, z []uint32, sq float32, r int, bias []float32) float32 {
 	t, c := r/tileRows, r%tileRows
 	var s int64
-	for pi, zz := range z {
-		for i := range 2 {
-			s += int64(int16(uint16(zz>>(16*i)))) * p.w(t, pi, c, i)
+	if p.bits == 4 {
+		for j := range 8 * p.blocks {
+			s += int64(int8(uint8(z[j/4]>>(8*(j%4))))) * p.w4(r, j)
+		}
+	} else {
+		for pi, zz := range z {
+			for i := range 2 {
+				s += int64(int16(uint16(zz>>(16*i)))) * p.w(t, pi, c, i)
+			}
 		}
 	}
 	if s != int64(int32(s)) {
@@ -36,13 +42,13 @@ func TestPrescanKernelMatchesDefinition(t *testing.T) {
 		t.Skip("no pre-scan kernel on this machine")
 	}
 	r := rand.New(rand.NewPCG(71, 72))
-	for _, bits := range []int{8, 16} {
+	for _, bits := range []int{4, 8, 16} {
 		for _, dim := range []int{1, 2, 3, 7, 64, 65, 128, 300} {
-			for _, kind := range []string{"normal", "extreme", "mixed"} {
+			for _, kind := range []string{"normal", "extreme", "extreme-neg", "mixed"} {
 				n := 100 + r.IntN(100)
 				var vecs, q []float32
 				switch kind {
-				case "extreme": // all +-1: every |w| = |z| = R, S = +-d R^2 at most
+				case "extreme", "extreme-neg": // all +-1: every |w| = |z| = R, S = +-d R^2 at most (4 bits: every nibble 15, the int16 sums at +-30,480)
 					vecs, q = make([]float32, n*dim), make([]float32, dim)
 					for i := range vecs {
 						vecs[i] = 1
@@ -52,6 +58,9 @@ func TestPrescanKernelMatchesDefinition(t *testing.T) {
 					}
 					for i := range q {
 						q[i] = 1
+						if kind == "extreme-neg" {
+							q[i] = -1
+						}
 					}
 				default:
 					vecs, q = adversarialVectors(r, kind, n, dim), adversarialVectors(r, "normal", 1, dim)
@@ -62,7 +71,7 @@ func TestPrescanKernelMatchesDefinition(t *testing.T) {
 				for i := range n {
 					bias[i] = float32(r.NormFloat64())
 				}
-				z := make([]uint32, p.pairs)
+				z := make([]uint32, p.zWords())
 				_, sq, ok := p.quantQuery(z, q, true)
 				if !ok {
 					if kind == "mixed" {
@@ -82,6 +91,58 @@ func TestPrescanKernelMatchesDefinition(t *testing.T) {
 						if bit := masks[i/tileRows]>>(i%tileRows)&1 == 1; bit != (out[i] >= th) {
 							t.Fatalf("int%d dim=%d %s row %d: mask %v for %g >= %g", bits, dim, kind, i, bit, out[i], th)
 						}
+					}
+					if bits != 4 {
+						continue
+					}
+					// The 4-bit kernel's own filter: out + fl(fl(evq sigma) cb + ca) >= th.
+					cb, ca := float32(r.ExpFloat64()), float32(r.ExpFloat64())
+					p.scan4(out, masks, z, 0, ptrOrNil(b), sq, th, cb, ca, ntiles)
+					for i := range n {
+						up := out[i] + fma32(float32(p.evq[i])*p.scale[i], cb, ca)
+						if bit := masks[i/tileRows]>>(i%tileRows)&1 == 1; bit != (up >= th) {
+							t.Fatalf("int4 dim=%d %s row %d: mask %v for %g + E' = %g >= %g", dim, kind, i, bit, out[i], up, th)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestPrescan4MaskIsLooser: the 4-bit kernel's own E'_r (maskCoef, as the
+// kernel computes it in float32) is >= E_r on every row, so its mask keeps
+// every row the exact filter keeps.
+func TestPrescan4MaskIsLooser(t *testing.T) {
+	r := rand.New(rand.NewPCG(79, 80))
+	for _, kind := range []string{"normal", "tiny", "scaled-rows", "near-top-ties", "equal", "large"} {
+		for _, dim := range []int{1, 7, 64, 128} {
+			n := 2000
+			q := adversarialVectors(r, "normal", 1, dim)
+			if kind == "tiny" {
+				q = adversarialVectors(r, kind, 1, dim)
+			}
+			it := prescanItems(r, kind, n, dim, q)
+			_, ntiles := buildTiles(it.Vectors, n, dim)
+			p := buildPrescan(it.Vectors, it.Biases, n, dim, ntiles, 4)
+			z := make([]uint32, p.zWords())
+			for _, useBias := range []bool{false, true} {
+				ec, _, ok := p.quantQuery(z, q, useBias)
+				if !ok {
+					if kind == "large" {
+						continue
+					}
+					t.Fatalf("%s dim=%d: query refused", kind, dim)
+				}
+				cb, ca := p.maskCoef(&ec)
+				for i := range n {
+					e := ec.row(p.norm[i], p.errv[i], it.Biases[i])
+					if !useBias {
+						e = ec.row(p.norm[i], p.errv[i], 0)
+					}
+					got := fma32(float32(p.evq[i])*p.scale[i], cb, ca)
+					if !(float64(got) >= e) {
+						t.Fatalf("%s dim=%d bias=%v row %d: kernel E' %g < E_r %g", kind, dim, useBias, i, got, e)
 					}
 				}
 			}
@@ -130,7 +191,7 @@ func TestPrescanBoundHolds(t *testing.T) {
 		t.Skip("no pre-scan kernel on this machine")
 	}
 	r := rand.New(rand.NewPCG(73, 74))
-	for _, bits := range []int{8, 16} {
+	for _, bits := range []int{4, 8, 16} {
 		for _, kind := range []string{"normal", "tiny", "mixed", "scaled-rows", "near-top-ties", "equal", "large"} {
 			for _, dim := range []int{1, 7, 64, 128} {
 				n := prescanMinRows + r.IntN(2000)
@@ -144,7 +205,7 @@ func TestPrescanBoundHolds(t *testing.T) {
 					t.Fatal(err)
 				}
 				x.pre = buildPrescan(x.vecs, x.biases, n, dim, x.ntiles, bits)
-				z := make([]uint32, x.pre.pairs)
+				z := make([]uint32, x.pre.zWords())
 				ec, sq, ok := x.pre.quantQuery(z, q, true)
 				if !ok {
 					if kind == "mixed" || kind == "large" { // |q| or |v| huge: overflow possible, refused
@@ -159,7 +220,7 @@ func TestPrescanBoundHolds(t *testing.T) {
 				scoreTiles(exact, q, x.tiles, x.biasPad, dim, x.ntiles)
 				worst := 0.0
 				for i := range n {
-					e := ec.row(x.pre.norm[i], x.pre.scale[i], x.biasPad[i])
+					e := ec.row(x.pre.norm[i], x.pre.errv[i], x.biasPad[i])
 					d := math.Abs(float64(approx[i]) - float64(exact[i]))
 					worst = max(worst, d/e)
 					if !(d <= e) {
@@ -180,7 +241,7 @@ func TestPrescanTopKIsExact(t *testing.T) {
 		t.Skip("no pre-scan kernel on this machine")
 	}
 	r := rand.New(rand.NewPCG(75, 76))
-	for _, bits := range []int{8, 16} {
+	for _, bits := range []int{4, 8, 16} {
 		for _, kind := range []string{"normal", "near-top-ties", "scaled-rows", "mixed", "tiny"} {
 			for _, dim := range []int{3, 64, 128} {
 				t.Run(fmt.Sprintf("int%d/%s/dim=%d", bits, kind, dim), func(t *testing.T) {
@@ -219,7 +280,7 @@ func TestPrescanTopKIsExact(t *testing.T) {
 							if !used && kind != "mixed" { // mixed: |v| up to 1e30, refused (overflow possible)
 								t.Fatalf("k=%d: the pre-scan fell back", k)
 							}
-							nCand, nPassed := len(sc.pre.cRows), sc.pre.passed
+							nCand, nPassed := sc.pre.reranked, sc.pre.passed
 							scratchPool.Put(sc)
 							pre := sel.sorted()
 							if !used {
