@@ -352,11 +352,27 @@ func BenchmarkPrescanKernel(b *testing.B) {
 		q := randVec(r, dim)
 		out := make([]float32, chunkTiles*tileRows)
 		masks := make([]uint32, chunkTiles)
-		for _, bits := range []int{4, 8, 16} {
+		for _, kern := range []struct {
+			bits int
+			vnni bool
+		}{{4, useVNNI}, {4, false}, {8, false}, {16, false}} {
+			bits := kern.bits
+			if bits == 4 && !kern.vnni && useVNNI == kern.vnni {
+				continue // no VNNI here: the AVX2 kernel is "i4"
+			}
 			pre := buildPrescan(vecs, nil, n, dim, ntiles, bits)
 			z := make([]uint32, pre.zWords())
 			_, sq, _ := pre.quantQuery(z, q, false)
-			b.Run(fmt.Sprintf("items=%d/dim=%d/kernel=i%d", n, dim, bits), func(b *testing.B) {
+			name := fmt.Sprintf("i%d", bits)
+			if bits == 4 && kern.vnni {
+				name = "i4-vnni"
+			} else if bits == 4 {
+				name = "i4-avx2"
+			}
+			b.Run(fmt.Sprintf("items=%d/dim=%d/kernel=%s", n, dim, name), func(b *testing.B) {
+				saved := useVNNI
+				useVNNI = kern.vnni
+				defer func() { useVNNI = saved }()
 				for b.Loop() {
 					for t0 := 0; t0 < ntiles; t0 += chunkTiles {
 						nt := min(chunkTiles, ntiles-t0)

@@ -10,6 +10,11 @@ import "golang.org/x/sys/cpu"
 // same data.
 var useFMA = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 
+// useVNNI selects prescanI4VNNI for the 4-bit copy (VPDPBUSD on YMM:
+// AVX512-VNNI and AVX512VL, which x/sys/cpu reports only when the OS saves
+// the AVX-512 state); tests switch it off to run prescanI4 on the same data.
+var useVNNI = useFMA && cpu.X86.HasAVX512VNNI && cpu.X86.HasAVX512VL
+
 // kernelName names the kernel in use (for benchmarks and logs).
 func kernelName() string {
 	if useFMA {
@@ -47,3 +52,9 @@ func prescanI4(out *float32, mask *uint32, z *uint32, h *byte, scale *float32, b
 //
 //go:noescape
 func prefetchRows(base *float32, rows *int32, n int, rowBytes int)
+
+// prescanI4VNNI is prescanI4 with VPDPBUSD: the same integers, the same
+// results bit for bit.
+//
+//go:noescape
+func prescanI4VNNI(out *float32, mask *uint32, z *uint32, h *byte, scale *float32, bias *float32, evq *uint8, sq, th, cb, ca float32, blocks int, ntiles int, off int)

@@ -357,6 +357,8 @@ DATA nibbleMask<>+0(SB)/4, $0x0f0f0f0f
 GLOBL nibbleMask<>(SB), RODATA|NOPTR, $4
 DATA wordOnes<>+0(SB)/4, $0x00010001
 GLOBL wordOnes<>(SB), RODATA|NOPTR, $4
+DATA nibbleHigh<>+0(SB)/4, $0xf0f0f0f0
+GLOBL nibbleHigh<>(SB), RODATA|NOPTR, $4
 
 // func prescanI4(out *float32, mask *uint32, z *uint32, h *byte, scale *float32, bias *float32, evq *uint8, sq, th, cb, ca float32, blocks int, ntiles int, off int)
 //
@@ -536,6 +538,154 @@ fstore:
 fdone:
 	RET
 
+
+// func prescanI4VNNI(out *float32, mask *uint32, z *uint32, h *byte, scale *float32, bias *float32, evq *uint8, sq, th, cb, ca float32, blocks int, ntiles int, off int)
+//
+// prescanI4 with VPDPBUSD (AVX512-VNNI on YMM, AVX512VL): per 32-byte
+// load, the low nibbles (VPAND 0x0f) times the low query quad and the high
+// nibbles in place (VPAND 0xf0: 16 u) times the high quad, each summed by
+// VPDPBUSD straight into int32 accumulators (Y0-Y3 low, Y4-Y7 high, by row
+// group); then U = low + high/16 (VPSRAD: the high sums are multiples of
+// 16, |.| <= 16*15*127*d8/2, exact in int32) and the epilogue of
+// prescanI4. The same integers, so the same out and masks bit for bit.
+TEXT ·prescanI4VNNI(SB), NOSPLIT, $0-96
+	MOVQ out+0(FP), DI
+	MOVQ mask+8(FP), R12
+	MOVQ z+16(FP), SI
+	MOVQ h+24(FP), DX
+	MOVQ scale+32(FP), R13
+	MOVQ bias+40(FP), BX
+	MOVQ evq+48(FP), R14
+	VBROADCASTSS sq+56(FP), Y14
+	VBROADCASTSS th+60(FP), Y15
+	MOVQ blocks+72(FP), R8
+	MOVQ ntiles+80(FP), R9
+	TESTQ R9, R9
+	JLE  vdone
+
+vtile:
+	VPBROADCASTD nibbleMask<>(SB), Y10
+	VPBROADCASTD nibbleHigh<>(SB), Y11
+	VPXOR Y0, Y0, Y0
+	VPXOR Y1, Y1, Y1
+	VPXOR Y2, Y2, Y2
+	VPXOR Y3, Y3, Y3
+	VPXOR Y4, Y4, Y4
+	VPXOR Y5, Y5, Y5
+	VPXOR Y6, Y6, Y6
+	VPXOR Y7, Y7, Y7
+	MOVQ SI, R10
+	MOVQ R8, R11
+
+vblock:
+	VPBROADCASTD (R10), Y8
+	VPBROADCASTD 4(R10), Y9
+	VPAND (DX), Y10, Y12
+	VPAND (DX), Y11, Y13
+	VPDPBUSD Y8, Y12, Y0
+	VPDPBUSD Y9, Y13, Y4
+	VPAND 32(DX), Y10, Y12
+	VPAND 32(DX), Y11, Y13
+	VPDPBUSD Y8, Y12, Y1
+	VPDPBUSD Y9, Y13, Y5
+	VPAND 64(DX), Y10, Y12
+	VPAND 64(DX), Y11, Y13
+	VPDPBUSD Y8, Y12, Y2
+	VPDPBUSD Y9, Y13, Y6
+	VPAND 96(DX), Y10, Y12
+	VPAND 96(DX), Y11, Y13
+	VPDPBUSD Y8, Y12, Y3
+	VPDPBUSD Y9, Y13, Y7
+	ADDQ $8, R10
+	ADDQ $128, DX
+	DECQ R11
+	JNZ  vblock
+	VPSRAD $4, Y4, Y4
+	VPSRAD $4, Y5, Y5
+	VPSRAD $4, Y6, Y6
+	VPSRAD $4, Y7, Y7
+	VPADDD Y4, Y0, Y0
+	VPADDD Y5, Y1, Y1
+	VPADDD Y6, Y2, Y2
+	VPADDD Y7, Y3, Y3
+
+	VPBROADCASTD off+88(FP), Y12
+	VPSUBD Y12, Y0, Y0
+	VPSUBD Y12, Y1, Y1
+	VPSUBD Y12, Y2, Y2
+	VPSUBD Y12, Y3, Y3
+	VCVTDQ2PS Y0, Y0
+	VCVTDQ2PS Y1, Y1
+	VCVTDQ2PS Y2, Y2
+	VCVTDQ2PS Y3, Y3
+	VMULPS (R13), Y0, Y0
+	VMULPS 32(R13), Y1, Y1
+	VMULPS 64(R13), Y2, Y2
+	VMULPS 96(R13), Y3, Y3
+	VMULPS Y14, Y0, Y0
+	VMULPS Y14, Y1, Y1
+	VMULPS Y14, Y2, Y2
+	VMULPS Y14, Y3, Y3
+	TESTQ BX, BX
+	JZ    vstore
+	VADDPS (BX), Y0, Y0
+	VADDPS 32(BX), Y1, Y1
+	VADDPS 64(BX), Y2, Y2
+	VADDPS 96(BX), Y3, Y3
+	ADDQ $128, BX
+
+vstore:
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	VMOVUPS Y2, 64(DI)
+	VMOVUPS Y3, 96(DI)
+	VBROADCASTSS cb+64(FP), Y10
+	VBROADCASTSS ca+68(FP), Y11
+	VPMOVZXBD (R14), Y4
+	VPMOVZXBD 8(R14), Y5
+	VPMOVZXBD 16(R14), Y6
+	VPMOVZXBD 24(R14), Y7
+	ADDQ $32, R14
+	VCVTDQ2PS Y4, Y4
+	VCVTDQ2PS Y5, Y5
+	VCVTDQ2PS Y6, Y6
+	VCVTDQ2PS Y7, Y7
+	VMULPS (R13), Y4, Y4
+	VMULPS 32(R13), Y5, Y5
+	VMULPS 64(R13), Y6, Y6
+	VMULPS 96(R13), Y7, Y7
+	ADDQ $128, R13
+	VFMADD213PS Y11, Y10, Y4
+	VFMADD213PS Y11, Y10, Y5
+	VFMADD213PS Y11, Y10, Y6
+	VFMADD213PS Y11, Y10, Y7
+	VADDPS Y4, Y0, Y0
+	VADDPS Y5, Y1, Y1
+	VADDPS Y6, Y2, Y2
+	VADDPS Y7, Y3, Y3
+	VCMPPS $0x1d, Y15, Y0, Y12
+	VCMPPS $0x1d, Y15, Y1, Y13
+	VCMPPS $0x1d, Y15, Y2, Y8
+	VCMPPS $0x1d, Y15, Y3, Y9
+	VMOVMSKPS Y12, AX
+	VMOVMSKPS Y13, CX
+	SHLL $8, CX
+	ORL  CX, AX
+	VMOVMSKPS Y8, CX
+	SHLL $16, CX
+	ORL  CX, AX
+	VMOVMSKPS Y9, CX
+	SHLL $24, CX
+	ORL  CX, AX
+	MOVL AX, (R12)
+	ADDQ $4, R12
+	ADDQ $128, DI
+	DECQ R9
+	JNZ  vtile
+	VZEROUPPER
+
+vdone:
+	RET
 
 // func prefetchRows(base *float32, rows *int32, n int, rowBytes int)
 TEXT ·prefetchRows(SB), NOSPLIT, $0-32

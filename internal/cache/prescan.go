@@ -256,6 +256,10 @@ func (p *prescanIndex) scan4(out []float32, masks, z []uint32, lo int, bias *flo
 	_ = p.scale[lo+ntiles*tileRows-1]
 	_ = p.evq[lo+ntiles*tileRows-1]
 	_ = p.h4[(lo+ntiles*tileRows)*p.blocks*4-1]
+	if useVNNI {
+		prescanI4VNNI(&out[0], &masks[0], &z[0], &p.h4[lo*p.blocks*4], &p.scale[lo], bias, &p.evq[lo], sq, th, cb, ca, p.blocks, ntiles, int(int32(z[2*p.blocks])))
+		return
+	}
 	prescanI4(&out[0], &masks[0], &z[0], &p.h4[lo*p.blocks*4], &p.scale[lo], bias, &p.evq[lo], sq, th, cb, ca, p.blocks, ntiles, int(int32(z[2*p.blocks])))
 }
 

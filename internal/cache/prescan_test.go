@@ -104,6 +104,22 @@ func TestPrescanKernelMatchesDefinition(t *testing.T) {
 							t.Fatalf("int4 dim=%d %s row %d: mask %v for %g + E' = %g >= %g", dim, kind, i, bit, out[i], up, th)
 						}
 					}
+					if !useVNNI {
+						continue
+					}
+					// The AVX2 kernel (the one above is VPDPBUSD): the same bits.
+					useVNNI = false
+					out2, masks2 := make([]float32, ntiles*tileRows), make([]uint32, ntiles)
+					p.scan4(out2, masks2, z, 0, ptrOrNil(b), sq, th, cb, ca, ntiles)
+					useVNNI = true
+					for i := range n {
+						if !sameBits(out[i], out2[i]) {
+							t.Fatalf("int4 dim=%d %s row %d: VNNI %g, AVX2 %g", dim, kind, i, out[i], out2[i])
+						}
+					}
+					if !slices.Equal(masks, masks2) {
+						t.Fatalf("int4 dim=%d %s: masks differ between VNNI and AVX2", dim, kind)
+					}
 				}
 			}
 		}
