@@ -41,11 +41,12 @@ func prescanI16(out *float32, mask *uint32, z *uint32, h *int16, scale *float32,
 func prescanI8(out *float32, mask *uint32, z *uint32, h *int8, scale *float32, bias *float32, sq float32, th float32, pairs int, ntiles int)
 
 // prescanI4 is the 4-bit pre-scan (prescan4.go) over ntiles tiles: z is the
-// int8 query, 4 to a word, off = 8 sum_j z_j; the mask bit is set when
+// int8 query, 4 to a word, off = 8 sum_j z_j; scale and bias are float16
+// (VCVTPH2PS); the mask bit is set when
 // approx + (evq sigma cb + ca) >= th (scan4). bias may be nil.
 //
 //go:noescape
-func prescanI4(out *float32, mask *uint32, z *uint32, h *byte, scale *float32, bias *float32, evq *uint8, sq, th, cb, ca float32, blocks int, ntiles int, off int)
+func prescanI4(out *float32, mask *uint32, z *uint32, h *byte, scale *uint16, bias *uint16, evq *uint8, sq, th, cb, ca float32, blocks int, ntiles int, off int)
 
 // prefetchRows prefetches (PREFETCHT0) the rowBytes bytes of each of the n
 // rows listed in rows of the row-major array at base.
@@ -57,4 +58,4 @@ func prefetchRows(base *float32, rows *int32, n int, rowBytes int)
 // results bit for bit.
 //
 //go:noescape
-func prescanI4VNNI(out *float32, mask *uint32, z *uint32, h *byte, scale *float32, bias *float32, evq *uint8, sq, th, cb, ca float32, blocks int, ntiles int, off int)
+func prescanI4VNNI(out *float32, mask *uint32, z *uint32, h *byte, scale *uint16, bias *uint16, evq *uint8, sq, th, cb, ca float32, blocks int, ntiles int, off int)

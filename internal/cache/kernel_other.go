@@ -22,12 +22,12 @@ func prescanI8(out *float32, mask *uint32, z *uint32, h *int8, scale *float32, b
 	panic("cache: no assembly kernel on this platform")
 }
 
-func prescanI4(out *float32, mask *uint32, z *uint32, h *byte, scale *float32, bias *float32, evq *uint8, sq, th, cb, ca float32, blocks int, ntiles int, off int) {
+func prescanI4(out *float32, mask *uint32, z *uint32, h *byte, scale *uint16, bias *uint16, evq *uint8, sq, th, cb, ca float32, blocks int, ntiles int, off int) {
 	panic("cache: no assembly kernel on this platform")
 }
 
 func prefetchRows(base *float32, rows *int32, n int, rowBytes int) {}
 
-func prescanI4VNNI(out *float32, mask *uint32, z *uint32, h *byte, scale *float32, bias *float32, evq *uint8, sq, th, cb, ca float32, blocks int, ntiles int, off int) {
+func prescanI4VNNI(out *float32, mask *uint32, z *uint32, h *byte, scale *uint16, bias *uint16, evq *uint8, sq, th, cb, ca float32, blocks int, ntiles int, off int) {
 	panic("cache: no assembly kernel on this platform")
 }

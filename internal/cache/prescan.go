@@ -130,9 +130,12 @@ type prescanIndex struct {
 	smax   float64 // the largest errv
 	bmax   float64
 	// evq and evf, 4 bits: ev_r <= evq_r sigma_r evf (prescan4.go), for the
-	// kernel's own filter.
-	evq []uint8
-	evf float64
+	// kernel's own filter; scale16 and bias16 are the float16 scales (scale
+	// holds their values) and biases the 4-bit kernel reads.
+	evq     []uint8
+	evf     float64
+	scale16 []uint16
+	bias16  []uint16
 }
 
 // zWords is the length of the quantised query of p's width.
@@ -177,8 +180,10 @@ func buildPrescan(vecs, biases []float32, n, dim, ntiles, bits int) *prescanInde
 	if bits == 4 {
 		p := &prescanIndex{bits: 4, scale: make([]float32, ntiles*tileRows), norm: make([]float32, n),
 			errv: make([]float32, ntiles*tileRows), pairs: pairs, r: 7, rq: 127}
-		buildPrescan4(p, vecs, biases, n, dim, ntiles)
-		return p
+		if buildPrescan4(p, vecs, biases, n, dim, ntiles) {
+			return p
+		}
+		bits = 8
 	}
 	rv, rq := quantRange(dim, bits)
 	p := &prescanIndex{bits: bits, scale: make([]float32, ntiles*tileRows),
@@ -246,7 +251,8 @@ func (p *prescanIndex) scan(out []float32, masks, z []uint32, lo int, bias *floa
 	prescanI16(&out[0], &masks[0], &z[0], &p.h[lo*p.pairs*2], &p.scale[lo], bias, sq, th, p.pairs, ntiles)
 }
 
-// scan4 is scan over the 4-bit copy with the kernel's own filter: mask bit
+// scan4 is scan over the 4-bit copy (bias non-nil: the float16 biases
+// bias16 are added) with the kernel's own filter: mask bit
 // set when fl(approx + fl(fl(evq_r sigma_r) cb + ca)) >= th (maskCoef; cb =
 // ca = 0: approx >= th, as scan).
 func (p *prescanIndex) scan4(out []float32, masks, z []uint32, lo int, bias *float32, sq, th, cb, ca float32, ntiles int) {
@@ -255,12 +261,18 @@ func (p *prescanIndex) scan4(out []float32, masks, z []uint32, lo int, bias *flo
 	_ = z[p.zWords()-1]
 	_ = p.scale[lo+ntiles*tileRows-1]
 	_ = p.evq[lo+ntiles*tileRows-1]
+	_ = p.scale16[lo+ntiles*tileRows-1]
+	_ = p.bias16[lo+ntiles*tileRows-1]
 	_ = p.h4[(lo+ntiles*tileRows)*p.blocks*4-1]
+	var b16 *uint16
+	if bias != nil {
+		b16 = &p.bias16[lo]
+	}
 	if useVNNI {
-		prescanI4VNNI(&out[0], &masks[0], &z[0], &p.h4[lo*p.blocks*4], &p.scale[lo], bias, &p.evq[lo], sq, th, cb, ca, p.blocks, ntiles, int(int32(z[2*p.blocks])))
+		prescanI4VNNI(&out[0], &masks[0], &z[0], &p.h4[lo*p.blocks*4], &p.scale16[lo], b16, &p.evq[lo], sq, th, cb, ca, p.blocks, ntiles, int(int32(z[2*p.blocks])))
 		return
 	}
-	prescanI4(&out[0], &masks[0], &z[0], &p.h4[lo*p.blocks*4], &p.scale[lo], bias, &p.evq[lo], sq, th, cb, ca, p.blocks, ntiles, int(int32(z[2*p.blocks])))
+	prescanI4(&out[0], &masks[0], &z[0], &p.h4[lo*p.blocks*4], &p.scale16[lo], b16, &p.evq[lo], sq, th, cb, ca, p.blocks, ntiles, int(int32(z[2*p.blocks])))
 }
 
 // errCoef holds E_r for one query as a linear form in the row's norm,

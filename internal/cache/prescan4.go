@@ -4,11 +4,14 @@ import "math"
 
 // The 4-bit copy: for the largest catalogues (prescanWidth), where the scan
 // is bound by memory bandwidth, a copy of half the bytes of the int8 one
-// (1M x 64: 32 MB of codes + 4 MB of scales, where int8 reads 64 + 4 MB).
+// (1M x 64, per query: 32 MB of codes, 2 MB of float16 scales, 2 MB of
+// float16 biases and 1 MB of error bytes, where int8 reads 64 + 4 + 4 MB).
 //
 // # Quantisation and layout
 //
-// Row r: sigma_r = max_j |v_rj| / 7 rounded up to a float32, w_rj =
+// Row r: sigma_r = max_j |v_rj| / 7 rounded up to a float16 (a row whose
+// sigma_r is beyond 65504, or a bias beyond it, makes buildPrescan build
+// int8 instead), w_rj =
 // round(v_rj / sigma_r) in [-7, 7], stored as the nibble u_rj = w_rj + 8 in
 // [1, 15] (8 for a padding coordinate or row). The query: sigma_q = max_j
 // |q_j| / 127 rounded up, z_j = round(q_j / sigma_q) in [-127, 127] (int8).
@@ -24,7 +27,9 @@ import "math"
 // ones into int32 (two int16 lanes per row, the row's lane of 8). The kernel
 // gets U_r = sum_j u_rj z_j and subtracts off = 8 sum_j z_j: S_r = sum_j
 // w_rj z_j exactly (|U_r| <= 15*127 d8, far inside int32). approx_r is then
-// the same float32 expression as for int8 and int16.
+// the same float32 expression as for int8 and int16, with the float16
+// values of sigma_r (exact in float32) and of the bias: b16_r, b_r rounded
+// to the nearest float16, |b16_r - b_r| <= 2^-11 |b_r| + 2^-25.
 //
 // # The error bound
 //
@@ -39,11 +44,12 @@ import "math"
 // sqrt(1/3) of the worst case), which matters at 7 levels a side. The
 // other two terms are those of prescan.go: the exact kernel's rounding g
 // (qn n_r + |b_r|) and the pre-scan's four float32 roundings 4u (|q^.v^| +
-// |b_r|) with |q^.v^| <= |q^| |v^| <= (qn + eq)(n_r + ev_r), plus the
-// subnormal terms. So
+// |b16_r|) with |q^.v^| <= |q^| |v^| <= (qn + eq)(n_r + ev_r), plus the
+// subnormal terms, plus |b16_r - b_r| for the float16 bias. So
 //
 //	E_r = (eq + 4u(qn+eq) + g qn) n_r + (eq + qn + 4u(qn+eq)) ev_r
-//	    + (4u + g) |b_r| + (d+5) 2^-149,   times (1 + 1e-6),
+//	    + (4u(1 + 2^-10) + g + 2^-11) |b_r| + (d+5) 2^-149 + 2^-23,
+//	    times (1 + 1e-6),
 //
 // the linear form of errCoef in (n_r, ev_r, |b_r|): errv holds ev_r where
 // the int8 and int16 copies hold sigma_r. The overflow conditions are those
@@ -52,8 +58,17 @@ import "math"
 // one on topKPrescan, which only needs |approx_r - exact_r| <= E_r.
 
 // buildPrescan4 fills p (bits 4) from row-major vecs.
-func buildPrescan4(p *prescanIndex, vecs, biases []float32, n, dim, ntiles int) {
+func buildPrescan4(p *prescanIndex, vecs, biases []float32, n, dim, ntiles int) bool {
 	kb := (dim + 7) / 8
+	p.scale16 = make([]uint16, ntiles*tileRows)
+	p.bias16 = make([]uint16, ntiles*tileRows)
+	for r, b := range biases {
+		h, ok := f16Nearest(b)
+		if !ok {
+			return false // a bias beyond float16: the caller builds int8
+		}
+		p.bias16[r] = h
+	}
 	p.blocks = kb
 	p.h4 = make([]byte, ntiles*kb*tileRows*4)
 	for i := range p.h4 {
@@ -75,13 +90,17 @@ func buildPrescan4(p *prescanIndex, vecs, biases []float32, n, dim, ntiles int) 
 		if mx == 0 {
 			continue // w = 0, sigma = 0, e = 0: exact
 		}
-		s := upScale(mx, 7)
-		p.scale[r] = s
+		s, ok := f16Up(mx / 7)
+		if !ok {
+			return false // sigma_r beyond float16: the caller builds int8
+		}
+		p.scale[r], p.scale16[r] = f16Float(s), s
 		t, c := r/tileRows, r%tileRows
 		var es float64
+		sf := float64(p.scale[r])
 		for j, v := range row {
-			w := math.RoundToEven(float64(v) / float64(s))
-			e := float64(v) - w*float64(s)
+			w := math.RoundToEven(float64(v) / sf)
+			e := float64(v) - w*sf
 			es += e * e
 			k, jj := j/8, j%8
 			at := ((t*kb+k)*4+c/8)*32 + (c%8)*4 + jj%4
@@ -93,7 +112,7 @@ func buildPrescan4(p *prescanIndex, vecs, biases []float32, n, dim, ntiles int) 
 		}
 		p.errv[r] = upF32(math.Sqrt(es) * (1 + 1e-12))
 		p.smax = max(p.smax, float64(p.errv[r]))
-		p.evf = max(p.evf, float64(p.errv[r])/float64(s))
+		p.evf = max(p.evf, float64(p.errv[r])/sf)
 	}
 	// evq_r = ceil(ev_r / (sigma_r F)) <= 255 with F = max_r(ev_r /
 	// sigma_r) / 255 (at most sqrt(d)/2 / 255), checked in float64 so that
@@ -114,6 +133,59 @@ func buildPrescan4(p *prescanIndex, vecs, biases []float32, n, dim, ntiles int) 
 		}
 		p.evq[r] = uint8(q)
 	}
+	return true
+}
+
+// f16Up returns the float16 (bits) of the smallest float16 >= v (v > 0),
+// or false beyond the largest (65504).
+func f16Up(v float64) (uint16, bool) {
+	return f16Round(v, math.Ceil)
+}
+
+// f16Nearest returns b rounded to the nearest float16 (ties to even), or
+// false beyond 65504 in magnitude.
+func f16Nearest(b float32) (uint16, bool) {
+	h, ok := f16Round(math.Abs(float64(b)), math.RoundToEven)
+	if b < 0 {
+		h |= 0x8000
+	}
+	return h, ok
+}
+
+// f16Round rounds v >= 0 to a float16 by round (math.Ceil or
+// math.RoundToEven applied to v in units of the float16 spacing at v, an
+// exact scaling by a power of two) and encodes it.
+func f16Round(v float64, round func(float64) float64) (uint16, bool) {
+	if v == 0 {
+		return 0, true
+	}
+	e := max(math.Ilogb(v), -14) // subnormals: the spacing of 2^-14
+	m := round(math.Ldexp(v, 10-e))
+	if m >= 2048 { // rounded up to the next binade
+		m, e = m/2, e+1
+	}
+	if e > 15 || m > 2047 {
+		return 0, false
+	}
+	if m < 1024 { // subnormal (e = -14)
+		return uint16(m), true
+	}
+	return uint16(e+15)<<10 | uint16(m-1024), true
+}
+
+// f16Float decodes a float16 (exact in float32), as VCVTPH2PS does.
+func f16Float(h uint16) float32 {
+	m, e := float64(h&0x3ff), int(h>>10&0x1f)
+	var v float64
+	if e == 0 {
+		v = math.Ldexp(m, -24)
+	} else {
+		v = math.Ldexp(1024+m, e-25)
+	}
+	if h&0x8000 != 0 {
+		v = -v
+	}
+	return float32(v)
 }
 
 // maskCoef returns the float32 coefficients (cb, ca) of the 4-bit kernel's
@@ -187,7 +259,10 @@ func (p *prescanIndex) quantQuery4(z []uint32, q []float32, useBias bool) (errCo
 		c: (d + 5) * 0x1p-149,
 	}
 	if useBias {
-		e.b = 4*u + g
+		// The kernel adds the bias rounded to float16, |b16 - b| <= 2^-11
+		// |b| + 2^-25: that, and 4u |b16| <= 4u (1 + 2^-10) |b| + 2^-24.
+		e.b = 4*u*(1+0x1p-10) + g + 0x1p-11
+		e.c += 0x1p-23
 	}
 	return e, sq, true
 }

@@ -28,7 +28,9 @@ func prescanRef(p *prescanIndex, z []uint32, sq float32, r int, bias []float32) 
 		panic("int32 overflow")
 	}
 	a := float32(int32(s)) * p.scale[r] * sq
-	if bias != nil {
+	if bias != nil && p.bits == 4 {
+		a += f16Float(p.bias16[r]) // the 4-bit kernel adds the float16 bias
+	} else if bias != nil {
 		a += bias[r]
 	}
 	return a
@@ -70,6 +72,9 @@ func TestPrescanKernelMatchesDefinition(t *testing.T) {
 				bias := make([]float32, ntiles*tileRows)
 				for i := range n {
 					bias[i] = float32(r.NormFloat64())
+					if p.bits == 4 { // (a 4-bit build falls back to int8 for values beyond float16)
+						p.bias16[i], _ = f16Nearest(bias[i])
+					}
 				}
 				z := make([]uint32, p.zWords())
 				_, sq, ok := p.quantQuery(z, q, true)
@@ -92,7 +97,7 @@ func TestPrescanKernelMatchesDefinition(t *testing.T) {
 							t.Fatalf("int%d dim=%d %s row %d: mask %v for %g >= %g", bits, dim, kind, i, bit, out[i], th)
 						}
 					}
-					if bits != 4 {
+					if p.bits != 4 {
 						continue
 					}
 					// The 4-bit kernel's own filter: out + fl(fl(evq sigma) cb + ca) >= th.
@@ -126,12 +131,48 @@ func TestPrescanKernelMatchesDefinition(t *testing.T) {
 	}
 }
 
+// TestFloat16: the float16 conversions round as they say (up, to nearest
+// even) and decode as VCVTPH2PS does.
+func TestFloat16(t *testing.T) {
+	r := rand.New(rand.NewPCG(81, 82))
+	for range 100000 {
+		v := float32(math.Ldexp(r.Float64()+0.5, r.IntN(44)-28))
+		h, ok := f16Up(float64(v))
+		if !ok {
+			t.Fatalf("f16Up(%g) refused", v)
+		}
+		up := f16Float(h)
+		if up < v || (h > 1 && f16Float(h-1) >= v) {
+			t.Fatalf("f16Up(%g) = %g (bits %#x): not the smallest float16 >= v", v, up, h)
+		}
+		b := v
+		if r.IntN(2) == 0 {
+			b = -v
+		}
+		hn, _ := f16Nearest(b)
+		got := f16Float(hn)
+		d := math.Abs(float64(got) - float64(b))
+		if lo, hi := f16Float(hn&0x7fff-1), f16Float(hn&0x7fff+1); hn&0x7fff > 0 && (d > math.Abs(float64(lo)-math.Abs(float64(b))) || d > math.Abs(float64(hi)-math.Abs(float64(b)))) {
+			t.Fatalf("f16Nearest(%g) = %g: a neighbour is nearer", b, got)
+		}
+		if d > math.Abs(float64(b))*0x1p-11+0x1p-25 {
+			t.Fatalf("f16Nearest(%g) = %g: error %g beyond 2^-11 |b| + 2^-25", b, got, d)
+		}
+	}
+	if _, ok := f16Up(70000); ok {
+		t.Fatal("f16Up(70000) accepted")
+	}
+	if f16Float(0x3c00) != 1 || f16Float(0x7bff) != 65504 || f16Float(1) != float32(math.Ldexp(1, -24)) || f16Float(0xc000) != -2 {
+		t.Fatal("f16Float decodes wrongly")
+	}
+}
+
 // TestPrescan4MaskIsLooser: the 4-bit kernel's own E'_r (maskCoef, as the
 // kernel computes it in float32) is >= E_r on every row, so its mask keeps
 // every row the exact filter keeps.
 func TestPrescan4MaskIsLooser(t *testing.T) {
 	r := rand.New(rand.NewPCG(79, 80))
-	for _, kind := range []string{"normal", "tiny", "scaled-rows", "near-top-ties", "equal", "large"} {
+	for _, kind := range []string{"normal", "tiny", "scaled-rows", "scaled-rows-f16", "near-top-ties", "equal", "large"} {
 		for _, dim := range []int{1, 7, 64, 128} {
 			n := 2000
 			q := adversarialVectors(r, "normal", 1, dim)
@@ -141,6 +182,12 @@ func TestPrescan4MaskIsLooser(t *testing.T) {
 			it := prescanItems(r, kind, n, dim, q)
 			_, ntiles := buildTiles(it.Vectors, n, dim)
 			p := buildPrescan(it.Vectors, it.Biases, n, dim, ntiles, 4)
+			if p.bits != 4 {
+				if kind != "large" && kind != "scaled-rows" {
+					t.Fatalf("%s dim=%d: no 4-bit copy", kind, dim)
+				}
+				continue // scales beyond float16: int8 instead
+			}
 			z := make([]uint32, p.zWords())
 			for _, useBias := range []bool{false, true} {
 				ec, _, ok := p.quantQuery(z, q, useBias)
@@ -186,10 +233,14 @@ func prescanItems(r *rand.Rand, kind string, n, dim int, q []float32) Items {
 			row[j] = math.Float32frombits(math.Float32bits(row[j]) + uint32(r.IntN(3)))
 			it.Biases[i] = 0.25
 		}
-	case "scaled-rows": // rows of very different magnitudes (per-row scales)
+	case "scaled-rows", "scaled-rows-f16": // rows of very different magnitudes (per-row scales; -f16: 2^-12..2^11, within the 4-bit copy's float16 scales, which refuses 2^-30..2^29)
 		it.Vectors = adversarialVectors(r, "normal", n, dim)
+		lo, span := -30, 60
+		if kind == "scaled-rows-f16" {
+			lo, span = -12, 24
+		}
 		for i := range n {
-			s := float32(math.Pow(2, float64(r.IntN(60)-30)))
+			s := float32(math.Pow(2, float64(r.IntN(span)+lo)))
 			for j := range dim {
 				it.Vectors[i*dim+j] *= s
 			}
@@ -208,7 +259,7 @@ func TestPrescanBoundHolds(t *testing.T) {
 	}
 	r := rand.New(rand.NewPCG(73, 74))
 	for _, bits := range []int{4, 8, 16} {
-		for _, kind := range []string{"normal", "tiny", "mixed", "scaled-rows", "near-top-ties", "equal", "large"} {
+		for _, kind := range []string{"normal", "tiny", "mixed", "scaled-rows", "scaled-rows-f16", "near-top-ties", "equal", "large"} {
 			for _, dim := range []int{1, 7, 64, 128} {
 				n := prescanMinRows + r.IntN(2000)
 				q := adversarialVectors(r, "normal", 1, dim)
@@ -258,7 +309,7 @@ func TestPrescanTopKIsExact(t *testing.T) {
 	}
 	r := rand.New(rand.NewPCG(75, 76))
 	for _, bits := range []int{4, 8, 16} {
-		for _, kind := range []string{"normal", "near-top-ties", "scaled-rows", "mixed", "tiny"} {
+		for _, kind := range []string{"normal", "near-top-ties", "scaled-rows", "scaled-rows-f16", "mixed", "tiny"} {
 			for _, dim := range []int{3, 64, 128} {
 				t.Run(fmt.Sprintf("int%d/%s/dim=%d", bits, kind, dim), func(t *testing.T) {
 					n := prescanMinRows + r.IntN(3000)
@@ -273,6 +324,9 @@ func TestPrescanTopKIsExact(t *testing.T) {
 						t.Fatal("no pre-scan index")
 					}
 					x.pre = buildPrescan(x.vecs, x.biases, n, dim, x.ntiles, bits)
+					if x.pre.bits != bits && kind != "scaled-rows" && kind != "mixed" {
+						t.Fatalf("asked for %d bits, built %d", bits, x.pre.bits)
+					}
 					for _, k := range []int{1, 25, 100, 500} {
 						for _, bias := range []bool{false, true} {
 							opts := TopKOptions{UseBias: bias, Exclude: []uint32{ref.IDs[0], ref.IDs[1], ref.IDs[n-1]}}
