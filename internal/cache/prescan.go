@@ -393,7 +393,8 @@ func newPrescanScratch() *prescanScratch {
 // many candidates: near-equal rows); the caller then scans exactly.
 //
 // Why the result is exact: every row has exact_r in [lo_r, up_r] with lo_r
-// = approx_r - E_r and up_r = approx_r + E_r. Let V be the k-th best exact
+// = approx_r - E_r and up_r = approx_r + E_r (4 bits: the kernel's E'_r >=
+// E_r in place of E_r, a wider interval). Let V be the k-th best exact
 // score over the eligible rows (-Inf when fewer than k). Two lower bounds of
 // V are kept as the scan goes: L, the k-th largest lo_r of the rows seen (k
 // rows have exact >= L), and T, the k-th best exact score of the candidates
@@ -465,11 +466,19 @@ func (x *ItemIndex) topKPrescan(sel *selector, query []float32, bias []float32, 
 				if a+emax < lim { // the bound rose since the kernel's mask: cheap reject (Emax >= E_r)
 					continue
 				}
-				var b float32
-				if bias != nil {
-					b = bias[r]
+				var er float64
+				if p.bits == 4 {
+					// E'_r of the kernel's own filter (>= E_r, maskCoef), from
+					// the bytes the kernel has just read (norm, errv and the
+					// float32 bias would each be a cache miss here).
+					er = float64(cb)*(float64(p.evq[r])*float64(f16Float(p.scale16[r]))) + float64(ca)
+				} else {
+					var b float32
+					if bias != nil {
+						b = bias[r]
+					}
+					er = ec.row(p.norm[r], p.errv[r], b)
 				}
-				er := ec.row(p.norm[r], p.errv[r], b)
 				if a+er < lim {
 					continue
 				}

@@ -175,6 +175,9 @@ func f16Round(v float64, round func(float64) float64) (uint16, bool) {
 
 // f16Float decodes a float16 (exact in float32), as VCVTPH2PS does.
 func f16Float(h uint16) float32 {
+	if e := h >> 10 & 0x1f; e != 0 && e != 0x1f { // normal: rebias the exponent
+		return math.Float32frombits(uint32(h&0x8000)<<16 | (uint32(h&0x7fff)<<13 + (127-15)<<23))
+	}
 	m, e := float64(h&0x3ff), int(h>>10&0x1f)
 	var v float64
 	if e == 0 {
