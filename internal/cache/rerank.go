@@ -43,6 +43,9 @@ func (x *ItemIndex) rerank(sel *selector, query, bias []float32, ps *prescanScra
 			break
 		}
 		prefetchRows(&x.vecs[0], &batch[0], len(batch), dim*4)
+		if bias != nil {
+			prefetchRows(&bias[0], &batch[0], len(batch), 4)
+		}
 		for c, r := range batch {
 			row := x.vecs[int(r)*dim : (int(r)+1)*dim]
 			for j, v := range row {
