@@ -398,4 +398,11 @@ func TestPrescanDoesNotAllocate(t *testing.T) {
 	if allocs != 0 {
 		t.Fatalf("TopK with the pre-scan allocates %v times per call", allocs)
 	}
+	x.pre = buildPrescan(x.vecs, x.biases, x.Len(), 64, x.ntiles, 4) // the 4-bit copy too
+	x.TopK(dst, q, 25, TopKOptions{UseBias: true, Exclude: exclude})
+	if allocs := testing.AllocsPerRun(100, func() {
+		dst = x.TopK(dst, q, 25, TopKOptions{UseBias: true, Exclude: exclude})
+	}); allocs != 0 {
+		t.Fatalf("TopK with the 4-bit pre-scan allocates %v times per call", allocs)
+	}
 }
