@@ -71,8 +71,9 @@ var benchSizes = []int{3327, kuaiItems, 100_000, 1_000_000}
 // BenchmarkTopK runs, per size and dim, in the same process on the same
 // index and queries (one of 64 random queries per call, in turn): TopK as
 // served (kernel=own: the pre-scan + exact re-rank from prescanMinRows
-// rows, int16 or int8 by prescanWidth, else the exact float32 scan), the
-// same with the copy of the other width (kernel=other-width), the exact
+// rows, int16, int8 or 4 bits by prescanWidth, else the exact float32
+// scan), the same with the copy of the other width (kernel=other-width:
+// int8 for 4 bits), the exact
 // float32 scan
 // alone (kernel=exact), and gonum GEMV + the same selection (kernel=gonum).
 // With -tags noasm, own and exact are the pure-Go kernel. -short skips 1M.
@@ -97,10 +98,10 @@ func BenchmarkTopK(b *testing.B) {
 				dst := make([]Scored, 0, 25)
 				scores := make([]float32, 256)
 				// xo is x with the copy of the other width (int16 where x
-				// has int8, and the reverse).
+				// has int8, and the reverse; int8 where x has 4 bits).
 				xo := *x
 				if x.pre != nil {
-					xo.pre = buildPrescan(x.vecs, x.biases, n, dim, x.ntiles, 24-x.pre.bits)
+					xo.pre = buildPrescan(x.vecs, x.biases, n, dim, x.ntiles, map[int]int{4: 8, 8: 16, 16: 8}[x.pre.bits])
 				}
 				for _, kern := range []struct {
 					name string
@@ -336,7 +337,7 @@ func BenchmarkScoreTiles(b *testing.B) {
 	}
 }
 
-// BenchmarkPrescanKernel: the int16 pre-scan kernel alone over a whole
+// BenchmarkPrescanKernel: the pre-scan kernels (4, 8, 16 bits) alone over a whole
 // catalogue (as TopK calls it, in chunks of 256 rows), beside the float32
 // kernel on the same rows; 320 rows stay in L1, 3,327 and 10,728 in L2.
 func BenchmarkPrescanKernel(b *testing.B) {
@@ -351,18 +352,34 @@ func BenchmarkPrescanKernel(b *testing.B) {
 		q := randVec(r, dim)
 		out := make([]float32, chunkTiles*tileRows)
 		masks := make([]uint32, chunkTiles)
-		for _, bits := range []int{8, 16} {
+		for _, kern := range []struct {
+			bits int
+			vnni bool
+		}{{4, useVNNI}, {4, false}, {8, false}, {16, false}} {
+			bits := kern.bits
+			if bits == 4 && !kern.vnni && useVNNI == kern.vnni {
+				continue // no VNNI here: the AVX2 kernel is "i4"
+			}
 			pre := buildPrescan(vecs, nil, n, dim, ntiles, bits)
-			z := make([]uint32, pre.pairs)
+			z := make([]uint32, pre.zWords())
 			_, sq, _ := pre.quantQuery(z, q, false)
-			b.Run(fmt.Sprintf("items=%d/dim=%d/kernel=i%d", n, dim, bits), func(b *testing.B) {
+			name := fmt.Sprintf("i%d", bits)
+			if bits == 4 && kern.vnni {
+				name = "i4-vnni"
+			} else if bits == 4 {
+				name = "i4-avx2"
+			}
+			b.Run(fmt.Sprintf("items=%d/dim=%d/kernel=%s", n, dim, name), func(b *testing.B) {
+				saved := useVNNI
+				useVNNI = kern.vnni
+				defer func() { useVNNI = saved }()
 				for b.Loop() {
 					for t0 := 0; t0 < ntiles; t0 += chunkTiles {
 						nt := min(chunkTiles, ntiles-t0)
 						pre.scan(out, masks, z, t0*tileRows, nil, sq, 1e30, nt)
 					}
 				}
-				b.SetBytes(int64(ntiles * tileRows * pre.pairs * 2 * bits / 8))
+				b.SetBytes(int64(len(pre.h)*2 + len(pre.h8) + len(pre.h4)))
 			})
 		}
 		b.Run(fmt.Sprintf("items=%d/dim=%d/kernel=f32", n, dim), func(b *testing.B) {

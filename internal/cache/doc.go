@@ -67,8 +67,12 @@
 // coordinate pairs interleaved for VPMADDWD, or to int8 once the int16 copy
 // would not fit in a 2 MB L2 (above about 16,000 rows at dim 64; the scan
 // is then bound by memory bandwidth), sign-extended on the way into the
-// same VPMADDWD (prescan.go). Memory per item: 4d (row-major) + 4d (tiles)
-// + 2d (int16) or d (int8) bytes, about 6.9 MB for KuaiRec's 10,728 x 64.
+// same VPMADDWD (prescan.go), or to 4 bits once the int8 copy passes 16 MB
+// (about 260,000 rows at dim 64): nibbles in blocks of 8 coordinates for
+// VPMADDUBSW or VPDPBUSD, float16 scales and biases, and one error byte per
+// row for the kernel's own filter (prescan4.go). Memory per item: 4d
+// (row-major) + 4d (tiles) + 2d (int16), d (int8) or d/2 + 9 (4 bits)
+// bytes, about 6.9 MB for KuaiRec's 10,728 x 64.
 //
 // Scores: one definition (kernel.go) - two fused multiply-add chains over
 // the even and the odd coordinates, then their sum, then the bias - computed
@@ -81,11 +85,13 @@
 // Selection: a bounded min-heap of the k best (score, id), ties to the lower
 // id, fed 256 scores at a time; a row below the heap's worst is rejected by
 // one compare. From 6,144 rows and k <= n/8, TopK first scans the quantised
-// copy (KuaiRec's catalogue in int16 fits in L2; 1M x 64 in int8 is 64 MB
-// where float32 is 256 MB) for approximate scores
+// copy (KuaiRec's catalogue in int16 fits in L2; 1M x 64 in 4 bits is 37
+// MB per query where int8 is 72 and float32 256) for approximate scores
 // with a proven per-row error bound E_r, keeps every row whose upper bound
-// reaches the k-th best lower bound, and re-scores only those candidates
-// with the float32 kernel: the result equals the exact scan's, bit for bit
+// reaches the larger of the k-th best lower bound and the k-th best exact
+// score re-ranked so far, and re-scores only those candidates with the
+// float32 kernel (the k best lower bounds first, so that the exact
+// threshold rises early): the result equals the exact scan's, bit for bit
 // (the derivation and the proof are in prescan.go; queries the bound does
 // not cover, such as ones that could overflow, take the exact scan).
 //

@@ -10,6 +10,11 @@ import "golang.org/x/sys/cpu"
 // same data.
 var useFMA = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 
+// useVNNI selects prescanI4VNNI for the 4-bit copy (VPDPBUSD on YMM:
+// AVX512-VNNI and AVX512VL, which x/sys/cpu reports only when the OS saves
+// the AVX-512 state); tests switch it off to run prescanI4 on the same data.
+var useVNNI = useFMA && cpu.X86.HasAVX512VNNI && cpu.X86.HasAVX512VL
+
 // kernelName names the kernel in use (for benchmarks and logs).
 func kernelName() string {
 	if useFMA {
@@ -34,3 +39,23 @@ func prescanI16(out *float32, mask *uint32, z *uint32, h *int16, scale *float32,
 //
 //go:noescape
 func prescanI8(out *float32, mask *uint32, z *uint32, h *int8, scale *float32, bias *float32, sq float32, th float32, pairs int, ntiles int)
+
+// prescanI4 is the 4-bit pre-scan (prescan4.go) over ntiles tiles: z is the
+// int8 query, 4 to a word, off = 8 sum_j z_j; scale and bias are float16
+// (VCVTPH2PS); the mask bit is set when
+// approx + (evq sigma cb + ca) >= th (scan4). bias may be nil.
+//
+//go:noescape
+func prescanI4(out *float32, mask *uint32, z *uint32, h *byte, scale *uint16, bias *uint16, evq *uint8, sq, th, cb, ca float32, blocks int, ntiles int, off int)
+
+// prefetchRows prefetches (PREFETCHT0) the rowBytes bytes of each of the n
+// rows listed in rows of the row-major array at base.
+//
+//go:noescape
+func prefetchRows(base *float32, rows *int32, n int, rowBytes int)
+
+// prescanI4VNNI is prescanI4 with VPDPBUSD: the same integers, the same
+// results bit for bit.
+//
+//go:noescape
+func prescanI4VNNI(out *float32, mask *uint32, z *uint32, h *byte, scale *uint16, bias *uint16, evq *uint8, sq, th, cb, ca float32, blocks int, ntiles int, off int)

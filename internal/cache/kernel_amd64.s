@@ -351,3 +351,32 @@ qstore:
 
 qdone:
 	RET
+
+
+// func prefetchRows(base *float32, rows *int32, n int, rowBytes int)
+TEXT ·prefetchRows(SB), NOSPLIT, $0-32
+	MOVQ base+0(FP), SI
+	MOVQ rows+8(FP), DI
+	MOVQ n+16(FP), CX
+	MOVQ rowBytes+24(FP), R8
+	TESTQ CX, CX
+	JLE  pfdone
+
+pfrow:
+	MOVLQSX (DI), AX
+	IMULQ R8, AX
+	ADDQ SI, AX
+	MOVQ R8, DX
+
+pfline:
+	PREFETCHT0 (AX)
+	ADDQ $64, AX
+	SUBQ $64, DX
+	JG   pfline
+	PREFETCHT0 -1(AX)(DX*1)
+	ADDQ $4, DI
+	DECQ CX
+	JNZ  pfrow
+
+pfdone:
+	RET

@@ -5,8 +5,10 @@ import (
 	"math/bits"
 )
 
-// The pre-scan: a second copy of the catalogue quantised to int16 or int8
-// (prescanWidth: int16 while it fits in L2), half or a quarter of the bytes
+// The pre-scan: a second copy of the catalogue quantised to int16, int8 or
+// 4 bits (prescanWidth: int16 while it fits in L2, 4 bits from 16 MB of
+// int8; the 4-bit copy and its bound are in prescan4.go, the rest of this
+// comment is about int16 and int8), half or a quarter of the bytes
 // of float32 (KuaiRec's
 // 10,728 x 64 catalogue is 0.7 MB in int8, 1.4 MB in int16, 2.7 MB in
 // float32; 1M x 64 is 64 MB in int8, 128 MB in int16, 256 MB in float32),
@@ -91,29 +93,57 @@ const prescanMaxK = 1024
 // 39 against 27 us at 10,728 x 64); 8 beyond, where the scan is bound by
 // memory bandwidth and the int8 copy reads half the bytes (BenchmarkTopK,
 // kernel=own against kernel=int16 at 1M x 64: 7.4 against 12 ms).
+// Beyond prescanI8MaxBytes of int8, the 4-bit copy (prescan4.go) reads half
+// the bytes again.
 func prescanWidth(n, dim int) int {
-	if n*((dim+1)/2)*2*2 <= prescanI16MaxBytes {
+	switch {
+	case n*((dim+1)/2)*2*2 <= prescanI16MaxBytes:
 		return 16
+	case n*((dim+1)/2)*2 <= prescanI8MaxBytes:
+		return 8
 	}
-	return 8
+	return 4
 }
 
 // prescanI16MaxBytes is the largest int16 copy built (above it, int8).
 const prescanI16MaxBytes = 2 << 20
 
+// prescanI8MaxBytes is the largest int8 copy built (above it, 4 bits).
+const prescanI8MaxBytes = 16 << 20
+
 // prescanIndex is the quantised copy of an ItemIndex.
 type prescanIndex struct {
-	bits  int       // 8 or 16
+	bits  int       // 4, 8 or 16
 	h     []int16   // the interleaved tiles (above), 16 bits
 	h8    []int8    // the same, 8 bits
+	h4    []byte    // the 4-bit tiles (prescan4.go)
 	scale []float32 // per row sigma_r, padded with 0
 	norm  []float32 // per row |v_r|_2, rounded up
-	pairs int       // P
-	r     float64   // Rv
-	rq    float64   // Rq
-	vmax  float64
-	smax  float64
-	bmax  float64
+	// errv is the row's second term of E_r: sigma_r (the same slice as
+	// scale) for 8 and 16 bits, ev_r >= |e_r|_2 for 4 bits.
+	errv   []float32
+	pairs  int     // P
+	blocks int     // K, 4 bits
+	r      float64 // Rv
+	rq     float64 // Rq
+	vmax   float64
+	smax   float64 // the largest errv
+	bmax   float64
+	// evq and evf, 4 bits: ev_r <= evq_r sigma_r evf (prescan4.go), for the
+	// kernel's own filter; scale16 and bias16 are the float16 scales (scale
+	// holds their values) and biases the 4-bit kernel reads.
+	evq     []uint8
+	evf     float64
+	scale16 []uint16
+	bias16  []uint16
+}
+
+// zWords is the length of the quantised query of p's width.
+func (p *prescanIndex) zWords() int {
+	if p.bits == 4 {
+		return 2*p.blocks + 1
+	}
+	return p.pairs
 }
 
 // quantRange returns Rv and Rq for dimension dim and a copy of bits 8 or
@@ -147,9 +177,18 @@ func upScale(mx, r float64) float32 {
 
 func buildPrescan(vecs, biases []float32, n, dim, ntiles, bits int) *prescanIndex {
 	pairs := (dim + 1) / 2
+	if bits == 4 {
+		p := &prescanIndex{bits: 4, scale: make([]float32, ntiles*tileRows), norm: make([]float32, n),
+			errv: make([]float32, ntiles*tileRows), pairs: pairs, r: 7, rq: 127}
+		if buildPrescan4(p, vecs, biases, n, dim, ntiles) {
+			return p
+		}
+		bits = 8
+	}
 	rv, rq := quantRange(dim, bits)
 	p := &prescanIndex{bits: bits, scale: make([]float32, ntiles*tileRows),
 		norm: make([]float32, n), pairs: pairs, r: float64(rv), rq: float64(rq)}
+	p.errv = p.scale
 	if bits == 8 {
 		p.h8 = make([]int8, ntiles*pairs*tileRows*2)
 	} else {
@@ -197,8 +236,12 @@ func buildPrescan(vecs, biases []float32, n, dim, ntiles, bits int) *prescanInde
 func (p *prescanIndex) scan(out []float32, masks, z []uint32, lo int, bias *float32, sq, th float32, ntiles int) {
 	_ = out[ntiles*tileRows-1]
 	_ = masks[ntiles-1]
-	_ = z[p.pairs-1]
+	_ = z[p.zWords()-1]
 	_ = p.scale[lo+ntiles*tileRows-1]
+	if p.bits == 4 {
+		p.scan4(out, masks, z, lo, bias, sq, th, 0, 0, ntiles)
+		return
+	}
 	if p.bits == 8 {
 		_ = p.h8[(lo+ntiles*tileRows)*p.pairs*2-1]
 		prescanI8(&out[0], &masks[0], &z[0], &p.h8[lo*p.pairs*2], &p.scale[lo], bias, sq, th, p.pairs, ntiles)
@@ -206,6 +249,30 @@ func (p *prescanIndex) scan(out []float32, masks, z []uint32, lo int, bias *floa
 	}
 	_ = p.h[(lo+ntiles*tileRows)*p.pairs*2-1]
 	prescanI16(&out[0], &masks[0], &z[0], &p.h[lo*p.pairs*2], &p.scale[lo], bias, sq, th, p.pairs, ntiles)
+}
+
+// scan4 is scan over the 4-bit copy (bias non-nil: the float16 biases
+// bias16 are added) with the kernel's own filter: mask bit
+// set when fl(approx + fl(fl(evq_r sigma_r) cb + ca)) >= th (maskCoef; cb =
+// ca = 0: approx >= th, as scan).
+func (p *prescanIndex) scan4(out []float32, masks, z []uint32, lo int, bias *float32, sq, th, cb, ca float32, ntiles int) {
+	_ = out[ntiles*tileRows-1]
+	_ = masks[ntiles-1]
+	_ = z[p.zWords()-1]
+	_ = p.scale[lo+ntiles*tileRows-1]
+	_ = p.evq[lo+ntiles*tileRows-1]
+	_ = p.scale16[lo+ntiles*tileRows-1]
+	_ = p.bias16[lo+ntiles*tileRows-1]
+	_ = p.h4[(lo+ntiles*tileRows)*p.blocks*4-1]
+	var b16 *uint16
+	if bias != nil {
+		b16 = &p.bias16[lo]
+	}
+	if useVNNI {
+		prescanI4VNNI(&out[0], &masks[0], &z[0], &p.h4[lo*p.blocks*4], &p.scale16[lo], b16, &p.evq[lo], sq, th, cb, ca, p.blocks, ntiles, int(int32(z[2*p.blocks])))
+		return
+	}
+	prescanI4(&out[0], &masks[0], &z[0], &p.h4[lo*p.blocks*4], &p.scale16[lo], b16, &p.evq[lo], sq, th, cb, ca, p.blocks, ntiles, int(int32(z[2*p.blocks])))
 }
 
 // errCoef holds E_r for one query as a linear form in the row's norm,
@@ -238,9 +305,12 @@ func (e *errCoef) row(n, s, b float32) float64 {
 }
 
 // quantQuery quantises q into z (P int32 words, each two int16: the pair
-// VPMADDWD multiplies) and returns the error coefficients and sigma_q, or
+// VPMADDWD multiplies; 4 bits: quantQuery4) and returns the error coefficients and sigma_q, or
 // false when the bound cannot be used (overflow possible, NaN, zero query).
 func (p *prescanIndex) quantQuery(z []uint32, q []float32, useBias bool) (errCoef, float32, bool) {
+	if p.bits == 4 {
+		return p.quantQuery4(z, q, useBias)
+	}
 	var mx, ss float64
 	for _, v := range q {
 		a := math.Abs(float64(v))
@@ -282,62 +352,92 @@ func f32floor(v float64) float32 {
 
 // prescanScratch is the pre-scan's per-call working memory (pooled).
 type prescanScratch struct {
-	z      []uint32  // the quantised query
-	approx []float32 // one chunk
-	masks  []uint32  // one per tile of the chunk
-	heap   []float64 // min-heap of the k largest lower bounds
-	cRows  []int32   // candidate rows, ascending
-	cUp    []float64 // their upper bounds
-	exact  []float32 // one tile of exact scores
-	gather []float32 // one tile of candidate rows
-	gbias  []float32 // their biases
-	// passed counts the rows of the last call that passed the kernel's mask
-	// (tests and benchmarks report it).
-	passed int
+	z      []uint32    // the quantised query
+	approx []float32   // one chunk
+	masks  []uint32    // one per tile of the chunk
+	heap   []float64   // min-heap of the k largest lower bounds
+	cands  []candidate // candidates not yet re-ranked, ascending rows
+	batch  []int32     // one batch of rows to re-rank
+	exact  []float32   // one tile of exact scores
+	gather []float32   // one tile of candidate rows
+	gbias  []float32   // their biases
+	// passed counts the rows of the last call that passed the kernel's mask,
+	// reranked the candidates it scored exactly (tests and benchmarks report
+	// them).
+	passed, reranked int
 }
 
-// candCap bounds the candidates kept before compaction.
+// candidate is a row that may belong to the top-k: its bounds lo_r, up_r
+// (up = NaN once re-ranked).
+type candidate struct {
+	low, up float64
+	row     int32
+}
+
+// candCap is the initial capacity of the candidate list; it grows (once per
+// pooled scratch) up to maxCands.
 const candCap = 4096
+
+// maxCands bounds the candidates kept: beyond, the pre-scan gives up.
+func maxCands(n int) int { return max(1<<16, n/8) }
 
 func newPrescanScratch() *prescanScratch {
 	return &prescanScratch{approx: make([]float32, chunkTiles*tileRows), masks: make([]uint32, chunkTiles),
-		heap: make([]float64, 0, prescanMaxK), cRows: make([]int32, 0, candCap), cUp: make([]float64, 0, candCap),
+		heap: make([]float64, 0, prescanMaxK), cands: make([]candidate, 0, candCap), batch: make([]int32, 0, tileRows),
 		exact: make([]float32, tileRows), gbias: make([]float32, tileRows)}
 }
 
 // topKPrescan computes into sel the exact top-k by the pre-scan and an
-// exact re-rank. It returns false (sel untouched) when it cannot vouch for
-// the result (the bound does not apply to this query, or too many
-// candidates); the caller then scans exactly.
+// exact re-rank. It returns false (sel reset to empty) when it cannot vouch
+// for the result (the bound does not apply to this query) or gives up (too
+// many candidates: near-equal rows); the caller then scans exactly.
 //
 // Why the result is exact: every row has exact_r in [lo_r, up_r] with lo_r
-// = approx_r - E_r and up_r = approx_r + E_r. Let L be the k-th largest lo_r
-// over the eligible rows (-Inf when fewer than k). k rows have exact >= L,
-// so the k-th best exact score V is >= L, and a row of the exact top-k has
-// up_r >= exact_r >= V >= L: it is a candidate (the running L only grows, so
-// the running filter is looser, and the kernel's mask threshold L - Emax is
-// looser still). Candidates are re-scored with the exact kernel and ranked
-// by the same order (score, then id), so the top-k of the candidates is the
-// top-k of all rows.
+// = approx_r - E_r and up_r = approx_r + E_r (4 bits: the kernel's E'_r >=
+// E_r in place of E_r, a wider interval). Let V be the k-th best exact
+// score over the eligible rows (-Inf when fewer than k). Two lower bounds of
+// V are kept as the scan goes: L, the k-th largest lo_r of the rows seen (k
+// rows have exact >= L), and T, the k-th best exact score of the candidates
+// re-ranked so far (sel's threshold: k eligible rows score T or more); both
+// only grow. A row of the exact top-k has up_r >= exact_r >= V >= max(L, T)
+// at every moment, so it is kept as a candidate (the kernel's mask is
+// looser still: threshold max(L, T) - Emax, Emax >= E_r, or for 4 bits its
+// own E'_r >= E_r, maskCoef) and never dropped from the list. Each
+// candidate is re-scored once with the exact kernel, and ranked by the
+// same order (score, then id), so the top-k of the candidates is the top-k
+// of all rows.
+//
+// The order of the re-rank only changes how many rows it scores: when the
+// list fills, and at the end, the candidates with lo_r >= L (the k best
+// lower bounds, likely the k best rows so far) are re-ranked first, so that
+// T rises to about the k-th best score before the rest are looked at; then
+// the list is cut to up_r >= max(L, T).
 func (x *ItemIndex) topKPrescan(sel *selector, query []float32, bias []float32, ps *prescanScratch) bool {
-	p, dim, n, k := x.pre, x.dim, len(x.ids), sel.k
-	if cap(ps.z) < p.pairs {
-		ps.z = make([]uint32, p.pairs)
+	p, n, k := x.pre, len(x.ids), sel.k
+	if zw := p.zWords(); cap(ps.z) < zw {
+		ps.z = make([]uint32, zw)
 	}
-	z := ps.z[:p.pairs]
+	z := ps.z[:p.zWords()]
 	ec, sq, ok := p.quantQuery(z, query, bias != nil)
 	if !ok {
 		return false
 	}
+	if cap(ps.gather) < x.dim*tileRows {
+		ps.gather = make([]float32, x.dim*tileRows)
+	}
 	emax := p.emax(&ec)
+	var cb, ca float32
+	if p.bits == 4 {
+		cb, ca = p.maskCoef(&ec)
+	}
 	hp := ps.heap[:0]
-	cRows, cUp := ps.cRows[:0], ps.cUp[:0]
-	lim := math.Inf(-1) // L
+	cands := ps.cands[:0]
+	lim := math.Inf(-1) // max(L, T)
 	excl := sel.excl
-	passed := 0
-	defer func() { ps.passed = passed }()
-	// Chunks grow 1, 2, 4, 8 tiles: the threshold L - Emax of the kernel's
-	// mask is set per call, so a small first chunk gives a useful L sooner.
+	passed, reranked, check := 0, 0, 2*k+256
+	defer func() { ps.heap, ps.cands, ps.passed, ps.reranked = hp, cands[:0], passed, reranked }()
+	// Chunks grow 1, 2, 4, 8 tiles: the threshold of the kernel's mask is
+	// set per call, so a small first chunk gives a useful bound sooner.
 	for t0, nt := 0, 1; t0 < x.ntiles; t0, nt = t0+nt, min(2*nt, chunkTiles) {
 		nt := min(nt, x.ntiles-t0)
 		lo := t0 * tileRows
@@ -345,7 +445,11 @@ func (x *ItemIndex) topKPrescan(sel *selector, query []float32, bias []float32, 
 		if bias != nil {
 			bp = &bias[lo]
 		}
-		p.scan(ps.approx, ps.masks, z, lo, bp, sq, f32floor(lim-emax), nt)
+		if p.bits == 4 {
+			p.scan4(ps.approx, ps.masks, z, lo, bp, sq, f32floor(lim), cb, ca, nt)
+		} else {
+			p.scan(ps.approx, ps.masks, z, lo, bp, sq, f32floor(lim-emax), nt)
+		}
 		for ti, mk := range ps.masks[:nt] {
 			for mk != 0 {
 				c := bits.TrailingZeros32(mk)
@@ -359,14 +463,22 @@ func (x *ItemIndex) topKPrescan(sel *selector, query []float32, bias []float32, 
 					continue
 				}
 				a := float64(ps.approx[ti*tileRows+c])
-				if a+emax < lim { // L rose since the kernel's mask: cheap reject (Emax >= E_r)
+				if a+emax < lim { // the bound rose since the kernel's mask: cheap reject (Emax >= E_r)
 					continue
 				}
-				var b float32
-				if bias != nil {
-					b = bias[r]
+				var er float64
+				if p.bits == 4 {
+					// E'_r of the kernel's own filter (>= E_r, maskCoef), from
+					// the bytes the kernel has just read (norm, errv and the
+					// float32 bias would each be a cache miss here).
+					er = float64(cb)*(float64(p.evq[r])*float64(f16Float(p.scale16[r]))) + float64(ca)
+				} else {
+					var b float32
+					if bias != nil {
+						b = bias[r]
+					}
+					er = ec.row(p.norm[r], p.errv[r], b)
 				}
-				er := ec.row(p.norm[r], p.scale[r], b)
 				if a+er < lim {
 					continue
 				}
@@ -374,97 +486,30 @@ func (x *ItemIndex) topKPrescan(sel *selector, query []float32, bias []float32, 
 					hp = append(hp, low)
 					fSiftUp(hp, len(hp)-1)
 					if len(hp) == k {
-						lim = hp[0]
+						lim = max(lim, hp[0])
 					}
 				} else if low > hp[0] {
 					hp[0] = low
 					fSiftDown(hp, 0, len(hp))
-					lim = hp[0]
+					lim = max(lim, hp[0])
 				}
-				if len(cRows) == cap(cRows) {
-					cRows, cUp = compact(cRows, cUp, lim)
-					if len(cRows) > cap(cRows)/2 {
-						ps.heap, ps.cRows, ps.cUp = hp, cRows, cUp
-						return false
-					}
-				}
-				cRows, cUp = append(cRows, int32(r)), append(cUp, a+er)
+				cands = append(cands, candidate{low: a - er, up: a + er, row: int32(r)})
+			}
+		}
+		if len(cands) >= check {
+			var m int
+			m, lim = x.rerank(sel, query, bias, ps, cands, lowBound(hp, k), lim)
+			reranked += m
+			cands = compactCands(cands, lim)
+			check = max(check, 2*len(cands))
+			if len(cands) > maxCands(n) {
+				sel.h, sel.th = sel.h[:0], float32(math.Inf(-1))
+				return false
 			}
 		}
 	}
-	ps.heap = hp
-	cRows, cUp = compact(cRows, cUp, lim)
-	ps.cRows, ps.cUp = cRows, cUp
-	// Exact re-rank: up to 32 candidates at a time are gathered from the
-	// row-major copy (4 cache lines per row at dim 64, where their tiles
-	// would be 8 KB each) into one scratch tile and scored by the same
-	// kernel. A lane's score depends only on its row, the query and its
-	// bias, so it is bit for bit the score of the full scan; lanes past the
-	// batch hold stale rows whose scores are ignored.
-	if cap(ps.gather) < dim*tileRows {
-		ps.gather = make([]float32, dim*tileRows)
-	}
-	g := ps.gather[:dim*tileRows]
-	for i0 := 0; i0 < len(cRows); i0 += tileRows {
-		batch := cRows[i0:min(len(cRows), i0+tileRows)]
-		for c, r := range batch {
-			row := x.vecs[int(r)*dim : (int(r)+1)*dim]
-			for j, v := range row {
-				g[j*tileRows+c] = v
-			}
-			if bias != nil {
-				ps.gbias[c] = bias[r]
-			}
-		}
-		var b []float32
-		if bias != nil {
-			b = ps.gbias
-		}
-		scoreTiles(ps.exact, query, g, b, dim, 1)
-		for c, r := range batch {
-			sel.offer(ps.exact[c], int(r))
-		}
-	}
+	m, lim := x.rerank(sel, query, bias, ps, cands, lowBound(hp, k), lim)
+	m2, _ := x.rerank(sel, query, bias, ps, cands, math.Inf(-1), lim)
+	reranked += m + m2
 	return true
-}
-
-// compact keeps the candidates whose upper bound is >= lim.
-func compact(rows []int32, up []float64, lim float64) ([]int32, []float64) {
-	j := 0
-	for i, a := range up {
-		if a >= lim {
-			rows[j], up[j] = rows[i], a
-			j++
-		}
-	}
-	return rows[:j], up[:j]
-}
-
-func fSiftUp(h []float64, i int) {
-	for i > 0 {
-		p := (i - 1) / 2
-		if !(h[i] < h[p]) {
-			return
-		}
-		h[i], h[p] = h[p], h[i]
-		i = p
-	}
-}
-
-func fSiftDown(h []float64, i, n int) {
-	for {
-		l := 2*i + 1
-		if l >= n {
-			return
-		}
-		m := l
-		if r := l + 1; r < n && h[r] < h[l] {
-			m = r
-		}
-		if !(h[m] < h[i]) {
-			return
-		}
-		h[i], h[m] = h[m], h[i]
-		i = m
-	}
 }
