@@ -100,17 +100,20 @@ func (l *StateLog) partitions(ctx context.Context) ([]int, error) {
 func (l *StateLog) produce(ctx context.Context, parts []int, recs []StateRecord) error {
 	bal := kafka.Murmur2Balancer{}
 	byPart := make(map[int][]kafka.Record, len(parts))
+	sizes := make(map[int][]int, len(parts))
 	now := time.Now()
 	for _, r := range recs {
 		p := bal.Balance(kafka.Message{Key: r.Key}, parts...)
+		// A nil Value is a tombstone (kafka.NewBytes(nil) is a null value).
 		byPart[p] = append(byPart[p], kafka.Record{Time: now, Key: kafka.NewBytes(r.Key), Value: kafka.NewBytes(r.Value)})
+		sizes[p] = append(sizes[p], len(r.Key)+len(r.Value)+64) // about a record with its framing
 	}
 	for len(byPart) > 0 {
 		round := make(map[int][]kafka.Record, len(byPart))
 		for p, rs := range byPart {
 			n, size := 0, int64(0)
 			for n < len(rs) {
-				sz := int64(rs[n].Key.Len() + rs[n].Value.Len() + 64) // about a record's framing
+				sz := int64(sizes[p][n])
 				if n > 0 && size+sz > l.batchBytes {
 					break
 				}
@@ -121,7 +124,7 @@ func (l *StateLog) produce(ctx context.Context, parts []int, recs []StateRecord)
 			if n == len(rs) {
 				delete(byPart, p)
 			} else {
-				byPart[p] = rs[n:]
+				byPart[p], sizes[p] = rs[n:], sizes[p][n:]
 			}
 		}
 		if err := l.produceRound(ctx, round); err != nil {
