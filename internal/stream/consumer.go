@@ -241,28 +241,7 @@ type pending struct {
 
 // RunAsync is Run with an AsyncHandler: at most one batch is in flight.
 func (c *Consumer) RunAsync(ctx context.Context, h AsyncHandler) error {
-	fetchCtx, stopFetch := context.WithCancel(ctx)
-	defer stopFetch()
-	items := make(chan item, c.cfg.MaxBatch)
-	fetchErr := make(chan error, 1)
-	go func() {
-		defer close(items)
-		for {
-			it, err := c.src.next(fetchCtx)
-			if err != nil {
-				if fetchCtx.Err() == nil {
-					fetchErr <- fmt.Errorf("fetching from %s: %w", c.cfg.Topic, err)
-				}
-				return
-			}
-			select {
-			case items <- it:
-			case <-fetchCtx.Done():
-				return
-			}
-		}
-	}()
-
+	in := &inbox{q: c.src.queue()}
 	raw := make([]kafka.Message, 0, c.cfg.MaxBatch)
 	recs := make([]Record, 0, c.cfg.MaxBatch)
 	timer := time.NewTimer(time.Hour)
@@ -301,32 +280,29 @@ func (c *Consumer) RunAsync(ctx context.Context, h AsyncHandler) error {
 				// would put the commit's round trip in front of the next
 				// batch under steady traffic.)
 				idle := time.NewTimer(idleCommit)
-				select {
-				case x, ok := <-items:
-					idle.Stop()
-					if ok {
-						held = &x
-						continue
-					}
-				case <-idle.C:
+				x, st := in.recv(ctx, idle.C)
+				idle.Stop()
+				switch st {
+				case recvItem:
+					held = &x
+					continue
+				case recvTimeout:
 					if err := settle(); err != nil {
 						return err
 					}
-				case <-ctx.Done():
-					idle.Stop()
+				case recvStopped:
 					return nil
 				}
 			}
 			// Block for the first item.
-			select {
-			case x, ok := <-items:
-				if !ok {
-					return c.endErr(ctx, fetchErr)
-				}
-				it = x
-			case <-ctx.Done():
+			x, st := in.recv(ctx, nil)
+			switch st {
+			case recvStopped:
 				return nil
+			case recvClosed:
+				return c.endErr(ctx)
 			}
+			it = x
 		}
 		if it.asg != cur {
 			// A new assignment: settle the previous one's batch, then announce
@@ -345,27 +321,22 @@ func (c *Consumer) RunAsync(ctx context.Context, h AsyncHandler) error {
 				}
 			}
 		}
-		if it.m == nil {
+		if it.begin {
 			continue
 		}
-		raw = append(raw, *it.m)
+		raw = append(raw, it.m)
 		// Fill until full, the deadline, or an item of another assignment.
 		timer.Reset(c.cfg.FlushInterval)
-	fill:
 		for len(raw) < c.cfg.MaxBatch {
-			select {
-			case x, ok := <-items:
-				if !ok {
-					break fill
-				}
-				if x.asg != cur || x.m == nil {
-					held = &x
-					break fill
-				}
-				raw = append(raw, *x.m)
-			case <-timer.C:
-				break fill
+			x, st := in.recv(ctx, timer.C)
+			if st != recvItem {
+				break // the deadline; a shutdown or the end is seen at the next item
 			}
+			if x.asg != cur || x.begin {
+				held = &x
+				break
+			}
+			raw = append(raw, x.m)
 		}
 		timer.Stop()
 		c.fetched.Add(uint64(len(raw)))
@@ -398,16 +369,11 @@ func (c *Consumer) RunAsync(ctx context.Context, h AsyncHandler) error {
 	}
 }
 
-func (c *Consumer) endErr(ctx context.Context, fetchErr chan error) error {
-	select {
-	case err := <-fetchErr:
-		return err
-	default:
-	}
+func (c *Consumer) endErr(ctx context.Context) error {
 	if ctx.Err() != nil {
 		return nil
 	}
-	return errors.New("consumer: fetch loop ended")
+	return fmt.Errorf("fetching from %s: consumer group closed", c.cfg.Topic)
 }
 
 // process decodes a batch, dead-letters what does not decode, runs the Handler

@@ -13,29 +13,22 @@ import (
 // fakeSource yields a fixed list of items, then blocks until ctx ends, and
 // records every commit.
 type fakeSource struct {
-	items chan item
+	q *queue
 
 	mu      sync.Mutex
 	commits []map[int]int64
 }
 
 func newFakeSource(asg *assignment, msgs []kafka.Message) *fakeSource {
-	s := &fakeSource{items: make(chan item, len(msgs)+1)}
-	s.items <- item{asg: asg}
+	s := &fakeSource{q: newQueue(len(msgs) + 1)}
+	s.q.put(context.Background(), item{asg: asg, begin: true})
 	for i := range msgs {
-		s.items <- item{m: &msgs[i], asg: asg}
+		s.q.put(context.Background(), item{m: msgs[i], asg: asg})
 	}
 	return s
 }
 
-func (s *fakeSource) next(ctx context.Context) (item, error) {
-	select {
-	case it := <-s.items:
-		return it, nil
-	case <-ctx.Done():
-		return item{}, ctx.Err()
-	}
-}
+func (s *fakeSource) queue() *queue { return s.q }
 
 func (s *fakeSource) commit(_ context.Context, _ *assignment, last map[int]int64) error {
 	s.mu.Lock()
