@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"time"
 
@@ -127,18 +128,46 @@ func (l *StateLog) produce(ctx context.Context, parts []int, recs []StateRecord)
 				byPart[p], sizes[p] = rs[n:], sizes[p][n:]
 			}
 		}
-		if err := l.produceRound(ctx, round); err != nil {
+		if err := l.writeRound(ctx, round); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// writeAttempts bounds the tries of one round of a Write; a partition whose
+// leader moved (or is not yet elected, on a new topic) fails until the
+// transport's metadata catch up (MetadataTTL).
+const writeAttempts = 8
+
+// writeRound writes one round, retrying the partitions that failed (only
+// those: the others' records are not written twice) with a backoff from
+// 10 ms, doubling.
+func (l *StateLog) writeRound(ctx context.Context, round map[int][]kafka.Record) error {
+	backoff := 10 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		failed, err := l.produceRound(ctx, round)
+		if err == nil {
+			return nil
+		}
+		if attempt == writeAttempts || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 500*time.Millisecond)
+		round = failed
+	}
+}
+
 // produceRound writes one run of records per partition: all of them in one
 // request when one broker leads every partition (the transport refuses a
 // request whose partitions have different leaders), else one request per
-// partition, sent concurrently.
-func (l *StateLog) produceRound(ctx context.Context, round map[int][]kafka.Record) error {
+// partition, sent concurrently. It returns the partitions that failed.
+func (l *StateLog) produceRound(ctx context.Context, round map[int][]kafka.Record) (map[int][]kafka.Record, error) {
 	ctx, cancel := context.WithTimeout(ctx, l.client.Timeout)
 	defer cancel()
 	if len(round) > 1 {
@@ -152,7 +181,7 @@ func (l *StateLog) produceRound(ctx context.Context, round map[int][]kafka.Recor
 		var split *produceAPI.Error
 		if !errors.As(err, &split) {
 			if err != nil {
-				return err
+				return round, err
 			}
 			return produceErrors(m, round)
 		}
@@ -161,6 +190,7 @@ func (l *StateLog) produceRound(ctx context.Context, round map[int][]kafka.Recor
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var errs []error
+	failed := map[int][]kafka.Record{}
 	for p, rs := range round {
 		wg.Add(1)
 		go func() {
@@ -173,38 +203,41 @@ func (l *StateLog) produceRound(ctx context.Context, round map[int][]kafka.Recor
 			if err != nil {
 				mu.Lock()
 				errs = append(errs, fmt.Errorf("partition %d: %w", p, err))
+				failed[p] = rs
 				mu.Unlock()
 			}
 		}()
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	return failed, errors.Join(errs...)
 }
 
 // produceErrors checks the answer to a multi-partition produce request: every
-// partition sent must be in it, without an error.
-func produceErrors(m protocol.Message, round map[int][]kafka.Record) error {
+// partition sent must be in it, without an error. It returns the partitions
+// that failed.
+func produceErrors(m protocol.Message, round map[int][]kafka.Record) (map[int][]kafka.Record, error) {
 	res, ok := m.(*produceAPI.Response)
 	if !ok {
-		return fmt.Errorf("unexpected answer %T to a produce request", m)
+		return round, fmt.Errorf("unexpected answer %T to a produce request", m)
 	}
-	seen := 0
+	failed := maps.Clone(round)
 	var errs []error
 	for _, t := range res.Topics {
 		for _, p := range t.Partitions {
 			if _, ok := round[int(p.Partition)]; !ok {
 				continue
 			}
-			seen++
 			if p.ErrorCode != 0 {
 				errs = append(errs, fmt.Errorf("partition %d: %w", p.Partition, kafka.Error(p.ErrorCode)))
+				continue
 			}
+			delete(failed, int(p.Partition))
 		}
 	}
-	if seen != len(round) {
-		errs = append(errs, fmt.Errorf("the broker answered for %d of %d partitions", seen, len(round)))
+	if len(failed) > 0 && len(errs) == 0 {
+		errs = append(errs, fmt.Errorf("the broker did not answer for %d of %d partitions", len(failed), len(round)))
 	}
-	return errors.Join(errs...)
+	return failed, errors.Join(errs...)
 }
 
 // Close closes the writer's idle connections (Write returns only once its
