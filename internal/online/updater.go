@@ -44,7 +44,11 @@ type Model struct {
 	Trained TrainedThrough
 }
 
-// UserStore is the Redis side (*cache.Store implements it).
+// UserStore is the Redis side (*cache.Store implements it). Its methods are
+// called concurrently: the flusher has up to two PutUsersIfNewer calls in
+// flight, for consecutive flushes, and they may land in either order, so
+// PutUsersIfNewer must keep the newer of two records of a user (by input
+// position) whatever the order of the calls.
 type UserStore interface {
 	GetUsers(ctx context.Context, version string, ids []uint32) ([]cache.UserRecord, []bool, error)
 	PutUsersIfNewer(ctx context.Context, version string, recs []cache.UserRecord) (int, error)
