@@ -98,6 +98,7 @@ const (
 	recvTimeout                   // the timeout fired first
 	recvStopped                   // ctx ended first
 	recvClosed                    // the queue is closed and empty
+	recvWake                      // the wake channel was closed first
 )
 
 // inbox is the consumer loop's end of a queue: it takes the queue's items in
@@ -108,9 +109,10 @@ type inbox struct {
 	i   int
 }
 
-// recv returns the next item, waiting until there is one, timeout fires (a
-// nil timeout never does), ctx ends, or the queue is closed and drained.
-func (in *inbox) recv(ctx context.Context, timeout <-chan time.Time) (item, recvStatus) {
+// recv returns the next item, waiting until there is one, timeout fires or
+// wake is closed (nil channels never are), ctx ends, or the queue is closed
+// and drained.
+func (in *inbox) recv(ctx context.Context, timeout <-chan time.Time, wake <-chan struct{}) (item, recvStatus) {
 	for {
 		if in.i < len(in.buf) {
 			it := in.buf[in.i]
@@ -130,6 +132,8 @@ func (in *inbox) recv(ctx context.Context, timeout <-chan time.Time) (item, recv
 			return item{}, recvClosed
 		case <-timeout:
 			return item{}, recvTimeout
+		case <-wake:
+			return item{}, recvWake
 		case <-ctx.Done():
 			return item{}, recvStopped
 		}

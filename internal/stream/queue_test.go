@@ -22,7 +22,7 @@ func TestQueueOrder(t *testing.T) {
 			}
 		}
 		for i := 0; i < 10; i++ {
-			it, st := in.recv(t.Context(), nil)
+			it, st := in.recv(t.Context(), nil, nil)
 			if st != recvItem || it.m.Offset != next {
 				t.Fatalf("got offset %d (status %d), want %d", it.m.Offset, st, next)
 			}
@@ -66,27 +66,27 @@ func TestQueueBackpressure(t *testing.T) {
 func TestInboxRecv(t *testing.T) {
 	q := newQueue(10)
 	in := &inbox{q: q}
-	if _, st := in.recv(t.Context(), time.After(10*time.Millisecond)); st != recvTimeout {
+	if _, st := in.recv(t.Context(), time.After(10*time.Millisecond), nil); st != recvTimeout {
 		t.Fatalf("status %d on an empty queue, want the timeout", st)
 	}
 	go func() {
 		time.Sleep(20 * time.Millisecond)
 		q.put(context.Background(), msgItem(7))
 	}()
-	if it, st := in.recv(t.Context(), nil); st != recvItem || it.m.Offset != 7 {
+	if it, st := in.recv(t.Context(), nil, nil); st != recvItem || it.m.Offset != 7 {
 		t.Fatalf("got offset %d (status %d), want 7: recv must wait for a later put", it.m.Offset, st)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	if _, st := in.recv(ctx, nil); st != recvStopped {
+	if _, st := in.recv(ctx, nil, nil); st != recvStopped {
 		t.Fatalf("status %d with a cancelled context, want stopped", st)
 	}
 	q.put(t.Context(), msgItem(8))
 	q.close()
-	if it, st := in.recv(t.Context(), nil); st != recvItem || it.m.Offset != 8 {
+	if it, st := in.recv(t.Context(), nil, nil); st != recvItem || it.m.Offset != 8 {
 		t.Fatalf("got offset %d (status %d) from a closed queue with an item left, want 8", it.m.Offset, st)
 	}
-	if _, st := in.recv(t.Context(), nil); st != recvClosed {
+	if _, st := in.recv(t.Context(), nil, nil); st != recvClosed {
 		t.Fatalf("status %d from a closed, drained queue, want closed", st)
 	}
 	if q.put(t.Context(), msgItem(9)) {
