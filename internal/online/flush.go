@@ -117,7 +117,8 @@ func (u *Updater) enqueue(job *flushJob) (func() error, error) {
 
 var errUpdaterClosed = errors.New("updater closed")
 
-// flusher writes the jobs in order, two at a time: a job's changelog
+// flusher writes the jobs in order, several at a time (as many as the
+// caller has waits outstanding; the consumer has up to 4): a job's changelog
 // write (and dense checkpoint) starts once the job before it has written
 // its own, so that the changelog holds each user's states in order (the
 // latest record is what compaction keeps), while its Redis write may

@@ -45,8 +45,8 @@ type Model struct {
 }
 
 // UserStore is the Redis side (*cache.Store implements it). Its methods are
-// called concurrently: the flusher has up to two PutUsersIfNewer calls in
-// flight, for consecutive flushes, and they may land in either order, so
+// called concurrently: the flusher has a PutUsersIfNewer call in flight for
+// each flush not yet done, and they may land in any order, so
 // PutUsersIfNewer must keep the newer of two records of a user (by input
 // position) whatever the order of the calls.
 type UserStore interface {
