@@ -13,9 +13,9 @@ import (
 // epoch (format 2: epoch 0), returning -1 (fenced), or is on the same input
 // partition with a greater input next offset (equal rewrites: idempotent),
 // returning 0 (stale). It compares the little-endian fields at their fixed
-// offsets byte by byte, from the most significant byte, because Lua numbers
-// cannot hold a uint64. A stored value of another format or length (a
-// corrupt record) is overwritten. ARGV[2] is the TTL in ms (0: none). With
+// offsets as two 32-bit halves, high half first (the 8 bytes read by one
+// string.byte call), because Lua numbers cannot hold a uint64. A stored
+// value of another format or length (a corrupt record) is overwritten. ARGV[2] is the TTL in ms (0: none). With
 // KEYS[2] (the user's watch-history key), ARGV[3] is written there too, when
 // the record is (same TTL). Returns 1 if written.
 var putIfNewerScript = redis.NewScript(`
@@ -27,16 +27,24 @@ local function layout(v)
   local d = o + 32
   if f == 3 then d = o + 40 end
   if string.len(v) < d + 3 then return nil end
-  local dim = string.byte(v, d) + 256 * (string.byte(v, d + 1) + 256 * (string.byte(v, d + 2) + 256 * string.byte(v, d + 3)))
+  local d1, d2, d3, d4 = string.byte(v, d, d + 3)
+  local dim = d1 + 256 * (d2 + 256 * (d3 + 256 * d4))
   if string.len(v) ~= d + 3 + 4 * dim then return nil end
   return o, f
 end
+local function u64(s, a)
+  local b1, b2, b3, b4, b5, b6, b7, b8 = string.byte(s, a, a + 7)
+  return b5 + 256 * (b6 + 256 * (b7 + 256 * b8)), b1 + 256 * (b2 + 256 * (b3 + 256 * b4))
+end
 local function cmp8(x, a, y, b)
-  for i = 7, 0, -1 do
-    local p, q = string.byte(x, a + i), string.byte(y, b + i)
-    if p > q then return 1 end
-    if p < q then return -1 end
+  local xh, xl = u64(x, a)
+  local yh, yl = u64(y, b)
+  if xh ~= yh then
+    if xh > yh then return 1 end
+    return -1
   end
+  if xl > yl then return 1 end
+  if xl < yl then return -1 end
   return 0
 end
 local old = redis.call('GET', KEYS[1])
@@ -76,16 +84,24 @@ local function layout(v)
   local d = o + 32
   if f == 3 then d = o + 40 end
   if string.len(v) < d + 3 then return nil end
-  local dim = string.byte(v, d) + 256 * (string.byte(v, d + 1) + 256 * (string.byte(v, d + 2) + 256 * string.byte(v, d + 3)))
+  local d1, d2, d3, d4 = string.byte(v, d, d + 3)
+  local dim = d1 + 256 * (d2 + 256 * (d3 + 256 * d4))
   if string.len(v) ~= d + 3 + 4 * dim then return nil end
   return o, f
 end
+local function u64(s, a)
+  local b1, b2, b3, b4, b5, b6, b7, b8 = string.byte(s, a, a + 7)
+  return b5 + 256 * (b6 + 256 * (b7 + 256 * b8)), b1 + 256 * (b2 + 256 * (b3 + 256 * b4))
+end
 local function cmp8(x, a, y, b)
-  for i = 7, 0, -1 do
-    local p, q = string.byte(x, a + i), string.byte(y, b + i)
-    if p > q then return 1 end
-    if p < q then return -1 end
+  local xh, xl = u64(x, a)
+  local yh, yl = u64(y, b)
+  if xh ~= yh then
+    if xh > yh then return 1 end
+    return -1
   end
+  if xl > yl then return 1 end
+  if xl < yl then return -1 end
   return 0
 end
 local ttl = tonumber(ARGV[1])
