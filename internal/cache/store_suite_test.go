@@ -30,6 +30,7 @@ func runStoreSuite(t *testing.T, newStore newStoreFunc) {
 	t.Run("Users", func(t *testing.T) { testUsers(t, newStore) })
 	t.Run("UsersIfNewer", func(t *testing.T) { testUsersIfNewer(t, newStore) })
 	t.Run("UsersFenced", func(t *testing.T) { testUsersFenced(t, newStore) })
+	t.Run("UsersFencedMany", func(t *testing.T) { testUsersFencedMany(t, newStore) })
 	t.Run("Lease", func(t *testing.T) { testLease(t, newStore) })
 	t.Run("Intake", func(t *testing.T) { testIntake(t, newStore) })
 	t.Run("UserTTL", func(t *testing.T) { testUserTTL(t, newStore) })
@@ -720,6 +721,56 @@ func testUsersFenced(t *testing.T, newStore newStoreFunc) {
 	}
 	if r, _ := s.PutUsersFenced(ctx, "v1", []UserRecord{at(8, 11, 1)}); r != (PutResult{}) {
 		t.Fatalf("format-2 record at 10 refused a write at 11: %+v", r)
+	}
+}
+
+// testUsersFencedMany: records with a watch history are written many to a
+// script call; each user still gets its own verdict (written, fenced or
+// stale), counted once, and its history is written only with its record,
+// across more users than one call takes.
+func testUsersFencedMany(t *testing.T, newStore newStoreFunc) {
+	s := newStore(t, DefaultConfig())
+	ctx := context.Background()
+	const n = 2*putManyChunk + 5
+	at := func(uid uint32, off int64, epoch uint64) UserRecord {
+		return UserRecord{UserID: uid, InputPartition: 2, InputNext: off, Epoch: epoch,
+			Embedding: []float32{float32(off), float32(epoch)}, Watched: []uint32{uid, uint32(off)}}
+	}
+	first := make([]UserRecord, n)
+	for i := range first {
+		first[i] = at(uint32(i), 10, 6)
+	}
+	if r, err := s.PutUsersFenced(ctx, "v1", first); err != nil || r != (PutResult{}) {
+		t.Fatalf("first write: %+v %v", r, err)
+	}
+	// Every third user fenced (older epoch), every third stale (earlier
+	// position), the rest written.
+	second := make([]UserRecord, n)
+	want := make([]UserRecord, n)
+	wantFenced, wantStale := 0, 0
+	for i := range second {
+		switch uid := uint32(i); i % 3 {
+		case 0:
+			second[i], want[i] = at(uid, 20, 5), first[i]
+			wantFenced++
+		case 1:
+			second[i], want[i] = at(uid, 9, 6), first[i]
+			wantStale++
+		default:
+			second[i] = at(uid, 11, 7)
+			want[i] = second[i]
+		}
+	}
+	r, err := s.PutUsersFenced(ctx, "v1", second)
+	if err != nil || r.Fenced != wantFenced || r.Stale != wantStale {
+		t.Fatalf("%+v %v; want fenced %d stale %d", r, err, wantFenced, wantStale)
+	}
+	for i := range want {
+		got, found, w, err := s.GetUserWatched(ctx, "v1", uint32(i))
+		if err != nil || !found || got.InputNext != want[i].InputNext || got.Epoch != want[i].Epoch || !slices.Equal(w, want[i].Watched) {
+			t.Errorf("user %d: stored at %d epoch %d history %v (%v %v); want %d epoch %d history %v",
+				i, got.InputNext, got.Epoch, w, found, err, want[i].InputNext, want[i].Epoch, want[i].Watched)
+		}
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/streamrec/streamrec/internal/cache"
@@ -18,7 +20,13 @@ type flushJob struct {
 	produced   []int64 // produced-at times of the batch's events (freshness)
 	dense      *DenseCheckpoint
 	done       chan struct{}
-	err        error
+
+	// Set by the flusher: the job is done when parts reaches 0; err is the
+	// first part's error.
+	start   time.Time
+	parts   atomic.Int32
+	errOnce sync.Once
+	err     error
 }
 
 // snapshot moves the dirty users into a job (copies of their states and their
@@ -109,10 +117,28 @@ func (u *Updater) enqueue(job *flushJob) (func() error, error) {
 
 var errUpdaterClosed = errors.New("updater closed")
 
-// flusher writes jobs one at a time, in order, retrying each until it
-// succeeds or the updater is closed.
+// flusher writes the jobs in order, several at a time (as many as the
+// caller has waits outstanding; the consumer has up to 4): a job's changelog
+// write (and dense checkpoint) starts once the job before it has written
+// its own, so that the changelog holds each user's states in order (the
+// latest record is what compaction keeps), while its Redis write may
+// overlap the previous job's, which PutUsersIfNewer makes safe in any order
+// (a write older than the stored record is skipped). A user's first state
+// (a job that is not allDurable) reaches the changelog before Redis; a
+// later job's Redis write starts only once every earlier job's changelog
+// write is done. Otherwise a job's two parts run concurrently: Redis may then
+// briefly hold a state the changelog lacks (a crash between the two), and
+// the restarted updater recomputes it deterministically from the
+// changelog's older state while PutUsersIfNewer keeps Redis from
+// regressing; the input offsets are committed only once both parts of the
+// job (and of every job before it) succeeded. Each part is retried until it succeeds or the updater is
+// closed; a job is done when both parts are. With one job at a time, the
+// next batch's events waited for the whole of the previous flush (its Redis
+// write, the longer part) before their own began.
 func (u *Updater) flusher(ctx context.Context) {
+	var redis sync.WaitGroup
 	defer close(u.closed)
+	defer redis.Wait()
 	for {
 		var job *flushJob
 		select {
@@ -123,34 +149,31 @@ func (u *Updater) flusher(ctx context.Context) {
 		if u.cfg.BeforeWrite != nil && len(job.states) > 0 {
 			u.cfg.BeforeWrite(ctx)
 		}
-		backoff := 50 * time.Millisecond
-		for {
-			start := time.Now()
-			err := u.write(ctx, job)
-			if err == nil {
-				if len(job.states) > 0 {
-					if u.cfg.ObserveFlush != nil {
-						u.cfg.ObserveFlush(time.Since(start).Seconds())
-					}
-					u.flushes.Add(1)
-					u.written.Add(uint64(len(job.states)))
-				}
-				u.fresh.AddProduced(u.cfg.Now().UnixMicro(), job.produced)
-				break
+		job.start = time.Now()
+		job.parts.Store(2) // the changelog part and the Redis part
+		startRedis := func() {
+			if len(job.states) == 0 {
+				u.finish(job, nil)
+				return
 			}
-			if ctx.Err() != nil {
-				job.err = err
-				break
-			}
-			u.flushRetries.Add(1)
-			u.cfg.Logger.Warn("flush failed; retrying", "users", len(job.states), "err", err, "backoff", backoff)
-			select {
-			case <-ctx.Done():
-			case <-time.After(backoff):
-			}
-			backoff = min(2*backoff, 5*time.Second)
+			redis.Add(1)
+			go func() {
+				defer redis.Done()
+				u.finish(job, u.retrying(ctx, job, "Redis", func() error { return u.putRecords(ctx, job.recs) }))
+			}()
 		}
-		close(job.done)
+		if job.allDurable {
+			startRedis()
+		}
+		err := u.retrying(ctx, job, "changelog", func() error { return u.writeLog(ctx, job) })
+		if !job.allDurable {
+			if err != nil {
+				u.finish(job, err) // the Redis part is not started
+			} else {
+				startRedis()
+			}
+		}
+		u.finish(job, err)
 		if ctx.Err() != nil {
 			// Fail whatever is queued behind.
 			for {
@@ -166,17 +189,52 @@ func (u *Updater) flusher(ctx context.Context) {
 	}
 }
 
-// write writes one job: the changelog and Redis. The input offsets are
-// committed only after both succeeded. When every user in the job already has
-// a state in the changelog, the two writes run concurrently: Redis may then
-// briefly hold a state the changelog lacks (a crash between the two), and the
-// restarted updater recomputes it deterministically from the changelog's older
-// state while PutUsersIfNewer keeps Redis from regressing. A user's first state
-// goes to the changelog before Redis, so that Redis never holds the only copy
-// of an online vector whose offline base was overwritten.
-func (u *Updater) write(ctx context.Context, job *flushJob) error {
-	if err := u.writeStates(ctx, job); err != nil {
-		return err
+// retrying runs one part of a job's writes until it succeeds or ctx ends.
+func (u *Updater) retrying(ctx context.Context, job *flushJob, what string, write func() error) error {
+	backoff := 50 * time.Millisecond
+	for {
+		err := write()
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		u.flushRetries.Add(1)
+		u.cfg.Logger.Warn("flush failed; retrying", "part", what, "users", len(job.states), "err", err, "backoff", backoff)
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// finish records the end of one part of a job; the second ends the job.
+func (u *Updater) finish(job *flushJob, err error) {
+	if err != nil {
+		job.errOnce.Do(func() { job.err = err })
+	}
+	if job.parts.Add(-1) != 0 {
+		return
+	}
+	if job.err == nil {
+		if len(job.states) > 0 {
+			if u.cfg.ObserveFlush != nil {
+				u.cfg.ObserveFlush(time.Since(job.start).Seconds())
+			}
+			u.flushes.Add(1)
+			u.written.Add(uint64(len(job.states)))
+		}
+		u.fresh.AddProduced(u.cfg.Now().UnixMicro(), job.produced)
+	}
+	close(job.done)
+}
+
+// writeLog writes a job's part in Kafka: the user states to the changelog,
+// then the dense checkpoint.
+func (u *Updater) writeLog(ctx context.Context, job *flushJob) error {
+	if len(job.states) > 0 {
+		if err := u.log.Write(ctx, job.states); err != nil {
+			return fmt.Errorf("writing the changelog: %w", err)
+		}
 	}
 	if job.dense != nil {
 		if dw, ok := u.log.(DenseWriter); ok {
@@ -186,25 +244,6 @@ func (u *Updater) write(ctx context.Context, job *flushJob) error {
 		}
 	}
 	return nil
-}
-
-func (u *Updater) writeStates(ctx context.Context, job *flushJob) error {
-	if len(job.states) == 0 {
-		return nil
-	}
-	if !job.allDurable {
-		if err := u.log.Write(ctx, job.states); err != nil {
-			return fmt.Errorf("writing the changelog: %w", err)
-		}
-		return u.putRecords(ctx, job.recs)
-	}
-	logErr := make(chan error, 1)
-	go func() { logErr <- u.log.Write(ctx, job.states) }()
-	rerr := u.putRecords(ctx, job.recs)
-	if err := <-logErr; err != nil {
-		return fmt.Errorf("writing the changelog: %w", err)
-	}
-	return rerr
 }
 
 // FencedStore is a UserStore that tells fenced writes apart from stale ones

@@ -44,7 +44,11 @@ type Model struct {
 	Trained TrainedThrough
 }
 
-// UserStore is the Redis side (*cache.Store implements it).
+// UserStore is the Redis side (*cache.Store implements it). Its methods are
+// called concurrently: the flusher has a PutUsersIfNewer call in flight for
+// each flush not yet done, and they may land in any order, so
+// PutUsersIfNewer must keep the newer of two records of a user (by input
+// position) whatever the order of the calls.
 type UserStore interface {
 	GetUsers(ctx context.Context, version string, ids []uint32) ([]cache.UserRecord, []bool, error)
 	PutUsersIfNewer(ctx context.Context, version string, recs []cache.UserRecord) (int, error)

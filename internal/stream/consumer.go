@@ -220,118 +220,60 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 
 // AsyncHandler is a Handler whose side effects may become durable after it
 // returns: it returns wait (nil when they already are), which the consumer
-// calls before committing the batch, after it handed the next batch to the
-// handler, so that one batch's writes overlap the next batch's processing. An
-// error from the AsyncHandler itself is retried like a Handler's; an error from
-// wait ends RunAsync with the batch uncommitted. The batch slice is reused once
-// the AsyncHandler returns: do not keep it.
+// calls on another goroutine, while it hands the next batches to the
+// handler, and commits the batch once wait returned nil for it and every
+// batch before it, so that batches' writes overlap later batches'
+// processing. wait must be safe to call concurrently with the AsyncHandler.
+// An error from the AsyncHandler itself is retried like a Handler's; an
+// error from wait ends RunAsync with the batch (and every later one)
+// uncommitted. The batch slice is reused once the AsyncHandler returns: do
+// not keep it.
 type AsyncHandler func(ctx context.Context, batch []Record) (wait func() error, err error)
 
-// idleCommit is how long the input must stay idle before the batch in flight
-// is committed without waiting for the next batch.
-const idleCommit = 100 * time.Millisecond
-
-// pending is a handled batch whose commit waits for its side effects.
-type pending struct {
-	wait func() error
-	asg  *assignment
-	last map[int]int64
-	n    int
-}
-
-// RunAsync is Run with an AsyncHandler: at most one batch is in flight.
+// RunAsync is Run with an AsyncHandler: up to maxInFlight handled batches
+// wait for their side effects at once, and each is committed once it and
+// every batch before it are durable.
 func (c *Consumer) RunAsync(ctx context.Context, h AsyncHandler) error {
-	fetchCtx, stopFetch := context.WithCancel(ctx)
-	defer stopFetch()
-	items := make(chan item, c.cfg.MaxBatch)
-	fetchErr := make(chan error, 1)
-	go func() {
-		defer close(items)
-		for {
-			it, err := c.src.next(fetchCtx)
-			if err != nil {
-				if fetchCtx.Err() == nil {
-					fetchErr <- fmt.Errorf("fetching from %s: %w", c.cfg.Topic, err)
-				}
-				return
-			}
-			select {
-			case items <- it:
-			case <-fetchCtx.Done():
-				return
-			}
-		}
-	}()
-
+	in := &inbox{q: c.src.queue()}
 	raw := make([]kafka.Message, 0, c.cfg.MaxBatch)
 	recs := make([]Record, 0, c.cfg.MaxBatch)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	var cur *assignment // the assignment the Handler was told about
 	var held *item      // an item that starts the next batch
-	var inflight *pending
-	// settle waits for the batch in flight and commits it.
-	settle := func() error {
-		if inflight == nil {
-			return nil
-		}
-		p := inflight
-		inflight = nil
-		if err := p.wait(); err != nil {
-			return fmt.Errorf("batch of %d records not durable: %w", p.n, err)
-		}
-		c.commit(ctx, p)
-		return nil
-	}
+	pl := newPipeline(ctx, c)
 	defer func() {
-		if err := settle(); err != nil {
-			c.cfg.Logger.Warn("stopped with a batch not durable; it stays uncommitted", "component", "consumer", "err", err)
+		if err := pl.close(); err != nil {
+			c.cfg.Logger.Warn("stopped with a batch not durable; it and the batches after it stay uncommitted", "component", "consumer", "err", err)
 		}
 	}()
 	for {
+		// Commit what became durable (on the committer's goroutine).
+		if err := pl.settle(false); err != nil {
+			return err
+		}
 		raw = raw[:0]
 		var it item
 		if held != nil {
 			it, held = *held, nil
 		} else {
-			if inflight != nil {
-				// Nothing more to read yet: commit the batch in flight once it
-				// is durable and the input stayed idle for idleCommit, rather
-				// than only when the next batch arrives. (Committing at once
-				// would put the commit's round trip in front of the next
-				// batch under steady traffic.)
-				idle := time.NewTimer(idleCommit)
-				select {
-				case x, ok := <-items:
-					idle.Stop()
-					if ok {
-						held = &x
-						continue
-					}
-				case <-idle.C:
-					if err := settle(); err != nil {
-						return err
-					}
-				case <-ctx.Done():
-					idle.Stop()
-					return nil
-				}
-			}
-			// Block for the first item.
-			select {
-			case x, ok := <-items:
-				if !ok {
-					return c.endErr(ctx, fetchErr)
-				}
-				it = x
-			case <-ctx.Done():
+			// Block for the first item, or until the oldest batch in
+			// flight is durable (then commit it and wait again).
+			x, st := in.recv(ctx, nil, pl.head())
+			switch st {
+			case recvWake:
+				continue
+			case recvStopped:
 				return nil
+			case recvClosed:
+				return c.endErr(ctx)
 			}
+			it = x
 		}
 		if it.asg != cur {
-			// A new assignment: settle the previous one's batch, then announce
-			// the new one before any of its records.
-			if err := settle(); err != nil {
+			// A new assignment: settle the previous one's batches, then
+			// announce the new one before any of its records.
+			if err := pl.drain(); err != nil {
 				return err
 			}
 			cur = it.asg
@@ -345,27 +287,22 @@ func (c *Consumer) RunAsync(ctx context.Context, h AsyncHandler) error {
 				}
 			}
 		}
-		if it.m == nil {
+		if it.begin {
 			continue
 		}
-		raw = append(raw, *it.m)
+		raw = append(raw, it.m)
 		// Fill until full, the deadline, or an item of another assignment.
 		timer.Reset(c.cfg.FlushInterval)
-	fill:
 		for len(raw) < c.cfg.MaxBatch {
-			select {
-			case x, ok := <-items:
-				if !ok {
-					break fill
-				}
-				if x.asg != cur || x.m == nil {
-					held = &x
-					break fill
-				}
-				raw = append(raw, *x.m)
-			case <-timer.C:
-				break fill
+			x, st := in.recv(ctx, timer.C, nil)
+			if st != recvItem {
+				break // the deadline; a shutdown or the end is seen at the next item
 			}
+			if x.asg != cur || x.begin {
+				held = &x
+				break
+			}
+			raw = append(raw, x.m)
 		}
 		timer.Stop()
 		c.fetched.Add(uint64(len(raw)))
@@ -373,18 +310,6 @@ func (c *Consumer) RunAsync(ctx context.Context, h AsyncHandler) error {
 		var err error
 		var next *pending
 		recs, next, err = c.process(ctx, cur, raw, recs[:0], h)
-		if err == nil {
-			// The batch before this one must be durable and committed first:
-			// if it is not, nothing after it may be committed (a later commit
-			// on its partitions would cover it), so RunAsync ends here.
-			if err = settle(); err == nil {
-				if next.wait == nil {
-					c.commit(ctx, next) // already durable
-				} else {
-					inflight = next
-				}
-			}
-		}
 		if err != nil {
 			if ctx.Err() != nil {
 				// Shut down mid-retry: the batch stays uncommitted and is
@@ -395,19 +320,21 @@ func (c *Consumer) RunAsync(ctx context.Context, h AsyncHandler) error {
 			}
 			return err
 		}
+		// In flight behind the batches before it: if one of those does not
+		// become durable, nothing after it is committed (a later commit on
+		// its partitions would cover it), and RunAsync ends.
+		pl.add(next)
+		if pl.full() {
+			<-pl.head()
+		}
 	}
 }
 
-func (c *Consumer) endErr(ctx context.Context, fetchErr chan error) error {
-	select {
-	case err := <-fetchErr:
-		return err
-	default:
-	}
+func (c *Consumer) endErr(ctx context.Context) error {
 	if ctx.Err() != nil {
 		return nil
 	}
-	return errors.New("consumer: fetch loop ended")
+	return fmt.Errorf("fetching from %s: consumer group closed", c.cfg.Topic)
 }
 
 // process decodes a batch, dead-letters what does not decode, runs the Handler

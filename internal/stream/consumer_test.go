@@ -13,29 +13,22 @@ import (
 // fakeSource yields a fixed list of items, then blocks until ctx ends, and
 // records every commit.
 type fakeSource struct {
-	items chan item
+	q *queue
 
 	mu      sync.Mutex
 	commits []map[int]int64
 }
 
 func newFakeSource(asg *assignment, msgs []kafka.Message) *fakeSource {
-	s := &fakeSource{items: make(chan item, len(msgs)+1)}
-	s.items <- item{asg: asg}
+	s := &fakeSource{q: newQueue(len(msgs) + 1)}
+	s.q.put(context.Background(), item{asg: asg, begin: true})
 	for i := range msgs {
-		s.items <- item{m: &msgs[i], asg: asg}
+		s.q.put(context.Background(), item{m: msgs[i], asg: asg})
 	}
 	return s
 }
 
-func (s *fakeSource) next(ctx context.Context) (item, error) {
-	select {
-	case it := <-s.items:
-		return it, nil
-	case <-ctx.Done():
-		return item{}, ctx.Err()
-	}
-}
+func (s *fakeSource) queue() *queue { return s.q }
 
 func (s *fakeSource) commit(_ context.Context, _ *assignment, last map[int]int64) error {
 	s.mu.Lock()
@@ -201,5 +194,69 @@ func TestRunAsyncCountsHandlerRetries(t *testing.T) {
 	}
 	if st := c.Stats(); st.HandlerRetries != 2 || st.OtherRetries != 0 || st.DeadLettered != 1 {
 		t.Fatalf("stats %+v, want 2 handler retries, 1 dead letter", st)
+	}
+}
+
+// Several batches wait for their side effects at once: the handler gets the
+// next batches while the first is not yet durable, a later batch that
+// becomes durable first is not committed before it, and once it is, both
+// are committed in order.
+func TestRunAsyncBatchesInFlight(t *testing.T) {
+	asg := &assignment{partitions: []int{0}}
+	var msgs []kafka.Message
+	for off := int64(0); off < 6; off++ {
+		msgs = append(msgs, goodMsg(t, 0, off))
+	}
+	src := newFakeSource(asg, msgs)
+	c := fakeConsumer(src, 2)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	release := []chan struct{}{make(chan struct{}), make(chan struct{}), make(chan struct{})}
+	handled := make(chan int, 3)
+	calls := 0
+	done := make(chan error, 1)
+	go func() {
+		done <- c.RunAsync(ctx, func(ctx context.Context, batch []Record) (func() error, error) {
+			i := calls
+			calls++
+			handled <- i
+			return func() error { <-release[i]; return nil }, nil
+		})
+	}()
+	for want := 0; want < 3; want++ {
+		select {
+		case i := <-handled:
+			if i != want {
+				t.Fatalf("handler call %d, want %d", i, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("batch %d not handled while the batches before it are in flight", want)
+		}
+	}
+	close(release[1]) // the second batch is durable before the first
+	time.Sleep(50 * time.Millisecond)
+	if got := src.committed(); len(got) != 0 {
+		t.Fatalf("committed %v while the first batch is not durable", got)
+	}
+	close(release[0])
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		got := src.committed()
+		if len(got) > 0 && got[len(got)-1][0] == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("commits %v never reached offset 3 (the second batch's last)", got)
+		}
+	}
+	if got := src.committed(); got[0][0] != 1 {
+		t.Fatalf("commits %v: the first batch's (offset 1) is not first", got)
+	}
+	close(release[2])
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := src.committed(); got[len(got)-1][0] != 5 {
+		t.Fatalf("commits %v: the last batch (offset 5) not committed at the end", got)
 	}
 }

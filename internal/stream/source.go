@@ -34,17 +34,20 @@ func (a *assignment) lag() map[int]int64 {
 	return out
 }
 
-// item is what a source yields: a message of an assignment, or (m == nil) the
+// item is what a source yields: a message of an assignment, or (begin) the
 // notice that the assignment begins.
 type item struct {
-	m   *kafka.Message
-	asg *assignment
+	m     kafka.Message
+	asg   *assignment
+	begin bool
 }
 
 // source is where a Consumer's messages come from and where its offsets go.
 type source interface {
-	// next returns the next item, in order; safe from one goroutine only.
-	next(ctx context.Context) (item, error)
+	// queue is where the items arrive, in order per partition, each
+	// assignment's notice before its messages. The queue is closed when the
+	// source can yield no more (a group that ended).
+	queue() *queue
 	// commit records, for each partition, that every offset up to and including
 	// last[partition] is done.
 	commit(ctx context.Context, asg *assignment, last map[int]int64) error
@@ -68,8 +71,8 @@ func partitionReader(cfg *ConsumerConfig, p int, offset int64) (*kafka.Reader, e
 	return r, nil
 }
 
-// pump fetches from r into items until ctx ends.
-func pump(ctx context.Context, r *kafka.Reader, asg *assignment, items chan<- item, log *slog.Logger) {
+// pump fetches from r into q until ctx ends.
+func pump(ctx context.Context, r *kafka.Reader, asg *assignment, q *queue, log *slog.Logger) {
 	backoff := 50 * time.Millisecond
 	for {
 		m, err := r.FetchMessage(ctx)
@@ -87,9 +90,7 @@ func pump(ctx context.Context, r *kafka.Reader, asg *assignment, items chan<- it
 			continue
 		}
 		backoff = 50 * time.Millisecond
-		select {
-		case items <- item{m: &m, asg: asg}:
-		case <-ctx.Done():
+		if !q.put(ctx, item{m: m, asg: asg}) {
 			return
 		}
 	}
@@ -101,7 +102,7 @@ func pump(ctx context.Context, r *kafka.Reader, asg *assignment, items chan<- it
 type groupSource struct {
 	cfg    *ConsumerConfig
 	cg     *kafka.ConsumerGroup
-	items  chan item
+	q      *queue
 	cancel context.CancelFunc
 	done   chan struct{}
 	cur    atomic.Pointer[assignment]
@@ -123,13 +124,14 @@ func newGroupSource(cfg *ConsumerConfig) (*groupSource, error) {
 		return nil, fmt.Errorf("consumer: joining group %q: %w", cfg.GroupID, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &groupSource{cfg: cfg, cg: cg, items: make(chan item, cfg.MaxBatch), cancel: cancel, done: make(chan struct{})}
+	s := &groupSource{cfg: cfg, cg: cg, q: newQueue(cfg.MaxBatch), cancel: cancel, done: make(chan struct{})}
 	go s.loop(ctx)
 	return s, nil
 }
 
 func (s *groupSource) loop(ctx context.Context) {
 	defer close(s.done)
+	defer s.q.close()
 	for {
 		gen, err := s.cg.Next(ctx)
 		if err != nil {
@@ -150,9 +152,7 @@ func (s *groupSource) loop(ctx context.Context) {
 		}
 		s.cur.Store(asg)
 		s.cfg.Logger.Info("partitions assigned", "component", "consumer", "generation", gen.ID, "partitions", asg.partitions)
-		select {
-		case s.items <- item{asg: asg}:
-		case <-ctx.Done():
+		if !s.q.put(ctx, item{asg: asg, begin: true}) {
 			return
 		}
 		for _, pa := range gen.Assignments[s.cfg.Topic] {
@@ -166,22 +166,13 @@ func (s *groupSource) loop(ctx context.Context) {
 				asg.mu.Lock()
 				asg.readers = append(asg.readers, r)
 				asg.mu.Unlock()
-				pump(gctx, r, asg, s.items, s.cfg.Logger)
+				pump(gctx, r, asg, s.q, s.cfg.Logger)
 			})
 		}
 	}
 }
 
-func (s *groupSource) next(ctx context.Context) (item, error) {
-	select {
-	case it := <-s.items:
-		return it, nil
-	case <-s.done:
-		return item{}, errors.New("consumer group closed")
-	case <-ctx.Done():
-		return item{}, ctx.Err()
-	}
-}
+func (s *groupSource) queue() *queue { return s.q }
 
 func (s *groupSource) commit(_ context.Context, asg *assignment, last map[int]int64) error {
 	offs := make(map[int]int64, len(last))
@@ -214,7 +205,7 @@ type assignedSource struct {
 	group  string
 	topic  string
 	asg    *assignment
-	items  chan item
+	q      *queue
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -270,8 +261,8 @@ func newAssignedSource(ctx context.Context, cfg *ConsumerConfig) (*assignedSourc
 	}
 	rctx, cancel := context.WithCancel(context.Background())
 	s := &assignedSource{client: client, group: cfg.GroupID, topic: cfg.Topic,
-		asg: &assignment{partitions: parts}, items: make(chan item, cfg.MaxBatch+1), cancel: cancel}
-	s.items <- item{asg: s.asg}
+		asg: &assignment{partitions: parts}, q: newQueue(cfg.MaxBatch), cancel: cancel}
+	s.q.put(rctx, item{asg: s.asg, begin: true})
 	for _, p := range parts {
 		start := cfg.StartOffset
 		if off, ok := committed[p]; ok && off >= 0 {
@@ -286,20 +277,13 @@ func newAssignedSource(ctx context.Context, cfg *ConsumerConfig) (*assignedSourc
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			pump(rctx, r, s.asg, s.items, cfg.Logger)
+			pump(rctx, r, s.asg, s.q, cfg.Logger)
 		}()
 	}
 	return s, nil
 }
 
-func (s *assignedSource) next(ctx context.Context) (item, error) {
-	select {
-	case it := <-s.items:
-		return it, nil
-	case <-ctx.Done():
-		return item{}, ctx.Err()
-	}
-}
+func (s *assignedSource) queue() *queue { return s.q }
 
 func (s *assignedSource) commit(ctx context.Context, _ *assignment, last map[int]int64) error {
 	req := &kafka.OffsetCommitRequest{GroupID: s.group, GenerationID: -1}
