@@ -281,3 +281,24 @@ func TestObserverSeesServedListsAndAcceptedEvents(t *testing.T) {
 		t.Fatalf("served %v accepted %d", obs.served, obs.accepted)
 	}
 }
+
+// The document's bound of event_time_ms is the intake's (the fuzz target
+// found a document bound of 2^42 - 1 while the server accepted up to 2^52 - 1).
+func TestOpenAPIEventTimeBound(t *testing.T) {
+	var d struct {
+		Components struct {
+			Schemas map[string]struct {
+				Properties map[string]struct {
+					Maximum *float64 `json:"maximum"`
+				} `json:"properties"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(openAPIDoc, &d); err != nil {
+		t.Fatal(err)
+	}
+	m := d.Components.Schemas["Interaction"].Properties["event_time_ms"].Maximum
+	if m == nil || int64(*m) != maxEventTimeMs {
+		t.Fatalf("document's event_time_ms maximum %v, the intake's %d", m, int64(maxEventTimeMs))
+	}
+}
