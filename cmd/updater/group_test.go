@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -35,10 +36,19 @@ func TestIntegrationGroupTakeover(t *testing.T) {
 		b.Process.Signal(os.Interrupt)
 		b.Wait()
 	}()
-	// Both members own partitions (B's join rebalances A) before the stream.
-	for end := time.Now().Add(30 * time.Second); !strings.Contains(logB.String(), `"msg":"partitions assigned"`); {
+	// Both members own partitions in the same generation before the stream:
+	// under load one member can join first and take all four, and if the
+	// other's join were still pending when A is killed, there would be no
+	// takeover to test (a CI run failed that way).
+	for end := time.Now().Add(60 * time.Second); ; {
+		ga, na := lastAssignment(logA.String())
+		gb, nb := lastAssignment(logB.String())
+		if ga > 0 && ga == gb && na > 0 && nb > 0 {
+			t.Logf("generation %d: A owns %d partitions, B %d", ga, na, nb)
+			break
+		}
 		if time.Now().After(end) {
-			t.Fatal("member B got no partitions in 30s")
+			t.Fatalf("the members did not share the partitions in one generation in 60s (A: generation %d, %d partitions; B: %d, %d)", ga, na, gb, nb)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -98,4 +108,22 @@ func (b *lockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// lastAssignment reads the generation and the number of partitions of the
+// last "partitions assigned" line of an updater's JSON log (0, 0: none).
+func lastAssignment(log string) (gen, parts int) {
+	for _, l := range strings.Split(log, "\n") {
+		if !strings.Contains(l, `"msg":"partitions assigned"`) {
+			continue
+		}
+		var rec struct {
+			Generation int   `json:"generation"`
+			Partitions []int `json:"partitions"`
+		}
+		if json.Unmarshal([]byte(l), &rec) == nil {
+			gen, parts = rec.Generation, len(rec.Partitions)
+		}
+	}
+	return gen, parts
 }
