@@ -18,45 +18,10 @@ import (
 // value of another format or length (a corrupt record) is overwritten. ARGV[2] is the TTL in ms (0: none). With
 // KEYS[2] (the user's watch-history key), ARGV[3] is written there too, when
 // the record is (same TTL). Returns 1 if written.
-var putIfNewerScript = redis.NewScript(`
-local function layout(v)
-  if string.len(v) < 2 then return nil end
-  local f = string.byte(v, 1)
-  if f ~= 2 and f ~= 3 then return nil end
-  local o = 3 + string.byte(v, 2)
-  local d = o + 32
-  if f == 3 then d = o + 40 end
-  if string.len(v) < d + 3 then return nil end
-  local d1, d2, d3, d4 = string.byte(v, d, d + 3)
-  local dim = d1 + 256 * (d2 + 256 * (d3 + 256 * d4))
-  if string.len(v) ~= d + 3 + 4 * dim then return nil end
-  return o, f
-end
-local function u64(s, a)
-  local b1, b2, b3, b4, b5, b6, b7, b8 = string.byte(s, a, a + 7)
-  return b5 + 256 * (b6 + 256 * (b7 + 256 * b8)), b1 + 256 * (b2 + 256 * (b3 + 256 * b4))
-end
-local function cmp8(x, a, y, b)
-  local xh, xl = u64(x, a)
-  local yh, yl = u64(y, b)
-  if xh ~= yh then
-    if xh > yh then return 1 end
-    return -1
-  end
-  if xl > yl then return 1 end
-  if xl < yl then return -1 end
-  return 0
-end
-local old = redis.call('GET', KEYS[1])
+var putIfNewerScript = redis.NewScript(casLua + `
+local r = verdict(redis.call('GET', KEYS[1]), ARGV[1])
+if r ~= 1 then return r end
 local new = ARGV[1]
-if old then
-  local oo, of = layout(old)
-  local no = 3 + string.byte(new, 2)
-  if oo then
-    if of == 3 and cmp8(old, oo + 12, new, no + 12) > 0 then return -1 end
-    if string.sub(old, oo, oo + 3) == string.sub(new, no, no + 3) and cmp8(old, oo + 4, new, no + 4) > 0 then return 0 end
-  end
-end
 local ttl = tonumber(ARGV[2])
 for i = 1, #KEYS do
   local v = new
@@ -75,7 +40,28 @@ return 1
 // ARGV[1] the TTL in ms, then (record, watch history) pairs. It returns one
 // result per user, as putIfNewerScript's. One call instead of one per user
 // saves the script call's fixed cost, most of the server's time per user.
-var putManyIfNewerScript = redis.NewScript(`
+var putManyIfNewerScript = redis.NewScript(casLua + `
+local ttl = tonumber(ARGV[1])
+local out = {}
+for u = 1, #KEYS / 2 do
+  local r = verdict(redis.call('GET', KEYS[2 * u - 1]), ARGV[2 * u])
+  if r == 1 then
+    for i = 0, 1 do
+      if ttl > 0 then
+        redis.call('SET', KEYS[2 * u - 1 + i], ARGV[2 * u + i], 'PX', ttl)
+      else
+        redis.call('SET', KEYS[2 * u - 1 + i], ARGV[2 * u + i])
+      end
+    end
+  end
+  out[u] = r
+end
+return out
+`)
+
+// casLua is the record guard both write scripts share: the record layout,
+// the uint64 comparison in two exact 32-bit halves, and the verdict.
+const casLua = `
 local function layout(v)
   if string.len(v) < 2 then return nil end
   local f = string.byte(v, 1)
@@ -104,36 +90,19 @@ local function cmp8(x, a, y, b)
   if xl < yl then return -1 end
   return 0
 end
-local ttl = tonumber(ARGV[1])
-local out = {}
-for u = 1, #KEYS / 2 do
-  local new = ARGV[2 * u]
-  local r = 1
-  local old = redis.call('GET', KEYS[2 * u - 1])
-  if old then
-    local oo, of = layout(old)
-    local no = 3 + string.byte(new, 2)
-    if oo then
-      if of == 3 and cmp8(old, oo + 12, new, no + 12) > 0 then
-        r = -1
-      elseif string.sub(old, oo, oo + 3) == string.sub(new, no, no + 3) and cmp8(old, oo + 4, new, no + 4) > 0 then
-        r = 0
-      end
-    end
-  end
-  if r == 1 then
-    for i = 0, 1 do
-      if ttl > 0 then
-        redis.call('SET', KEYS[2 * u - 1 + i], ARGV[2 * u + i], 'PX', ttl)
-      else
-        redis.call('SET', KEYS[2 * u - 1 + i], ARGV[2 * u + i])
-      end
-    end
-  end
-  out[u] = r
+-- verdict: 1 to write new over old (absent, corrupt, or not newer), 0 if old
+-- is at a later input position of the same version, -1 if old was written
+-- under a newer fencing epoch.
+local function verdict(old, new)
+  if not old then return 1 end
+  local oo, of = layout(old)
+  if not oo then return 1 end
+  local no = 3 + string.byte(new, 2)
+  if of == 3 and cmp8(old, oo + 12, new, no + 12) > 0 then return -1 end
+  if string.sub(old, oo, oo + 3) == string.sub(new, no, no + 3) and cmp8(old, oo + 4, new, no + 4) > 0 then return 0 end
+  return 1
 end
-return out
-`)
+`
 
 // putManyChunk is how many users one putManyIfNewerScript call writes: the
 // script blocks the server while it runs (about 10 us a user).
