@@ -304,6 +304,20 @@ func (e *errCoef) row(n, s, b float32) float64 {
 	return (e.a*float64(n) + e.s*float64(s) + e.b*math.Abs(float64(b)) + e.c) * (1 + 1e-6)
 }
 
+// queryNorm returns max_j |q_j| and |q| (rounded up), and false when the
+// bound's arithmetic could overflow, or for a zero, NaN or Inf query.
+func (p *prescanIndex) queryNorm(q []float32) (mx, qn float64, ok bool) {
+	var ss float64
+	for _, v := range q {
+		a := math.Abs(float64(v))
+		mx = max(mx, a)
+		ss += a * a
+	}
+	qn = math.Sqrt(ss) * (1 + 1e-12)
+	ok = mx > 0 && qn*math.Sqrt(float64(len(q)))+qn*p.vmax+p.bmax < 0x1p100 && p.vmax < 0x1p90
+	return mx, qn, ok
+}
+
 // quantQuery quantises q into z (P int32 words, each two int16: the pair
 // VPMADDWD multiplies; 4 bits: quantQuery4) and returns the error coefficients and sigma_q, or
 // false when the bound cannot be used (overflow possible, NaN, zero query).
@@ -311,16 +325,8 @@ func (p *prescanIndex) quantQuery(z []uint32, q []float32, useBias bool) (errCoe
 	if p.bits == 4 {
 		return p.quantQuery4(z, q, useBias)
 	}
-	var mx, ss float64
-	for _, v := range q {
-		a := math.Abs(float64(v))
-		mx = max(mx, a)
-		ss += a * a
-	}
-	qn := math.Sqrt(ss) * (1 + 1e-12)
-	d := float64(len(q))
-	sd := math.Sqrt(d)
-	if !(mx > 0) || !(qn*sd+qn*p.vmax+p.bmax < 0x1p100) || !(p.vmax < 0x1p90) {
+	mx, qn, ok := p.queryNorm(q)
+	if !ok {
 		return errCoef{}, 0, false // also NaN and Inf
 	}
 	sq := upScale(mx, p.rq)

@@ -228,15 +228,9 @@ func (p *prescanIndex) w4(r, j int) int64 {
 // quantQuery4 is quantQuery for the 4-bit copy: z holds the int8 query, 4
 // to a word (2*blocks words), then off = 8 sum_j z_j.
 func (p *prescanIndex) quantQuery4(z []uint32, q []float32, useBias bool) (errCoef, float32, bool) {
-	var mx, ss float64
-	for _, v := range q {
-		a := math.Abs(float64(v))
-		mx = max(mx, a)
-		ss += a * a
-	}
-	qn := math.Sqrt(ss) * (1 + 1e-12)
+	mx, qn, ok := p.queryNorm(q)
 	d := float64(len(q))
-	if !(mx > 0) || !(qn*math.Sqrt(d)+qn*p.vmax+p.bmax < 0x1p100) || !(p.vmax < 0x1p90) {
+	if !ok {
 		return errCoef{}, 0, false // also NaN and Inf
 	}
 	sq := upScale(mx, 127)
