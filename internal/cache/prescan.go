@@ -196,12 +196,7 @@ func buildPrescan(vecs, biases []float32, n, dim, ntiles, bits int) *prescanInde
 	}
 	for r := range n {
 		row := vecs[r*dim : (r+1)*dim]
-		var mx, ss float64
-		for _, v := range row {
-			a := math.Abs(float64(v))
-			mx = max(mx, a)
-			ss += a * a
-		}
+		mx, ss := absMaxSq(row)
 		nr := math.Sqrt(ss) * (1 + 1e-12)
 		p.norm[r] = float32(nr)
 		if float64(p.norm[r]) < nr {
@@ -304,15 +299,20 @@ func (e *errCoef) row(n, s, b float32) float64 {
 	return (e.a*float64(n) + e.s*float64(s) + e.b*math.Abs(float64(b)) + e.c) * (1 + 1e-6)
 }
 
-// queryNorm returns max_j |q_j| and |q| (rounded up), and false when the
-// bound's arithmetic could overflow, or for a zero, NaN or Inf query.
-func (p *prescanIndex) queryNorm(q []float32) (mx, qn float64, ok bool) {
-	var ss float64
-	for _, v := range q {
-		a := math.Abs(float64(v))
+// absMaxSq returns max_j |v_j| and sum_j v_j^2, in float64.
+func absMaxSq(v []float32) (mx, ss float64) {
+	for _, x := range v {
+		a := math.Abs(float64(x))
 		mx = max(mx, a)
 		ss += a * a
 	}
+	return mx, ss
+}
+
+// queryNorm returns max_j |q_j| and |q| (rounded up), and false when the
+// bound's arithmetic could overflow, or for a zero, NaN or Inf query.
+func (p *prescanIndex) queryNorm(q []float32) (mx, qn float64, ok bool) {
+	mx, ss := absMaxSq(q)
 	qn = math.Sqrt(ss) * (1 + 1e-12)
 	ok = mx > 0 && qn*math.Sqrt(float64(len(q)))+qn*p.vmax+p.bmax < 0x1p100 && p.vmax < 0x1p90
 	return mx, qn, ok

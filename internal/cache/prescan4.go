@@ -76,12 +76,7 @@ func buildPrescan4(p *prescanIndex, vecs, biases []float32, n, dim, ntiles int) 
 	}
 	for r := range n {
 		row := vecs[r*dim : (r+1)*dim]
-		var mx, ss float64
-		for _, v := range row {
-			a := math.Abs(float64(v))
-			mx = max(mx, a)
-			ss += a * a
-		}
+		mx, ss := absMaxSq(row)
 		p.norm[r] = upF32(math.Sqrt(ss) * (1 + 1e-12))
 		p.vmax = max(p.vmax, float64(p.norm[r]))
 		if r < len(biases) {
