@@ -82,6 +82,7 @@ type trainOpts struct {
 	logLevel                      string
 	workers                       int
 	validShare                    float64
+	lrGrid                        []float64
 
 	twoTower  towers.TwoTowerConfig
 	train     towers.TrainConfig
@@ -115,6 +116,7 @@ func parseTrainFlags(args []string, stderr io.Writer) (*trainOpts, error) {
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress bars")
 	fs.IntVar(&o.workers, "workers", 0, "parser goroutines (0: all cores)")
+	lrGrid := fs.String("lr-grid", defaultLRGrid, "serving model: Adam rates tried when all their trainings fit in --budget (small data), the one with the lowest validation MAE kept; '' or a larger set: --lr alone")
 	fs.Float64Var(&o.validShare, "valid-share", 0.02, "share of training-period rows held out for validation and early stopping")
 	seed := fs.Uint64("seed", o.train.Seed, "random seed of both trainers (initialisation, shuffles, negatives, samples, validation split)")
 	fs.Int64Var(&o.train.MaxSamples, "budget", o.train.MaxSamples, "serving model: training budget in rows (<= 0: epochs only)")
@@ -137,6 +139,11 @@ func parseTrainFlags(args []string, stderr io.Writer) (*trainOpts, error) {
 	if o.data == "" || o.report == "" {
 		return nil, config.Usagef("train: --data and --report are required")
 	}
+	grid, err := parseLRGrid(*lrGrid)
+	if err != nil {
+		return nil, config.Usagef("train: %v", err)
+	}
+	o.lrGrid = grid
 	if !(o.validShare > 0 && o.validShare < 0.5) {
 		return nil, config.Usagef("train: --valid-share %v: want (0, 0.5)", o.validShare)
 	}
@@ -310,7 +317,6 @@ func trainMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 
 	// 4. Train the serving model and the seed baseline.
-	bar := &trainBar{w: progressW, model: "twotower"}
 	// About 100 points on the training curve, whatever the data size.
 	o.train.CurveEvery = curveEvery(int64(td.ds.Train.Len()), o.train.Epochs, o.train.MaxSamples, o.train.Batch)
 	seedRows := td.ds.Train.Len()
@@ -318,11 +324,11 @@ func trainMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		seedRows = min(seedRows, o.seedTrain.SampleSize)
 	}
 	o.seedTrain.CurveEvery = curveEvery(int64(seedRows), o.seedTrain.Epochs, 0, o.seedTrain.Batch)
-	m, hist, err := towers.FitTwoTower(ctx, td.ds, o.twoTower, o.train, bar.callback())
-	bar.finish()
+	fit, trials, err := fitServingSearch(ctx, logger, td, o, progressW)
 	if err != nil {
-		return fmt.Errorf("training the two-tower model: %w", err)
+		return err
 	}
+	m, hist, calib := fit.m, fit.hist, fit.calib
 	m.Version = version
 	m.Meta = map[string]float64{
 		towers.MetaTrainRows: float64(td.ds.Train.Len()), towers.MetaLastTrainMS: float64(td.lastMS),
@@ -331,26 +337,12 @@ func trainMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if hasCut {
 		m.Meta[towers.MetaCutMS] = float64(cutMS)
 	}
-	logger.Info("two-tower trained", "epochs", len(hist.Epochs), "best", hist.Best, "stopped", hist.Stopped, "seconds", tm.done("train_twotower"))
-	var calib *calibReport
-	if !o.noCalibrate {
-		// Fit for absolute error on the validation split (held-out
-		// big-matrix rows), folded into the parameters.
-		c := towers.FitMedianCalibration(m, td.ds.UserFeatures, td.ds.ItemFeatures, td.ds.Valid)
-		c.Apply(m)
-		m.Meta[towers.MetaCalibShift], m.Meta[towers.MetaCalibSlope] = c.Shift, c.Slope
-		calib = &calibReport{Shift: c.Shift, Slope: c.Slope, ValidRows: c.Rows,
-			ValidMAEBefore: jsonSafe(c.MAEBefore), ValidMAEAfter: jsonSafe(c.MAEAfter)}
-		sh := towers.FitMedianShifts(m, td.ds.UserFeatures, td.ds.ItemFeatures, td.ds.Train, td.ds.Valid)
-		sh.Apply(m)
-		calib.UserLambda, calib.ItemLambda = jsonLambda(sh.UserLambda), jsonLambda(sh.ItemLambda)
-		calib.ValidMAEShifts = []float64{jsonSafe(sh.ValidMAE[1]), jsonSafe(sh.ValidMAE[2])}
-		logger.Info("median shifts", "user_lambda", calib.UserLambda, "item_lambda", calib.ItemLambda,
-			"valid_mae_after_user", sh.ValidMAE[1], "valid_mae_after_item", sh.ValidMAE[2])
-		logger.Info("median calibration", "shift", c.Shift, "slope", c.Slope, "valid_mae_before", c.MAEBefore,
-			"valid_mae_after", c.MAEAfter, "seconds", tm.done("calibrate"))
+	if calib != nil {
+		m.Meta[towers.MetaCalibShift], m.Meta[towers.MetaCalibSlope] = calib.Shift, calib.Slope
 	}
-	bar = &trainBar{w: progressW, model: "seed"}
+	logger.Info("two-tower trained", "lr", fit.lr, "epochs", len(hist.Epochs), "best", hist.Best, "stopped", hist.Stopped,
+		"valid_mae", fit.validMAE, "seconds", tm.done("train_twotower"))
+	bar := &trainBar{w: progressW, model: "seed"}
 	seed, seedHist, err := towers.FitSeed(ctx, td.ds, o.seedModel, o.seedTrain, bar.callback())
 	bar.finish()
 	if err != nil {
@@ -359,7 +351,8 @@ func trainMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	seed.Version = version + "-seed"
 	logger.Info("seed trained", "epochs", len(seedHist.Epochs), "best", seedHist.Best, "stopped", seedHist.Stopped, "seconds", tm.done("train_seed"))
 	rep.Model = modelReport{Version: version, File: o.modelOut, Curve: o.curve, CutMS: cutMS,
-		TwoTower: summarizeHistory(hist), Seed: summarizeHistory(seedHist), Calibration: calib}
+		TwoTower: summarizeHistory(hist), Seed: summarizeHistory(seedHist), Calibration: calib,
+		LR: fit.lr, LRSearch: trials}
 
 	// 5. Evaluate on the small matrix over all its videos.
 	ev, evRep, err := kuairec.LoadEval(ds.Dir, kuairec.Options{Workers: o.workers})

@@ -111,6 +111,11 @@ type modelReport struct {
 	// --no-calibrate): pred' = shift + slope * pred, fit on the validation
 	// split and folded into the parameters.
 	Calibration *calibReport `json:"calibration,omitempty"`
+	// LR is the towers' Adam rate the model was trained at; LRSearch the
+	// rates tried and their validation MAE when --lr-grid's search ran
+	// (small data: the whole grid fits in --budget), else absent.
+	LR       float64   `json:"lr"`
+	LRSearch []lrTrial `json:"lr_search,omitempty"`
 }
 
 type calibReport struct {
