@@ -116,7 +116,7 @@ func parseTrainFlags(args []string, stderr io.Writer) (*trainOpts, error) {
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress bars")
 	fs.IntVar(&o.workers, "workers", 0, "parser goroutines (0: all cores)")
-	lrGrid := fs.String("lr-grid", defaultLRGrid, "serving model: Adam rates tried when all their trainings fit in --budget (small data), the one with the lowest validation MAE kept; '' or a larger set: --lr alone")
+	lrGrid := fs.String("lr-grid", defaultLRGrid, "serving model: Adam rates tried when all their trainings fit in --budget (small data), the one with the lowest validation MAE kept; '', a larger set or an --lr given (flag or environment): --lr alone")
 	fs.Float64Var(&o.validShare, "valid-share", 0.02, "share of training-period rows held out for validation and early stopping")
 	seed := fs.Uint64("seed", o.train.Seed, "random seed of both trainers (initialisation, shuffles, negatives, samples, validation split)")
 	fs.Int64Var(&o.train.MaxSamples, "budget", o.train.MaxSamples, "serving model: training budget in rows (<= 0: epochs only)")
@@ -144,6 +144,9 @@ func parseTrainFlags(args []string, stderr io.Writer) (*trainOpts, error) {
 		return nil, config.Usagef("train: %v", err)
 	}
 	o.lrGrid = grid
+	if lrGiven(fs) {
+		o.lrGrid = nil // a rate the user chose is kept: no search
+	}
 	if !(o.validShare > 0 && o.validShare < 0.5) {
 		return nil, config.Usagef("train: --valid-share %v: want (0, 0.5)", o.validShare)
 	}

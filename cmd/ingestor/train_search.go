@@ -2,13 +2,16 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"math"
+	"os"
 	"strconv"
 	"strings"
 
+	"github.com/streamrec/streamrec/internal/config"
 	"github.com/streamrec/streamrec/internal/towers"
 )
 
@@ -31,6 +34,15 @@ func parseLRGrid(s string) ([]float64, error) {
 		out = append(out, v)
 	}
 	return out, nil
+}
+
+// lrGiven reports whether --lr was given on the command line or in its
+// environment variable: then that rate is trained and no search runs.
+func lrGiven(fs *flag.FlagSet) bool {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "lr" })
+	_, env := os.LookupEnv(config.EnvName("lr"))
+	return given || env
 }
 
 // searchFits says whether training every rate of the grid stays inside the

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"testing"
 
 	"github.com/streamrec/streamrec/internal/towers"
@@ -39,5 +40,22 @@ func TestSearchFitsBudget(t *testing.T) {
 	cfg.MaxSamples = 0
 	if searchFits(grid, 10, cfg) {
 		t.Error("no budget (epochs only): no search")
+	}
+}
+
+func TestExplicitLRTurnsSearchOff(t *testing.T) {
+	base := []string{"--data", "d", "--report", "r"}
+	o, err := parseTrainFlags(base, io.Discard)
+	if err != nil || len(o.lrGrid) != 5 {
+		t.Fatalf("default: grid %v, %v", o.lrGrid, err)
+	}
+	o, err = parseTrainFlags(append(base, "--lr", "0.001"), io.Discard)
+	if err != nil || o.lrGrid != nil || o.train.LR != 0.001 {
+		t.Fatalf("--lr 0.001 given: grid %v, lr %v, %v (want no search)", o.lrGrid, o.train.LR, err)
+	}
+	t.Setenv("STREAMREC_LR", "0.004")
+	o, err = parseTrainFlags(base, io.Discard)
+	if err != nil || o.lrGrid != nil || o.train.LR != 0.004 {
+		t.Fatalf("STREAMREC_LR given: grid %v, lr %v, %v (want no search)", o.lrGrid, o.train.LR, err)
 	}
 }
