@@ -54,7 +54,7 @@ func TestIntegrationRetrainFromLog(t *testing.T) {
 	cut := time.Date(2020, 8, 30, 0, 0, 0, 0, cst)
 	out := t.TempDir()
 	common := []string{"--data", data, "--cut", cut.Format(time.RFC3339), "--redis-addr", redisAddr, "--namespace", ns,
-		"--epochs", "2"}
+		"--epochs", "2", "--folds", "0"}
 	runTrain(t, append(common, "--report", filepath.Join(out, "r1.json"), "--model-out", filepath.Join(out, "m1.srm"),
 		"--model-version", "v1")...)
 

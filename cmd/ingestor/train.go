@@ -82,7 +82,8 @@ type trainOpts struct {
 	logLevel                      string
 	workers                       int
 	validShare                    float64
-	lrGrid                        []float64
+	folds                         int
+	lrGrid, vecL2Grid             []float64
 
 	twoTower  towers.TwoTowerConfig
 	train     towers.TrainConfig
@@ -117,6 +118,8 @@ func parseTrainFlags(args []string, stderr io.Writer) (*trainOpts, error) {
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress bars")
 	fs.IntVar(&o.workers, "workers", 0, "parser goroutines (0: all cores)")
 	lrGrid := fs.String("lr-grid", defaultLRGrid, "serving model: Adam rates tried when all their trainings fit in --budget (small data), the one with the lowest validation MAE kept; '', a larger set or an --lr given (flag or environment): --lr alone")
+	fs.IntVar(&o.folds, "folds", defaultFolds, "serving model: folds of the cross-fit calibration, run when the rates' cross-fits all fit in --budget (small data): the rate chosen and the calibration fit out of fold on the training rows; < 2: on the validation split")
+	vecL2Grid := fs.String("vec-l2-grid", defaultVecL2Grid, "serving model: --vec-l2 values the cross-fit tries at the best rate when they fit in --budget too; '' or a --vec-l2 given: --vec-l2 alone")
 	fs.Float64Var(&o.validShare, "valid-share", 0.02, "share of training-period rows held out for validation and early stopping")
 	seed := fs.Uint64("seed", o.train.Seed, "random seed of both trainers (initialisation, shuffles, negatives, samples, validation split)")
 	fs.Int64Var(&o.train.MaxSamples, "budget", o.train.MaxSamples, "serving model: training budget in rows (<= 0: epochs only)")
@@ -139,13 +142,22 @@ func parseTrainFlags(args []string, stderr io.Writer) (*trainOpts, error) {
 	if o.data == "" || o.report == "" {
 		return nil, config.Usagef("train: --data and --report are required")
 	}
-	grid, err := parseLRGrid(*lrGrid)
+	grid, err := parseGrid("--lr-grid", *lrGrid, false)
 	if err != nil {
 		return nil, config.Usagef("train: %v", err)
 	}
 	o.lrGrid = grid
-	if lrGiven(fs) {
+	if flagGiven(fs, "lr") {
 		o.lrGrid = nil // a rate the user chose is kept: no search
+	}
+	if o.vecL2Grid, err = parseGrid("--vec-l2-grid", *vecL2Grid, true); err != nil {
+		return nil, config.Usagef("train: %v", err)
+	}
+	if flagGiven(fs, "vec-l2") {
+		o.vecL2Grid = nil
+	}
+	if o.folds < 0 || o.folds > 20 {
+		return nil, config.Usagef("train: --folds %d: want 0 to 20 (< 2: no cross-fit)", o.folds)
 	}
 	if !(o.validShare > 0 && o.validShare < 0.5) {
 		return nil, config.Usagef("train: --valid-share %v: want (0, 0.5)", o.validShare)
@@ -344,7 +356,7 @@ func trainMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		m.Meta[towers.MetaCalibShift], m.Meta[towers.MetaCalibSlope] = calib.Shift, calib.Slope
 	}
 	logger.Info("two-tower trained", "lr", fit.lr, "epochs", len(hist.Epochs), "best", hist.Best, "stopped", hist.Stopped,
-		"valid_mae", fit.validMAE, "seconds", tm.done("train_twotower"))
+		"vec_l2", fit.vecL2, "valid_mae", fit.validMAE, "seconds", tm.done("train_twotower"))
 	bar := &trainBar{w: progressW, model: "seed"}
 	seed, seedHist, err := towers.FitSeed(ctx, td.ds, o.seedModel, o.seedTrain, bar.callback())
 	bar.finish()
@@ -355,7 +367,7 @@ func trainMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	logger.Info("seed trained", "epochs", len(seedHist.Epochs), "best", seedHist.Best, "stopped", seedHist.Stopped, "seconds", tm.done("train_seed"))
 	rep.Model = modelReport{Version: version, File: o.modelOut, Curve: o.curve, CutMS: cutMS,
 		TwoTower: summarizeHistory(hist), Seed: summarizeHistory(seedHist), Calibration: calib,
-		LR: fit.lr, LRSearch: trials}
+		LR: fit.lr, VecL2: fit.vecL2, LRSearch: trials}
 
 	// 5. Evaluate on the small matrix over all its videos.
 	ev, evRep, err := kuairec.LoadEval(ds.Dir, kuairec.Options{Workers: o.workers})

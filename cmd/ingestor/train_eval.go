@@ -108,22 +108,36 @@ type modelReport struct {
 	TwoTower historyReport `json:"twotower"`
 	Seed     historyReport `json:"seed"`
 	// Calibration is the serving model's median calibration (absent with
-	// --no-calibrate): pred' = shift + slope * pred, fit on the validation
-	// split and folded into the parameters.
+	// --no-calibrate): pred' = shift + slope * pred and the per-user and
+	// per-item shifts, fit on the validation split or out of fold (small
+	// data) and folded into the parameters.
 	Calibration *calibReport `json:"calibration,omitempty"`
-	// LR is the towers' Adam rate the model was trained at; LRSearch the
-	// rates tried and their validation MAE when --lr-grid's search ran
-	// (small data: the whole grid fits in --budget), else absent.
+	// LR and VecL2 are the towers' Adam rate and the per-user and per-item
+	// vectors' L2 penalty the model was trained at; LRSearch the settings
+	// tried and their validation MAE (--lr-grid's search; small data: the
+	// whole grid fits in --budget) or out-of-fold MAE (the cross-fit's
+	// search over --lr-grid then --vec-l2-grid; smaller data still), else
+	// absent.
 	LR       float64   `json:"lr"`
+	VecL2    float64   `json:"vec_l2"`
 	LRSearch []lrTrial `json:"lr_search,omitempty"`
 }
 
 type calibReport struct {
-	Shift          float64 `json:"shift"`
-	Slope          float64 `json:"slope"`
-	ValidRows      int     `json:"valid_rows"`
-	ValidMAEBefore float64 `json:"valid_mae_before"`
-	ValidMAEAfter  float64 `json:"valid_mae_after"`
+	// Method is "validation split" (the map, the shifts' medians from the
+	// training rows and their shrinkage fit on the validation split) or
+	// "cross-fit" (all of it fit out of fold on the training rows, Folds
+	// folds; CVMAE the out-of-fold MAE before, after the map, after the
+	// user and after the item shifts; the Valid figures are then measured
+	// on the validation split, which nothing was fit on).
+	Method         string    `json:"method"`
+	Folds          int       `json:"folds,omitempty"`
+	CVMAE          []float64 `json:"cv_mae,omitempty"`
+	Shift          float64   `json:"shift"`
+	Slope          float64   `json:"slope"`
+	ValidRows      int       `json:"valid_rows"`
+	ValidMAEBefore float64   `json:"valid_mae_before"`
+	ValidMAEAfter  float64   `json:"valid_mae_after"`
 	// UserLambda and ItemLambda are the shrinkage constants of the per-user
 	// and per-item median shifts chosen on the validation split (-1: none);
 	// ValidMAEShifts the validation MAE after the user and the item shifts.

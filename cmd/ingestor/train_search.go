@@ -19,29 +19,35 @@ import (
 // the whole search fits in the training budget.
 const defaultLRGrid = "0.001,0.002,0.003,0.005,0.01"
 
-// parseLRGrid reads --lr-grid: comma-separated positive rates, or "" (off).
-func parseLRGrid(s string) ([]float64, error) {
+// parseGrid reads a grid flag (name, for the error): comma-separated
+// values, positive (or, with zeroOK, non-negative) and finite, or "" (off).
+func parseGrid(name, s string, zeroOK bool) ([]float64, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return nil, nil
 	}
+	want := "positive"
+	if zeroOK {
+		want = "non-negative"
+	}
 	var out []float64
 	for _, f := range strings.Split(s, ",") {
 		v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
-		if err != nil || !(v > 0) || math.IsInf(v, 0) {
-			return nil, fmt.Errorf("--lr-grid %q: %q is not a positive learning rate", s, f)
+		if err != nil || !(v > 0 || zeroOK && v == 0) || math.IsInf(v, 0) {
+			return nil, fmt.Errorf("%s %q: %q is not a %s finite number", name, s, f, want)
 		}
 		out = append(out, v)
 	}
 	return out, nil
 }
 
-// lrGiven reports whether --lr was given on the command line or in its
-// environment variable: then that rate is trained and no search runs.
-func lrGiven(fs *flag.FlagSet) bool {
+// flagGiven reports whether flag name was given on the command line or in
+// its environment variable: then that value is trained and no search runs
+// over it.
+func flagGiven(fs *flag.FlagSet, name string) bool {
 	given := false
-	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "lr" })
-	_, env := os.LookupEnv(config.EnvName("lr"))
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	_, env := os.LookupEnv(config.EnvName(name))
 	return given || env
 }
 
@@ -58,8 +64,13 @@ func searchFits(grid []float64, trainRows int, cfg towers.TrainConfig) bool {
 // lrTrial is one rate of the search and the validation MAE its calibrated
 // model reached.
 type lrTrial struct {
-	LR       float64 `json:"lr"`
-	ValidMAE float64 `json:"valid_mae"`
+	LR    float64  `json:"lr"`
+	VecL2 *float64 `json:"vec_l2,omitempty"`
+	// ValidMAE is the validation split's MAE (the search without
+	// cross-fitting); CVMAE the out-of-fold MAE of the training rows after
+	// the cross-fit calibration (with it).
+	ValidMAE *float64 `json:"valid_mae,omitempty"`
+	CVMAE    *float64 `json:"cv_mae,omitempty"`
 }
 
 // fitted is a trained (and, unless --no-calibrate, calibrated) serving model.
@@ -68,6 +79,7 @@ type fitted struct {
 	hist     towers.History
 	calib    *calibReport
 	lr       float64
+	vecL2    float64
 	validMAE float64
 }
 
@@ -80,11 +92,11 @@ func fitServing(ctx context.Context, logger *slog.Logger, td *trainData, o *trai
 	if err != nil {
 		return nil, fmt.Errorf("training the two-tower model: %w", err)
 	}
-	f := &fitted{m: m, hist: hist, lr: cfg.LR}
+	f := &fitted{m: m, hist: hist, lr: cfg.LR, vecL2: cfg.VecL2}
 	if !o.noCalibrate {
 		c := towers.FitMedianCalibration(m, td.ds.UserFeatures, td.ds.ItemFeatures, td.ds.Valid)
 		c.Apply(m)
-		f.calib = &calibReport{Shift: c.Shift, Slope: c.Slope, ValidRows: c.Rows,
+		f.calib = &calibReport{Method: "validation split", Shift: c.Shift, Slope: c.Slope, ValidRows: c.Rows,
 			ValidMAEBefore: jsonSafe(c.MAEBefore), ValidMAEAfter: jsonSafe(c.MAEAfter)}
 		sh := towers.FitMedianShifts(m, td.ds.UserFeatures, td.ds.ItemFeatures, td.ds.Train, td.ds.Valid)
 		sh.Apply(m)
@@ -117,9 +129,25 @@ func validMAE(m *towers.TwoTower, ds *towers.Dataset) float64 {
 // trainings all fit in the row budget (small data), once per rate of the
 // grid, and keeps the model with the lowest validation MAE after calibration
 // (the validation split is big-matrix rows held out; the small matrix is
-// never looked at). Ties keep the earlier rate.
+// never looked at). Ties keep the earlier rate. When the cross-fit's
+// trainings fit in the budget as well (--folds, small data), each rate is
+// judged, and the kept model calibrated, out of fold instead (fitCrossFit).
 func fitServingSearch(ctx context.Context, logger *slog.Logger, td *trainData, o *trainOpts, progressW io.Writer) (*fitted, []lrTrial, error) {
-	if !searchFits(o.lrGrid, td.ds.Train.Len(), o.train) || td.ds.Valid.Len() == 0 {
+	rates := []float64{o.train.LR}
+	search := searchFits(o.lrGrid, td.ds.Train.Len(), o.train) && td.ds.Valid.Len() > 0
+	if search {
+		rates = o.lrGrid
+	}
+	if !o.noCalibrate {
+		l2s := o.vecL2Grid
+		if !crossFitFits(len(rates)+len(l2s), o.folds, td.ds.Train.Len(), o.train) {
+			l2s = nil
+		}
+		if crossFitFits(len(rates)+len(l2s), o.folds, td.ds.Train.Len(), o.train) {
+			return fitCrossFit(ctx, logger, td, o, rates, l2s, progressW)
+		}
+	}
+	if !search {
 		f, err := fitServing(ctx, logger, td, o, o.train, progressW)
 		return f, nil, err
 	}
@@ -133,7 +161,7 @@ func fitServingSearch(ctx context.Context, logger *slog.Logger, td *trainData, o
 		if err != nil {
 			return nil, nil, err
 		}
-		trials = append(trials, lrTrial{LR: lr, ValidMAE: jsonSafe(f.validMAE)})
+		trials = append(trials, lrTrial{LR: lr, ValidMAE: ptr(jsonSafe(f.validMAE))})
 		if best == nil || f.validMAE < best.validMAE {
 			best = f
 		}

@@ -60,7 +60,8 @@ func TestTrainTinySynthetic(t *testing.T) {
 	cut := time.Date(2020, 8, 30, 0, 0, 0, 0, cst) // about 88% of the log's span
 	report, model := filepath.Join(out, "report.json"), filepath.Join(out, "m", "model.srm")
 	stdout := runTrain(t, "--data", filepath.Join(root, "KuaiRec 2.0"), "--no-publish", "--report", report,
-		"--model-out", model, "--cut", cut.Format(time.RFC3339), "--model-version", "tiny-v1")
+		"--model-out", model, "--cut", cut.Format(time.RFC3339), "--model-version", "tiny-v1",
+		"--lr-grid", "0.003,0.01", "--vec-l2-grid", "0.0001,0.01", "--folds", "2")
 	t.Log("\n" + stdout)
 
 	raw, err := os.ReadFile(report)
@@ -149,10 +150,41 @@ func TestTrainTinySynthetic(t *testing.T) {
 	if mm, mb := num("metrics", "mae", "model"), num("metrics", "mae", "median_baseline"); !(mm < mb) {
 		t.Errorf("MAE %.4f does not beat the median baseline %.4f", mm, mb)
 	}
-	// The median calibration was fit on the validation rows and did not
-	// make them worse.
-	if b, a := num("model", "calibration", "valid_mae_before"), num("model", "calibration", "valid_mae_after"); !(a <= b) || !(num("model", "calibration", "valid_rows") > 0) {
-		t.Errorf("calibration: validation MAE %v -> %v", b, a)
+	// Tiny data: the cross-fit ran. The calibration was fit out of fold on
+	// the training rows; each of its steps can only lower the out-of-fold
+	// MAE (the map's grid holds the identity slope, and no shift is among
+	// the shrinkages tried). Two rates, then one more penalty at the best.
+	cal := r["model"].(map[string]any)["calibration"].(map[string]any)
+	if cal["method"] != "cross-fit" || num("model", "calibration", "folds") != 2 {
+		t.Errorf("calibration method %v, folds %v; want cross-fit, 2", cal["method"], cal["folds"])
+	}
+	cv, _ := cal["cv_mae"].([]any)
+	if len(cv) != 4 {
+		t.Fatalf("calibration.cv_mae = %v, want 4 figures", cal["cv_mae"])
+	}
+	for k := 1; k < 4; k++ {
+		if !(cv[k].(float64) <= cv[k-1].(float64)) || !(cv[k].(float64) > 0) {
+			t.Errorf("out-of-fold MAE rose at step %d: %v", k, cv)
+		}
+	}
+	trials, _ := r["model"].(map[string]any)["lr_search"].([]any)
+	if len(trials) != 3 {
+		t.Fatalf("lr_search = %v, want 3 settings (2 rates, then vec-l2 0.01 at the best)", trials)
+	}
+	bestCV := math.Inf(1)
+	for _, tr := range trials {
+		m := tr.(map[string]any)
+		if x, ok := m["cv_mae"].(float64); !ok || !(x > 0) {
+			t.Errorf("lr_search entry %v: no out-of-fold MAE", m)
+		} else {
+			bestCV = min(bestCV, x)
+		}
+	}
+	if bestCV != cv[3].(float64) {
+		t.Errorf("kept setting's out-of-fold MAE %v is not the search's best %v", cv[3], bestCV)
+	}
+	if lr, l2 := num("model", "lr"), num("model", "vec_l2"); !(lr == 0.003 || lr == 0.01) || !(l2 == 0.0001 || l2 == 0.01) {
+		t.Errorf("kept lr %v, vec-l2 %v: not from the grids", lr, l2)
 	}
 
 	// The model file carries the cut for the replay tool.

@@ -41,16 +41,22 @@ var calibrationSlopes = func() []float64 {
 // mean absolute error against the rows' raw watch ratios. With no rows it
 // returns the identity.
 func FitMedianCalibration(m *TwoTower, userFeats, itemFeats *mat.Dense, x Interactions) MedianCalibration {
-	id := MedianCalibration{Slope: 1, MAEBefore: math.NaN(), MAEAfter: math.NaN()}
-	n := x.Len()
-	if n == 0 {
-		return id
+	if x.Len() == 0 {
+		return MedianCalibration{Slope: 1, MAEBefore: math.NaN(), MAEAfter: math.NaN()}
 	}
 	pred := m.PredictRows(userFeats, itemFeats, x)
-	y := make([]float64, n)
+	y := make([]float64, x.Len())
 	for k, v := range x.WatchRatio {
 		y[k] = float64(v)
 	}
+	return fitMedianAffine(pred, y)
+}
+
+// fitMedianAffine returns the slope of calibrationSlopes and the shift (the
+// median of the residuals at that slope) that minimise the mean absolute
+// error of shift + slope * pred against y (len(y) > 0).
+func fitMedianAffine(pred, y []float64) MedianCalibration {
+	n := len(y)
 	res := make([]float64, n)
 	maeAt := func(b float64) (a, mae float64) {
 		for k := range res {
