@@ -10,12 +10,16 @@
 # default 2020-08-27T00:00:00+08:00); UPD_FLAGS and API_FLAGS add flags to the
 # updater and the API (for example API_FLAGS="--explore-rate 0.1"); WIN is the
 # evaluator's window (10s); KAFKA and REDIS the service addresses.
+# REPLAY=1 also replays the big matrix's events from $CUT into the same topic
+# (source replay: the rest of the users' traffic, which a retrain from the log
+# learns from) on the simulation's virtual clock: it needs the sim's --from,
+# --until and --speedup given as REPLAY_FROM, REPLAY_UNTIL and REPLAY_SPEEDUP.
 # The README's closed-loop figures were taken with it (see "The frozen twin,
 # feedback-to-effect and the closed loop").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ $# -lt 2 ]; then
-  sed -n '2,14p' "$0"; exit 2
+  sed -n '2,18p' "$0"; exit 2
 fi
 DATA=$1; NS=$2; shift 2
 K=${KAFKA:-127.0.0.1:19092}; R=${REDIS:-127.0.0.1:16379}
@@ -41,5 +45,12 @@ $B/api --listen $APIADDR --brokers $K --redis-addr $R --namespace $NS --topic $T
   --eval --eval-open-for 10s --eval-grace 500ms --eval-window ${WIN:-10s} --eval-flush 100ms ${API_FLAGS:-} 2>"$LOG/api.log" &
 API=$!
 echo "closed-loop: updater metrics on http://$UMET/metrics, API on http://$APIADDR (logs in $LOG)"
+if [ "${REPLAY:-0}" = 1 ]; then
+  $B/replay --data "$DATA" --brokers $K --topic $TOPIC --cut "$CUT" --from "$REPLAY_FROM" --until "$REPLAY_UNTIL" \
+    --speedup "$REPLAY_SPEEDUP" --partitions 4 --progress=false --log-level warn 2>"$LOG/replay.log" &
+  REP=$!
+  trap 'kill $UPD ${API:-} $REP 2>/dev/null; wait' EXIT
+  echo "closed-loop: replaying the log from $REPLAY_FROM at ${REPLAY_SPEEDUP}x (log in $LOG/replay.log)"
+fi
 $B/replay sim --api http://$APIADDR --data "$DATA" --redis-addr $R --namespace $NS "$@"
 echo "closed-loop: updater $(curl -s "http://$UMET/metrics" | grep -E '^streamrec_updater_(events_applied_total|freshness_p50_seconds|freshness_p99_seconds) ' | tr '\n' ' ')"
