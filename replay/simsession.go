@@ -66,11 +66,13 @@ func (s *simulator) session(stop context.Context, u *simUser, rng *rand.Rand) {
 	}
 	u.mu.Unlock()
 	ideal := s.ideal.ideal(u.id, vt, exclude)
-	live := exactMetrics(items, s.o.K, ratio, ideal)
+	liveRatio, reserved := unwatched(ratio, exclude, items, s.o.K)
+	live := exactMetrics(items, s.o.K, liveRatio, ideal)
 	twinItems, twinOK := s.twin.list(ctx, rec.ModelVersion, u.id, s.o.K, exclude)
 	var twin exact
 	if twinOK {
-		twin = exactMetrics(twinItems, s.o.K, ratio, ideal)
+		twinRatio, _ := unwatched(ratio, exclude, twinItems, s.o.K)
+		twin = exactMetrics(twinItems, s.o.K, twinRatio, ideal)
 	}
 	s.lists.Add(1)
 	s.mu.Lock()
@@ -81,6 +83,7 @@ func (s *simulator) session(stop context.Context, u *simUser, rng *rand.Rand) {
 		w.Fallbacks++
 		s.fallbacks.Add(1)
 	}
+	w.Rewatched += reserved
 	w.LiveNDCG += live.NDCG
 	w.LiveP08 += live.P08
 	w.LiveP2 += live.P2

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/streamrec/streamrec/internal/api"
+	"github.com/streamrec/streamrec/internal/online"
 )
 
 // simWindow accumulates the exact metrics of the lists served in one window.
@@ -19,6 +20,7 @@ type simWindow struct {
 	VirtualFrom, VirtualTo       int64
 	Lists, Fallbacks, TwinLists  int
 	Interactions                 int
+	Rewatched                    int     // live slots serving a video the user had watched (no gain)
 	LiveNDCG, LiveP08, LiveP2    float64 // sums over Lists
 	TwinNDCG, TwinP08, TwinP2    float64 // sums over TwinLists
 	PairedLiveNDCG, PairedLiveP2 float64 // live sums over the lists the twin also scored
@@ -68,23 +70,26 @@ func (w *simWindow) ips(k int) (p08, p2 float64) {
 
 // simWindowOut is one window of the summary (means).
 type simWindowOut struct {
-	Index         int64   `json:"index"`
-	StartMS       int64   `json:"start_ms"`
-	VirtualFromMS int64   `json:"virtual_from_ms"`
-	VirtualToMS   int64   `json:"virtual_to_ms"`
-	Lists         int     `json:"lists"`
-	Fallbacks     int     `json:"fallbacks"`
-	TwinLists     int     `json:"twin_lists"`
-	Interactions  int     `json:"interactions"`
-	LiveNDCG      float64 `json:"live_ndcg"`
-	LiveP08       float64 `json:"live_precision_08"`
-	LiveP2        float64 `json:"live_precision_2"`
-	TwinNDCG      float64 `json:"twin_ndcg"`
-	TwinP08       float64 `json:"twin_precision_08"`
-	TwinP2        float64 `json:"twin_precision_2"`
-	LiftNDCG      float64 `json:"lift_ndcg"`
-	LiftP2        float64 `json:"lift_precision_2"`
-	LiftP08       float64 `json:"lift_precision_08"`
+	Index         int64 `json:"index"`
+	StartMS       int64 `json:"start_ms"`
+	VirtualFromMS int64 `json:"virtual_from_ms"`
+	VirtualToMS   int64 `json:"virtual_to_ms"`
+	Lists         int   `json:"lists"`
+	Fallbacks     int   `json:"fallbacks"`
+	TwinLists     int   `json:"twin_lists"`
+	Interactions  int   `json:"interactions"`
+	// RewatchedSlots are the live lists' slots that served a video the user
+	// had already watched (scored as no gain: see unwatched).
+	RewatchedSlots int     `json:"rewatched_slots"`
+	LiveNDCG       float64 `json:"live_ndcg"`
+	LiveP08        float64 `json:"live_precision_08"`
+	LiveP2         float64 `json:"live_precision_2"`
+	TwinNDCG       float64 `json:"twin_ndcg"`
+	TwinP08        float64 `json:"twin_precision_08"`
+	TwinP2         float64 `json:"twin_precision_2"`
+	LiftNDCG       float64 `json:"lift_ndcg"`
+	LiftP2         float64 `json:"lift_precision_2"`
+	LiftP08        float64 `json:"lift_precision_08"`
 	// Explored slots and the inverse-propensity estimate of the twin's
 	// precision from them (absent without exploration).
 	Explored  int     `json:"explored_slots,omitempty"`
@@ -94,7 +99,7 @@ type simWindowOut struct {
 
 func (w *simWindow) out() simWindowOut {
 	o := simWindowOut{Index: w.Index, StartMS: w.StartMS, VirtualFromMS: w.VirtualFrom, VirtualToMS: w.VirtualTo, Lists: w.Lists,
-		Fallbacks: w.Fallbacks, TwinLists: w.TwinLists, Interactions: w.Interactions}
+		Fallbacks: w.Fallbacks, TwinLists: w.TwinLists, Interactions: w.Interactions, RewatchedSlots: w.Rewatched}
 	if w.Lists > 0 {
 		n := float64(w.Lists)
 		o.LiveNDCG, o.LiveP08, o.LiveP2 = w.LiveNDCG/n, w.LiveP08/n, w.LiveP2/n
@@ -184,6 +189,7 @@ func (w *simWindow) add(x *simWindow) {
 	w.Fallbacks += x.Fallbacks
 	w.TwinLists += x.TwinLists
 	w.Interactions += x.Interactions
+	w.Rewatched += x.Rewatched
 	w.LiveNDCG += x.LiveNDCG
 	w.LiveP08 += x.LiveP08
 	w.LiveP2 += x.LiveP2
@@ -314,6 +320,10 @@ func (sum *simSummary) write(w io.Writer) {
 	fmt.Fprintf(w, "  truth          %s\n", sum.Truth)
 	fmt.Fprintf(w, "  run            %.1f s wall; virtual time %s .. %s (speed-up %.0fx); %d users\n", sum.WallSeconds, fmtMs(sum.VirtualFromMS), fmtMs(sum.VirtualToMS), sum.Speedup, sum.Users)
 	fmt.Fprintf(w, "  traffic        %d lists (%d fallbacks), %d interactions posted; %.1f requests/s; errors %v\n", sum.Lists, sum.Fallbacks, sum.Interactions, sum.RequestsPerSec, sum.RequestErrors)
+	if sum.Total.RewatchedSlots > 0 {
+		fmt.Fprintf(w, "  re-served      %d live slots served a video the user had already watched (scored as no gain; the API's exclude_watched holds the updater's last %d events)\n",
+			sum.Total.RewatchedSlots, online.RingSize)
+	}
 	fmt.Fprintf(w, "  %-14s %6s %6s  %-22s %-22s %-22s %s\n", "window", "lists", "twin", "NDCG@K live/twin", "P@K(>=0.8) live/twin", "P@K(>2) live/twin", "lift NDCG, P(>2)")
 	row := func(name string, o *simWindowOut) {
 		fmt.Fprintf(w, "  %-14s %6d %6d  %.4f / %.4f        %.4f / %.4f        %.4f / %.4f        %.3f, %.3f\n", name, o.Lists, o.TwinLists,

@@ -226,6 +226,36 @@ func (c *idealCache) ideal(user uint32, tMS int64, exclude []uint32) []float64 {
 //   - precision@K at both labels: the share of the K slots whose true ratio
 //     is relevant (>= 0.8, > 2). A list shorter than K counts its missing
 //     slots as not relevant.
+//
+// unwatched is ratio without the videos of watched: a video the user has
+// already watched scores no gain and is not relevant when a list serves it
+// again. The ideal is taken without them (idealCache.ideal's exclude), so a
+// list that re-serves them cannot score above it: with exclude_watched, the
+// API excludes only what the user's state still holds (the updater's ring of
+// online.RingSize events), while the simulator knows every video the user
+// watched. It also returns how many of list's first k slots are watched.
+func unwatched(ratio func(v uint32) (float64, bool), watched []uint32, list []uint32, k int) (func(v uint32) (float64, bool), int) {
+	if len(watched) == 0 {
+		return ratio, 0
+	}
+	seen := make(map[uint32]bool, len(watched))
+	for _, v := range watched {
+		seen[v] = true
+	}
+	n := 0
+	for _, v := range list[:min(len(list), k)] {
+		if seen[v] {
+			n++
+		}
+	}
+	return func(v uint32) (float64, bool) {
+		if seen[v] {
+			return 0, false
+		}
+		return ratio(v)
+	}, n
+}
+
 func exactMetrics(list []uint32, k int, ratio func(v uint32) (float64, bool), ideal []float64) exact {
 	var dcg, idcg float64
 	var n08, n2 int

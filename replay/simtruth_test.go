@@ -100,3 +100,35 @@ func TestSimTruthSynthetic(t *testing.T) {
 		t.Fatalf("after the drift %d users changed phase, %d did not; want some of each", drifted, kept)
 	}
 }
+
+// A video the user already watched scores no gain when a list serves it
+// again, so that a list re-serving watched videos cannot score above the
+// ideal taken without them; the re-served slots among the first k are
+// counted.
+func TestUnwatchedScoresRewatchesAsNoGain(t *testing.T) {
+	tr := mapTruth{r: map[uint32]float64{1: 3.0, 2: 0.5, 3: 1.0, 4: 2.5}}
+	cache := newIdealCache(tr, tr.Videos(), 3)
+	watched := []uint32{1}
+	ideal := cache.ideal(7, 0, watched) // 2.5, 1, 0.5
+	ratio := func(v uint32) (float64, bool) { return tr.Ratio(7, v, 0) }
+	list := []uint32{1, 4, 3}
+	if got := exactMetrics(list, 3, ratio, ideal); !(got.NDCG > 1) {
+		t.Fatalf("without the correction the re-served list scores NDCG %v; the case needs one above 1", got.NDCG)
+	}
+	fresh, n := unwatched(ratio, watched, list, 3)
+	if n != 1 {
+		t.Errorf("%d re-served slots, want 1", n)
+	}
+	got := exactMetrics(list, 3, fresh, ideal)
+	if !(got.NDCG < 1) || got.P2 != 1.0/3 || got.P08 != 2.0/3 {
+		t.Errorf("corrected %+v: want NDCG < 1, P2 1/3 (video 4), P08 2/3 (videos 4 and 3)", got)
+	}
+	if got := exactMetrics([]uint32{4, 3, 2}, 3, fresh, ideal); math.Abs(got.NDCG-1) > 1e-12 {
+		t.Errorf("the ideal list without watched videos: NDCG %v, want 1", got.NDCG)
+	}
+	if same, n := unwatched(ratio, nil, list, 3); n != 0 {
+		t.Errorf("no watched videos: %d re-served", n)
+	} else if r, ok := same(1); !ok || r != 3 {
+		t.Errorf("no watched videos: ratio of 1 = %v, %v", r, ok)
+	}
+}
