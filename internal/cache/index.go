@@ -303,7 +303,7 @@ func (x *ItemIndex) TopK(dst []Scored, query []float32, k int, opts TopKOptions)
 	if opts.UseBias {
 		bias = x.biasPad
 	}
-	sel := selector{h: h, k: k, th: float32(math.Inf(-1)), excl: excl, ids: x.ids}
+	sel := selector{h: h, k: k, th: float32(math.Inf(-1)), excl: excl, nexcl: len(opts.Exclude), ids: x.ids}
 	if x.pre != nil && useFMA && !opts.Exact && k <= prescanMaxK && k <= n/8 {
 		if sc.pre == nil {
 			sc.pre = newPrescanScratch()
@@ -334,7 +334,9 @@ type selector struct {
 	th float32 // the score to reach to enter: -Inf until the heap is full, then h[0].Score
 	// excl is a bitset over rows (nil: none excluded).
 	excl []uint64
-	ids  []uint32
+	// nexcl bounds the rows set in excl (len(TopKOptions.Exclude)).
+	nexcl int
+	ids   []uint32
 }
 
 // add offers rows lo, lo+1, ... with scores. The test "!(s >= th)" rejects

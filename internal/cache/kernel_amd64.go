@@ -59,3 +59,14 @@ func prefetchRows(base *float32, rows *int32, n int, rowBytes int)
 //
 //go:noescape
 func prescanI4VNNI(out *float32, mask *uint32, z *uint32, h *byte, scale *uint16, bias *uint16, evq *uint8, sq, th, cb, ca float32, blocks int, ntiles int, off int)
+
+// tileMax writes the largest of each tile's 32 values of out into maxes
+// (prescan2.go; out holds no NaN).
+//
+//go:noescape
+func tileMax(out *float32, maxes *float32, ntiles int)
+
+// maskAbove sets bit c of masks[t] when out[t*32+c] >= th (prescan2.go).
+//
+//go:noescape
+func maskAbove(out *float32, masks *uint32, th float32, ntiles int)

@@ -31,3 +31,11 @@ func prefetchRows(base *float32, rows *int32, n int, rowBytes int) {}
 func prescanI4VNNI(out *float32, mask *uint32, z *uint32, h *byte, scale *uint16, bias *uint16, evq *uint8, sq, th, cb, ca float32, blocks int, ntiles int, off int) {
 	panic("cache: no assembly kernel on this platform")
 }
+
+func tileMax(out *float32, maxes *float32, ntiles int) {
+	panic("cache: no assembly kernel on this platform")
+}
+
+func maskAbove(out *float32, masks *uint32, th float32, ntiles int) {
+	panic("cache: no assembly kernel on this platform")
+}

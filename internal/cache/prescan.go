@@ -358,15 +358,22 @@ func f32floor(v float64) float32 {
 
 // prescanScratch is the pre-scan's per-call working memory (pooled).
 type prescanScratch struct {
-	z      []uint32    // the quantised query
-	approx []float32   // one chunk
-	masks  []uint32    // one per tile of the chunk
-	heap   []float64   // min-heap of the k largest lower bounds
-	cands  []candidate // candidates not yet re-ranked, ascending rows
-	batch  []int32     // one batch of rows to re-rank
-	exact  []float32   // one tile of exact scores
-	gather []float32   // one tile of candidate rows
-	gbias  []float32   // their biases
+	z      []uint32  // the quantised query
+	approx []float32 // one chunk
+	masks  []uint32  // one per tile of the chunk
+	// all, allMasks and tmax: every row's approximate score, every tile's
+	// mask and maximum; sel, the maxima being selected (the two-pass scan,
+	// prescan2.go).
+	all      []float32
+	allMasks []uint32
+	tmax     []float32
+	sel      []float32
+	heap     []float64   // min-heap of the k largest lower bounds
+	cands    []candidate // candidates not yet re-ranked, ascending rows
+	batch    []int32     // one batch of rows to re-rank
+	exact    []float32   // one tile of exact scores
+	gather   []float32   // one tile of candidate rows
+	gbias    []float32   // their biases
 	// passed counts the rows of the last call that passed the kernel's mask,
 	// reranked the candidates it scored exactly (tests and benchmarks report
 	// them).
@@ -441,6 +448,7 @@ func (x *ItemIndex) topKPrescan(sel *selector, query []float32, bias []float32, 
 	lim := math.Inf(-1) // max(L, T)
 	excl := sel.excl
 	passed, reranked, check := 0, 0, 2*k+256
+	twoPass := x.useTwoPass(k, sel.nexcl)
 	defer func() { ps.heap, ps.cands, ps.passed, ps.reranked = hp, cands[:0], passed, reranked }()
 	// Chunks grow 1, 2, 4, 8 tiles: the threshold of the kernel's mask is
 	// set per call, so a small first chunk gives a useful bound sooner.
@@ -451,12 +459,17 @@ func (x *ItemIndex) topKPrescan(sel *selector, query []float32, bias []float32, 
 		if bias != nil {
 			bp = &bias[lo]
 		}
-		if p.bits == 4 {
-			p.scan4(ps.approx, ps.masks, z, lo, bp, sq, f32floor(lim), cb, ca, nt)
-		} else {
-			p.scan(ps.approx, ps.masks, z, lo, bp, sq, f32floor(lim-emax), nt)
+		approx, masks := ps.approx, ps.masks
+		switch {
+		case twoPass: // one pass over every tile (prescan2.go)
+			nt = x.ntiles
+			approx, masks, lim = x.scanTwoPass(ps, z, bias, sq, k, sel.nexcl, emax)
+		case p.bits == 4:
+			p.scan4(approx, masks, z, lo, bp, sq, f32floor(lim), cb, ca, nt)
+		default:
+			p.scan(approx, masks, z, lo, bp, sq, f32floor(lim-emax), nt)
 		}
-		for ti, mk := range ps.masks[:nt] {
+		for ti, mk := range masks[:nt] {
 			for mk != 0 {
 				c := bits.TrailingZeros32(mk)
 				mk &= mk - 1
@@ -468,7 +481,7 @@ func (x *ItemIndex) topKPrescan(sel *selector, query []float32, bias []float32, 
 				if excl != nil && excl[r>>6]&(1<<(r&63)) != 0 {
 					continue
 				}
-				a := float64(ps.approx[ti*tileRows+c])
+				a := float64(approx[ti*tileRows+c])
 				if a+emax < lim { // the bound rose since the kernel's mask: cheap reject (Emax >= E_r)
 					continue
 				}
@@ -523,6 +536,9 @@ func (x *ItemIndex) topKPrescan(sel *selector, query []float32, bias []float32, 
 				sel.h, sel.th = sel.h[:0], float32(math.Inf(-1))
 				return false
 			}
+		}
+		if twoPass {
+			break
 		}
 	}
 	m, lim := x.rerank(sel, query, bias, ps, cands, lowBound(hp, k), lim)

@@ -338,7 +338,7 @@ func TestPrescanTopKIsExact(t *testing.T) {
 								r, _ := x.row(id)
 								excl[r>>6] |= 1 << (r & 63)
 							}
-							sel := selector{k: k, th: float32(math.Inf(-1)), excl: excl, ids: x.ids}
+							sel := selector{k: k, th: float32(math.Inf(-1)), excl: excl, nexcl: len(opts.Exclude), ids: x.ids}
 							var b []float32
 							if bias {
 								b = x.biasPad
