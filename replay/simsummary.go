@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/streamrec/streamrec/internal/api"
-	"github.com/streamrec/streamrec/internal/online"
 )
 
 // simWindow accumulates the exact metrics of the lists served in one window.
@@ -321,8 +320,8 @@ func (sum *simSummary) write(w io.Writer) {
 	fmt.Fprintf(w, "  run            %.1f s wall; virtual time %s .. %s (speed-up %.0fx); %d users\n", sum.WallSeconds, fmtMs(sum.VirtualFromMS), fmtMs(sum.VirtualToMS), sum.Speedup, sum.Users)
 	fmt.Fprintf(w, "  traffic        %d lists (%d fallbacks), %d interactions posted; %.1f requests/s; errors %v\n", sum.Lists, sum.Fallbacks, sum.Interactions, sum.RequestsPerSec, sum.RequestErrors)
 	if sum.Total.RewatchedSlots > 0 {
-		fmt.Fprintf(w, "  re-served      %d live slots served a video the user had already watched (scored as no gain; the API's exclude_watched holds the updater's last %d events)\n",
-			sum.Total.RewatchedSlots, online.RingSize)
+		fmt.Fprintf(w, "  re-served      %d live slots served a video the user had already watched (scored as no gain; the API's exclude_watched lags the updater's flush)\n",
+			sum.Total.RewatchedSlots)
 	}
 	fmt.Fprintf(w, "  %-14s %6s %6s  %-22s %-22s %-22s %s\n", "window", "lists", "twin", "NDCG@K live/twin", "P@K(>=0.8) live/twin", "P@K(>2) live/twin", "lift NDCG, P(>2)")
 	row := func(name string, o *simWindowOut) {

@@ -231,9 +231,11 @@ func (c *idealCache) ideal(user uint32, tMS int64, exclude []uint32) []float64 {
 // already watched scores no gain and is not relevant when a list serves it
 // again. The ideal is taken without them (idealCache.ideal's exclude), so a
 // list that re-serves them cannot score above it: with exclude_watched, the
-// API excludes only what the user's state still holds (the updater's ring of
-// online.RingSize events), while the simulator knows every video the user
-// watched. It also returns how many of list's first k slots are watched.
+// API excludes what the user's history in Redis holds (every video the
+// updater has written for the user) and what its own intake took, so a
+// video watched through another path and not yet flushed by the updater
+// can be served again. It also returns how many of list's first k slots
+// are watched.
 func unwatched(ratio func(v uint32) (float64, bool), watched []uint32, list []uint32, k int) (func(v uint32) (float64, bool), int) {
 	if len(watched) == 0 {
 		return ratio, 0

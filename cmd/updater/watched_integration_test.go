@@ -11,6 +11,7 @@ import (
 
 	"github.com/streamrec/streamrec/internal/api"
 	"github.com/streamrec/streamrec/internal/cache"
+	"github.com/streamrec/streamrec/internal/online"
 	"github.com/streamrec/streamrec/internal/stream"
 )
 
@@ -18,17 +19,22 @@ type nopPublisher struct{}
 
 func (nopPublisher) Publish(context.Context, []stream.Event) error { return nil }
 
-// TestIntegrationSharedWatchHistory: events of a user reach the updater
-// through real Kafka (replay, as the simulator's and the API's do); the
-// updater keeps them in the user's ring and writes the ring's videos to
-// Redis with the user's record; two API servers that accepted none of them
-// (each with its own in-process state, as two replicas, or one restarted)
-// exclude all of them with exclude_watched.
+// TestIntegrationSharedWatchHistory: events of a user, more than a ring
+// holds, reach the updater through real Kafka (replay, as the simulator's
+// and the API's do); the updater writes the ring's videos and every
+// video's bit of the long history to Redis with the user's record; two API
+// servers that accepted none of them (each with its own in-process state,
+// as two replicas, or one restarted) exclude all of them with
+// exclude_watched.
 func TestIntegrationSharedWatchHistory(t *testing.T) {
 	e := newEnv(t, "")
 	publishModel(t, e)
 	const uid = 5
-	watched := []uint32{11, 12, 13, testItems + 3} // the last is a cold item
+	var watched []uint32 // ascending, as GetUserWatched returns them
+	for v := uint32(11); v < 11+2*online.RingSize+8; v++ {
+		watched = append(watched, v)
+	}
+	watched = append(watched, testItems+3) // a cold item
 	var evs []stream.Event
 	for i, v := range watched {
 		ts := int64(1593878903438 + 1000*i)

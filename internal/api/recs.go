@@ -237,14 +237,18 @@ func (s *Server) recommendations(c echo.Context) error {
 
 // parseUserID parses a path user id: decimal digits, no sign, no leading
 // zero (the OpenAPI document's pattern), at most 4294967295.
-// mergeWatched returns the distinct videos of a and b (a is reused).
-func mergeWatched(a, b []uint32) []uint32 {
-	for _, v := range b {
-		if !slices.Contains(a, v) {
-			a = append(a, v)
+// mergeWatched returns the distinct videos of local (this process's recent
+// intake: distinct, at most Config.WatchedPerUser) and shared (the user's
+// history from Redis: distinct and ascending, possibly thousands), reusing
+// shared: a binary search per local video.
+func mergeWatched(local, shared []uint32) []uint32 {
+	n := len(shared)
+	for _, v := range local {
+		if _, found := slices.BinarySearch(shared[:n], v); !found {
+			shared = append(shared, v)
 		}
 	}
-	return a
+	return shared
 }
 
 func parseUserID(s string) (uint32, error) {

@@ -271,3 +271,18 @@ func TestRecommendationsBadInput(t *testing.T) {
 		wantError(t, f.do(http.MethodDelete, "/v1/users/1/recommendations", ""), http.StatusMethodNotAllowed, CodeMethodNotAllowed)
 	})
 }
+
+// TestMergeWatched: this process's recent videos merged into the shared
+// history (ascending, distinct), each once.
+func TestMergeWatched(t *testing.T) {
+	got := mergeWatched([]uint32{5, 900, 3, 0}, []uint32{1, 3, 5, 7})
+	if !slices.Equal(got, []uint32{1, 3, 5, 7, 900, 0}) {
+		t.Fatalf("merge: %v", got)
+	}
+	if got := mergeWatched(nil, []uint32{2}); !slices.Equal(got, []uint32{2}) {
+		t.Fatalf("no local: %v", got)
+	}
+	if got := mergeWatched([]uint32{4, 2}, nil); !slices.Equal(got, []uint32{4, 2}) {
+		t.Fatalf("no shared: %v", got)
+	}
+}

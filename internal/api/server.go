@@ -34,9 +34,10 @@ type UserStore interface {
 }
 
 // WatchedStore is a UserStore that also keeps the users' shared watch
-// history (the updater's ring of each user's recent events, under a key of
-// no model version); *cache.Store implements it. GetUserWatched reads the
-// record and the history in one round trip. When Deps.Store implements it,
+// history (every video the updater processed for the user, and its ring of
+// recent events, under keys of no model version); *cache.Store implements
+// it. GetUserWatched reads the record and the history in one round trip;
+// the history is distinct and ascending. When Deps.Store implements it,
 // exclude_watched uses the history (with this process's recent intake).
 type WatchedStore interface {
 	GetUserWatched(ctx context.Context, version string, userID uint32) (cache.UserRecord, bool, []uint32, error)

@@ -50,6 +50,7 @@ const (
 	segUser     = "user"
 	segServed   = "served"
 	segWatched  = "watched"
+	segSeen     = "seen"
 	segMarker   = "marker"
 	segEval     = "eval"
 	segSList    = "slist"
@@ -102,6 +103,10 @@ func (k keys) served(uid uint32) string {
 
 func (k keys) watched(uid uint32) string {
 	return k.ns + keySep + segWatched + keySep + strconv.FormatUint(uint64(uid), 10)
+}
+
+func (k keys) seen(uid uint32) string {
+	return k.ns + keySep + segSeen + keySep + strconv.FormatUint(uint64(uid), 10)
 }
 
 func (k keys) marker(name string) string { return k.ns + keySep + segMarker + keySep + name }

@@ -734,7 +734,17 @@ func testUsersFencedMany(t *testing.T, newStore newStoreFunc) {
 	const n = 2*putManyChunk + 5
 	at := func(uid uint32, off int64, epoch uint64) UserRecord {
 		return UserRecord{UserID: uid, InputPartition: 2, InputNext: off, Epoch: epoch,
-			Embedding: []float32{float32(off), float32(epoch)}, Watched: []uint32{uid, uint32(off)}}
+			Embedding: []float32{float32(off), float32(epoch)}, Watched: []uint32{uid, uint32(off)}, Seen: []uint32{uint32(1000 + off)}}
+	}
+	// hist is the history GetUserWatched returns after recs were written
+	// in order: the last ring and every long-history video, ascending.
+	hist := func(recs ...UserRecord) []uint32 {
+		h := slices.Clone(recs[len(recs)-1].Watched)
+		for _, r := range recs {
+			h = append(h, r.Seen...)
+		}
+		slices.Sort(h)
+		return slices.Compact(h)
 	}
 	first := make([]UserRecord, n)
 	for i := range first {
@@ -747,18 +757,22 @@ func testUsersFencedMany(t *testing.T, newStore newStoreFunc) {
 	// position), the rest written.
 	second := make([]UserRecord, n)
 	want := make([]UserRecord, n)
+	wantHist := make([][]uint32, n)
 	wantFenced, wantStale := 0, 0
 	for i := range second {
 		switch uid := uint32(i); i % 3 {
 		case 0:
 			second[i], want[i] = at(uid, 20, 5), first[i]
+			wantHist[i] = hist(first[i])
 			wantFenced++
 		case 1:
 			second[i], want[i] = at(uid, 9, 6), first[i]
+			wantHist[i] = hist(first[i])
 			wantStale++
 		default:
 			second[i] = at(uid, 11, 7)
 			want[i] = second[i]
+			wantHist[i] = hist(first[i], second[i])
 		}
 	}
 	r, err := s.PutUsersFenced(ctx, "v1", second)
@@ -767,9 +781,9 @@ func testUsersFencedMany(t *testing.T, newStore newStoreFunc) {
 	}
 	for i := range want {
 		got, found, w, err := s.GetUserWatched(ctx, "v1", uint32(i))
-		if err != nil || !found || got.InputNext != want[i].InputNext || got.Epoch != want[i].Epoch || !slices.Equal(w, want[i].Watched) {
+		if err != nil || !found || got.InputNext != want[i].InputNext || got.Epoch != want[i].Epoch || !slices.Equal(w, wantHist[i]) {
 			t.Errorf("user %d: stored at %d epoch %d history %v (%v %v); want %d epoch %d history %v",
-				i, got.InputNext, got.Epoch, w, found, err, want[i].InputNext, want[i].Epoch, want[i].Watched)
+				i, got.InputNext, got.Epoch, w, found, err, want[i].InputNext, want[i].Epoch, wantHist[i])
 		}
 	}
 }

@@ -128,6 +128,7 @@ func (u *Updater) apply(ctx context.Context, batch []stream.Record) error {
 		s.NewestEventMs = max(s.NewestEventMs, e.EventTimeMs)
 		s.remember(RecentEvent{EventID: e.EventID, VideoID: e.VideoID, WatchRatio: float32(e.WatchRatio),
 			EventTimeMs: e.EventTimeMs, Offset: rec.Offset, Source: uint8(e.Source)})
+		s.seen = append(s.seen, e.VideoID)
 		s.ProducedAtUs = e.ProducedAtUs
 		s.UpdatedAtMs = now
 		u.markDirty(e.UserID)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,6 +53,7 @@ func (u *Updater) snapshot() *flushJob {
 		s.repair = false
 		c := &copies[i]
 		*c = *s
+		c.seen = nil
 		off := 3 * dim * i
 		c.Base = vecs[off : off+dim : off+dim]
 		c.Vec = vecs[off+dim : off+2*dim : off+2*dim]
@@ -68,7 +70,8 @@ func (u *Updater) snapshot() *flushJob {
 		bias := towers.UserEmbedding(emb, dense, s.Vec, m.Scale)
 		job.recs[s.ModelVersion] = append(job.recs[s.ModelVersion], cache.UserRecord{UserID: uid, Embedding: emb, Bias: bias,
 			UpdatedAtMs: s.UpdatedAtMs, InputPartition: s.Pos.Partition, InputNext: s.Pos.Offset + 1, Epoch: epoch,
-			EventProducedAtMs: s.ProducedAtUs / 1000, Watched: ringVideos(c.Ring)})
+			EventProducedAtMs: s.ProducedAtUs / 1000, Watched: ringVideos(c.Ring), Seen: seenVideos(s.seen, c.Ring)})
+		s.seen = s.seen[:0]
 		job.allDurable = job.allDurable && s.durable
 		job.states[i] = c
 		// Jobs run one at a time in order, so once this one is done every later
@@ -272,6 +275,21 @@ func (u *Updater) putRecords(ctx context.Context, byVersion map[string][]cache.U
 		}
 	}
 	return nil
+}
+
+// seenVideos returns the videos to add to the user's long watch history
+// (cache.UserRecord.Seen): those processed since the last snapshot, and the
+// ring's (so that a history lost from Redis, or older than this field,
+// gets the ring back at the next write). Duplicates are harmless (a bit set
+// twice); a new slice, owned by the job.
+func seenVideos(seen []uint32, ring []RecentEvent) []uint32 {
+	out := make([]uint32, 0, len(seen)+len(ring))
+	out = append(out, seen...)
+	for _, e := range ring {
+		out = append(out, e.VideoID)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // ringVideos returns the distinct videos of a ring, oldest first: the

@@ -152,7 +152,7 @@ func (u *Updater) Rebuild(ctx context.Context) (int, error) {
 			bias := towers.UserEmbedding(emb, dense, s.Vec, m.Scale)
 			byVersion[s.ModelVersion] = append(byVersion[s.ModelVersion], cache.UserRecord{UserID: s.UserID, Embedding: emb, Bias: bias,
 				UpdatedAtMs: s.UpdatedAtMs, InputPartition: s.Pos.Partition, InputNext: s.Pos.Offset + 1, Epoch: u.epoch.Load(),
-				EventProducedAtMs: s.ProducedAtUs / 1000, Watched: ringVideos(s.Ring)})
+				EventProducedAtMs: s.ProducedAtUs / 1000, Watched: ringVideos(s.Ring), Seen: ringVideos(s.Ring)})
 		}
 		if err := u.putRecords(ctx, byVersion); err != nil {
 			return i, err

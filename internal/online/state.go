@@ -70,6 +70,11 @@ type UserState struct {
 	// first, at most RingSize.
 	Ring []RecentEvent
 
+	// seen are the videos of the events processed since the user's last
+	// snapshot, for the long watch history in Redis (cache.UserRecord.Seen);
+	// not in the changelog.
+	seen []uint32
+
 	durable bool // some version of this state is in the changelog
 	// repair: the user's latest changelog record is a stale writer's (an
 	// older epoch than the state restored), so the owner writes this state

@@ -35,6 +35,7 @@ type fakeUsers struct {
 	fail    error
 	puts    int
 	reads   int
+	seen    map[uint32][]uint32 // the union of every written record's Seen, per user
 }
 
 func ukey(v string, uid uint32) string { return v + "/" + string(stream.AppendKey(nil, uid)) }
@@ -68,6 +69,12 @@ func (f *fakeUsers) PutUsersIfNewer(_ context.Context, v string, recs []cache.Us
 		}
 		r.Embedding = slices.Clone(r.Embedding)
 		f.recs[ukey(v, r.UserID)] = r
+		if f.seen == nil {
+			f.seen = map[uint32][]uint32{}
+		}
+		h := append(f.seen[r.UserID], r.Seen...)
+		slices.Sort(h)
+		f.seen[r.UserID] = slices.Compact(h)
 	}
 	return skipped, nil
 }
@@ -203,6 +210,19 @@ func TestUpdaterAppliesOnceAndCounts(t *testing.T) {
 		}
 		if len(want) == 0 || !slices.Equal(rec.Watched, want) {
 			t.Fatalf("user %d: watched %v, ring videos %v", uid, rec.Watched, want)
+		}
+	}
+	// The long watch history: every video of every user's events, far more
+	// than a ring holds, each written once at least.
+	all := map[uint32][]uint32{}
+	for _, r := range evs {
+		all[r.Event.UserID] = append(all[r.Event.UserID], r.Event.VideoID)
+	}
+	for uid, vs := range all {
+		slices.Sort(vs)
+		vs = slices.Compact(vs)
+		if len(vs) <= RingSize || !slices.Equal(users.seen[uid], vs) {
+			t.Fatalf("user %d: long history %v, want the %d videos of its events %v", uid, users.seen[uid], len(vs), vs)
 		}
 	}
 }
