@@ -46,6 +46,7 @@ func runStoreSuite(t *testing.T, newStore newStoreFunc) {
 	t.Run("OfflineUsers", func(t *testing.T) { testOfflineUsers(t, newStore) })
 	t.Run("Statuses", func(t *testing.T) { testStatuses(t, newStore) })
 	t.Run("WatchHistory", func(t *testing.T) { testWatchHistory(t, newStore) })
+	t.Run("WatchHistoryTrim", func(t *testing.T) { testWatchHistoryTrim(t, newStore) })
 }
 
 // smallChunks forces many chunks and several pipelines on small models.
@@ -726,8 +727,9 @@ func testUsersFenced(t *testing.T, newStore newStoreFunc) {
 
 // testUsersFencedMany: records with a watch history are written many to a
 // script call; each user still gets its own verdict (written, fenced or
-// stale), counted once, and its history is written only with its record,
-// across more users than one call takes.
+// stale), counted once, and its ring is written only with its record (its
+// long-history videos whatever the verdict), across more users than one
+// call takes.
 func testUsersFencedMany(t *testing.T, newStore newStoreFunc) {
 	s := newStore(t, DefaultConfig())
 	ctx := context.Background()
@@ -737,9 +739,10 @@ func testUsersFencedMany(t *testing.T, newStore newStoreFunc) {
 			Embedding: []float32{float32(off), float32(epoch)}, Watched: []uint32{uid, uint32(off)}, Seen: []uint32{uint32(1000 + off)}}
 	}
 	// hist is the history GetUserWatched returns after recs were written
-	// in order: the last ring and every long-history video, ascending.
-	hist := func(recs ...UserRecord) []uint32 {
-		h := slices.Clone(recs[len(recs)-1].Watched)
+	// in order, kept the stored record: its ring and every record's
+	// long-history videos (written whatever the verdict), ascending.
+	hist := func(kept UserRecord, recs ...UserRecord) []uint32 {
+		h := slices.Clone(kept.Watched)
 		for _, r := range recs {
 			h = append(h, r.Seen...)
 		}
@@ -763,16 +766,16 @@ func testUsersFencedMany(t *testing.T, newStore newStoreFunc) {
 		switch uid := uint32(i); i % 3 {
 		case 0:
 			second[i], want[i] = at(uid, 20, 5), first[i]
-			wantHist[i] = hist(first[i])
+			wantHist[i] = hist(first[i], first[i], second[i])
 			wantFenced++
 		case 1:
 			second[i], want[i] = at(uid, 9, 6), first[i]
-			wantHist[i] = hist(first[i])
+			wantHist[i] = hist(first[i], first[i], second[i])
 			wantStale++
 		default:
 			second[i] = at(uid, 11, 7)
 			want[i] = second[i]
-			wantHist[i] = hist(first[i], second[i])
+			wantHist[i] = hist(second[i], first[i], second[i])
 		}
 	}
 	r, err := s.PutUsersFenced(ctx, "v1", second)

@@ -47,20 +47,15 @@ type UserRecord struct {
 	// does not depend on the model version ("ns:watched:uid"); the record's
 	// encoding does not hold them. GetUserWatched reads them back.
 	Watched []uint32
-	// Seen, written only with Watched, are videos to add to the user's
-	// long watch history ("ns:seen:uid"), a bitmap over video ids that is
-	// only ever added to (SETBIT: a redelivered or rewritten record sets
-	// the same bits) and that GetUserWatched reads with the ring. The
-	// updater gives every video it processed for the user since its last
-	// write. Ids >= MaxSeenVideoID are left out of the bitmap (the ring
-	// still holds them).
+	// Seen, read only with Watched, are videos to add to the user's long
+	// watch history ("ns:seen:uid"): an append-only log of video ids
+	// (APPEND, in the write's pipeline but outside its guard: a stale or
+	// redelivered record adds videos that are true anyway), of which
+	// GetUserWatched reads the last MaxHistory with the ring. The updater
+	// gives every video it processed for the user since its last write.
 	Seen []uint32
 }
 
-// MaxSeenVideoID bounds the video ids of the long watch history's bitmap:
-// one user's bitmap is at most MaxSeenVideoID/8 bytes (256 KiB); KuaiRec's
-// 10,728 videos take 1,341 bytes.
-const MaxSeenVideoID = 1 << 21
 
 // Age returns how old the embedding is at now.
 func (r *UserRecord) Age(now time.Time) time.Duration {

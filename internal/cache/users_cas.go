@@ -16,38 +16,43 @@ import (
 // offsets as two 32-bit halves, high half first (the 8 bytes read by one
 // string.byte call), because Lua numbers cannot hold a uint64. A stored
 // value of another format or length (a corrupt record) is overwritten. ARGV[2] is the TTL in ms (0: none). With
-// KEYS[2] and KEYS[3] (the user's watch-history and long-history keys),
-// when the record is written, ARGV[3] is written at KEYS[2] and the video
-// ids packed in ARGV[4] (uint32 little endian) are set in the bitmap at
-// KEYS[3] (same TTL). Returns 1 if written.
+// KEYS[2] (the user's watch-history key), ARGV[3] is written there too, when
+// the record is (same TTL). Returns 1 if written.
 var putIfNewerScript = redis.NewScript(casLua + `
 local r = verdict(redis.call('GET', KEYS[1]), ARGV[1])
 if r ~= 1 then return r end
+local new = ARGV[1]
 local ttl = tonumber(ARGV[2])
-put(KEYS[1], ARGV[1], ttl)
-if #KEYS == 3 then
-  put(KEYS[2], ARGV[3], ttl)
-  setbits(KEYS[3], ARGV[4], ttl)
+for i = 1, #KEYS do
+  local v = new
+  if i == 2 then v = ARGV[3] end
+  if ttl > 0 then
+    redis.call('SET', KEYS[i], v, 'PX', ttl)
+  else
+    redis.call('SET', KEYS[i], v)
+  end
 end
 return 1
 `)
 
 // putManyIfNewerScript is putIfNewerScript for many users in one call, each
-// with its watch-history keys: KEYS are (record key, watch-history key,
-// long-history key) triples, ARGV[1] the TTL in ms, then (record, watch
-// history, packed long-history ids) triples. It returns one result per
-// user, as putIfNewerScript's. One call instead of one per user saves the
-// script call's fixed cost, most of the server's time per user.
+// with its watch-history key: KEYS are (record key, watch-history key) pairs,
+// ARGV[1] the TTL in ms, then (record, watch history) pairs. It returns one
+// result per user, as putIfNewerScript's. One call instead of one per user
+// saves the script call's fixed cost, most of the server's time per user.
 var putManyIfNewerScript = redis.NewScript(casLua + `
 local ttl = tonumber(ARGV[1])
 local out = {}
-for u = 1, #KEYS / 3 do
-  local k, a = 3 * u - 2, 3 * u - 1
-  local r = verdict(redis.call('GET', KEYS[k]), ARGV[a])
+for u = 1, #KEYS / 2 do
+  local r = verdict(redis.call('GET', KEYS[2 * u - 1]), ARGV[2 * u])
   if r == 1 then
-    put(KEYS[k], ARGV[a], ttl)
-    put(KEYS[k + 1], ARGV[a + 1], ttl)
-    setbits(KEYS[k + 2], ARGV[a + 2], ttl)
+    for i = 0, 1 do
+      if ttl > 0 then
+        redis.call('SET', KEYS[2 * u - 1 + i], ARGV[2 * u + i], 'PX', ttl)
+      else
+        redis.call('SET', KEYS[2 * u - 1 + i], ARGV[2 * u + i])
+      end
+    end
   end
   out[u] = r
 end
@@ -57,22 +62,6 @@ return out
 // casLua is the record guard both write scripts share: the record layout,
 // the uint64 comparison in two exact 32-bit halves, and the verdict.
 const casLua = `
-local function put(k, v, ttl)
-  if ttl > 0 then
-    redis.call('SET', k, v, 'PX', ttl)
-  else
-    redis.call('SET', k, v)
-  end
-end
--- setbits sets the bit of every video id packed in h (uint32 little endian)
--- in the bitmap at k, and renews its TTL.
-local function setbits(k, h, ttl)
-  for j = 1, string.len(h) - 3, 4 do
-    local b1, b2, b3, b4 = string.byte(h, j, j + 3)
-    redis.call('SETBIT', k, b1 + 256 * (b2 + 256 * (b3 + 256 * b4)), 1)
-  end
-  if ttl > 0 then redis.call('PEXPIRE', k, ttl) end
-end
 local function layout(v)
   if string.len(v) < 2 then return nil end
   local f = string.byte(v, 1)
@@ -145,8 +134,10 @@ func (s *Store) PutUsersIfNewer(ctx context.Context, version string, recs []User
 // history and one per record without (one extra round trip when the
 // scripts are not yet cached by the server). It returns how many records were skipped as older.
 // A record with Watched not nil also writes them to the user's
-// watch-history key, and adds its Seen to the long history's bitmap, in
-// the same script (so only when the record is written). Same argument rules, ownership and retry advice as PutUsers.
+// watch-history key, in the same script (so only when the record is
+// written), and adds its Seen to the user's long history (in the same
+// pipeline, whatever the verdict: they are facts about the log, true
+// whichever writer adds them; see queueSeen). Same argument rules, ownership and retry advice as PutUsers.
 func (s *Store) PutUsersFenced(ctx context.Context, version string, recs []UserRecord) (res PutResult, err error) {
 	if err := s.checkUsers(version, recs); err != nil {
 		return res, err
@@ -157,16 +148,14 @@ func (s *Store) PutUsersFenced(ctx context.Context, version string, recs []UserR
 	keys := make([][]string, len(recs))
 	vals := make([][]byte, len(recs))
 	hist := make([][]byte, len(recs))
-	seen := make([][]byte, len(recs))
 	buf := make([]byte, 0, (userRecordFixed+len(version)+4*len(recs[0].Embedding))*len(recs))
 	for i := range recs {
 		start := len(buf)
 		buf = appendUserRecord(buf, version, &recs[i])
 		keys[i], vals[i] = []string{s.k.user(version, recs[i].UserID)}, buf[start:len(buf):len(buf)]
 		if w := recs[i].Watched; w != nil {
-			keys[i] = append(keys[i], s.k.watched(recs[i].UserID), s.k.seen(recs[i].UserID))
+			keys[i] = append(keys[i], s.k.watched(recs[i].UserID))
 			hist[i] = appendWatched(make([]byte, 0, 4*len(w)), w)
-			seen[i] = appendSeen(make([]byte, 0, 4*len(recs[i].Seen)), recs[i].Seen)
 		}
 	}
 	ttl := strconv.FormatInt(s.cfg.UserTTL.Milliseconds(), 10)
@@ -174,13 +163,15 @@ func (s *Store) PutUsersFenced(ctx context.Context, version string, recs []UserR
 	// (callers that do not keep one) one to a call.
 	var many, single []int
 	for i := range recs {
-		if len(keys[i]) == 3 {
+		if len(keys[i]) == 2 {
 			many = append(many, i)
 		} else {
 			single = append(single, i)
 		}
 	}
-	for attempt := 0; ; attempt++ {
+	loaded := false // the scripts loaded after a NOSCRIPT
+	var seenCmds map[uint32]*redis.IntCmd
+	for {
 		pipe := s.rdb.Pipeline()
 		cmds := make([]*redis.Cmd, 0, len(single)+len(many)/putManyChunk+1)
 		for _, i := range single {
@@ -188,17 +179,27 @@ func (s *Store) PutUsersFenced(ctx context.Context, version string, recs []UserR
 		}
 		for lo := 0; lo < len(many); lo += putManyChunk {
 			chunk := many[lo:min(lo+putManyChunk, len(many))]
-			ks := make([]string, 0, 3*len(chunk))
-			args := make([]any, 0, 1+3*len(chunk))
+			ks := make([]string, 0, 2*len(chunk))
+			args := make([]any, 0, 1+2*len(chunk))
 			args = append(args, ttl)
 			for _, i := range chunk {
 				ks = append(ks, keys[i]...)
-				args = append(args, vals[i], hist[i], seen[i])
+				args = append(args, vals[i], hist[i])
 			}
 			cmds = append(cmds, putManyIfNewerScript.EvalSha(ctx, pipe, ks, args...))
 		}
+		if seenCmds == nil { // appended once: not again when the scripts are retried
+			seenCmds = s.queueSeen(ctx, pipe, recs, many, ttl)
+		}
 		_, err := pipe.Exec(ctx)
-		if err != nil && attempt == 0 && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		for _, c := range seenCmds {
+			if c.Err() != nil {
+				seenCmds = nil // appended again with the retry, if any
+				break
+			}
+		}
+		if err != nil && !loaded && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			loaded = true
 			if err := putIfNewerScript.Load(ctx, s.rdb).Err(); err != nil {
 				return res, fmt.Errorf("loading the user write script: %w", err)
 			}
@@ -232,6 +233,6 @@ func (s *Store) PutUsersFenced(ctx context.Context, version string, recs []UserR
 				count(n)
 			}
 		}
-		return res, nil
+		return res, s.trimSeen(ctx, seenCmds)
 	}
 }

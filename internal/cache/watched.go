@@ -32,37 +32,118 @@ func decodeWatched(v string) ([]uint32, error) {
 	return out, nil
 }
 
-// appendSeen packs the ids of seen below MaxSeenVideoID (uint32 little
-// endian), for the write scripts' setbits.
-func appendSeen(dst []byte, seen []uint32) []byte {
-	for _, id := range seen {
-		if id < MaxSeenVideoID {
-			dst = binary.LittleEndian.AppendUint32(dst, id)
+// MaxHistory is how many of a user's most recent events the long watch
+// history holds (UserRecord.Seen): 64 KiB of video ids a user. The key is
+// trimmed back to them once it holds twice as many (queueSeen).
+const MaxHistory = 1 << 14
+
+// historyTrimScript keeps the last ARGV[1] bytes of the history at KEYS[1]
+// when it holds more (atomic, so that no concurrent APPEND is lost).
+var historyTrimScript = redis.NewScript(`
+local n = tonumber(ARGV[1])
+if redis.call('STRLEN', KEYS[1]) > n then
+  local ttl = redis.call('PTTL', KEYS[1])
+  redis.call('SET', KEYS[1], redis.call('GETRANGE', KEYS[1], -n, -1))
+  if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
+end
+return 1
+`)
+
+// queueSeen queues on pipe, for each record recs[i] (i in idx) with Seen,
+// one APPEND of its videos (uint32 little endian) to the user's long
+// history and, with a TTL, the key's PEXPIRE. It returns the APPENDs, by
+// record (nil where none), whose lengths trimSeen reads.
+func (s *Store) queueSeen(ctx context.Context, pipe redis.Pipeliner, recs []UserRecord, idx []int, ttlMs string) map[uint32]*redis.IntCmd {
+	var cmds map[uint32]*redis.IntCmd
+	for _, i := range idx {
+		r := &recs[i]
+		if len(r.Seen) == 0 {
+			continue
+		}
+		if cmds == nil {
+			cmds = make(map[uint32]*redis.IntCmd)
+		}
+		key := s.k.seen(r.UserID)
+		cmds[r.UserID] = pipe.Append(ctx, key, string(appendWatched(make([]byte, 0, 4*len(r.Seen)), r.Seen)))
+		if ttlMs != "0" {
+			pipe.Do(ctx, "PEXPIRE", key, ttlMs)
 		}
 	}
-	return dst
+	return cmds
 }
 
-// decodeSeen appends the ids whose bit is set in a long-history bitmap
-// (Redis's bit order: offset o is bit 7 - o%8 of byte o/8), ascending.
-func decodeSeen(dst []uint32, v string) ([]uint32, error) {
-	if len(v) > MaxSeenVideoID/8 {
-		return dst, fmt.Errorf("%w: long watch history of %d bytes", ErrCorrupt, len(v))
-	}
-	for i := 0; i < len(v); i++ {
-		for b := v[i]; b != 0; {
-			lz := bits.LeadingZeros8(b)
-			dst = append(dst, uint32(8*i+lz))
-			b &^= 0x80 >> lz
+// trimSeen trims, in one more round trip, the histories that the APPENDs
+// of cmds grew past twice MaxHistory events (about once per MaxHistory
+// events of a user).
+func (s *Store) trimSeen(ctx context.Context, cmds map[uint32]*redis.IntCmd) error {
+	var long []uint32
+	for uid, c := range cmds {
+		if n, err := c.Result(); err == nil && n > 8*MaxHistory {
+			long = append(long, uid)
 		}
 	}
-	return dst, nil
+	if len(long) == 0 {
+		return nil
+	}
+	pipe := s.rdb.Pipeline()
+	for _, uid := range long {
+		historyTrimScript.Eval(ctx, pipe, []string{s.k.seen(uid)}, 4*MaxHistory)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("trimming %d long watch histories: %w", len(long), err)
+	}
+	return nil
 }
 
-// seenHas reports whether id's bit is set in bitmap v.
-func seenHas(v string, id uint32) bool {
-	i := int(id >> 3)
-	return i < len(v) && v[i]&(0x80>>(id&7)) != 0
+// decodeHistory appends to dst the distinct videos of the long history v
+// (its last MaxHistory events, each once) and of ring, ascending. A
+// history whose length is not a multiple of 4 is corrupt: only its
+// aligned tail is read (the error says so).
+func decodeHistory(dst []uint32, v string, ring []uint32) ([]uint32, error) {
+	var err error
+	if len(v)%4 != 0 {
+		err = fmt.Errorf("%w: long watch history of %d bytes", ErrCorrupt, len(v))
+		v = v[len(v)%4:]
+	}
+	if len(v) > 4*MaxHistory {
+		v = v[len(v)-4*MaxHistory:]
+	}
+	n := len(v) / 4
+	if n+len(ring) == 0 {
+		return dst, err
+	}
+	hi := uint32(0)
+	for i := 0; i < n; i++ {
+		hi = max(hi, binary.LittleEndian.Uint32([]byte(v[4*i:4*i+4])))
+	}
+	for _, id := range ring {
+		hi = max(hi, id)
+	}
+	if hi >= 1<<22 { // sparse ids: sort instead of a bitset of hi bits
+		start := len(dst)
+		for i := 0; i < n; i++ {
+			dst = append(dst, binary.LittleEndian.Uint32([]byte(v[4*i:4*i+4])))
+		}
+		dst = append(dst, ring...)
+		slices.Sort(dst[start:])
+		return slices.Compact(dst), err
+	}
+	set := make([]uint64, hi/64+1)
+	for i := 0; i < n; i++ {
+		id := binary.LittleEndian.Uint32([]byte(v[4*i : 4*i+4]))
+		set[id>>6] |= 1 << (id & 63)
+	}
+	for _, id := range ring {
+		set[id>>6] |= 1 << (id & 63)
+	}
+	for w, word := range set {
+		for word != 0 {
+			b := bits.TrailingZeros64(word)
+			dst = append(dst, uint32(64*w+b))
+			word &= word - 1
+		}
+	}
+	return dst, err
 }
 
 // GetUserWatched is GetUser and the user's watch history in one round trip
@@ -83,26 +164,12 @@ func (s *Store) GetUserWatched(ctx context.Context, version string, userID uint3
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return UserRecord{}, false, nil, fmt.Errorf("reading user %d and its watch history under version %s: %w", userID, version, err)
 	}
-	var watched []uint32
-	bitmap, _ := sc.Result()
-	if len(bitmap) > 0 {
-		var err error
-		if watched, err = decodeSeen(nil, bitmap); err != nil {
-			watched, bitmap = nil, "" // a corrupt history excludes nothing
-		}
-	}
+	var ring []uint32
 	if v, err := wc.Result(); err == nil {
-		ring, _ := decodeWatched(v) // a corrupt history excludes nothing
-		n := len(watched)
-		for _, id := range ring {
-			if !seenHas(bitmap, id) && !slices.Contains(watched[n:], id) {
-				watched = append(watched, id)
-			}
-		}
-		if len(watched) > n {
-			slices.Sort(watched) // ring videos the bitmap lacks (ids past its bound, or an older writer's)
-		}
+		ring, _ = decodeWatched(v) // a corrupt ring excludes nothing
 	}
+	hist, _ := sc.Result()
+	watched, _ := decodeHistory(nil, hist, ring) // a corrupt history: its aligned tail
 	v, err := rc.Result()
 	if errors.Is(err, redis.Nil) {
 		return UserRecord{}, false, watched, nil

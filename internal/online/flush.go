@@ -70,7 +70,7 @@ func (u *Updater) snapshot() *flushJob {
 		bias := towers.UserEmbedding(emb, dense, s.Vec, m.Scale)
 		job.recs[s.ModelVersion] = append(job.recs[s.ModelVersion], cache.UserRecord{UserID: uid, Embedding: emb, Bias: bias,
 			UpdatedAtMs: s.UpdatedAtMs, InputPartition: s.Pos.Partition, InputNext: s.Pos.Offset + 1, Epoch: epoch,
-			EventProducedAtMs: s.ProducedAtUs / 1000, Watched: ringVideos(c.Ring), Seen: seenVideos(s.seen, c.Ring)})
+			EventProducedAtMs: s.ProducedAtUs / 1000, Watched: ringVideos(c.Ring), Seen: seenVideos(s.seen)})
 		s.seen = s.seen[:0]
 		job.allDurable = job.allDurable && s.durable
 		job.states[i] = c
@@ -277,17 +277,11 @@ func (u *Updater) putRecords(ctx context.Context, byVersion map[string][]cache.U
 	return nil
 }
 
-// seenVideos returns the videos to add to the user's long watch history
-// (cache.UserRecord.Seen): those processed since the last snapshot, and the
-// ring's (so that a history lost from Redis, or older than this field,
-// gets the ring back at the next write). Duplicates are harmless (a bit set
-// twice); a new slice, owned by the job.
-func seenVideos(seen []uint32, ring []RecentEvent) []uint32 {
-	out := make([]uint32, 0, len(seen)+len(ring))
-	out = append(out, seen...)
-	for _, e := range ring {
-		out = append(out, e.VideoID)
-	}
+// seenVideos returns the distinct videos processed since the user's last
+// snapshot, to add to the long watch history (cache.UserRecord.Seen): a new
+// slice, owned by the job. (A restore writes the ring's videos there too.)
+func seenVideos(seen []uint32) []uint32 {
+	out := slices.Clone(seen)
 	slices.Sort(out)
 	return slices.Compact(out)
 }
