@@ -56,7 +56,6 @@ type UserRecord struct {
 	Seen []uint32
 }
 
-
 // Age returns how old the embedding is at now.
 func (r *UserRecord) Age(now time.Time) time.Duration {
 	return now.Sub(time.UnixMilli(r.UpdatedAtMs))
