@@ -231,8 +231,9 @@ func (c *idealCache) ideal(user uint32, tMS int64, exclude []uint32) []float64 {
 // already watched scores no gain and is not relevant when a list serves it
 // again. The ideal is taken without them (idealCache.ideal's exclude), so a
 // list that re-serves them cannot score above it: with exclude_watched, the
-// API excludes what the user's history in Redis holds (every video the
-// updater has written for the user) and what its own intake took, so a
+// API excludes what the user's history in Redis holds (the videos of the
+// last cache.MaxHistory events the updater has written for the user) and
+// what its own intake took, so a
 // video watched through another path and not yet flushed by the updater
 // can be served again. It also returns how many of list's first k slots
 // are watched.

@@ -21,8 +21,8 @@ func (nopPublisher) Publish(context.Context, []stream.Event) error { return nil 
 
 // TestIntegrationSharedWatchHistory: events of a user, more than a ring
 // holds, reach the updater through real Kafka (replay, as the simulator's
-// and the API's do); the updater writes the ring's videos and every
-// video's bit of the long history to Redis with the user's record; two API
+// and the API's do); the updater writes the ring's videos, and appends
+// every video to the long history, in Redis with the user's record; two API
 // servers that accepted none of them (each with its own in-process state,
 // as two replicas, or one restarted) exclude all of them with
 // exclude_watched.
