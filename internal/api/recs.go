@@ -235,8 +235,6 @@ func (s *Server) recommendations(c echo.Context) error {
 	return writeRecommendations(c, &resp)
 }
 
-// parseUserID parses a path user id: decimal digits, no sign, no leading
-// zero (the OpenAPI document's pattern), at most 4294967295.
 // mergeWatched returns the distinct videos of local (this process's recent
 // intake: distinct, at most Config.WatchedPerUser) and shared (the user's
 // history from Redis: distinct and ascending, possibly thousands), reusing
@@ -251,6 +249,8 @@ func mergeWatched(local, shared []uint32) []uint32 {
 	return shared
 }
 
+// parseUserID parses a path user id: decimal digits, no sign, no leading
+// zero (the OpenAPI document's pattern), at most 4294967295.
 func parseUserID(s string) (uint32, error) {
 	v, err := strconv.ParseUint(s, 10, 32)
 	if err != nil || s[0] == '+' || (s[0] == '0' && len(s) > 1) {
