@@ -65,6 +65,9 @@ func (s *simulator) session(stop context.Context, u *simUser, rng *rand.Rand) {
 		exclude = slices.Clone(u.watched)
 	}
 	u.mu.Unlock()
+	if s.o.ExcludeWatched {
+		exclude = s.withHistory(ctx, rec.ModelVersion, u.id, exclude)
+	}
 	ideal := s.ideal.ideal(u.id, vt, exclude)
 	liveRatio, reserved := unwatched(ratio, exclude, items, s.o.K)
 	live := exactMetrics(items, s.o.K, liveRatio, ideal)
@@ -130,6 +133,31 @@ func (s *simulator) session(stop context.Context, u *simUser, rng *rand.Rand) {
 			break
 		}
 	}
+}
+
+// withHistory adds to watched (the videos this run posted for the user) the
+// user's watch history as the API reads it from Redis (cache.Store.
+// GetUserWatched: the other traffic's events, the replay's, and earlier
+// runs' on the same namespace), each once: the videos the user has
+// watched, which the ideal and the twin's list leave out and a live list
+// scores no gain for. A failed read keeps watched alone (counted in the
+// summary's errors).
+func (s *simulator) withHistory(ctx context.Context, version string, uid uint32, watched []uint32) []uint32 {
+	_, _, hist, err := s.twin.store.GetUserWatched(ctx, version, uid)
+	if err != nil {
+		s.fail(errKind("watch history", 0, err))
+		return watched
+	}
+	seen := make(map[uint32]bool, len(watched))
+	for _, v := range watched {
+		seen[v] = true
+	}
+	for _, v := range hist {
+		if !seen[v] {
+			watched = append(watched, v)
+		}
+	}
+	return watched
 }
 
 // addIPS adds a list's walk and its shown twin videos to its window (see

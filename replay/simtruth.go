@@ -233,9 +233,9 @@ func (c *idealCache) ideal(user uint32, tMS int64, exclude []uint32) []float64 {
 // list that re-serves them cannot score above it: with exclude_watched, the
 // API excludes what the user's history in Redis holds (the videos of the
 // last cache.MaxHistory events the updater has written for the user) and
-// what its own intake took, so a
-// video watched through another path and not yet flushed by the updater
-// can be served again. It also returns how many of list's first k slots
+// what its own intake took; watched is the simulator's own posts and that
+// same history, read after the list was served (simulator.withHistory), so
+// a re-served slot is one the API's read missed (an update in between). It also returns how many of list's first k slots
 // are watched.
 func unwatched(ratio func(v uint32) (float64, bool), watched []uint32, list []uint32, k int) (func(v uint32) (float64, bool), int) {
 	if len(watched) == 0 {
