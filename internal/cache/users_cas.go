@@ -189,7 +189,7 @@ func (s *Store) PutUsersFenced(ctx context.Context, version string, recs []UserR
 			cmds = append(cmds, putManyIfNewerScript.EvalSha(ctx, pipe, ks, args...))
 		}
 		if seenCmds == nil { // appended once: not again when the scripts are retried
-			seenCmds = s.queueSeen(ctx, pipe, recs, many, ttl)
+			seenCmds = s.queueSeen(ctx, pipe, recs, many)
 		}
 		_, err := pipe.Exec(ctx)
 		for _, c := range seenCmds {

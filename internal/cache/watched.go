@@ -34,7 +34,7 @@ func decodeWatched(v string) ([]uint32, error) {
 
 // MaxHistory is how many of a user's most recent events the long watch
 // history holds (UserRecord.Seen): 64 KiB of video ids a user. The key is
-// trimmed back to them once it holds twice as many (queueSeen).
+// trimmed back to them once it holds twice as many (trimSeen).
 const MaxHistory = 1 << 14
 
 // historyTrimScript keeps the last ARGV[1] bytes of the history at KEYS[1]
@@ -51,9 +51,9 @@ return 1
 
 // queueSeen queues on pipe, for each record recs[i] (i in idx) with Seen,
 // one APPEND of its videos (uint32 little endian) to the user's long
-// history and, with a TTL, the key's PEXPIRE. It returns the APPENDs, by
-// record (nil where none), whose lengths trimSeen reads.
-func (s *Store) queueSeen(ctx context.Context, pipe redis.Pipeliner, recs []UserRecord, idx []int, ttlMs string) map[uint32]*redis.IntCmd {
+// history and, with Config.UserTTL, the key's PEXPIRE. It returns the
+// APPENDs by user id (nil: none), whose lengths trimSeen reads.
+func (s *Store) queueSeen(ctx context.Context, pipe redis.Pipeliner, recs []UserRecord, idx []int) map[uint32]*redis.IntCmd {
 	var cmds map[uint32]*redis.IntCmd
 	for _, i := range idx {
 		r := &recs[i]
@@ -65,8 +65,8 @@ func (s *Store) queueSeen(ctx context.Context, pipe redis.Pipeliner, recs []User
 		}
 		key := s.k.seen(r.UserID)
 		cmds[r.UserID] = pipe.Append(ctx, key, string(appendWatched(make([]byte, 0, 4*len(r.Seen)), r.Seen)))
-		if ttlMs != "0" {
-			pipe.Do(ctx, "PEXPIRE", key, ttlMs)
+		if s.cfg.UserTTL > 0 {
+			pipe.PExpire(ctx, key, s.cfg.UserTTL)
 		}
 	}
 	return cmds
@@ -108,38 +108,33 @@ func decodeHistory(dst []uint32, v string, ring []uint32) ([]uint32, error) {
 	if len(v) > 4*MaxHistory {
 		v = v[len(v)-4*MaxHistory:]
 	}
-	n := len(v) / 4
-	if n+len(ring) == 0 {
+	if len(v) == 0 && len(ring) == 0 {
 		return dst, err
 	}
+	start := len(dst)
 	hi := uint32(0)
-	for i := 0; i < n; i++ {
-		hi = max(hi, binary.LittleEndian.Uint32([]byte(v[4*i:4*i+4])))
-	}
-	for _, id := range ring {
+	for i := 0; i < len(v); i += 4 {
+		id := binary.LittleEndian.Uint32([]byte(v[i : i+4]))
+		dst = append(dst, id)
 		hi = max(hi, id)
 	}
-	if hi >= 1<<22 { // sparse ids: sort instead of a bitset of hi bits
-		start := len(dst)
-		for i := 0; i < n; i++ {
-			dst = append(dst, binary.LittleEndian.Uint32([]byte(v[4*i:4*i+4])))
-		}
-		dst = append(dst, ring...)
-		slices.Sort(dst[start:])
+	for _, id := range ring {
+		dst = append(dst, id)
+		hi = max(hi, id)
+	}
+	ids := dst[start:]
+	if hi >= 1<<22 { // sparse ids: a sort instead of a bitset of hi bits
+		slices.Sort(ids)
 		return slices.Compact(dst), err
 	}
 	set := make([]uint64, hi/64+1)
-	for i := 0; i < n; i++ {
-		id := binary.LittleEndian.Uint32([]byte(v[4*i : 4*i+4]))
+	for _, id := range ids {
 		set[id>>6] |= 1 << (id & 63)
 	}
-	for _, id := range ring {
-		set[id>>6] |= 1 << (id & 63)
-	}
+	dst = dst[:start] // the distinct ids, ascending, over the decoded ones
 	for w, word := range set {
 		for word != 0 {
-			b := bits.TrailingZeros64(word)
-			dst = append(dst, uint32(64*w+b))
+			dst = append(dst, uint32(64*w+bits.TrailingZeros64(word)))
 			word &= word - 1
 		}
 	}
@@ -147,9 +142,9 @@ func decodeHistory(dst []uint32, v string, ring []uint32) ([]uint32, error) {
 }
 
 // GetUserWatched is GetUser and the user's watch history in one round trip
-// (a pipeline of three GETs): the videos of the long history's bitmap (see
-// UserRecord.Seen) and those of the ring (UserRecord.Watched), each once,
-// ascending. A user without a history (or
+// (a pipeline of three GETs): the videos of the long history's last
+// MaxHistory events (see UserRecord.Seen) and those of the ring
+// (UserRecord.Watched), each once, ascending. A user without a history (or
 // with parts that do not decode: those parts are left out) has watched
 // nil; the history is returned even when the user has no record under
 // version. The record's errors are GetUser's.

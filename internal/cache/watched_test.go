@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"testing"
+	"time"
 )
 
 // testWatchHistory: PutUsersIfNewer writes a record's Watched to the user's
@@ -91,9 +92,12 @@ func testWatchHistory(t *testing.T, newStore newStoreFunc) {
 
 // testWatchHistoryTrim: a long history is trimmed to its last MaxHistory
 // events once it holds twice as many, and read as its last MaxHistory
-// before that; nothing appended is lost to the trim.
+// before that; nothing appended is lost to the trim, and the key keeps the
+// users' TTL across it.
 func testWatchHistoryTrim(t *testing.T, newStore newStoreFunc) {
-	s := newStore(t, DefaultConfig())
+	cfg := DefaultConfig()
+	cfg.UserTTL = time.Hour
+	s := newStore(t, cfg)
 	ctx := context.Background()
 	seen := make([]uint32, MaxHistory/2)
 	for off := int64(1); off <= 5; off++ {
@@ -118,6 +122,9 @@ func testWatchHistoryTrim(t *testing.T, newStore newStoreFunc) {
 		lo := uint32(max(0, total-MaxHistory))
 		if err != nil || len(w) != int(uint32(total)-lo) || w[0] != lo || w[len(w)-1] != uint32(total)-1 {
 			t.Fatalf("after %d events: %d videos read, %v..%v; want %d..%d", total, len(w), w[:1], w[len(w)-1:], lo, total-1)
+		}
+		if ttl, err := s.rdb.PTTL(ctx, s.k.seen(4)).Result(); err != nil || ttl <= 0 || ttl > time.Hour {
+			t.Fatalf("after %d events: TTL %v %v, want the users' hour", total, ttl, err)
 		}
 	}
 }
