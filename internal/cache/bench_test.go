@@ -355,10 +355,14 @@ func BenchmarkPrescanKernel(b *testing.B) {
 		for _, kern := range []struct {
 			bits int
 			vnni bool
-		}{{4, useVNNI}, {4, false}, {8, false}, {16, false}} {
+			zmm  bool
+		}{{4, useVNNI, false}, {4, false, false}, {8, false, false}, {8, false, true}, {16, false, false}, {16, false, true}} {
 			bits := kern.bits
 			if bits == 4 && !kern.vnni && useVNNI == kern.vnni {
 				continue // no VNNI here: the AVX2 kernel is "i4"
+			}
+			if kern.zmm && !useZMM {
+				continue // no AVX-512 VNNI here
 			}
 			pre := buildPrescan(vecs, nil, n, dim, ntiles, bits)
 			z := make([]uint32, pre.zWords())
@@ -368,11 +372,13 @@ func BenchmarkPrescanKernel(b *testing.B) {
 				name = "i4-vnni"
 			} else if bits == 4 {
 				name = "i4-avx2"
+			} else if kern.zmm {
+				name += "-zmm"
 			}
 			b.Run(fmt.Sprintf("items=%d/dim=%d/kernel=%s", n, dim, name), func(b *testing.B) {
-				saved := useVNNI
-				useVNNI = kern.vnni
-				defer func() { useVNNI = saved }()
+				saved, savedZ := useVNNI, useZMM
+				useVNNI, useZMM = kern.vnni, kern.zmm
+				defer func() { useVNNI, useZMM = saved, savedZ }()
 				for b.Loop() {
 					for t0 := 0; t0 < ntiles; t0 += chunkTiles {
 						nt := min(chunkTiles, ntiles-t0)

@@ -8,6 +8,9 @@ var useFMA = false
 // useVNNI is false without the amd64 assembly.
 var useVNNI = false
 
+// useZMM is false without the amd64 assembly.
+var useZMM = false
+
 func kernelName() string { return "generic" }
 
 func scoreTilesFMA(out, q, tiles, bias *float32, dim, ntiles int) {
@@ -37,5 +40,13 @@ func tileMax(out *float32, maxes *float32, ntiles int) {
 }
 
 func maskAbove(out *float32, masks *uint32, th float32, ntiles int) {
+	panic("cache: no assembly kernel on this platform")
+}
+
+func prescanI16Z(out *float32, mask *uint32, z *uint32, h *int16, scale *float32, bias *float32, sq float32, th float32, pairs int, ntiles int) {
+	panic("cache: no assembly kernel on this platform")
+}
+
+func prescanI8Z(out *float32, mask *uint32, z *uint32, h *int8, scale *float32, bias *float32, sq float32, th float32, pairs int, ntiles int) {
 	panic("cache: no assembly kernel on this platform")
 }

@@ -95,8 +95,18 @@ const prescanMaxK = 1024
 // kernel=own against kernel=int16 at 1M x 64: 7.4 against 12 ms).
 // Beyond prescanI8MaxBytes of int8, the 4-bit copy (prescan4.go) reads half
 // the bytes again.
+//
+// With the ZMM kernels (useZMM) the int8 copy is built from prescanMinRows
+// up: there prescanI8Z is as fast as prescanI16Z from L2 (BenchmarkPrescanKernel:
+// 13.5 against 14.7 us at 10,728 x 64), and in the API under load, where
+// the copy no longer stays in L2 beside Redis and the load generator, it
+// reads half the bytes from L3 (go run ./bench/api with --before-bin: 127
+// against 156 us of API CPU per request at saturation; README, "The top-K
+// kernel").
 func prescanWidth(n, dim int) int {
 	switch {
+	case useZMM && n*((dim+1)/2)*2 <= prescanI8MaxBytes:
+		return 8
 	case n*((dim+1)/2)*2*2 <= prescanI16MaxBytes:
 		return 16
 	case n*((dim+1)/2)*2 <= prescanI8MaxBytes:
@@ -239,10 +249,18 @@ func (p *prescanIndex) scan(out []float32, masks, z []uint32, lo int, bias *floa
 	}
 	if p.bits == 8 {
 		_ = p.h8[(lo+ntiles*tileRows)*p.pairs*2-1]
+		if useZMM {
+			prescanI8Z(&out[0], &masks[0], &z[0], &p.h8[lo*p.pairs*2], &p.scale[lo], bias, sq, th, p.pairs, ntiles)
+			return
+		}
 		prescanI8(&out[0], &masks[0], &z[0], &p.h8[lo*p.pairs*2], &p.scale[lo], bias, sq, th, p.pairs, ntiles)
 		return
 	}
 	_ = p.h[(lo+ntiles*tileRows)*p.pairs*2-1]
+	if useZMM {
+		prescanI16Z(&out[0], &masks[0], &z[0], &p.h[lo*p.pairs*2], &p.scale[lo], bias, sq, th, p.pairs, ntiles)
+		return
+	}
 	prescanI16(&out[0], &masks[0], &z[0], &p.h[lo*p.pairs*2], &p.scale[lo], bias, sq, th, p.pairs, ntiles)
 }
 

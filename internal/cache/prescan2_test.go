@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -75,46 +76,52 @@ func TestTwoPassAdversarial(t *testing.T) {
 		{"exclude-best-k1", kuaiItems, 1, false, 3},
 		{"padding-above-all", kuaiItems, 1, true, 0},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			it := randomItems(r, tc.n, dim, false)
-			if tc.negative {
-				for i := range it.Biases {
-					it.Biases[i] = -1000 - float32(r.Float64())
+		for _, bits := range []int{16, 8} {
+			t.Run(fmt.Sprintf("%s/int%d", tc.name, bits), func(t *testing.T) {
+				it := randomItems(r, tc.n, dim, false)
+				if tc.negative {
+					for i := range it.Biases {
+						it.Biases[i] = -1000 - float32(r.Float64())
+					}
 				}
-			}
-			ref := Items{IDs: slices.Clone(it.IDs), Biases: slices.Clone(it.Biases), Vectors: slices.Clone(it.Vectors)}
-			x, err := NewItemIndex(ModelMeta{Version: "v", Dim: dim}, it)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if x.pre == nil || x.pre.bits != 16 || !x.useTwoPass(tc.k, tc.nExcl) {
-				t.Fatal("the two-pass pre-scan is not in use")
-			}
-			q := randVec(r, dim)
-			best := bruteTopK(ref, dim, q, tc.nExcl, TopKOptions{UseBias: true})
-			opts := TopKOptions{UseBias: true}
-			for _, s := range best {
-				opts.Exclude = append(opts.Exclude, s.ID)
-			}
-			want := bruteTopK(ref, dim, q, tc.k, opts)
-			if got := x.TopK(nil, q, tc.k, opts); !slices.Equal(got, want) {
-				t.Fatalf("two-pass top-%d differs\n got  %v\n want %v", tc.k, head(got), head(want))
-			}
-			// Without the adjustment (m = k: neither the excluded rows nor
-			// the padding tile counted) the threshold would pass V, the
-			// k-th best eligible exact score.
-			ps := newPrescanScratch()
-			ps.z = make([]uint32, x.pre.zWords())
-			ec, sq, ok := x.pre.quantQuery(ps.z, q, true)
-			if !ok {
-				t.Fatal("query refused")
-			}
-			emax := x.pre.emax(&ec)
-			x.scanTwoPass(ps, ps.z, x.biasPad, sq, tc.k, tc.nExcl, emax)
-			unadj := float64(kthLargest(ps.tmax[:x.ntiles], tc.k)) - emax
-			if v := float64(want[tc.k-1].Score); unadj <= v {
-				t.Fatalf("the unadjusted threshold %v does not pass V = %v: the case tests nothing", unadj, v)
-			}
-		})
+				ref := Items{IDs: slices.Clone(it.IDs), Biases: slices.Clone(it.Biases), Vectors: slices.Clone(it.Vectors)}
+				x, err := NewItemIndex(ModelMeta{Version: "v", Dim: dim}, it)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if x.pre == nil {
+					t.Fatal("no pre-scan")
+				}
+				x.pre = buildPrescan(x.vecs, x.biases, tc.n, dim, x.ntiles, bits) // both widths, whichever prescanWidth picks here
+				if !x.useTwoPass(tc.k, tc.nExcl) {
+					t.Fatal("the two-pass pre-scan is not in use")
+				}
+				q := randVec(r, dim)
+				best := bruteTopK(ref, dim, q, tc.nExcl, TopKOptions{UseBias: true})
+				opts := TopKOptions{UseBias: true}
+				for _, s := range best {
+					opts.Exclude = append(opts.Exclude, s.ID)
+				}
+				want := bruteTopK(ref, dim, q, tc.k, opts)
+				if got := x.TopK(nil, q, tc.k, opts); !slices.Equal(got, want) {
+					t.Fatalf("two-pass top-%d differs\n got  %v\n want %v", tc.k, head(got), head(want))
+				}
+				// Without the adjustment (m = k: neither the excluded rows nor
+				// the padding tile counted) the threshold would pass V, the
+				// k-th best eligible exact score.
+				ps := newPrescanScratch()
+				ps.z = make([]uint32, x.pre.zWords())
+				ec, sq, ok := x.pre.quantQuery(ps.z, q, true)
+				if !ok {
+					t.Fatal("query refused")
+				}
+				emax := x.pre.emax(&ec)
+				x.scanTwoPass(ps, ps.z, x.biasPad, sq, tc.k, tc.nExcl, emax)
+				unadj := float64(kthLargest(ps.tmax[:x.ntiles], tc.k)) - emax
+				if v := float64(want[tc.k-1].Score); unadj <= v {
+					t.Fatalf("the unadjusted threshold %v does not pass V = %v: the case tests nothing", unadj, v)
+				}
+			})
+		}
 	}
 }

@@ -45,7 +45,7 @@ func TestPrescanKernelMatchesDefinition(t *testing.T) {
 	}
 	r := rand.New(rand.NewPCG(71, 72))
 	for _, bits := range []int{4, 8, 16} {
-		for _, dim := range []int{1, 2, 3, 7, 64, 65, 128, 300} {
+		for _, dim := range []int{1, 2, 3, 5, 7, 13, 64, 65, 128, 300} {
 			for _, kind := range []string{"normal", "extreme", "extreme-neg", "mixed"} {
 				n := 100 + r.IntN(100)
 				var vecs, q []float32
@@ -98,6 +98,20 @@ func TestPrescanKernelMatchesDefinition(t *testing.T) {
 						}
 					}
 					if p.bits != 4 {
+						if useZMM { // the YMM kernel (the one above is VPDPWSSD on ZMM): the same bits
+							useZMM = false
+							out2, masks2 := make([]float32, ntiles*tileRows), make([]uint32, ntiles)
+							p.scan(out2, masks2, z, 0, ptrOrNil(b), sq, th, ntiles)
+							useZMM = true
+							for i := range out {
+								if !sameBits(out[i], out2[i]) {
+									t.Fatalf("int%d dim=%d %s row %d: ZMM %g, YMM %g", bits, dim, kind, i, out[i], out2[i])
+								}
+							}
+							if !slices.Equal(masks, masks2) {
+								t.Fatalf("int%d dim=%d %s: masks differ between ZMM and YMM", bits, dim, kind)
+							}
+						}
 						continue
 					}
 					// The 4-bit kernel's own filter: out + fl(fl(evq sigma) cb + ca) >= th.
