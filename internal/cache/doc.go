@@ -67,7 +67,10 @@
 // coordinate pairs interleaved for VPMADDWD, or to int8 once the int16 copy
 // would not fit in a 2 MB L2 (above about 16,000 rows at dim 64; the scan
 // is then bound by memory bandwidth), sign-extended on the way into the
-// same VPMADDWD (prescan.go), or to 4 bits once the int8 copy passes 16 MB
+// same VPMADDWD (prescan.go); where the CPU has AVX-512 VNNI both copies
+// are scanned on ZMM by VPDPWSSD (prescanz_amd64.s, the same integers) and
+// the int8 copy is built from 6,144 rows, as fast alone and half the bytes
+// from L3 under load; or to 4 bits once the int8 copy passes 16 MB
 // (about 260,000 rows at dim 64): nibbles in blocks of 8 coordinates for
 // VPMADDUBSW or VPDPBUSD, float16 scales and biases, and one error byte per
 // row for the kernel's own filter (prescan4.go). Memory per item: 4d
