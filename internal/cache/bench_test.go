@@ -437,3 +437,34 @@ func BenchmarkGetUserWatched(b *testing.B) {
 		})
 	})
 }
+
+// BenchmarkPrescan4Sizes: the 4-bit kernel alone over the whole copy at
+// dim 64 from 200,000 to 1M rows (7.4 to 37 MB read per query), to find
+// where the copy stops fitting in the cache this core gets (MB/s counts the
+// nibbles and the 5 bytes of scale, bias and error per row).
+func BenchmarkPrescan4Sizes(b *testing.B) {
+	if !useFMA {
+		b.Skip("no pre-scan kernel")
+	}
+	r := rand.New(rand.NewPCG(35, 36))
+	for _, n := range []int{200000, 400000, 600000, 800000, 1000000} {
+		const dim = 64
+		vecs := randVec(r, n*dim)
+		_, ntiles := buildTiles(vecs, n, dim)
+		q := randVec(r, dim)
+		out := make([]float32, chunkTiles*tileRows)
+		masks := make([]uint32, chunkTiles)
+		pre := buildPrescan(vecs, nil, n, dim, ntiles, 4)
+		z := make([]uint32, pre.zWords())
+		_, sq, _ := pre.quantQuery(z, q, false)
+		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				for t0 := 0; t0 < ntiles; t0 += chunkTiles {
+					nt := min(chunkTiles, ntiles-t0)
+					pre.scan(out, masks, z, t0*tileRows, nil, sq, 1e30, nt)
+				}
+			}
+			b.SetBytes(int64(len(pre.h4) + 5*n))
+		})
+	}
+}
