@@ -15,7 +15,7 @@ var useFMA = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 // the AVX-512 state); tests switch it off to run prescanI4 on the same data.
 var useVNNI = useFMA && cpu.X86.HasAVX512VNNI && cpu.X86.HasAVX512VL
 
-// useZMM selects prescanI16Z and prescanI8Z for the int16 and int8 copies
+// useZMM selects prescanZ for the int16 and int8 copies
 // (VPDPWSSD on ZMM: AVX512F, AVX512BW and AVX512-VNNI); tests switch it off
 // to run prescanI16 and prescanI8 on the same data.
 var useZMM = useVNNI && cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW
@@ -76,14 +76,9 @@ func tileMax(out *float32, maxes *float32, ntiles int)
 //go:noescape
 func maskAbove(out *float32, masks *uint32, th float32, ntiles int)
 
-// prescanI16Z is prescanI16 on ZMM with VPDPWSSD: the same integers, the
-// same results bit for bit.
+// prescanZ is prescanI16 (bits 16, h the int16 copy) or prescanI8 (bits 8,
+// h the int8 copy) on ZMM with VPDPWSSD: the same integers, the same
+// results bit for bit.
 //
 //go:noescape
-func prescanI16Z(out *float32, mask *uint32, z *uint32, h *int16, scale *float32, bias *float32, sq float32, th float32, pairs int, ntiles int)
-
-// prescanI8Z is prescanI8 on ZMM with VPDPWSSD: the same integers, the
-// same results bit for bit.
-//
-//go:noescape
-func prescanI8Z(out *float32, mask *uint32, z *uint32, h *int8, scale *float32, bias *float32, sq float32, th float32, pairs int, ntiles int)
+func prescanZ(out *float32, mask *uint32, z *uint32, h *byte, scale *float32, bias *float32, sq float32, th float32, pairs int, ntiles int, bits int)

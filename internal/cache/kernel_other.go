@@ -43,10 +43,6 @@ func maskAbove(out *float32, masks *uint32, th float32, ntiles int) {
 	panic("cache: no assembly kernel on this platform")
 }
 
-func prescanI16Z(out *float32, mask *uint32, z *uint32, h *int16, scale *float32, bias *float32, sq float32, th float32, pairs int, ntiles int) {
-	panic("cache: no assembly kernel on this platform")
-}
-
-func prescanI8Z(out *float32, mask *uint32, z *uint32, h *int8, scale *float32, bias *float32, sq float32, th float32, pairs int, ntiles int) {
+func prescanZ(out *float32, mask *uint32, z *uint32, h *byte, scale *float32, bias *float32, sq float32, th float32, pairs int, ntiles int, bits int) {
 	panic("cache: no assembly kernel on this platform")
 }

@@ -3,6 +3,7 @@ package cache
 import (
 	"math"
 	"math/bits"
+	"unsafe"
 )
 
 // The pre-scan: a second copy of the catalogue quantised to int16, int8 or
@@ -97,7 +98,7 @@ const prescanMaxK = 1024
 // the bytes again.
 //
 // With the ZMM kernels (useZMM) the int8 copy is built from prescanMinRows
-// up: there prescanI8Z is as fast as prescanI16Z from L2 (BenchmarkPrescanKernel:
+// up: there prescanZ over int8 is as fast as over int16 from L2 (BenchmarkPrescanKernel:
 // 13.5 against 14.7 us at 10,728 x 64), and in the API under load, where
 // the copy no longer stays in L2 beside Redis and the load generator, it
 // reads half the bytes from L3 (go run ./bench/api with --before-bin: 127
@@ -250,7 +251,7 @@ func (p *prescanIndex) scan(out []float32, masks, z []uint32, lo int, bias *floa
 	if p.bits == 8 {
 		_ = p.h8[(lo+ntiles*tileRows)*p.pairs*2-1]
 		if useZMM {
-			prescanI8Z(&out[0], &masks[0], &z[0], &p.h8[lo*p.pairs*2], &p.scale[lo], bias, sq, th, p.pairs, ntiles)
+			prescanZ(&out[0], &masks[0], &z[0], (*byte)(unsafe.Pointer(&p.h8[lo*p.pairs*2])), &p.scale[lo], bias, sq, th, p.pairs, ntiles, 8)
 			return
 		}
 		prescanI8(&out[0], &masks[0], &z[0], &p.h8[lo*p.pairs*2], &p.scale[lo], bias, sq, th, p.pairs, ntiles)
@@ -258,7 +259,7 @@ func (p *prescanIndex) scan(out []float32, masks, z []uint32, lo int, bias *floa
 	}
 	_ = p.h[(lo+ntiles*tileRows)*p.pairs*2-1]
 	if useZMM {
-		prescanI16Z(&out[0], &masks[0], &z[0], &p.h[lo*p.pairs*2], &p.scale[lo], bias, sq, th, p.pairs, ntiles)
+		prescanZ(&out[0], &masks[0], &z[0], (*byte)(unsafe.Pointer(&p.h[lo*p.pairs*2])), &p.scale[lo], bias, sq, th, p.pairs, ntiles, 16)
 		return
 	}
 	prescanI16(&out[0], &masks[0], &z[0], &p.h[lo*p.pairs*2], &p.scale[lo], bias, sq, th, p.pairs, ntiles)
