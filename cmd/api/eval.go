@@ -95,7 +95,7 @@ func setupEval(ctx context.Context, o *options, brokers []string, store *cache.S
 		if rt != nil {
 			rt.actions = actions
 		}
-		retrain := rt.onAlert(ctx, o.retrain.detectors, o.retrain.minInterval)
+		retrain := rt.onAlert(ctx, o.retrain.detectors, o.retrain.minInterval, o.retrain.delay)
 		dets, dists := drift.DefaultSpecs()
 		m, err := drift.NewMonitor(dets, dists, log.With("component", "drift"), func(a drift.Alert) {
 			alerts.WithLabelValues(a.Detector, a.Signal).Inc()

@@ -28,6 +28,7 @@ type retrainOptions struct {
 	logDir      string
 	detectors   string
 	minInterval time.Duration
+	delay       time.Duration
 }
 
 func registerRetrainFlags(fs *flag.FlagSet, o *retrainOptions) {
@@ -35,6 +36,7 @@ func registerRetrainFlags(fs *flag.FlagSet, o *retrainOptions) {
 	fs.StringVar(&o.logDir, "retrain-log-dir", "out", "folder of the retrain processes' output files")
 	fs.StringVar(&o.detectors, "drift-retrain-detectors", "", "comma-separated drift detectors whose alerts start a retrain (needs --eval --drift and --retrain-cmd); empty: off")
 	fs.DurationVar(&o.minInterval, "drift-retrain-min-interval", 30*time.Minute, "at most one retrain started by drift alerts per this interval (admin calls are not limited)")
+	fs.DurationVar(&o.delay, "drift-retrain-delay", 0, "wait this long after a drift alert before starting its retrain, so that the log it trains on holds that much traffic after the change (0: start at the alert, when the log holds almost none of it); the interval counts from the alert")
 }
 
 // retrainer starts the retrain command as a process of its own (its own
@@ -117,7 +119,13 @@ func (r *retrainer) Start(ctx context.Context, reason string) (api.RetrainStarte
 // onAlert is the drift action "retrain from the log": an alert of one of
 // detectors that says the model got worse (drift.Worse) starts a retrain,
 // at most one per minInterval.
-func (r *retrainer) onAlert(ctx context.Context, detectors string, minInterval time.Duration) func(drift.Alert) {
+//
+// A retrain started at the alert trains on the log as it is then: on next to
+// nothing after the change that raised the alert. With delay > 0 it starts
+// that long after the alert (logged at the alert), so that the version it
+// publishes has seen that much of the changed traffic; alerts in between
+// start nothing (the interval counts from the alert).
+func (r *retrainer) onAlert(ctx context.Context, detectors string, minInterval, delay time.Duration) func(drift.Alert) {
 	on := map[string]bool{}
 	for _, d := range strings.Split(detectors, ",") {
 		if d = strings.TrimSpace(d); d != "" {
@@ -138,7 +146,19 @@ func (r *retrainer) onAlert(ctx context.Context, detectors string, minInterval t
 		}
 		r.lastAlert = time.Now()
 		r.mu.Unlock()
+		if delay > 0 {
+			r.log.Warn("drift action: retrain scheduled", "detector", a.Detector, "signal", a.Signal, "in", delay)
+		}
 		go func() {
+			if delay > 0 {
+				t := time.NewTimer(delay)
+				defer t.Stop()
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+					return
+				}
+			}
 			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			defer cancel()
 			if _, err := r.Start(sctx, "drift alert "+a.Detector+" on "+a.Signal); err != nil {

@@ -73,7 +73,7 @@ func TestRetrainerOneAtATime(t *testing.T) {
 	// Drift alerts: only the configured detectors, only when worse (the
 	// error up), once per interval.
 	r.argv = []string{"true"}
-	alert := r.onAlert(ctx, "abs_err_adwin", time.Hour)
+	alert := r.onAlert(ctx, "abs_err_adwin", time.Hour, 0)
 	alert(drift.Alert{Detector: "hit_ph", Signal: "hit", Direction: "down"})
 	alert(drift.Alert{Detector: "abs_err_adwin", Signal: "abs_err", Direction: "down"})
 	time.Sleep(100 * time.Millisecond)
@@ -86,6 +86,47 @@ func TestRetrainerOneAtATime(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	if r.lastAlert != first {
 		t.Fatal("a second alert within the interval started another retrain")
+	}
+}
+
+// With --drift-retrain-delay the retrain starts that long after the alert,
+// not at it, and an alert in between starts nothing more.
+func TestRetrainerDelay(t *testing.T) {
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	defer rdb.Close()
+	store, err := cache.NewStore(rdb, cache.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	r := newRetrainer(retrainOptions{cmd: "sh", logDir: dir}, store, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	r.argv = append(r.argv, "-c", "echo ran >> "+dir+"/runs")
+	const delay = 400 * time.Millisecond
+	alert := r.onAlert(context.Background(), "abs_err_adwin", time.Hour, delay)
+	t0 := time.Now()
+	up := drift.Alert{Detector: "abs_err_adwin", Signal: "abs_err", Direction: "up"}
+	alert(up)
+	alert(up)
+	runs := func() int {
+		b, _ := os.ReadFile(dir + "/runs")
+		return strings.Count(string(b), "ran")
+	}
+	time.Sleep(delay / 2)
+	if n := runs(); n != 0 {
+		t.Fatalf("%d retrains ran %v after the alert, before the delay of %v", n, time.Since(t0), delay)
+	}
+	for end := time.Now().Add(10 * time.Second); runs() == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("the delayed retrain never ran")
+		}
+	}
+	if el := time.Since(t0); el < delay {
+		t.Fatalf("the retrain ran %v after the alert, before the delay of %v", el, delay)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n := runs(); n != 1 {
+		t.Fatalf("%d retrains ran for two alerts within the interval, want 1", n)
 	}
 }
 
