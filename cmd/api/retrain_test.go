@@ -23,13 +23,7 @@ import (
 // start answers ErrRetrainRunning; drift alerts start at most one per
 // interval, only for the configured detectors.
 func TestRetrainerOneAtATime(t *testing.T) {
-	mr := miniredis.RunT(t)
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	defer rdb.Close()
-	store, err := cache.NewStore(rdb, cache.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := retrainTestStore(t)
 	dir := t.TempDir()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if newRetrainer(retrainOptions{cmd: "  "}, store, log) != nil {
@@ -92,13 +86,7 @@ func TestRetrainerOneAtATime(t *testing.T) {
 // With --drift-retrain-delay the retrain starts that long after the alert,
 // not at it, and an alert in between starts nothing more.
 func TestRetrainerDelay(t *testing.T) {
-	mr := miniredis.RunT(t)
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	defer rdb.Close()
-	store, err := cache.NewStore(rdb, cache.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := retrainTestStore(t)
 	dir := t.TempDir()
 	r := newRetrainer(retrainOptions{cmd: "sh", logDir: dir}, store, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	r.argv = append(r.argv, "-c", "echo ran >> "+dir+"/runs")
@@ -142,4 +130,17 @@ func waitLastAlert(t *testing.T, r *retrainer) time.Time {
 	}
 	t.Fatal("the alert started no retrain")
 	return time.Time{}
+}
+
+// retrainTestStore is a cache.Store on a miniredis of the test's own.
+func retrainTestStore(t *testing.T) *cache.Store {
+	t.Helper()
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	store, err := cache.NewStore(rdb, cache.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store
 }
