@@ -82,6 +82,7 @@ type trainOpts struct {
 	logLevel                      string
 	workers                       int
 	validShare                    float64
+	recentHalfLife                time.Duration
 	folds                         int
 	lrGrid, vecL2Grid             []float64
 
@@ -121,6 +122,7 @@ func parseTrainFlags(args []string, stderr io.Writer) (*trainOpts, error) {
 	fs.IntVar(&o.folds, "folds", defaultFolds, "serving model: folds of the cross-fit calibration, run when the rates' cross-fits all fit in --budget (small data): the rate chosen and the calibration fit out of fold on the training rows; < 2: on the validation split")
 	vecL2Grid := fs.String("vec-l2-grid", defaultVecL2Grid, "serving model: --vec-l2 values the cross-fit tries at the best rate when they fit in --budget too; '' or a --vec-l2 given: --vec-l2 alone")
 	fs.Float64Var(&o.validShare, "valid-share", 0.02, "share of training-period rows held out for validation and early stopping")
+	fs.DurationVar(&o.recentHalfLife, "recent-half-life", 0, "weight every training row by 2^-(age / this), its age taken from the newest training row (a retrain after a drift learns mostly from the traffic since); 0: every row weighs 1")
 	seed := fs.Uint64("seed", o.train.Seed, "random seed of both trainers (initialisation, shuffles, negatives, samples, validation split)")
 	fs.Int64Var(&o.train.MaxSamples, "budget", o.train.MaxSamples, "serving model: training budget in rows (<= 0: epochs only)")
 	fs.IntVar(&o.train.Epochs, "epochs", o.train.Epochs, "serving model: maximum epochs")
@@ -158,6 +160,9 @@ func parseTrainFlags(args []string, stderr io.Writer) (*trainOpts, error) {
 	}
 	if o.folds < 0 || o.folds > 20 {
 		return nil, config.Usagef("train: --folds %d: want 0 to 20 (< 2: no cross-fit)", o.folds)
+	}
+	if o.recentHalfLife < 0 {
+		return nil, config.Usagef("train: --recent-half-life %v: want >= 0", o.recentHalfLife)
 	}
 	if !(o.validShare > 0 && o.validShare < 0.5) {
 		return nil, config.Usagef("train: --valid-share %v: want (0, 0.5)", o.validShare)
@@ -310,6 +315,14 @@ func trainMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		logger.Info("log rows added", "topic", lr.Topic, "read", lr.Read, "rows", lr.Rows, "simulator_skipped", lr.Simulator,
 			"include_simulator", lr.IncludeSimulator, "replayed_before_cut_skipped", lr.InFiles, "unknown_ids", lr.Unknown,
 			"undecodable", lr.Undecoded, "offsets", lr.Offsets)
+	}
+	if o.recentHalfLife > 0 && td.ds.Train.Len() > 0 {
+		eff, err := td.weightByRecency(o.recentHalfLife)
+		if err != nil {
+			return err
+		}
+		rep.Data.RecentHalfLifeS, rep.Data.EffectiveRows = o.recentHalfLife.Seconds(), eff
+		logger.Info("rows weighted by recency", "half_life", o.recentHalfLife, "effective_rows", eff, "rows", td.ds.Train.Len())
 	}
 	td.fillReport(&rep.Data)
 	rep.Data.CutMS = cutMS

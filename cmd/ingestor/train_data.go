@@ -1,7 +1,9 @@
 package main
 
 import (
+	"fmt"
 	"math"
+	"time"
 
 	"github.com/streamrec/streamrec/internal/kuairec"
 	"github.com/streamrec/streamrec/internal/towers"
@@ -63,6 +65,10 @@ type dataReport struct {
 	Truth bool `json:"truth"`
 	// ShuffledLabels: --shuffle-labels (a deliberately worse model).
 	ShuffledLabels bool `json:"shuffled_labels,omitempty"`
+	// RecentHalfLifeS: --recent-half-life in seconds; EffectiveRows the sum
+	// of the training rows' weights under it.
+	RecentHalfLifeS float64 `json:"recent_half_life_s,omitempty"`
+	EffectiveRows   float64 `json:"effective_rows,omitempty"`
 	// Log: the interactions topic's rows of a retrain (--from-log).
 	Log *logReport `json:"log,omitempty"`
 }
@@ -93,6 +99,8 @@ type trainData struct {
 	afterCut         int
 	unknown          int
 	firstMS, lastMS  int64
+	// trainMS are the event times of ds.Train's rows (for --recent-half-life).
+	trainMS []int64
 }
 
 // buildTrainData turns the big matrix's rows strictly before the cut (all
@@ -138,11 +146,36 @@ func buildTrainData(ds *kuairec.Dataset, feats *kuairec.Features, hasCut bool, c
 		dst.User = append(dst.User, u)
 		dst.Item = append(dst.Item, v)
 		dst.WatchRatio = append(dst.WatchRatio, float32(wr))
+		if dst == tr {
+			td.trainMS = append(td.trainMS, t)
+		}
 	}
 	if tr.Len() == 0 {
 		td.firstMS, td.lastMS = 0, 0
 	}
 	return td
+}
+
+// weightByRecency gives every training row the loss weight
+// 2^-((lastMS - t) / halfLife), t its event time: a retrain after a change
+// then learns mostly from the traffic since it (a row one half-life old
+// counts half, ten half-lives old a thousandth), where the files' weeks
+// before it would drown the few hours after. It returns the weights' sum,
+// the effective number of rows.
+func (td *trainData) weightByRecency(halfLife time.Duration) (float64, error) {
+	tr := &td.ds.Train
+	if len(td.trainMS) != tr.Len() || halfLife <= 0 {
+		return 0, fmt.Errorf("recency weights: %d row times for %d training rows, half-life %v", len(td.trainMS), tr.Len(), halfLife)
+	}
+	tr.Weight = make([]float32, tr.Len())
+	h := float64(halfLife.Milliseconds())
+	sum := 0.0
+	for k, t := range td.trainMS {
+		w := math.Exp2(-float64(td.lastMS-t) / h)
+		tr.Weight[k] = float32(w)
+		sum += float64(tr.Weight[k])
+	}
+	return sum, nil
 }
 
 func (td *trainData) fillReport(d *dataReport) {

@@ -230,6 +230,7 @@ func TestTrainRejectsBadFlags(t *testing.T) {
 		{"--data", "d"},
 		{"--data", "d", "--report", "r", "--cut", "tomorrow"},
 		{"--data", "d", "--report", "r", "--valid-share", "0.9"},
+		{"--data", "d", "--report", "r", "--recent-half-life", "-1h"},
 	} {
 		if err := trainMain(context.Background(), args, io.Discard, io.Discard); err == nil {
 			t.Errorf("train %v: no error", args)
@@ -446,7 +447,7 @@ func TestTrainWithoutTruth(t *testing.T) {
 	out := t.TempDir()
 	report := filepath.Join(out, "r.json")
 	stdout := runTrain(t, "--data", filepath.Join(root, kuairec.DataSubdir), "--no-publish", "--report", report,
-		"--model-out", filepath.Join(out, "model.srm"), "--budget", "5000", "--seed-epochs", "1")
+		"--model-out", filepath.Join(out, "model.srm"), "--budget", "5000", "--seed-epochs", "1", "--recent-half-life", "240h")
 	if !strings.Contains(stdout, "oracle and ground-truth metrics omitted") {
 		t.Errorf("summary does not say the oracle and truth are omitted:\n%s", stdout)
 	}
@@ -456,9 +457,18 @@ func TestTrainWithoutTruth(t *testing.T) {
 	}
 	var r struct {
 		Metrics map[string]json.RawMessage `json:"metrics"`
+		Data    struct {
+			TrainRows      float64 `json:"train_rows"`
+			EffectiveRows  float64 `json:"effective_rows"`
+			RecentHalfLife float64 `json:"recent_half_life_s"`
+		} `json:"data"`
 	}
 	if err := json.Unmarshal(raw, &r); err != nil {
 		t.Fatal(err)
+	}
+	// --recent-half-life (also exercised here: the row times line up with the rows).
+	if d := r.Data; !(d.EffectiveRows > 0 && d.EffectiveRows < d.TrainRows) || d.RecentHalfLife != 240*3600 {
+		t.Errorf("--recent-half-life 240h: effective rows %v of %v, half-life %v s", d.EffectiveRows, d.TrainRows, d.RecentHalfLife)
 	}
 	if _, ok := r.Metrics["truth"]; ok {
 		t.Error(`report has "truth" without a ground truth`)
@@ -499,5 +509,39 @@ func TestDailyDate(t *testing.T) {
 		if got := dailyDate(c.UnixMilli()); got != tc.want {
 			t.Errorf("dailyDate(%s) = %d, want %d", tc.cut, got, tc.want)
 		}
+	}
+}
+
+// --recent-half-life: the newest row weighs 1, a row one half-life older
+// 1/2, ten half-lives older 1/1024; the sum is the effective row count; row
+// times that do not match the rows are an error.
+func TestWeightByRecency(t *testing.T) {
+	const h = time.Hour
+	last := int64(1_600_000_000_000)
+	td := &trainData{ds: &towers.Dataset{}, lastMS: last,
+		trainMS: []int64{last, last - h.Milliseconds(), last - 10*h.Milliseconds(), last - h.Milliseconds()/2}}
+	for range td.trainMS {
+		td.ds.Train.User = append(td.ds.Train.User, 0)
+		td.ds.Train.Item = append(td.ds.Train.Item, 0)
+		td.ds.Train.WatchRatio = append(td.ds.Train.WatchRatio, 1)
+	}
+	eff, err := td.weightByRecency(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []float64{1, 0.5, 1.0 / 1024, math.Sqrt(0.5)}
+	sum := 0.0
+	for k, w := range want {
+		if got := float64(td.ds.Train.Weight[k]); math.Abs(got-w) > 1e-6 {
+			t.Errorf("row %d: weight %v, want %v", k, got, w)
+		}
+		sum += w
+	}
+	if math.Abs(eff-sum) > 1e-5 {
+		t.Errorf("effective rows %v, want %v", eff, sum)
+	}
+	td.trainMS = td.trainMS[:3]
+	if _, err := td.weightByRecency(h); err == nil {
+		t.Error("3 row times for 4 rows: no error")
 	}
 }
