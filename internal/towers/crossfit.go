@@ -5,17 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
-	"strconv"
 )
-
-func expRounds() int {
-	n, err := strconv.Atoi(os.Getenv("EXP_ROUNDS"))
-	if err != nil || n < 1 {
-		return 1
-	}
-	return n
-}
 
 // Cross-fitting, for small data: the validation split that the median
 // calibration is fit on (FitMedianCalibration, FitMedianShifts) is a few
@@ -125,17 +115,6 @@ func FitCrossCalibration(pred []float64, fold []int8, k int, train Interactions,
 	c.Shifts = MedianShifts{UserLambda: math.Inf(1), ItemLambda: math.Inf(1)}
 	c.Shifts.User, c.Shifts.UserLambda, c.CVMAE[2] = crossShift(res, train.User, fold, k, nUsers, func(int32) bool { return true })
 	c.Shifts.Item, c.Shifts.ItemLambda, c.CVMAE[3] = crossShift(res, train.Item, fold, k, nItems, itemOK)
-	for round := 1; round < expRounds(); round++ {
-		du, _, _ := crossShift(res, train.User, fold, k, nUsers, func(int32) bool { return true })
-		di, _, e := crossShift(res, train.Item, fold, k, nItems, itemOK)
-		for g := range du {
-			c.Shifts.User[g] += du[g]
-		}
-		for g := range di {
-			c.Shifts.Item[g] += di[g]
-		}
-		c.CVMAE[3] = e
-	}
 	c.Shifts.ValidMAE = [3]float64{c.CVMAE[1], c.CVMAE[2], c.CVMAE[3]}
 	return c
 }
