@@ -296,7 +296,7 @@ func trainMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		"item_dims", feats.Items.Kept, "item_variance", feats.Items.Explained, "seconds", tm.done("features"))
 
 	// 3. Training data (strictly before the cut).
-	td := buildTrainData(ds, feats, hasCut, cutMS, o.validShare, o.train.Seed)
+	td := buildTrainData(ds, feats, hasCut, cutMS, o.validShare, o.train.Seed, o.recentHalfLife > 0)
 	if o.log.shuffleLabels {
 		// A deliberately worse model (the canary's test): the watch ratios
 		// shuffled among the training rows.

@@ -99,8 +99,10 @@ type trainData struct {
 	afterCut         int
 	unknown          int
 	firstMS, lastMS  int64
-	// trainMS are the event times of ds.Train's rows (for --recent-half-life).
-	trainMS []int64
+	// trainMS are the event times of ds.Train's rows, kept only when
+	// keepTimes (--recent-half-life: 8 bytes a row).
+	trainMS   []int64
+	keepTimes bool
 }
 
 // buildTrainData turns the big matrix's rows strictly before the cut (all
@@ -108,8 +110,8 @@ type trainData struct {
 // feature rows. A row goes to validation with probability validShare, decided
 // by a hash of its row index and the seed (deterministic, independent of the
 // cut). Rows whose user or video has no feature row are counted and skipped.
-func buildTrainData(ds *kuairec.Dataset, feats *kuairec.Features, hasCut bool, cutMS int64, validShare float64, seed uint64) *trainData {
-	td := &trainData{
+func buildTrainData(ds *kuairec.Dataset, feats *kuairec.Features, hasCut bool, cutMS int64, validShare float64, seed uint64, keepTimes bool) *trainData {
+	td := &trainData{keepTimes: keepTimes,
 		ds:      &towers.Dataset{UserFeatures: feats.Users.Reduced, ItemFeatures: feats.Items.Reduced},
 		userRow: rowIndex(feats.Users.IDs), itemRow: rowIndex(feats.Items.IDs),
 		firstMS: math.MaxInt64, lastMS: math.MinInt64,
@@ -146,7 +148,7 @@ func buildTrainData(ds *kuairec.Dataset, feats *kuairec.Features, hasCut bool, c
 		dst.User = append(dst.User, u)
 		dst.Item = append(dst.Item, v)
 		dst.WatchRatio = append(dst.WatchRatio, float32(wr))
-		if dst == tr {
+		if keepTimes && dst == tr {
 			td.trainMS = append(td.trainMS, t)
 		}
 	}

@@ -145,7 +145,7 @@ func addLogRows(ctx context.Context, o *logOpts, td *trainData, hasCut bool, cut
 		dst.User = append(dst.User, u)
 		dst.Item = append(dst.Item, v)
 		dst.WatchRatio = append(dst.WatchRatio, float32(ev.WatchRatio))
-		if dst == &td.ds.Train {
+		if td.keepTimes && dst == &td.ds.Train {
 			td.trainMS = append(td.trainMS, ev.EventTimeMs)
 		}
 		td.lastMS = max(td.lastMS, ev.EventTimeMs)
